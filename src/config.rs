@@ -1,0 +1,158 @@
+//! Worker configuration, read from environment variables and secrets and validated at start.
+//!
+//! Pure: [`Config::from_lookup`] takes a lookup function, so the glue passes `Env` vars and
+//! secrets and the tests pass a table. Token values never appear in errors.
+
+/// Why the configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable or secret is not set.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with it (never the value of a secret).
+        reason: String,
+    },
+}
+
+/// Validated configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Base URL of the Upstash REST API (`UPSTASH_REDIS_REST_URL`).
+    pub upstash_url: String,
+    /// Bearer token for it (`UPSTASH_REDIS_REST_TOKEN`, a secret).
+    pub upstash_token: String,
+    /// How long one index call may take before it counts as failed (`INDEX_TIMEOUT_MS`).
+    pub index_timeout_ms: u32,
+    /// Prefix of every index key and storage key this deployment writes (`KEY_PREFIX`), so that
+    /// several deployments or test runs can share one Redis and one bucket.
+    pub key_prefix: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("upstash_url", &self.upstash_url)
+            .field("upstash_token", &"<redacted>")
+            .field("index_timeout_ms", &self.index_timeout_ms)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// Default for `INDEX_TIMEOUT_MS`: generous for a cross-continent HTTPS round trip.
+pub const DEFAULT_INDEX_TIMEOUT_MS: u32 = 2_000;
+/// Default for `KEY_PREFIX`.
+pub const DEFAULT_KEY_PREFIX: &str = "zec";
+
+impl Config {
+    /// Reads and validates the configuration through `lookup(name)`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is missing or invalid.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let upstash_url = get("UPSTASH_REDIS_REST_URL").ok_or(ConfigError::Missing(
+            "UPSTASH_REDIS_REST_URL",
+        ))?;
+        if !(upstash_url.starts_with("https://") || upstash_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "UPSTASH_REDIS_REST_URL",
+                reason: "must start with https:// (or http:// for a local server)".into(),
+            });
+        }
+        let upstash_token =
+            get("UPSTASH_REDIS_REST_TOKEN").ok_or(ConfigError::Missing("UPSTASH_REDIS_REST_TOKEN"))?;
+        let index_timeout_ms = match get("INDEX_TIMEOUT_MS") {
+            None => DEFAULT_INDEX_TIMEOUT_MS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|ms| (1..=60_000).contains(ms))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "INDEX_TIMEOUT_MS",
+                    reason: format!("{v:?} is not a whole number of milliseconds from 1 to 60000"),
+                })?,
+        };
+        let key_prefix = get("KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
+        if !key_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || key_prefix.len() > 64
+        {
+            return Err(ConfigError::Invalid {
+                name: "KEY_PREFIX",
+                reason: "use at most 64 ASCII letters, digits, '-', '_' or '.'".into(),
+            });
+        }
+        Ok(Self {
+            upstash_url,
+            upstash_token,
+            index_timeout_ms,
+            key_prefix,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 2] = [
+        ("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:8079"),
+        ("UPSTASH_REDIS_REST_TOKEN", "secret-token"),
+    ];
+
+    /// With only the two required values, the defaults apply.
+    #[test]
+    fn defaults_apply_when_optional_values_are_absent() {
+        let config = Config::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(config.upstash_url, "http://127.0.0.1:8079");
+        assert_eq!(config.index_timeout_ms, DEFAULT_INDEX_TIMEOUT_MS);
+        assert_eq!(config.key_prefix, DEFAULT_KEY_PREFIX);
+    }
+
+    /// Each bad value is named in the error, and the token never is printed.
+    #[test]
+    fn invalid_values_are_named() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![BASE[1]], "UPSTASH_REDIS_REST_URL is not set"),
+            (vec![BASE[0]], "UPSTASH_REDIS_REST_TOKEN is not set"),
+            (
+                vec![("UPSTASH_REDIS_REST_URL", "redis://x"), BASE[1]],
+                "UPSTASH_REDIS_REST_URL is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("INDEX_TIMEOUT_MS", "0")],
+                "INDEX_TIMEOUT_MS is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("KEY_PREFIX", "a b")],
+                "KEY_PREFIX is invalid",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err} should start with {want}");
+        }
+        let config = Config::from_lookup(lookup(&BASE)).unwrap();
+        assert!(!format!("{config:?}").contains("secret-token"));
+    }
+}

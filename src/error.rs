@@ -1,0 +1,41 @@
+//! The crate-level error, grouped by what the caller must do about it.
+//!
+//! Module errors (`upstash::ReplyError`, `backend::IndexError`, …) convert into [`Error`];
+//! `response::error_response` is the one place that turns an [`Error`] into an HTTP status.
+
+use crate::backend::{IndexError, StoreError};
+use crate::config::ConfigError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong (malformed key, bad header): the client must change it. 400.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Nothing lives at this path. 404.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The path exists but not for this method. 405, with the methods it allows.
+    #[error("method {method} not allowed; allowed: {allowed}")]
+    MethodNotAllowed {
+        /// The method the client used.
+        method: String,
+        /// The methods the path answers, as an `Allow` header value.
+        allowed: &'static str,
+    },
+    /// The worker's own configuration is invalid: the operator must fix it. 500.
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    /// The index (Redis over Upstash REST) failed: retry later. 503.
+    #[error("index unavailable: {0}")]
+    Index(#[from] IndexError),
+    /// The chunk store failed: retry later. 503.
+    #[error("storage unavailable: {0}")]
+    Store(#[from] StoreError),
+    /// A bug or an impossible state. 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Shorthand for results with the crate-level [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,204 @@
+//! `GET /api/health`: probes the index (one `PING`) and the chunk store (put, get and delete of a
+//! probe object) at the same time and reports each as ok or failed.
+//!
+//! Generic over the backend traits; the glue supplies the real ones.
+
+use futures::join;
+use serde::Serialize;
+
+use crate::backend::{ChunkStore, Clock, Index};
+
+/// The result of probing one dependency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    /// Whether the dependency did everything asked of it.
+    pub ok: bool,
+    /// How long the probe took.
+    pub ms: u64,
+    /// What failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The whole health answer, serialised as the response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    /// `"ok"` when every probe passed, else `"unavailable"`.
+    pub status: &'static str,
+    /// Names of the failed dependencies (`index`, `storage`), empty when healthy.
+    pub failed: Vec<&'static str>,
+    /// The index probe.
+    pub index: Probe,
+    /// The storage probe.
+    pub storage: Probe,
+}
+
+impl HealthReport {
+    /// 200 when healthy, 503 otherwise.
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        if self.failed.is_empty() {
+            200
+        } else {
+            503
+        }
+    }
+}
+
+/// Probes `index` and `store` concurrently. `probe_key` must be unique per call (the glue uses a
+/// random suffix): R2 accepts one write per second per key, and concurrent checks must not collide.
+pub async fn check_health(
+    index: &impl Index,
+    store: &impl ChunkStore,
+    clock: &impl Clock,
+    probe_key: &str,
+) -> HealthReport {
+    let index_probe = timed(clock, async { index.ping().await.map_err(|e| e.to_string()) });
+    let storage_probe = timed(clock, probe_store(store, probe_key, clock.now_ms()));
+    let (index, storage) = join!(index_probe, storage_probe);
+    let failed: Vec<&'static str> = [("index", &index), ("storage", &storage)]
+        .into_iter()
+        .filter(|(_, probe)| !probe.ok)
+        .map(|(name, _)| name)
+        .collect();
+    HealthReport {
+        status: if failed.is_empty() { "ok" } else { "unavailable" },
+        failed,
+        index,
+        storage,
+    }
+}
+
+/// Writes a small object, reads it back, compares, and deletes it (also after a mismatch).
+async fn probe_store(store: &impl ChunkStore, key: &str, nonce: u64) -> Result<(), String> {
+    let written = format!("zarr-edge-cache health probe {nonce}").into_bytes();
+    store
+        .put(key, written.clone())
+        .await
+        .map_err(|e| format!("put failed: {e}"))?;
+    let read = store.get(key).await;
+    let deleted = store.delete(key).await;
+    match read {
+        Err(e) => return Err(format!("get failed: {e}")),
+        Ok(None) => return Err("get found nothing right after put".into()),
+        Ok(Some(bytes)) if bytes != written => {
+            return Err(format!(
+                "get returned {} bytes that differ from the {} written",
+                bytes.len(),
+                written.len()
+            ))
+        }
+        Ok(Some(_)) => {}
+    }
+    deleted.map_err(|e| format!("delete failed: {e}"))
+}
+
+async fn timed(clock: &impl Clock, work: impl std::future::Future<Output = Result<(), String>>) -> Probe {
+    let start = clock.now_ms();
+    let outcome = work.await;
+    let ms = clock.now_ms().saturating_sub(start);
+    Probe {
+        ok: outcome.is_ok(),
+        ms,
+        error: outcome.err(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{IndexError, StoreError};
+    use crate::fakes::{FakeIndex, FixedClock, InMemoryStore, StoreFault};
+    use futures::executor::block_on;
+
+    /// Both probes passing gives 200, and the probe object is gone afterwards.
+    #[test]
+    fn healthy_when_index_and_storage_work() {
+        let store = InMemoryStore::default();
+        let report = block_on(check_health(
+            &FakeIndex::healthy(),
+            &store,
+            &FixedClock(5),
+            "_health/a",
+        ));
+        assert_eq!(report.http_status(), 200);
+        assert_eq!(report.status, "ok");
+        assert!(report.failed.is_empty());
+        assert_eq!(store.len(), 0, "probe object must be deleted");
+        assert_eq!(store.calls(), (1, 1, 1));
+    }
+
+    /// A failing index is named, with its error, and the answer is 503.
+    #[test]
+    fn index_failure_is_named() {
+        let index = FakeIndex::failing(IndexError::Unavailable("connection refused".into()));
+        let report = block_on(check_health(
+            &index,
+            &InMemoryStore::default(),
+            &FixedClock(5),
+            "_health/b",
+        ));
+        assert_eq!(report.http_status(), 503);
+        assert_eq!(report.failed, vec!["index"]);
+        assert_eq!(report.index.error.as_deref(), Some("connection refused"));
+        assert!(report.storage.ok);
+    }
+
+    /// Each storage fault is reported with the step that failed, and the probe is still cleaned up
+    /// when the read fails or differs.
+    #[test]
+    fn storage_faults_are_named_by_step() {
+        let cases = [
+            (
+                StoreFault::Put(StoreError::Unavailable("r2 down".into())),
+                "put failed: r2 down",
+                0,
+            ),
+            (
+                StoreFault::Get(StoreError::Unavailable("timeout".into())),
+                "get failed: timeout",
+                0,
+            ),
+            (StoreFault::LoseWrites, "get found nothing right after put", 0),
+            (StoreFault::CorruptReads, "get returned", 0),
+            (
+                StoreFault::Delete(StoreError::Unavailable("nope".into())),
+                "delete failed: nope",
+                1,
+            ),
+        ];
+        for (fault, want, left) in cases {
+            let store = InMemoryStore::with_fault(fault);
+            let report = block_on(check_health(
+                &FakeIndex::healthy(),
+                &store,
+                &FixedClock(1),
+                "_health/c",
+            ));
+            assert_eq!(report.failed, vec!["storage"]);
+            let error = report.storage.error.unwrap_or_default();
+            assert!(error.starts_with(want), "{error} should start with {want}");
+            assert_eq!(store.len(), left);
+        }
+    }
+
+    /// The JSON shape clients see.
+    #[test]
+    fn report_serialises_without_empty_errors() {
+        let report = block_on(check_health(
+            &FakeIndex::healthy(),
+            &InMemoryStore::default(),
+            &FixedClock(0),
+            "_health/d",
+        ));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "status": "ok", "failed": [],
+                "index": {"ok": true, "ms": 0},
+                "storage": {"ok": true, "ms": 0}
+            })
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Plain HTTP responses built by the core, and the one place that maps an [`Error`] to a status.
+//!
+//! The glue converts [`HttpResponse`] to a `worker::Response`; keeping the mapping here (pure)
+//! lets it be tested natively. Internal detail of 5xx errors is logged by the glue, while the
+//! client gets the error's display text, which never contains secrets.
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// A complete response: status, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for `HEAD` and 204/304).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A JSON response with `Content-Type: application/json`.
+    #[must_use]
+    pub fn json(status: u16, value: &impl Serialize) -> Self {
+        // Serialising our own plain structs cannot fail; fall back to an empty object if it does.
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        Self {
+            status,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body,
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The value of the first header called `name` (case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+/// The status and the short machine-readable code for an error.
+#[must_use]
+pub fn error_status(error: &Error) -> (u16, &'static str) {
+    match error {
+        Error::BadRequest(_) => (400, "bad_request"),
+        Error::NotFound(_) => (404, "not_found"),
+        Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+        Error::Config(_) => (500, "configuration"),
+        Error::Index(_) => (503, "index_unavailable"),
+        Error::Store(_) => (503, "storage_unavailable"),
+        Error::Internal(_) => (500, "internal"),
+    }
+}
+
+/// The response for an error: `{"error": code, "message": text}` with the status from
+/// [`error_status`], plus `Allow` for 405.
+#[must_use]
+pub fn error_response(error: &Error) -> HttpResponse {
+    let (status, code) = error_status(error);
+    let response = HttpResponse::json(
+        status,
+        &ErrorBody {
+            error: code,
+            message: error.to_string(),
+        },
+    );
+    match error {
+        Error::MethodNotAllowed { allowed, .. } => response.with_header("allow", *allowed),
+        _ => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{IndexError, StoreError};
+    use crate::config::ConfigError;
+
+    /// Every error kind maps to its status and carries a JSON body naming it.
+    #[test]
+    fn errors_map_to_status_and_json() {
+        let cases = [
+            (Error::BadRequest("x".into()), 400, "bad_request"),
+            (Error::NotFound("x".into()), 404, "not_found"),
+            (
+                Error::MethodNotAllowed {
+                    method: "PUT".into(),
+                    allowed: "GET",
+                },
+                405,
+                "method_not_allowed",
+            ),
+            (
+                Error::Config(ConfigError::Missing("X")),
+                500,
+                "configuration",
+            ),
+            (
+                Error::Index(IndexError::Unavailable("x".into())),
+                503,
+                "index_unavailable",
+            ),
+            (
+                Error::Store(StoreError::Unavailable("x".into())),
+                503,
+                "storage_unavailable",
+            ),
+            (Error::Internal("x".into()), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let response = error_response(&error);
+            assert_eq!(response.status, status);
+            assert_eq!(response.header("Content-Type"), Some("application/json"));
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(body["error"], code);
+            assert_eq!(body["message"], error.to_string());
+        }
+        let response = error_response(&Error::MethodNotAllowed {
+            method: "PUT".into(),
+            allowed: "GET, HEAD",
+        });
+        assert_eq!(response.header("allow"), Some("GET, HEAD"));
+    }
+}
