@@ -60,17 +60,16 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let upstash_url = get("UPSTASH_REDIS_REST_URL").ok_or(ConfigError::Missing(
-            "UPSTASH_REDIS_REST_URL",
-        ))?;
+        let upstash_url =
+            get("UPSTASH_REDIS_REST_URL").ok_or(ConfigError::Missing("UPSTASH_REDIS_REST_URL"))?;
         if !(upstash_url.starts_with("https://") || upstash_url.starts_with("http://")) {
             return Err(ConfigError::Invalid {
                 name: "UPSTASH_REDIS_REST_URL",
                 reason: "must start with https:// (or http:// for a local server)".into(),
             });
         }
-        let upstash_token =
-            get("UPSTASH_REDIS_REST_TOKEN").ok_or(ConfigError::Missing("UPSTASH_REDIS_REST_TOKEN"))?;
+        let upstash_token = get("UPSTASH_REDIS_REST_TOKEN")
+            .ok_or(ConfigError::Missing("UPSTASH_REDIS_REST_TOKEN"))?;
         let index_timeout_ms = match get("INDEX_TIMEOUT_MS") {
             None => DEFAULT_INDEX_TIMEOUT_MS,
             Some(v) => v

@@ -53,7 +53,9 @@ pub async fn check_health(
     clock: &impl Clock,
     probe_key: &str,
 ) -> HealthReport {
-    let index_probe = timed(clock, async { index.ping().await.map_err(|e| e.to_string()) });
+    let index_probe = timed(clock, async {
+        index.ping().await.map_err(|e| e.to_string())
+    });
     let storage_probe = timed(clock, probe_store(store, probe_key, clock.now_ms()));
     let (index, storage) = join!(index_probe, storage_probe);
     let failed: Vec<&'static str> = [("index", &index), ("storage", &storage)]
@@ -62,7 +64,11 @@ pub async fn check_health(
         .map(|(name, _)| name)
         .collect();
     HealthReport {
-        status: if failed.is_empty() { "ok" } else { "unavailable" },
+        status: if failed.is_empty() {
+            "ok"
+        } else {
+            "unavailable"
+        },
         failed,
         index,
         storage,
@@ -93,7 +99,10 @@ async fn probe_store(store: &impl ChunkStore, key: &str, nonce: u64) -> Result<(
     deleted.map_err(|e| format!("delete failed: {e}"))
 }
 
-async fn timed(clock: &impl Clock, work: impl std::future::Future<Output = Result<(), String>>) -> Probe {
+async fn timed(
+    clock: &impl Clock,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> Probe {
     let start = clock.now_ms();
     let outcome = work.await;
     let ms = clock.now_ms().saturating_sub(start);
@@ -159,7 +168,11 @@ mod tests {
                 "get failed: timeout",
                 0,
             ),
-            (StoreFault::LoseWrites, "get found nothing right after put", 0),
+            (
+                StoreFault::LoseWrites,
+                "get found nothing right after put",
+                0,
+            ),
             (StoreFault::CorruptReads, "get returned", 0),
             (
                 StoreFault::Delete(StoreError::Unavailable("nope".into())),

@@ -29,12 +29,12 @@ impl<T: UpstashTransport> UpstashIndex<T> {
             .send(&call)
             .await
             .map_err(|e| IndexError::Unavailable(e.to_string()))?;
-        decode_single(raw.status, &raw.body).map_err(classify)
+        decode_single(raw.status, &raw.body).map_err(|e| classify(&e))
     }
 }
 
 /// Maps a reply error to what the caller must do: HTTP-level refusals are outages, the rest bugs.
-fn classify(error: ReplyError) -> IndexError {
+fn classify(error: &ReplyError) -> IndexError {
     match error {
         ReplyError::Http { .. } => IndexError::Unavailable(error.to_string()),
         ReplyError::Command(_) | ReplyError::Protocol(_) => IndexError::Protocol(error.to_string()),
@@ -62,7 +62,10 @@ mod tests {
     /// PING goes out as one single command with the bearer token; PONG (base64) means healthy.
     #[test]
     fn ping_sends_one_command_and_accepts_pong() {
-        let index = UpstashIndex::new(CannedTransport::answering(200, r#"{"result":"UE9ORw=="}"#), "tok");
+        let index = UpstashIndex::new(
+            CannedTransport::answering(200, r#"{"result":"UE9ORw=="}"#),
+            "tok",
+        );
         assert_eq!(block_on(index.ping()), Ok(()));
         let sent = index.transport.sent.borrow();
         assert_eq!(sent.len(), 1);

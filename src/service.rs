@@ -34,8 +34,14 @@ pub struct RequestParts<'a> {
 const CORS_HEADERS: [(&str, &str); 4] = [
     ("access-control-allow-origin", "*"),
     ("access-control-allow-methods", "GET, HEAD, OPTIONS"),
-    ("access-control-allow-headers", "Range, If-None-Match, If-Modified-Since, Authorization, Content-Type"),
-    ("access-control-expose-headers", "Content-Length, Content-Range, ETag, X-Cache, Server-Timing"),
+    (
+        "access-control-allow-headers",
+        "Range, If-None-Match, If-Modified-Since, Authorization, Content-Type",
+    ),
+    (
+        "access-control-expose-headers",
+        "Content-Length, Content-Range, ETag, X-Cache, Server-Timing",
+    ),
 ];
 
 /// Handles one request. Never fails: errors become JSON error responses.
@@ -88,7 +94,11 @@ mod tests {
     use futures::executor::block_on;
 
     fn run(method: &str, path: &str) -> HttpResponse {
-        let (index, store, clock) = (FakeIndex::healthy(), InMemoryStore::default(), FixedClock(1));
+        let (index, store, clock) = (
+            FakeIndex::healthy(),
+            InMemoryStore::default(),
+            FixedClock(1),
+        );
         let backends = Backends {
             index: &index,
             store: &store,

@@ -22,7 +22,7 @@ impl Command {
 
     /// Appends one argument (anything with a textual form: keys, values, numbers).
     #[must_use]
-    pub fn arg(mut self, value: impl ToString) -> Self {
+    pub fn arg(mut self, value: impl std::fmt::Display) -> Self {
         self.args.push(value.to_string());
         self
     }

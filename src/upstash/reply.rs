@@ -208,7 +208,11 @@ mod tests {
                 format!(r#"{{"result":["{}",[1,null,"OK"]]}}"#, b64("é".as_bytes())),
                 Value::Array(vec![
                     Value::Bytes("é".as_bytes().to_vec()),
-                    Value::Array(vec![Value::Int(1), Value::Nil, Value::Bytes(b"OK".to_vec())]),
+                    Value::Array(vec![
+                        Value::Int(1),
+                        Value::Nil,
+                        Value::Bytes(b"OK".to_vec()),
+                    ]),
                 ]),
             ),
         ];

@@ -1,0 +1,110 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/setup, scripts/dev, scripts/test and scripts/stack: logging, waiting for
+# ports, and starting/stopping each local service (redis-server, upstash-local, nginx, wrangler dev)
+# in its own process group so that stopping it stops its children too.
+
+ZEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ZEC_ROOT
+export WRANGLER_SEND_METRICS=false
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# wait_for_http URL SECONDS NAME [LOGFILE]: polls until URL answers any HTTP status.
+wait_for_http() {
+  local url=$1 seconds=$2 name=$3 logfile=${4:-} i
+  for ((i = 0; i < seconds * 5; i++)); do
+    if curl -s -o /dev/null --max-time 2 "$url"; then return 0; fi
+    sleep 0.2
+  done
+  [ -n "$logfile" ] && [ -f "$logfile" ] && tail -n 40 "$logfile" >&2
+  die "$name did not answer at $url within ${seconds}s${logfile:+ (log: $logfile)}"
+}
+
+# wait_for_redis PORT SECONDS
+wait_for_redis() {
+  local port=$1 seconds=$2 i
+  for ((i = 0; i < seconds * 5; i++)); do
+    if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then return 0; fi
+    sleep 0.2
+  done
+  die "redis-server did not answer PING on port $port within ${seconds}s"
+}
+
+# port_free PORT: true when nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+require_free_ports() {
+  local port
+  for port in "$@"; do
+    port_free "$port" || die "port $port is already in use (another stack running? stop it, or set the ZEC_*_PORT variables)"
+  done
+}
+
+# spawn STATE NAME CMD...: runs CMD in a new session (its own process group), logs to STATE/logs/NAME.log.
+spawn() {
+  local state=$1 name=$2; shift 2
+  mkdir -p "$state/logs" "$state/pids"
+  setsid "$@" >"$state/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$state/pids/$name.pid"
+}
+
+# stop STATE NAME: stops the process group started by spawn, waiting up to 10 s.
+stop() {
+  local state=$1 name=$2 pid i
+  [ -f "$state/pids/$name.pid" ] || return 0
+  pid=$(cat "$state/pids/$name.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 -- "-$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$state/pids/$name.pid"
+}
+
+stop_all() {
+  local state=$1 name
+  for name in worker origin upstash redis; do stop "$state" "$name"; done
+}
+
+# start_redis STATE PORT [persist]: throwaway unless "persist" (then RDB snapshots in STATE/redis).
+start_redis() {
+  local state=$1 port=$2 mode=${3:-}
+  mkdir -p "$state/redis"
+  local save=(--save "" --appendonly no)
+  [ "$mode" = persist ] && save=(--save "60 1" --appendonly no)
+  spawn "$state" redis redis-server --bind 127.0.0.1 --port "$port" --dir "$state/redis" \
+    "${save[@]}" --daemonize no --protected-mode yes
+  wait_for_redis "$port" 15
+}
+
+# start_upstash STATE PORT REDIS_PORT TOKEN
+start_upstash() {
+  local state=$1 port=$2 redis_port=$3 token=$4
+  local bin="$ZEC_ROOT/target/release/upstash-local"
+  [ -x "$bin" ] || die "$bin is missing; run scripts/setup"
+  spawn "$state" upstash "$bin" --listen "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$redis_port" --token "$token"
+  wait_for_http "http://127.0.0.1:$port/" 15 upstash-local "$state/logs/upstash.log"
+}
+
+# start_origin STATE PORT ROOT: nginx serving ROOT with byte ranges; access log records the Range header.
+start_origin() {
+  local state=$1 port=$2 docroot=$3
+  mkdir -p "$state/nginx/tmp"
+  sed -e "s|@STATE@|$state/nginx|g" -e "s|@PORT@|$port|g" -e "s|@ROOT@|$docroot|g" \
+    "$ZEC_ROOT/scripts/nginx-origin.conf" >"$state/nginx/nginx.conf"
+  spawn "$state" origin nginx -p "$state/nginx" -c "$state/nginx/nginx.conf" -g "daemon off;"
+  wait_for_http "http://127.0.0.1:$port/" 15 nginx "$state/logs/origin.log"
+}
+
+# start_worker STATE PORT ENV_FILE: wrangler dev in local mode (the build runs before it starts).
+start_worker() {
+  local state=$1 port=$2 env_file=$3
+  local inspector=$((port + 1000))
+  spawn "$state" worker "$ZEC_ROOT/node_modules/.bin/wrangler" dev --local --ip 127.0.0.1 \
+    --port "$port" --inspector-port "$inspector" --persist-to "$state/wrangler" \
+    --env-file "$env_file" --show-interactive-dev-session=false --log-level info
+  wait_for_http "http://127.0.0.1:$port/api/health" 300 "wrangler dev" "$state/logs/worker.log"
+}

@@ -1,0 +1,103 @@
+//! Shared helpers for the integration tests: the stack's addresses from the environment that
+//! `scripts/test` sets, a blocking native Upstash transport, and unique key prefixes per test.
+//!
+//! A missing variable is a failure with instructions, never a skip.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use zarr_edge_cache::backend::{RawReply, TransportError, UpstashTransport};
+use zarr_edge_cache::upstash::HttpCall;
+
+/// The value of a stack variable set by `scripts/test`.
+pub fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: integration tests need the local stack; run scripts/test")
+    })
+}
+
+/// The worker's base URL (`wrangler dev`).
+pub fn worker_url(path: &str) -> String {
+    format!("{}{path}", stack_var("ZEC_BASE_URL"))
+}
+
+/// An HTTP agent that returns 4xx/5xx answers as responses instead of errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// GETs a worker path and returns the status and the body as JSON.
+pub fn get_json(path: &str) -> (u16, serde_json::Value) {
+    let mut response = agent()
+        .get(&worker_url(path))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    let json = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("GET {path} answered {status} with non-JSON {body:?}: {e}"));
+    (status, json)
+}
+
+/// A key prefix no other test or run uses.
+pub fn unique_prefix(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "it:{test}:{}:{nanos}:{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The Upstash transport over a blocking HTTP client, for the native tests.
+pub struct UreqTransport {
+    pub base_url: String,
+    agent: ureq::Agent,
+}
+
+impl UreqTransport {
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.to_owned(),
+            agent: agent(),
+        }
+    }
+}
+
+impl UpstashTransport for UreqTransport {
+    async fn send(&self, call: &HttpCall) -> Result<RawReply, TransportError> {
+        let mut request = self.agent.post(&call.url(&self.base_url));
+        for (name, value) in &call.headers {
+            request = request.header(*name, value);
+        }
+        let mut response = request
+            .send(call.body.as_bytes())
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        Ok(RawReply { status, body })
+    }
+}
+
+/// Runs a shell command line from `ZEC_STACK_CTL` plus `action` and asserts it succeeded.
+pub fn stack_ctl(action: &str) {
+    let line = format!("{} {action}", stack_var("ZEC_STACK_CTL"));
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&line)
+        .status()
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert!(status.success(), "{line} failed: {status}");
+}
