@@ -11,6 +11,7 @@
 //! - [`backend`]: the I/O traits ([`backend::Index`], [`backend::ChunkStore`],
 //!   [`backend::UpstashTransport`], [`backend::Clock`]) and their contracts.
 //! - [`index`]: [`index::UpstashIndex`], the index over any Upstash transport.
+//! - [`kerchunk`]: kerchunk references (versions 0 and 1, templates, lazy `gen`) in a compact form.
 //! - [`upstash`]: the sans-IO Upstash REST protocol (commands, pipelines, base64 replies).
 //! - [`response`]: plain responses and the one error → HTTP status mapping.
 //! - [`error`]: the crate-level error, grouped by what the caller must do.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod index;
+pub mod kerchunk;
 pub mod response;
 pub mod route;
 pub mod service;

@@ -1,0 +1,1 @@
+//! Kerchunk references (being written).
