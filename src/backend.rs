@@ -50,12 +50,64 @@ pub enum IndexError {
 }
 
 /// The shared index of cached keys (Redis semantics, reached over the Upstash REST API).
+///
+/// Every method is one round trip. Entries expire by themselves (a Redis TTL); an entry is
+/// written only after its bytes are in the chunk store, so an entry never vouches for bytes that
+/// were not stored (the reverse, bytes without an entry, is harmless and swept later).
 #[allow(async_fn_in_trait)]
 pub trait Index {
     /// One round trip that proves the index answers commands (`PING` → `PONG`).
     ///
     /// Contract: `Ok` only when the server executed the command; idempotent, no side effects.
     async fn ping(&self) -> Result<(), IndexError>;
+
+    /// The entry for `key` of `dataset`, recording the read as a hit (entry hits and last
+    /// access, dataset hits and bytes served from cache) in the same round trip.
+    ///
+    /// Contract: `Ok(None)` when there is no live entry (never written, or expired); then
+    /// nothing is recorded. Not idempotent (counts the hit).
+    async fn lookup(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<crate::cache_entry::IndexEntry>, IndexError>;
+
+    /// Records a read served from the origin: the dataset's misses and origin bytes, and, when
+    /// `stored` is given (its bytes are already in the chunk store), writes that entry with a
+    /// TTL of `ttl_ms`.
+    async fn record_miss(
+        &self,
+        dataset: &str,
+        key: &str,
+        origin_bytes: u64,
+        stored: Option<&crate::cache_entry::IndexEntry>,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError>;
+
+    /// Undoes a hit that [`lookup`](Self::lookup) recorded for an entry whose bytes turned out
+    /// to be missing from the store, and deletes that entry.
+    async fn forget(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &crate::cache_entry::IndexEntry,
+    ) -> Result<(), IndexError>;
+
+    /// Tries to become the one instance fetching `object` from the origin: `SET NX PX`.
+    ///
+    /// Contract: `Ok(true)` when this `holder` now holds the lease for `ttl_ms` (a dead holder's
+    /// lease expires by itself), `Ok(false)` when another holder has it.
+    async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError>;
+
+    /// Releases the lease on `object` if `holder` still holds it (never someone else's).
+    async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError>;
+
+    /// The dataset's counters.
+    async fn dataset_stats(
+        &self,
+        dataset: &str,
+    ) -> Result<crate::cache_entry::DatasetStats, IndexError>;
 }
 
 /// Why the chunk store failed.
@@ -70,9 +122,23 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// An object found in the chunk store: its size and its not yet read body.
+#[derive(Debug)]
+pub struct StoredObject<B> {
+    /// Size in bytes.
+    pub size: u64,
+    /// The body, streamed to the client by the glue or read with
+    /// [`ChunkStore::read_body`].
+    pub body: B,
+}
+
 /// Where chunk bytes live (an R2 binding, or an S3-compatible bucket).
 #[allow(async_fn_in_trait)]
 pub trait ChunkStore {
+    /// An object's unread body (an R2 object, streamed to the client without passing through
+    /// wasm; plain bytes in the test fake).
+    type Body: 'static;
+
     /// Stores `bytes` under `key`, replacing any object there.
     ///
     /// Contract: on `Ok` a following `get` of `key` returns these bytes. On `Err` the object may or
@@ -80,16 +146,188 @@ pub trait ChunkStore {
     /// either, and must never index an object whose `put` failed.
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
 
-    /// Reads the whole object under `key`; `Ok(None)` when there is none.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Opens the object under `key`; `Ok(None)` when there is none. The body is not read yet.
+    async fn get(&self, key: &str) -> Result<Option<StoredObject<Self::Body>>, StoreError>;
+
+    /// Reads a body from [`get`](Self::get) into memory.
+    async fn read_body(&self, body: Self::Body) -> Result<Vec<u8>, StoreError>;
 
     /// Deletes the object under `key`. Idempotent: deleting nothing is `Ok`.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// The current time, passed in so that core code never calls `SystemTime::now()` (it panics on
-/// `wasm32-unknown-unknown`).
+/// `wasm32-unknown-unknown`), and a way to wait.
+#[allow(async_fn_in_trait)]
 pub trait Clock {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// Waits `ms` milliseconds (a timer on wasm; the test clock just advances).
+    async fn sleep(&self, ms: u64);
+}
+
+/// What a reference source returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefsFetch {
+    /// The validator still matches: keep the references already loaded.
+    NotModified,
+    /// The reference file, with its validator when the source gave one.
+    Body {
+        /// The file's bytes (JSON).
+        bytes: Vec<u8>,
+        /// Its `ETag`, for revalidation.
+        etag: Option<String>,
+    },
+}
+
+/// Where reference files come from (an HTTP URL, or a key in the bucket).
+#[allow(async_fn_in_trait)]
+pub trait ReferenceSource {
+    /// Fetches the reference file at `location`, conditionally when `if_none_match` is given.
+    ///
+    /// Contract: [`RefsFetch::NotModified`] only when `if_none_match` was given and matches;
+    /// `Err` is [`Error::Upstream`](crate::error::Error::Upstream) (unreachable, non-success status)
+    /// or [`Error::NotFound`](crate::error::Error::NotFound) (no such object in the bucket).
+    async fn fetch_refs(
+        &self,
+        location: &crate::datasets::RefsLocation,
+        if_none_match: Option<&str>,
+    ) -> Result<RefsFetch, crate::error::Error>;
+}
+
+/// An inclusive byte range `[offset, offset + length)` of a remote file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub offset: u64,
+    /// Number of bytes (at least 1).
+    pub length: u64,
+}
+
+impl ByteRange {
+    /// The `Range` header value: `bytes=first-last`.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        let last = self.offset + self.length.saturating_sub(1);
+        format!("bytes={}-{last}", self.offset)
+    }
+}
+
+/// An origin's answer, before validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Content-Range` header, if any.
+    pub content_range: Option<String>,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, if any.
+    pub last_modified: Option<String>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+/// Why the origin gave no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    /// No answer within the time allowed.
+    #[error("origin did not answer within {0} ms")]
+    Timeout(u32),
+    /// The connection failed.
+    #[error("origin request failed: {0}")]
+    Network(String),
+}
+
+/// The archive the references point into (HTTP servers, S3-compatible stores).
+#[allow(async_fn_in_trait)]
+pub trait Origin {
+    /// GETs `url`, with `Range: bytes=…` when `range` is given, and returns the whole answer.
+    ///
+    /// Contract: `Err` only when there is no HTTP answer; any status is `Ok` and is checked by the
+    /// caller (`origin::checked_body`). Not retried here. Idempotent.
+    async fn get(&self, url: &str, range: Option<ByteRange>)
+        -> Result<OriginResponse, OriginError>;
+}
+
+impl<T: Origin> Origin for std::rc::Rc<T> {
+    async fn get(
+        &self,
+        url: &str,
+        range: Option<ByteRange>,
+    ) -> Result<OriginResponse, OriginError> {
+        (**self).get(url, range).await
+    }
+}
+
+impl<T: Index> Index for std::rc::Rc<T> {
+    async fn ping(&self) -> Result<(), IndexError> {
+        (**self).ping().await
+    }
+    async fn lookup(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<crate::cache_entry::IndexEntry>, IndexError> {
+        (**self).lookup(dataset, key, now_ms).await
+    }
+    async fn record_miss(
+        &self,
+        dataset: &str,
+        key: &str,
+        origin_bytes: u64,
+        stored: Option<&crate::cache_entry::IndexEntry>,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError> {
+        (**self)
+            .record_miss(dataset, key, origin_bytes, stored, ttl_ms)
+            .await
+    }
+    async fn forget(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &crate::cache_entry::IndexEntry,
+    ) -> Result<(), IndexError> {
+        (**self).forget(dataset, key, entry).await
+    }
+    async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
+        (**self).try_lease(object, holder, ttl_ms).await
+    }
+    async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
+        (**self).release_lease(object, holder).await
+    }
+    async fn dataset_stats(
+        &self,
+        dataset: &str,
+    ) -> Result<crate::cache_entry::DatasetStats, IndexError> {
+        (**self).dataset_stats(dataset).await
+    }
+}
+
+impl<T: ChunkStore> ChunkStore for std::rc::Rc<T> {
+    type Body = T::Body;
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        (**self).put(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<StoredObject<Self::Body>>, StoreError> {
+        (**self).get(key).await
+    }
+    async fn read_body(&self, body: Self::Body) -> Result<Vec<u8>, StoreError> {
+        (**self).read_body(body).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+}
+
+impl<T: Clock> Clock for std::rc::Rc<T> {
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+    async fn sleep(&self, ms: u64) {
+        (**self).sleep(ms).await;
+    }
 }

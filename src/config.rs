@@ -3,6 +3,8 @@
 //! Pure: [`Config::from_lookup`] takes a lookup function, so the glue passes `Env` vars and
 //! secrets and the tests pass a table. Token values never appear in errors.
 
+use crate::datasets::{parse_datasets, DatasetConfig};
+
 /// Why the configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -28,6 +30,20 @@ pub struct Config {
     pub upstash_token: String,
     /// How long one index call may take before it counts as failed (`INDEX_TIMEOUT_MS`).
     pub index_timeout_ms: u32,
+    /// The configured datasets (`DATASETS`, a JSON object; see `datasets::parse_datasets`).
+    pub datasets: Vec<DatasetConfig>,
+    /// Memory budget for loaded references in one isolate (`REFS_BUDGET_BYTES`).
+    pub refs_budget_bytes: usize,
+    /// How long loaded references are used before revalidating them with their `ETag`
+    /// (`REFS_REVALIDATE_SECONDS`).
+    pub refs_revalidate_seconds: u32,
+    /// How long one origin request may take (`ORIGIN_TIMEOUT_MS`).
+    pub origin_timeout_ms: u32,
+    /// How long a cross-instance fetch lease lasts (`LEASE_MS`): longer than an origin fetch.
+    pub lease_ms: u32,
+    /// How long a request waits for another instance's fetch before going to the origin itself
+    /// (`LEASE_WAIT_MS`).
+    pub lease_wait_ms: u32,
     /// Prefix of every index key and storage key this deployment writes (`KEY_PREFIX`), so that
     /// several deployments or test runs can share one Redis and one bucket.
     pub key_prefix: String,
@@ -40,12 +56,28 @@ impl std::fmt::Debug for Config {
             .field("upstash_token", &"<redacted>")
             .field("index_timeout_ms", &self.index_timeout_ms)
             .field("key_prefix", &self.key_prefix)
+            .field("datasets", &self.datasets)
+            .field("refs_budget_bytes", &self.refs_budget_bytes)
+            .field("refs_revalidate_seconds", &self.refs_revalidate_seconds)
+            .field("origin_timeout_ms", &self.origin_timeout_ms)
+            .field("lease_ms", &self.lease_ms)
+            .field("lease_wait_ms", &self.lease_wait_ms)
             .finish()
     }
 }
 
 /// Default for `INDEX_TIMEOUT_MS`: generous for a cross-continent HTTPS round trip.
 pub const DEFAULT_INDEX_TIMEOUT_MS: u32 = 2_000;
+/// Default for `REFS_BUDGET_BYTES`: half of the isolate's 128 MB.
+pub const DEFAULT_REFS_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// Default for `REFS_REVALIDATE_SECONDS`.
+pub const DEFAULT_REFS_REVALIDATE_SECONDS: u32 = 300;
+/// Default for `ORIGIN_TIMEOUT_MS`.
+pub const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 30_000;
+/// Default for `LEASE_MS`.
+pub const DEFAULT_LEASE_MS: u32 = 30_000;
+/// Default for `LEASE_WAIT_MS`.
+pub const DEFAULT_LEASE_WAIT_MS: u32 = 5_000;
 /// Default for `KEY_PREFIX`.
 pub const DEFAULT_KEY_PREFIX: &str = "zec";
 
@@ -70,16 +102,38 @@ impl Config {
         }
         let upstash_token = get("UPSTASH_REDIS_REST_TOKEN")
             .ok_or(ConfigError::Missing("UPSTASH_REDIS_REST_TOKEN"))?;
-        let index_timeout_ms = match get("INDEX_TIMEOUT_MS") {
-            None => DEFAULT_INDEX_TIMEOUT_MS,
+        let number = |name: &'static str, default: u64, max: u64| match get(name) {
+            None => Ok(default),
             Some(v) => v
-                .parse::<u32>()
+                .parse::<u64>()
                 .ok()
-                .filter(|ms| (1..=60_000).contains(ms))
+                .filter(|n| (1..=max).contains(n))
                 .ok_or_else(|| ConfigError::Invalid {
-                    name: "INDEX_TIMEOUT_MS",
-                    reason: format!("{v:?} is not a whole number of milliseconds from 1 to 60000"),
-                })?,
+                    name,
+                    reason: format!("{v:?} is not a whole number from 1 to {max}"),
+                }),
+        };
+        let index_timeout_ms = number("INDEX_TIMEOUT_MS", DEFAULT_INDEX_TIMEOUT_MS.into(), 60_000)?;
+        let origin_timeout_ms = number(
+            "ORIGIN_TIMEOUT_MS",
+            DEFAULT_ORIGIN_TIMEOUT_MS.into(),
+            300_000,
+        )?;
+        let refs_revalidate_seconds = number(
+            "REFS_REVALIDATE_SECONDS",
+            DEFAULT_REFS_REVALIDATE_SECONDS.into(),
+            86_400 * 365,
+        )?;
+        let refs_budget_bytes = number(
+            "REFS_BUDGET_BYTES",
+            DEFAULT_REFS_BUDGET_BYTES as u64,
+            1 << 30,
+        )?;
+        let lease_ms = number("LEASE_MS", DEFAULT_LEASE_MS.into(), 600_000)?;
+        let lease_wait_ms = number("LEASE_WAIT_MS", DEFAULT_LEASE_WAIT_MS.into(), 60_000)?;
+        let datasets = match get("DATASETS") {
+            None => Vec::new(),
+            Some(json) => parse_datasets(&json)?,
         };
         let key_prefix = get("KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
         if !key_prefix
@@ -92,11 +146,19 @@ impl Config {
                 reason: "use at most 64 ASCII letters, digits, '-', '_' or '.'".into(),
             });
         }
+        // The bounds above keep every value within the target types.
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(Self {
             upstash_url,
             upstash_token,
-            index_timeout_ms,
+            index_timeout_ms: narrow(index_timeout_ms),
             key_prefix,
+            datasets,
+            refs_budget_bytes: usize::try_from(refs_budget_bytes).unwrap_or(usize::MAX),
+            refs_revalidate_seconds: narrow(refs_revalidate_seconds),
+            origin_timeout_ms: narrow(origin_timeout_ms),
+            lease_ms: narrow(lease_ms),
+            lease_wait_ms: narrow(lease_wait_ms),
         })
     }
 }
@@ -145,6 +207,14 @@ mod tests {
             (
                 vec![BASE[0], BASE[1], ("KEY_PREFIX", "a b")],
                 "KEY_PREFIX is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("ORIGIN_TIMEOUT_MS", "soon")],
+                "ORIGIN_TIMEOUT_MS is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("DATASETS", "[1]")],
+                "DATASETS is invalid",
             ),
         ];
         for (pairs, want) in cases {

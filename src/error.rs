@@ -6,8 +6,9 @@
 use crate::backend::{IndexError, StoreError};
 use crate::config::ConfigError;
 
-/// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
+/// Everything a request can fail with. `Clone` so that one failed fetch can be shared by every
+/// request waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request itself is wrong (malformed key, bad header): the client must change it. 400.
     #[error("bad request: {0}")]
@@ -23,6 +24,15 @@ pub enum Error {
         /// The methods the path answers, as an `Allow` header value.
         allowed: &'static str,
     },
+    /// The client may not have this (a reference points at a host the dataset does not allow). 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The origin failed or answered wrongly (status, length): retry later. 502.
+    #[error("origin error: {0}")]
+    Upstream(String),
+    /// A dataset's reference file is malformed: the operator must fix it. 502.
+    #[error("bad references: {0}")]
+    BadReferences(String),
     /// The worker's own configuration is invalid: the operator must fix it. 500.
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),

@@ -82,7 +82,10 @@ async fn probe_store(store: &impl ChunkStore, key: &str, nonce: u64) -> Result<(
         .put(key, written.clone())
         .await
         .map_err(|e| format!("put failed: {e}"))?;
-    let read = store.get(key).await;
+    let read = match store.get(key).await {
+        Ok(Some(object)) => store.read_body(object.body).await.map(Some),
+        other => other.map(|_| None),
+    };
     let deleted = store.delete(key).await;
     match read {
         Err(e) => return Err(format!("get failed: {e}")),

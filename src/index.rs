@@ -3,22 +3,42 @@
 //! integration tests (over a blocking HTTP client against a real Redis).
 
 use crate::backend::{Index, IndexError, UpstashTransport};
-use crate::upstash::{decode_single, Command, HttpCall, ReplyError, Value};
+use crate::cache_entry::{stats_fields, DatasetStats, IndexEntry, LOOKUP_SCRIPT, RELEASE_SCRIPT};
+use crate::cache_keys::CacheKeys;
+use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
 
 /// The index, speaking the Upstash REST protocol through `T`.
 #[derive(Debug)]
 pub struct UpstashIndex<T> {
     transport: T,
     token: String,
+    keys: CacheKeys,
 }
 
 impl<T: UpstashTransport> UpstashIndex<T> {
-    /// An index that authenticates with `token` and sends through `transport`.
-    pub fn new(transport: T, token: impl Into<String>) -> Self {
+    /// An index that authenticates with `token`, sends through `transport`, and names its keys
+    /// with `keys`.
+    pub fn new(transport: T, token: impl Into<String>, keys: CacheKeys) -> Self {
         Self {
             transport,
             token: token.into(),
+            keys,
         }
+    }
+
+    /// Sends commands as one pipeline (one round trip) and fails if any of them failed.
+    async fn pipeline(&self, commands: &[Command]) -> Result<Vec<Value>, IndexError> {
+        let call = HttpCall::batch(&self.token, Batch::Pipeline, commands);
+        let raw = self
+            .transport
+            .send(&call)
+            .await
+            .map_err(|e| IndexError::Unavailable(e.to_string()))?;
+        decode_batch(raw.status, &raw.body, commands.len())
+            .map_err(|e| classify(&e))?
+            .into_iter()
+            .map(|answer| answer.map_err(|e| classify(&e)))
+            .collect()
     }
 
     /// Sends one command and decodes its reply.
@@ -50,6 +70,127 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             ))),
         }
     }
+
+    async fn lookup(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<IndexEntry>, IndexError> {
+        let reply = self
+            .call(
+                &Command::new("EVAL")
+                    .arg(LOOKUP_SCRIPT)
+                    .arg(2)
+                    .arg(self.keys.entry(dataset, key))
+                    .arg(self.keys.stats(dataset))
+                    .arg(now_ms),
+            )
+            .await?;
+        Ok(IndexEntry::from_hgetall(&reply))
+    }
+
+    async fn record_miss(
+        &self,
+        dataset: &str,
+        key: &str,
+        origin_bytes: u64,
+        stored: Option<&IndexEntry>,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError> {
+        let stats = self.keys.stats(dataset);
+        let mut commands = vec![
+            Command::new("HINCRBY")
+                .arg(&stats)
+                .arg(stats_fields::MISSES)
+                .arg(1),
+            Command::new("HINCRBY")
+                .arg(&stats)
+                .arg(stats_fields::BYTES_FROM_ORIGIN)
+                .arg(origin_bytes),
+        ];
+        if let Some(entry) = stored {
+            let entry_key = self.keys.entry(dataset, key);
+            commands.extend([
+                Command::new("DEL").arg(&entry_key),
+                entry.hset(&entry_key),
+                Command::new("PEXPIRE").arg(&entry_key).arg(ttl_ms.max(1)),
+                Command::new("HINCRBY")
+                    .arg(&stats)
+                    .arg(stats_fields::ENTRIES_WRITTEN)
+                    .arg(1),
+                Command::new("HINCRBY")
+                    .arg(&stats)
+                    .arg(stats_fields::BYTES_WRITTEN)
+                    .arg(entry.size),
+            ]);
+            // DEL + HSET + PEXPIRE must not interleave with a reader: send them atomically.
+            let call = HttpCall::batch(&self.token, Batch::Transaction, &commands);
+            let raw = self
+                .transport
+                .send(&call)
+                .await
+                .map_err(|e| IndexError::Unavailable(e.to_string()))?;
+            for answer in
+                decode_batch(raw.status, &raw.body, commands.len()).map_err(|e| classify(&e))?
+            {
+                answer.map_err(|e| classify(&e))?;
+            }
+            return Ok(());
+        }
+        self.pipeline(&commands).await.map(|_| ())
+    }
+
+    async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
+        let stats = self.keys.stats(dataset);
+        let size = i64::try_from(entry.size).unwrap_or(i64::MAX);
+        self.pipeline(&[
+            Command::new("DEL").arg(self.keys.entry(dataset, key)),
+            Command::new("HINCRBY")
+                .arg(&stats)
+                .arg(stats_fields::HITS)
+                .arg(-1),
+            Command::new("HINCRBY")
+                .arg(&stats)
+                .arg(stats_fields::BYTES_FROM_CACHE)
+                .arg(-size),
+        ])
+        .await
+        .map(|_| ())
+    }
+
+    async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
+        let reply = self
+            .call(
+                &Command::new("SET")
+                    .arg(self.keys.lease(object))
+                    .arg(holder)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms.max(1)),
+            )
+            .await?;
+        Ok(reply != Value::Nil)
+    }
+
+    async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
+        self.call(
+            &Command::new("EVAL")
+                .arg(RELEASE_SCRIPT)
+                .arg(1)
+                .arg(self.keys.lease(object))
+                .arg(holder),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn dataset_stats(&self, dataset: &str) -> Result<DatasetStats, IndexError> {
+        let reply = self
+            .call(&Command::new("HGETALL").arg(self.keys.stats(dataset)))
+            .await?;
+        Ok(DatasetStats::from_hgetall(&reply))
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +206,7 @@ mod tests {
         let index = UpstashIndex::new(
             CannedTransport::answering(200, r#"{"result":"UE9ORw=="}"#),
             "tok",
+            CacheKeys::new("t"),
         );
         assert_eq!(block_on(index.ping()), Ok(()));
         let sent = index.transport.sent.borrow();
@@ -95,7 +237,8 @@ mod tests {
             ),
         ];
         for (transport, want) in cases {
-            let got = block_on(UpstashIndex::new(transport, "t").ping()).unwrap_err();
+            let got = block_on(UpstashIndex::new(transport, "t", CacheKeys::new("t")).ping())
+                .unwrap_err();
             let kind = match got {
                 IndexError::Unavailable(_) => "Unavailable",
                 IndexError::Protocol(_) => "Protocol",

@@ -7,6 +7,15 @@
 //! - [`config`]: environment variables and secrets, validated.
 //! - [`route`]: method and path to a [`route::Route`].
 //! - [`service`]: the request handler, generic over the backends.
+//! - [`datasets`]: the configured datasets and the per-isolate cache of their references.
+//! - [`zarr_store`]: the Zarr v2 store surface (key answers, synthesised `.zmetadata`, variables).
+//! - [`origin`]: checking an origin's (ranged) answer: status and exact length.
+//! - [`cache_path`]: the read-through cache for a ranged key (hit, miss, single flight,
+//!   write-back instructions).
+//! - [`single_flight`]: concurrent misses in one isolate share one fetch.
+//! - [`cache_keys`]: the only place index and storage keys are formatted (content-addressed storage).
+//! - [`cache_entry`]: the index entry and dataset counters schema, and the index's Lua scripts.
+//! - [`conditional`]: `Range` and `If-None-Match` for every key.
 //! - [`health`]: `/api/health`, probing the index and the chunk store.
 //! - [`backend`]: the I/O traits ([`backend::Index`], [`backend::ChunkStore`],
 //!   [`backend::UpstashTransport`], [`backend::Clock`]) and their contracts.
@@ -19,15 +28,23 @@
 //!   implementations of the traits (Fetch transport, R2 store, clock).
 
 pub mod backend;
+pub mod cache_entry;
+pub mod cache_keys;
+pub mod cache_path;
+pub mod conditional;
 pub mod config;
+pub mod datasets;
 pub mod error;
 pub mod health;
 pub mod index;
 pub mod kerchunk;
+pub mod origin;
 pub mod response;
 pub mod route;
 pub mod service;
+pub mod single_flight;
 pub mod upstash;
+pub mod zarr_store;
 
 #[cfg(test)]
 mod fakes;

@@ -8,18 +8,32 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// A complete response: status, headers and body.
+/// A complete response: status, headers and body. `S` is the chunk store's body type: when
+/// `stream` is set, the body streams from storage and `body` is empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
+pub struct HttpResponse<S = ()> {
     /// HTTP status code.
     pub status: u16,
     /// Header names and values.
     pub headers: Vec<(String, String)>,
-    /// The body (empty for `HEAD` and 204/304).
+    /// The body (empty for `HEAD` and 204/304, and when streaming).
     pub body: Vec<u8>,
+    /// A stored object to stream as the body.
+    pub stream: Option<S>,
 }
 
 impl HttpResponse {
+    /// The same response, typed for a store body (it has none).
+    #[must_use]
+    pub fn with_stream_type<S>(self) -> HttpResponse<S> {
+        HttpResponse {
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+            stream: None,
+        }
+    }
+
     /// A JSON response with `Content-Type: application/json`.
     #[must_use]
     pub fn json(status: u16, value: &impl Serialize) -> Self {
@@ -32,9 +46,12 @@ impl HttpResponse {
                 ("cache-control".into(), "no-store".into()),
             ],
             body,
+            stream: None,
         }
     }
+}
 
+impl<S> HttpResponse<S> {
     /// Adds a header.
     #[must_use]
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -65,6 +82,9 @@ pub fn error_status(error: &Error) -> (u16, &'static str) {
     match error {
         Error::BadRequest(_) => (400, "bad_request"),
         Error::NotFound(_) => (404, "not_found"),
+        Error::Forbidden(_) => (403, "forbidden"),
+        Error::Upstream(_) => (502, "origin_error"),
+        Error::BadReferences(_) => (502, "bad_references"),
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
         Error::Config(_) => (500, "configuration"),
         Error::Index(_) => (503, "index_unavailable"),
@@ -103,6 +123,9 @@ mod tests {
         let cases = [
             (Error::BadRequest("x".into()), 400, "bad_request"),
             (Error::NotFound("x".into()), 404, "not_found"),
+            (Error::Forbidden("x".into()), 403, "forbidden"),
+            (Error::Upstream("x".into()), 502, "origin_error"),
+            (Error::BadReferences("x".into()), 502, "bad_references"),
             (
                 Error::MethodNotAllowed {
                     method: "PUT".into(),

@@ -11,6 +11,7 @@ mod common;
 use common::{stack_var, unique_prefix, UreqTransport};
 use futures::executor::block_on;
 use zarr_edge_cache::backend::{Index, IndexError, UpstashTransport};
+use zarr_edge_cache::cache_keys::CacheKeys;
 use zarr_edge_cache::index::UpstashIndex;
 use zarr_edge_cache::upstash::{
     decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value,
@@ -36,9 +37,13 @@ fn batch(kind: Batch, commands: &[Command]) -> Result<Vec<Result<Value, ReplyErr
 #[test]
 #[ignore = "needs the local stack: run scripts/test"]
 fn index_ping_and_wrong_token() {
-    let index = UpstashIndex::new(transport(), stack_var("ZEC_UPSTASH_TOKEN"));
+    let index = UpstashIndex::new(
+        transport(),
+        stack_var("ZEC_UPSTASH_TOKEN"),
+        CacheKeys::new("it"),
+    );
     assert_eq!(block_on(index.ping()), Ok(()));
-    let wrong = UpstashIndex::new(transport(), "not-the-token");
+    let wrong = UpstashIndex::new(transport(), "not-the-token", CacheKeys::new("it"));
     assert!(matches!(
         block_on(wrong.ping()),
         Err(IndexError::Unavailable(_))

@@ -4,14 +4,19 @@
 //! `Headers` classes as workerd).
 
 use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, RequestInit, Response, ResponseBuilder};
+use worker::{
+    Headers, Method, Object, Request, RequestInit, Response, ResponseBody, ResponseBuilder,
+};
 
 use crate::response::HttpResponse;
 use crate::upstash::HttpCall;
 
-/// Builds the JS response. Bodiless statuses (204, 304) and empty bodies get no body at all,
-/// since the fetch spec forbids a body on them.
-pub fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
+/// Builds the JS response. A stored R2 object streams straight from R2 (its `ReadableStream`
+/// handed to the response, no bytes through wasm). Bodiless statuses (204, 304) and empty bodies
+/// get no body at all, since the fetch spec forbids a body on them.
+pub fn to_worker_response<S: IntoResponseBody>(
+    response: HttpResponse<S>,
+) -> worker::Result<Response> {
     let headers = Headers::new();
     for (name, value) in &response.headers {
         headers.append(name, value)?;
@@ -19,10 +24,37 @@ pub fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
     let builder = ResponseBuilder::new()
         .with_status(response.status)
         .with_headers(headers);
-    if response.body.is_empty() || matches!(response.status, 204 | 304) {
+    if matches!(response.status, 204 | 304) {
+        return Ok(builder.empty());
+    }
+    if let Some(stream) = response.stream {
+        return Ok(builder.body(stream.into_response_body()?));
+    }
+    if response.body.is_empty() {
         Ok(builder.empty())
     } else {
-        Ok(builder.fixed(response.body.clone()))
+        Ok(builder.fixed(response.body))
+    }
+}
+
+/// A stored body the glue can hand to a response.
+pub trait IntoResponseBody {
+    /// The response body, streamed where possible.
+    fn into_response_body(self) -> worker::Result<ResponseBody>;
+}
+
+impl IntoResponseBody for () {
+    fn into_response_body(self) -> worker::Result<ResponseBody> {
+        Ok(ResponseBody::Empty)
+    }
+}
+
+impl IntoResponseBody for Object {
+    fn into_response_body(self) -> worker::Result<ResponseBody> {
+        match self.body() {
+            Some(body) => body.response_body(),
+            None => Ok(ResponseBody::Empty),
+        }
     }
 }
 
@@ -50,7 +82,7 @@ mod tests {
     async fn response_keeps_status_headers_and_body() {
         let core = HttpResponse::json(503, &serde_json::json!({"status": "unavailable"}))
             .with_header("x-cache", "MISS");
-        let mut js = to_worker_response(&core).unwrap();
+        let mut js = to_worker_response(core).unwrap();
         assert_eq!(js.status_code(), 503);
         assert_eq!(
             js.headers().get("content-type").unwrap().as_deref(),
@@ -66,12 +98,13 @@ mod tests {
     /// A 204 gets no body (a JS `Response` with a body and status 204 would throw).
     #[wasm_bindgen_test]
     async fn no_content_has_no_body() {
-        let core = HttpResponse {
+        let core: HttpResponse = HttpResponse {
             status: 204,
             headers: vec![("access-control-max-age".into(), "60".into())],
             body: b"ignored".to_vec(),
+            stream: None,
         };
-        let mut js = to_worker_response(&core).unwrap();
+        let mut js = to_worker_response(core).unwrap();
         assert_eq!(js.status_code(), 204);
         assert_eq!(js.text().await.unwrap(), "");
     }

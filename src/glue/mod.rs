@@ -1,27 +1,44 @@
 //! The Workers entry point (wasm32 only): the sole user of the `worker` crate.
 //!
-//! Builds the real backends from `Env`, hands the request to `service::handle`, and converts the
-//! answer. Configuration errors answer 500 JSON naming the variable.
+//! Builds the real backends from `Env`, keeps the per-isolate state (dataset registry, single
+//! flight), answers from the edge cache (Cache API) when it can, hands the request to
+//! `service::handle`, converts the answer, and runs write-backs in `ctx.wait_until`.
 
 mod convert;
+mod http_origin;
 mod r2_store;
 mod upstash_fetch;
 
-use worker::{event, Context, Env, Request, Response};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::{event, Cache, Context, Env, Headers, Request, Response};
 
 use crate::backend::Clock;
+use crate::cache_keys::CacheKeys;
+use crate::cache_path::{run_write_back, CacheBackends, Flights};
 use crate::config::Config;
+use crate::datasets::DatasetRegistry;
 use crate::error::Error;
 use crate::index::UpstashIndex;
 use crate::response::error_response;
+use crate::route::{route, Route};
 use crate::service::{finish, handle, Backends, RequestParts};
 
 pub use convert::to_worker_response;
+use http_origin::{HttpOrigin, WorkerRefsSource};
 use r2_store::R2Store;
 use upstash_fetch::FetchTransport;
 
 /// Name of the R2 binding that holds chunk bytes (`[[r2_buckets]] binding` in wrangler.toml).
 const CHUNKS_BINDING: &str = "CHUNKS";
+
+thread_local! {
+    /// The dataset registry lives as long as the isolate, so references load once per isolate.
+    static REGISTRY: RefCell<Option<Rc<DatasetRegistry>>> = const { RefCell::new(None) };
+    /// Origin fetches in flight in this isolate, shared by concurrent misses.
+    static FLIGHTS: Flights = Flights::default();
+}
 
 /// Wall-clock time from the Workers runtime (`Date.now()`; frozen during CPU work, by design).
 struct WorkerClock;
@@ -30,49 +47,177 @@ impl Clock for WorkerClock {
     fn now_ms(&self) -> u64 {
         worker::Date::now().as_millis()
     }
+    async fn sleep(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
+type WorkerBackends = CacheBackends<UpstashIndex<FetchTransport>, R2Store, HttpOrigin, WorkerClock>;
+
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let method = req.method().to_string();
     let url = req.url()?;
-    // Random digits of Math.random(): unique enough for per-request probe keys.
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (range, if_none_match) = (header("range"), header("if-none-match"));
+    // Random digits of Math.random(): unique enough for probe keys and lease holders.
     let nonce = js_sys::Math::random().to_string().replace("0.", "");
     let parts = RequestParts {
         method: &method,
         path: url.path(),
         nonce: &nonce,
+        range: range.as_deref(),
+        if_none_match: if_none_match.as_deref(),
     };
-    let response = match backends_from(&env) {
-        Ok((index, store)) => {
-            let backends = Backends {
-                index: &index,
-                store: &store,
-                clock: &WorkerClock,
-            };
-            handle(&parts, &backends).await
-        }
+    let config = match read_config(&env) {
+        Ok(config) => config,
         Err(error) => {
             worker::console_error!("{error}");
-            finish(&parts, error_response(&error))
+            return to_worker_response(finish(&parts, error_response(&error)));
         }
     };
-    to_worker_response(&response)
+    let edge_ttl = edge_ttl_seconds(&parts, &config);
+    if edge_ttl.is_some() {
+        if let Some(hit) = edge_lookup(&req).await {
+            return Ok(hit);
+        }
+    }
+    let (response, write_backs) = match serve(&parts, &env, &config).await {
+        Ok(done) => done,
+        Err(error) => {
+            worker::console_error!("{error}");
+            return to_worker_response(finish(&parts, error_response(&error)));
+        }
+    };
+    if response.status >= 500 {
+        worker::console_error!(
+            "{method} {} -> {}: {}",
+            url.path(),
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+    let mut js = to_worker_response(response)?;
+    if let (Some(_), 200, None) = (edge_ttl, js.status_code(), &range) {
+        let copy = js.cloned()?;
+        let key = url.to_string();
+        ctx.wait_until(async move {
+            if let Err(e) = Cache::default().put(key.as_str(), copy).await {
+                worker::console_warn!("edge cache put {key}: {e}");
+            }
+        });
+    }
+    if !write_backs.is_empty() {
+        let (index, store) = (
+            index_from(&config),
+            store_from(&env).map_err(|e| e.to_string())?,
+        );
+        ctx.wait_until(async move {
+            for write_back in write_backs {
+                if let Err(e) = run_write_back(write_back, &index, &store).await {
+                    worker::console_warn!("write-back: {e}");
+                }
+            }
+        });
+    }
+    Ok(js)
 }
 
-fn backends_from(env: &Env) -> Result<(UpstashIndex<FetchTransport>, R2Store), Error> {
-    let config = Config::from_lookup(|name| {
+/// The dataset's edge TTL when this request may use the edge cache (a `GET` of a Zarr key of a
+/// dataset with the edge tier on).
+fn edge_ttl_seconds(parts: &RequestParts<'_>, config: &Config) -> Option<u64> {
+    if parts.method != "GET" {
+        return None;
+    }
+    let Ok(Route::ZarrKey { dataset, .. }) = route(parts.method, parts.path) else {
+        return None;
+    };
+    config
+        .datasets
+        .iter()
+        .find(|d| d.id == dataset)
+        .map(|d| d.edge_ttl_seconds)
+        .filter(|ttl| *ttl > 0)
+}
+
+/// The edge cache's answer (it honours `Range` and `If-None-Match` itself), marked `EDGE`.
+async fn edge_lookup(req: &Request) -> Option<Response> {
+    let hit = Cache::default().get(req, false).await.ok()??;
+    let headers = Headers::new();
+    for (name, value) in hit.headers().entries() {
+        headers.append(&name, &value).ok()?;
+    }
+    headers.set("x-cache", "EDGE").ok()?;
+    Some(hit.with_headers(headers))
+}
+
+fn read_config(env: &Env) -> Result<Config, Error> {
+    Ok(Config::from_lookup(|name| {
         env.secret(name)
             .map(|s| s.to_string())
             .or_else(|_| env.var(name).map(|v| v.to_string()))
             .ok()
-    })?;
-    let transport = FetchTransport::new(&config.upstash_url, config.index_timeout_ms);
+    })?)
+}
+
+fn index_from(config: &Config) -> UpstashIndex<FetchTransport> {
+    UpstashIndex::new(
+        FetchTransport::new(&config.upstash_url, config.index_timeout_ms),
+        config.upstash_token.clone(),
+        CacheKeys::new(&config.key_prefix),
+    )
+}
+
+fn store_from(env: &Env) -> Result<R2Store, Error> {
     let bucket = env
         .bucket(CHUNKS_BINDING)
         .map_err(|e| Error::Internal(format!("R2 binding {CHUNKS_BINDING} is missing: {e}")))?;
-    Ok((
-        UpstashIndex::new(transport, config.upstash_token),
-        R2Store::new(bucket, &config.key_prefix),
-    ))
+    Ok(R2Store::new(bucket))
+}
+
+async fn serve(
+    parts: &RequestParts<'_>,
+    env: &Env,
+    config: &Config,
+) -> Result<
+    (
+        crate::response::HttpResponse<worker::Object>,
+        Vec<crate::cache_path::WriteBack>,
+    ),
+    Error,
+> {
+    let registry = REGISTRY.with(|cell| {
+        Rc::clone(cell.borrow_mut().get_or_insert_with(|| {
+            Rc::new(DatasetRegistry::new(
+                config.datasets.clone(),
+                config.refs_budget_bytes,
+                u64::from(config.refs_revalidate_seconds) * 1000,
+            ))
+        }))
+    });
+    let flights = FLIGHTS.with(Rc::clone);
+    let store = store_from(env)?;
+    let bucket = env
+        .bucket(CHUNKS_BINDING)
+        .map_err(|e| Error::Internal(format!("R2 binding {CHUNKS_BINDING} is missing: {e}")))?;
+    let cache: Rc<WorkerBackends> = Rc::new(CacheBackends {
+        index: index_from(config),
+        store,
+        origin: HttpOrigin::new(config.origin_timeout_ms),
+        clock: WorkerClock,
+        keys: CacheKeys::new(&config.key_prefix),
+    });
+    let refs_source = WorkerRefsSource {
+        origin: &cache.origin,
+        bucket: &bucket,
+    };
+    let backends = Backends {
+        cache: &cache,
+        refs_source: &refs_source,
+        datasets: &registry,
+        flights: &flights,
+        lease_ms: u64::from(config.lease_ms),
+        lease_wait_ms: u64::from(config.lease_wait_ms),
+    };
+    Ok(handle(parts, &backends).await)
 }

@@ -1,27 +1,21 @@
-//! [`R2Store`]: the chunk store over an R2 bucket binding. Keys are prefixed with the deployment's
-//! key prefix so several deployments can share a bucket.
+//! [`R2Store`]: the chunk store over an R2 bucket binding. Object keys come from `cache_keys`,
+//! already prefixed with the deployment's key prefix. Bodies are R2 objects, streamed to the
+//! client by `convert` without passing through wasm.
 
-use worker::Bucket;
+use worker::{Bucket, Object};
 
-use crate::backend::{ChunkStore, StoreError};
+use crate::backend::{ChunkStore, StoreError, StoredObject};
 
 /// Chunk storage in R2.
+#[derive(Clone)]
 pub struct R2Store {
     bucket: Bucket,
-    prefix: String,
 }
 
 impl R2Store {
-    /// A store writing under `prefix/` in `bucket`.
-    pub fn new(bucket: Bucket, prefix: &str) -> Self {
-        Self {
-            bucket,
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    fn object_key(&self, key: &str) -> String {
-        format!("{}/{key}", self.prefix)
+    /// A store in `bucket`.
+    pub fn new(bucket: Bucket) -> Self {
+        Self { bucket }
     }
 }
 
@@ -37,37 +31,45 @@ fn store_error(key: &str, error: &worker::Error) -> StoreError {
 }
 
 impl ChunkStore for R2Store {
+    type Body = Object;
+
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.bucket
-            .put(self.object_key(key), bytes)
+            .put(key, bytes)
             .execute()
             .await
             .map(|_| ())
             .map_err(|e| store_error(key, &e))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(object) = self
+    async fn get(&self, key: &str) -> Result<Option<StoredObject<Object>>, StoreError> {
+        let object = self
             .bucket
-            .get(self.object_key(key))
+            .get(key)
             .execute()
             .await
-            .map_err(|e| store_error(key, &e))?
-        else {
-            return Ok(None);
-        };
-        let Some(body) = object.body() else {
-            return Ok(None);
-        };
-        body.bytes()
-            .await
-            .map(Some)
-            .map_err(|e| store_error(key, &e))
+            .map_err(|e| store_error(key, &e))?;
+        Ok(object
+            .filter(|o| o.body().is_some())
+            .map(|body| StoredObject {
+                size: body.size(),
+                body,
+            }))
+    }
+
+    async fn read_body(&self, body: Object) -> Result<Vec<u8>, StoreError> {
+        let key = body.key();
+        match body.body() {
+            Some(stream) => stream.bytes().await.map_err(|e| store_error(&key, &e)),
+            None => Err(StoreError::Unavailable(format!(
+                "R2 object {key} has no body"
+            ))),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.bucket
-            .delete(self.object_key(key))
+            .delete(key)
             .await
             .map_err(|e| store_error(key, &e))
     }

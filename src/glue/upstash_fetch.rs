@@ -9,6 +9,7 @@ use crate::backend::{RawReply, TransportError, UpstashTransport};
 use crate::upstash::HttpCall;
 
 /// Sends Upstash calls with the runtime's `fetch`, aborting after `timeout_ms`.
+#[derive(Clone)]
 pub struct FetchTransport {
     base_url: String,
     timeout_ms: u32,

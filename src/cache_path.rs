@@ -1,0 +1,726 @@
+//! The read-through cache for one ranged Zarr key: index and storage looked up together, a hit
+//! served from storage, a miss fetched from the origin once and written back afterwards.
+//!
+//! Generic over the backend traits and free of worker types. The write-back is returned as an
+//! instruction ([`WriteBack`]) that the glue runs in `ctx.wait_until` after the response, so it
+//! never delays the client.
+//!
+//! Single flight has two levels:
+//! - inside an isolate, concurrent misses for one object share one future ([`SingleFlight`]);
+//! - across isolates, the leader takes a lease in the index (`SET NX PX`). Whoever finds the lease
+//!   taken polls storage for the object for a bounded time and serves it from there, or falls back
+//!   to the origin without writing back. A dead holder's lease expires by itself.
+
+use std::rc::Rc;
+
+use futures::join;
+
+use crate::backend::{ByteRange, ChunkStore, Clock, Index, Origin, StoreError};
+use crate::cache_entry::IndexEntry;
+use crate::cache_keys::{content_checksum, CacheKeys};
+use crate::error::Error;
+use crate::origin::checked_body;
+use crate::single_flight::SingleFlight;
+
+/// How the bytes were obtained, as reported in `X-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSource {
+    /// From the chunk store, vouched for by the index (or written by the lease holder meanwhile).
+    Hit,
+    /// From the origin.
+    Miss,
+    /// Inline in the references (no fetch, nothing cached).
+    Inline,
+}
+
+impl CacheSource {
+    /// The `X-Cache` header value.
+    #[must_use]
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Inline => "INLINE",
+        }
+    }
+}
+
+/// Milliseconds spent per backend, for `Server-Timing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// The index lookup.
+    pub index_ms: u64,
+    /// The storage read (opening the object).
+    pub storage_ms: u64,
+    /// The origin fetch, or waiting for another instance's fetch.
+    pub origin_ms: u64,
+}
+
+impl Timing {
+    /// The `Server-Timing` header value.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        format!(
+            "index;dur={}, storage;dur={}, origin;dur={}",
+            self.index_ms, self.storage_ms, self.origin_ms
+        )
+    }
+}
+
+/// The body of a chunk: streamed from storage, or bytes in memory.
+#[derive(Debug)]
+pub enum ChunkBody<B> {
+    /// An unread stored object (the glue streams it).
+    Stored(B),
+    /// Bytes in memory (from the origin, or read from storage).
+    Bytes(Rc<Vec<u8>>),
+}
+
+/// A chunk ready to answer with.
+#[derive(Debug)]
+pub struct Chunk<B> {
+    /// The body.
+    pub body: ChunkBody<B>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its content checksum (the `ETag`).
+    pub checksum: String,
+    /// Where it came from.
+    pub source: CacheSource,
+    /// What it cost.
+    pub timing: Timing,
+}
+
+/// Work to do after the response, in `ctx.wait_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteBack {
+    /// Store the bytes, then index them (never index what was not stored), then release the
+    /// lease if one was taken.
+    Store {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// The entry to write (its `object_key` is where the bytes go).
+        entry: IndexEntry,
+        /// The bytes.
+        bytes: Rc<Vec<u8>>,
+        /// Entry TTL.
+        ttl_ms: u64,
+        /// The lease to release, with its holder id.
+        lease: Option<String>,
+    },
+    /// Record a miss served without writing back (another instance is writing it).
+    RecordMiss {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// Bytes fetched from the origin.
+        origin_bytes: u64,
+    },
+    /// The index vouched for an object the store does not have: drop the entry and undo the hit.
+    Forget {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// The stale entry.
+        entry: IndexEntry,
+    },
+}
+
+/// How often a request waiting on another request's fetch in the same isolate checks it.
+const FOLLOWER_POLL_MS: u64 = 10;
+
+/// Tunables of the cache path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Entry TTL.
+    pub ttl_ms: u64,
+    /// Lease length: longer than an origin fetch normally takes.
+    pub lease_ms: u64,
+    /// How long a request waits for another instance's fetch before going to the origin itself.
+    pub lease_wait_ms: u64,
+    /// Poll interval while waiting.
+    pub poll_ms: u64,
+}
+
+/// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
+/// the request that started them.
+pub struct CacheBackends<I, S, O, C> {
+    /// The index.
+    pub index: I,
+    /// The chunk store.
+    pub store: S,
+    /// The origin.
+    pub origin: O,
+    /// The clock.
+    pub clock: C,
+    /// Key formatting.
+    pub keys: CacheKeys,
+}
+
+/// What the shared miss future yields: the bytes, or an error; plus the instruction for the
+/// leader, who alone runs it.
+#[derive(Clone)]
+struct Fetched {
+    bytes: Rc<Vec<u8>>,
+    source: CacheSource,
+    origin_ms: u64,
+    write_back: Option<WriteBack>,
+}
+
+/// Shared single-flight state of an isolate.
+pub type Flights = Rc<SingleFlight<Result<Rc<FetchedOutcome>, Error>>>;
+
+/// The outcome of one miss, shared by every request of the isolate that waited on it.
+pub struct FetchedOutcome(Fetched);
+
+/// One ranged key to read through the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRequest<'a> {
+    /// Dataset id.
+    pub dataset: &'a str,
+    /// Zarr key.
+    pub key: &'a str,
+    /// The resolved origin URL.
+    pub url: &'a str,
+    /// The byte range, or `None` for the whole file.
+    pub range: Option<ByteRange>,
+    /// Identifies this request as a lease holder.
+    pub holder: &'a str,
+}
+
+/// Reads `request`'s chunk through the cache.
+///
+/// Returns the chunk and the write-back to run after the response (only the request that led the
+/// fetch gets one).
+///
+/// # Errors
+/// [`Error::Upstream`] when the origin fails or answers wrongly. Index and storage failures are
+/// not errors for the reader: the origin answers instead.
+pub async fn read_chunk<I, S, O, C>(
+    request: ChunkRequest<'_>,
+    policy: CachePolicy,
+    backends: &Rc<CacheBackends<I, S, O, C>>,
+    flights: &Flights,
+) -> Result<(Chunk<S::Body>, Vec<WriteBack>), Error>
+where
+    I: Index + 'static,
+    S: ChunkStore + 'static,
+    O: Origin + 'static,
+    C: Clock + 'static,
+{
+    let ChunkRequest {
+        dataset,
+        key,
+        url,
+        range,
+        holder,
+    } = request;
+    let object_key = backends.keys.object(url, range);
+    let start = backends.clock.now_ms();
+    let index_read = async {
+        let entry = backends.index.lookup(dataset, key, start).await;
+        (entry, backends.clock.now_ms())
+    };
+    let storage_read = async {
+        let object = backends.store.get(&object_key).await;
+        (object, backends.clock.now_ms())
+    };
+    let ((entry, index_done), (object, storage_done)) = join!(index_read, storage_read);
+    let mut timing = Timing {
+        index_ms: index_done.saturating_sub(start),
+        storage_ms: storage_done.saturating_sub(start),
+        origin_ms: 0,
+    };
+    let mut deferred = Vec::new();
+    match (entry, object) {
+        (Ok(Some(entry)), Ok(Some(object)))
+            if entry.object_key == object_key && entry.size == object.size =>
+        {
+            return Ok((
+                Chunk {
+                    body: ChunkBody::Stored(object.body),
+                    size: entry.size,
+                    checksum: entry.checksum,
+                    source: CacheSource::Hit,
+                    timing,
+                },
+                deferred,
+            ));
+        }
+        (Ok(Some(entry)), _) => deferred.push(WriteBack::Forget {
+            dataset: dataset.to_owned(),
+            key: key.to_owned(),
+            entry,
+        }),
+        _ => {}
+    }
+
+    let miss_start = backends.clock.now_ms();
+    let waits = usize::try_from(policy.lease_wait_ms / FOLLOWER_POLL_MS.max(1)).unwrap_or(1);
+    let (outcome, leader) = flights
+        .run(
+            &object_key,
+            || {
+                fetch_once(
+                    dataset.to_owned(),
+                    key.to_owned(),
+                    url.to_owned(),
+                    range,
+                    object_key.clone(),
+                    policy,
+                    Rc::clone(backends),
+                    holder.to_owned(),
+                )
+            },
+            || backends.clock.sleep(FOLLOWER_POLL_MS),
+            waits,
+        )
+        .await;
+    let outcome = outcome?;
+    let fetched = &outcome.0;
+    timing.origin_ms = if leader {
+        fetched.origin_ms
+    } else {
+        backends.clock.now_ms().saturating_sub(miss_start)
+    };
+    if leader {
+        deferred.extend(fetched.write_back.clone());
+    }
+    Ok((
+        Chunk {
+            size: fetched.bytes.len() as u64,
+            checksum: content_checksum(&fetched.bytes),
+            body: ChunkBody::Bytes(Rc::clone(&fetched.bytes)),
+            source: fetched.source,
+            timing,
+        },
+        deferred,
+    ))
+}
+
+/// The leader's miss: take the lease and fetch, or wait for the holder's bytes in storage.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_once<I, S, O, C>(
+    dataset: String,
+    key: String,
+    url: String,
+    range: Option<ByteRange>,
+    object_key: String,
+    policy: CachePolicy,
+    backends: Rc<CacheBackends<I, S, O, C>>,
+    holder: String,
+) -> Result<Rc<FetchedOutcome>, Error>
+where
+    I: Index,
+    S: ChunkStore,
+    O: Origin,
+    C: Clock,
+{
+    let start = backends.clock.now_ms();
+    // An index outage must not stop reads: fetch as if we held the lease.
+    let leased = backends
+        .index
+        .try_lease(&object_key, &holder, policy.lease_ms)
+        .await
+        .unwrap_or(true);
+    if !leased {
+        if let Some(bytes) = wait_for_object(&backends, &object_key, policy).await {
+            return Ok(Rc::new(FetchedOutcome(Fetched {
+                bytes: Rc::new(bytes),
+                source: CacheSource::Hit,
+                origin_ms: backends.clock.now_ms().saturating_sub(start),
+                write_back: None,
+            })));
+        }
+    }
+    let response = backends
+        .origin
+        .get(&url, range)
+        .await
+        .map_err(|e| Error::Upstream(format!("{url}: {e}")));
+    let body = match response.and_then(|r| {
+        let validator = r.etag.clone().or_else(|| r.last_modified.clone());
+        checked_body(&url, range, r).map(|body| (body, validator))
+    }) {
+        Ok(body) => body,
+        Err(error) => {
+            if leased {
+                // Let another instance try at once rather than after the lease expires.
+                let _ = backends.index.release_lease(&object_key, &holder).await;
+            }
+            return Err(error);
+        }
+    };
+    let (bytes, validator) = body;
+    let now = backends.clock.now_ms();
+    let fetch_ms = now.saturating_sub(start);
+    let bytes = Rc::new(bytes);
+    let write_back = if leased {
+        WriteBack::Store {
+            entry: IndexEntry {
+                object_key,
+                size: bytes.len() as u64,
+                checksum: content_checksum(&bytes),
+                created_ms: now,
+                last_access_ms: now,
+                hits: 0,
+                fetch_ms,
+                origin_validator: validator,
+            },
+            bytes: Rc::clone(&bytes),
+            ttl_ms: policy.ttl_ms,
+            lease: Some(holder),
+            dataset,
+            key,
+        }
+    } else {
+        WriteBack::RecordMiss {
+            dataset,
+            key,
+            origin_bytes: bytes.len() as u64,
+        }
+    };
+    Ok(Rc::new(FetchedOutcome(Fetched {
+        bytes,
+        source: CacheSource::Miss,
+        origin_ms: fetch_ms,
+        write_back: Some(write_back),
+    })))
+}
+
+/// Polls storage for `object_key` until it appears (the lease holder wrote it) or the wait ends.
+async fn wait_for_object<I, S, O, C>(
+    backends: &CacheBackends<I, S, O, C>,
+    object_key: &str,
+    policy: CachePolicy,
+) -> Option<Vec<u8>>
+where
+    S: ChunkStore,
+    C: Clock,
+{
+    let deadline = backends.clock.now_ms() + policy.lease_wait_ms;
+    loop {
+        backends.clock.sleep(policy.poll_ms).await;
+        if let Ok(Some(object)) = backends.store.get(object_key).await {
+            if let Ok(bytes) = backends.store.read_body(object.body).await {
+                return Some(bytes);
+            }
+        }
+        if backends.clock.now_ms() >= deadline {
+            return None;
+        }
+    }
+}
+
+/// Runs a write-back instruction. Failures are returned for logging; nothing is retried (the next
+/// miss writes again).
+///
+/// # Errors
+/// The first index or storage failure, described.
+pub async fn run_write_back<I: Index, S: ChunkStore>(
+    write_back: WriteBack,
+    index: &I,
+    store: &S,
+) -> Result<(), String> {
+    match write_back {
+        WriteBack::Store {
+            dataset,
+            key,
+            entry,
+            bytes,
+            ttl_ms,
+            lease,
+        } => {
+            let origin_bytes = bytes.len() as u64;
+            let stored = match store.put(&entry.object_key, bytes.to_vec()).await {
+                // Rate limited: another writer put these very bytes (content-addressed key)
+                // within the second.
+                Ok(()) | Err(StoreError::RateLimited(_)) => Ok(()),
+                Err(error) => Err(format!("store {}: {error}", entry.object_key)),
+            };
+            let indexed = index
+                .record_miss(
+                    &dataset,
+                    &key,
+                    origin_bytes,
+                    stored.is_ok().then_some(&entry),
+                    ttl_ms,
+                )
+                .await
+                .map_err(|e| format!("index {dataset}/{key}: {e}"));
+            if let Some(holder) = lease {
+                let _ = index.release_lease(&entry.object_key, &holder).await;
+            }
+            stored.and(indexed)
+        }
+        WriteBack::RecordMiss {
+            dataset,
+            key,
+            origin_bytes,
+        } => index
+            .record_miss(&dataset, &key, origin_bytes, None, 0)
+            .await
+            .map_err(|e| format!("index {dataset}/{key}: {e}")),
+        WriteBack::Forget {
+            dataset,
+            key,
+            entry,
+        } => index
+            .forget(&dataset, &key, &entry)
+            .await
+            .map_err(|e| format!("index {dataset}/{key}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::IndexError;
+    use crate::fakes::{yield_once, FakeIndex, FakeOrigin, InMemoryStore, ManualClock, StoreFault};
+    use futures::executor::{block_on, LocalPool};
+    use futures::task::LocalSpawnExt;
+    use std::cell::RefCell;
+
+    const URL: &str = "http://origin.test/f.bin";
+    const RANGE: Option<ByteRange> = Some(ByteRange {
+        offset: 2,
+        length: 3,
+    });
+    const POLICY: CachePolicy = CachePolicy {
+        ttl_ms: 10_000,
+        lease_ms: 30_000,
+        lease_wait_ms: 200,
+        poll_ms: 50,
+    };
+
+    type Backends =
+        Rc<CacheBackends<Rc<FakeIndex>, Rc<InMemoryStore>, Rc<FakeOrigin>, Rc<ManualClock>>>;
+
+    fn backends_with(index: FakeIndex, store: InMemoryStore) -> Backends {
+        Rc::new(CacheBackends {
+            index: Rc::new(index),
+            store: Rc::new(store),
+            origin: Rc::new(FakeOrigin::default().with_file(URL, b"0123456789")),
+            clock: Rc::new(ManualClock::default()),
+            keys: CacheKeys::new("t"),
+        })
+    }
+
+    fn request(range: Option<ByteRange>) -> ChunkRequest<'static> {
+        ChunkRequest {
+            dataset: "ds",
+            key: "v/0",
+            url: URL,
+            range,
+            holder: "me",
+        }
+    }
+
+    fn backends() -> Backends {
+        backends_with(FakeIndex::healthy(), InMemoryStore::default())
+    }
+
+    fn read(b: &Backends, flights: &Flights) -> Result<(Chunk<Vec<u8>>, Vec<WriteBack>), Error> {
+        block_on(read_chunk(request(RANGE), POLICY, b, flights))
+    }
+
+    fn write_back_all(b: &Backends, write_backs: Vec<WriteBack>) {
+        for wb in write_backs {
+            block_on(run_write_back(wb, &b.index, &b.store)).unwrap();
+        }
+    }
+
+    fn body(chunk: Chunk<Vec<u8>>) -> Vec<u8> {
+        match chunk.body {
+            ChunkBody::Stored(bytes) => bytes,
+            ChunkBody::Bytes(bytes) => bytes.to_vec(),
+        }
+    }
+
+    /// A miss fetches once, writes storage then index, releases the lease; the next read hits.
+    #[test]
+    fn miss_writes_back_then_hits() {
+        let b = backends();
+        let flights = Flights::default();
+        let (chunk, wbs) = read(&b, &flights).unwrap();
+        assert_eq!(chunk.source, CacheSource::Miss);
+        assert_eq!(wbs.len(), 1);
+        assert!(b
+            .index
+            .leases
+            .borrow()
+            .contains_key(&b.keys.object(URL, RANGE)));
+        write_back_all(&b, wbs);
+        assert!(b.index.leases.borrow().is_empty(), "lease released");
+        assert_eq!(b.store.calls().0, 1);
+        let (hit, wbs) = read(&b, &flights).unwrap();
+        assert_eq!(hit.source, CacheSource::Hit);
+        assert!(wbs.is_empty());
+        assert_eq!(body(hit), b"234");
+        assert_eq!(b.origin.requests.borrow().len(), 1);
+    }
+
+    /// After the TTL the entry is gone and the read is a miss again.
+    #[test]
+    fn expired_entry_is_a_miss() {
+        let b = backends();
+        let flights = Flights::default();
+        let (_, wbs) = read(&b, &flights).unwrap();
+        write_back_all(&b, wbs);
+        b.index.now_ms.set(POLICY.ttl_ms + 1);
+        let (again, _) = read(&b, &flights).unwrap();
+        assert_eq!(again.source, CacheSource::Miss);
+        assert_eq!(b.origin.requests.borrow().len(), 2);
+    }
+
+    /// Concurrent misses in one isolate share one origin fetch; only one write-back results.
+    #[test]
+    fn concurrent_misses_fetch_once() {
+        let (origin, open) = FakeOrigin::default().with_file(URL, b"0123456789").gated();
+        let b: Backends = Rc::new(CacheBackends {
+            index: Rc::new(FakeIndex::healthy()),
+            store: Rc::new(InMemoryStore::default()),
+            origin: Rc::new(origin),
+            clock: Rc::new(ManualClock::default()),
+            keys: CacheKeys::new("t"),
+        });
+        let flights = Flights::default();
+        let results = Rc::new(RefCell::new(Vec::new()));
+        let mut pool = LocalPool::new();
+        for _ in 0..20 {
+            let (b, flights, results) = (b.clone(), flights.clone(), results.clone());
+            pool.spawner()
+                .spawn_local(async move {
+                    let out = read_chunk(request(RANGE), POLICY, &b, &flights).await;
+                    results.borrow_mut().push(out.unwrap());
+                })
+                .unwrap();
+        }
+        // Every task starts and waits (followers poll with the clock), then the origin answers.
+        let watcher = flights.clone();
+        pool.spawner()
+            .spawn_local(async move {
+                for _ in 0..5 {
+                    yield_once().await;
+                }
+                assert_eq!(watcher.in_flight(), 1, "all 20 wait on one fetch");
+                open.send(()).unwrap();
+            })
+            .unwrap();
+        pool.run();
+        let results = results.borrow();
+        assert_eq!(results.len(), 20);
+        assert_eq!(b.origin.requests.borrow().len(), 1);
+        let write_backs: usize = results.iter().map(|(_, wbs)| wbs.len()).sum();
+        assert_eq!(write_backs, 1);
+    }
+
+    /// When another instance holds the lease, the reader waits for its bytes in storage and
+    /// serves them without going to the origin.
+    #[test]
+    fn lease_held_elsewhere_waits_for_storage() {
+        let b = backends();
+        let object = b.keys.object(URL, RANGE);
+        b.index
+            .leases
+            .borrow_mut()
+            .insert(object.clone(), "other".into());
+        block_on(b.store.put(&object, b"234".to_vec())).unwrap();
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Hit);
+        assert!(wbs.is_empty());
+        assert_eq!(body(chunk), b"234");
+        assert!(b.origin.requests.borrow().is_empty());
+    }
+
+    /// If the holder never writes, the reader gives up after the wait and reads the origin
+    /// without writing back (only the miss is recorded).
+    #[test]
+    fn lease_wait_is_bounded() {
+        let b = backends();
+        b.index
+            .leases
+            .borrow_mut()
+            .insert(b.keys.object(URL, RANGE), "other".into());
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Miss);
+        assert!(b.clock.now.get() >= POLICY.lease_wait_ms);
+        assert_eq!(b.clock.sleeps.get(), 4);
+        assert!(matches!(
+            wbs.as_slice(),
+            [WriteBack::RecordMiss {
+                origin_bytes: 3,
+                ..
+            }]
+        ));
+        write_back_all(&b, wbs);
+        assert_eq!(b.store.calls().0, 0, "nothing stored");
+        assert_eq!(b.index.stats_of("ds").misses, 1);
+    }
+
+    /// With the index down, reads still succeed from the origin.
+    #[test]
+    fn index_outage_still_serves() {
+        let b = backends_with(
+            FakeIndex::failing(IndexError::Unavailable("down".into())),
+            InMemoryStore::default(),
+        );
+        let (chunk, _) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(
+            (chunk.source, body(chunk)),
+            (CacheSource::Miss, b"234".to_vec())
+        );
+    }
+
+    /// A short origin read is an error, nothing is written back, and the lease is released.
+    #[test]
+    fn short_origin_read_is_not_cached() {
+        let b = backends();
+        let range = Some(ByteRange {
+            offset: 8,
+            length: 5,
+        });
+        let error = block_on(read_chunk(request(range), POLICY, &b, &Flights::default()));
+        assert!(matches!(error, Err(Error::Upstream(_))));
+        assert!(b.index.leases.borrow().is_empty());
+        assert_eq!(b.store.calls().0, 0);
+    }
+
+    /// An entry whose object vanished is a miss; the write-back forgets it and undoes the hit.
+    #[test]
+    fn entry_without_object_is_forgotten() {
+        let b = backends();
+        let flights = Flights::default();
+        let (_, wbs) = read(&b, &flights).unwrap();
+        write_back_all(&b, wbs);
+        block_on(b.store.delete(&b.keys.object(URL, RANGE))).unwrap();
+        let (chunk, wbs) = read(&b, &flights).unwrap();
+        assert_eq!(chunk.source, CacheSource::Miss);
+        assert!(wbs.iter().any(|wb| matches!(wb, WriteBack::Forget { .. })));
+        write_back_all(&b, wbs);
+        let stats = b.index.stats_of("ds");
+        assert_eq!((stats.hits, stats.misses), (0, 2));
+    }
+
+    /// A failed store write leaves no index entry (never index what was not stored).
+    #[test]
+    fn failed_store_write_is_not_indexed() {
+        let b = backends_with(
+            FakeIndex::healthy(),
+            InMemoryStore::with_fault(StoreFault::Put(StoreError::Unavailable("full".into()))),
+        );
+        let (_, wbs) = read(&b, &Flights::default()).unwrap();
+        let outcome: Vec<_> = wbs
+            .into_iter()
+            .map(|wb| block_on(run_write_back(wb, &b.index, &b.store)))
+            .collect();
+        assert!(outcome[0].as_ref().is_err_and(|e| e.contains("full")));
+        assert!(b.index.entries.borrow().is_empty());
+        assert_eq!(b.index.stats_of("ds").misses, 1);
+        assert!(b.index.leases.borrow().is_empty());
+    }
+}

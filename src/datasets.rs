@@ -1,0 +1,466 @@
+//! The configured datasets (`DATASETS`, a JSON object in the worker's vars) and the per-isolate
+//! cache of their loaded references.
+//!
+//! Pure: loading goes through the [`ReferenceSource`] trait and
+//! time is passed in. The cache is bounded by a memory budget (least recently used dataset dropped
+//! first) and revalidates a dataset's references with their `ETag` after a configured interval.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::Deserialize;
+
+use crate::backend::{ReferenceSource, RefsFetch};
+use crate::config::ConfigError;
+use crate::error::Error;
+use crate::kerchunk::{LoadOptions, References, S3Endpoint};
+use crate::route::validate_dataset_id;
+
+/// Where a dataset's reference file lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefsLocation {
+    /// An `http(s)://` URL.
+    Url(String),
+    /// A key in the chunk bucket (`r2://path/refs.json` in the configuration).
+    Bucket(String),
+}
+
+/// One dataset's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetConfig {
+    /// The id in URLs (`/zarr/{id}/…`).
+    pub id: String,
+    /// The reference file.
+    pub refs: RefsLocation,
+    /// How `s3://` URLs in the references map to HTTP(S).
+    pub s3_endpoint: Option<S3Endpoint>,
+    /// How long a cached chunk stays valid, in seconds.
+    pub ttl_seconds: u64,
+    /// How long the edge tier (Workers Cache API) keeps answers, in seconds; 0 turns it off.
+    pub edge_ttl_seconds: u64,
+    /// Hosts (`host` or `host:port`) the worker may fetch chunks from for this dataset.
+    pub allowed_hosts: Vec<String>,
+    /// A human description for listings.
+    pub description: String,
+}
+
+/// Default chunk TTL: one day.
+pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataset {
+    refs: String,
+    #[serde(default)]
+    s3_endpoint: Option<RawS3>,
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+    #[serde(default)]
+    edge_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    allowed_hosts: Option<Vec<String>>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    endpoint: String,
+    #[serde(default = "yes")]
+    path_style: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parses `DATASETS`: `{"id": {"refs": URL, "s3_endpoint"?: {"endpoint", "path_style"?},
+/// "ttl_seconds"?, "edge_ttl_seconds"?, "allowed_hosts"?: [..], "description"?}, …}`.
+///
+/// `edge_ttl_seconds` defaults to `ttl_seconds`; 0 turns the edge tier off for the dataset.
+///
+/// `allowed_hosts` defaults to the host of the `refs` URL (none for a bucket location, which then
+/// must list them).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the dataset and what is wrong.
+pub fn parse_datasets(json: &str) -> Result<Vec<DatasetConfig>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "DATASETS",
+        reason,
+    };
+    let raw: BTreeMap<String, RawDataset> =
+        serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    raw.into_iter()
+        .map(|(id, raw)| {
+            validate_dataset_id(&id).map_err(|e| invalid(e.to_string()))?;
+            let in_dataset = |why: String| invalid(format!("dataset {id:?}: {why}"));
+            let refs = if let Some(key) = raw.refs.strip_prefix("r2://") {
+                RefsLocation::Bucket(key.to_owned())
+            } else if raw.refs.starts_with("http://") || raw.refs.starts_with("https://") {
+                RefsLocation::Url(raw.refs.clone())
+            } else {
+                return Err(in_dataset(format!(
+                    "refs must be an http(s):// URL or r2://key, not {:?}",
+                    raw.refs
+                )));
+            };
+            let allowed_hosts = match (raw.allowed_hosts, &refs) {
+                (Some(hosts), _) => hosts,
+                (None, RefsLocation::Url(url)) => url_host(url).into_iter().collect(),
+                (None, RefsLocation::Bucket(_)) => {
+                    return Err(in_dataset(
+                        "allowed_hosts is required when refs live in the bucket".into(),
+                    ))
+                }
+            };
+            let ttl_seconds = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+            if ttl_seconds == 0 {
+                return Err(in_dataset("ttl_seconds must be at least 1".into()));
+            }
+            Ok(DatasetConfig {
+                refs,
+                s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
+                    endpoint: s.endpoint,
+                    path_style: s.path_style,
+                }),
+                ttl_seconds,
+                edge_ttl_seconds: raw.edge_ttl_seconds.unwrap_or(ttl_seconds),
+                allowed_hosts,
+                description: raw.description,
+                id,
+            })
+        })
+        .collect()
+}
+
+/// The `host[:port]` of an absolute http(s) URL, lower-cased.
+#[must_use]
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+impl DatasetConfig {
+    /// Whether chunks may be fetched from `url` for this dataset.
+    #[must_use]
+    pub fn allows(&self, url: &str) -> bool {
+        url_host(url).is_some_and(|host| {
+            self.allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host))
+        })
+    }
+
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            base_url: match &self.refs {
+                RefsLocation::Url(url) => Some(url.clone()),
+                RefsLocation::Bucket(_) => None,
+            },
+            s3_endpoint: self.s3_endpoint.clone(),
+        }
+    }
+}
+
+/// The load state of one dataset, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    /// Not loaded in this isolate yet (or dropped to stay within the budget).
+    NotLoaded,
+    /// Loaded and usable.
+    Loaded,
+    /// The last load failed with this message.
+    Failed(String),
+}
+
+struct Loaded {
+    refs: Rc<References>,
+    etag: Option<String>,
+    checked_at_ms: u64,
+    last_used_ms: u64,
+}
+
+/// Per-isolate cache of loaded references, bounded by a memory budget.
+pub struct DatasetRegistry {
+    datasets: Vec<DatasetConfig>,
+    budget_bytes: usize,
+    revalidate_after_ms: u64,
+    loaded: RefCell<BTreeMap<String, Loaded>>,
+    failures: RefCell<BTreeMap<String, String>>,
+}
+
+impl DatasetRegistry {
+    /// A registry over `datasets` keeping at most `budget_bytes` of references in memory and
+    /// revalidating them after `revalidate_after_ms`.
+    #[must_use]
+    pub fn new(
+        datasets: Vec<DatasetConfig>,
+        budget_bytes: usize,
+        revalidate_after_ms: u64,
+    ) -> Self {
+        Self {
+            datasets,
+            budget_bytes,
+            revalidate_after_ms,
+            loaded: RefCell::default(),
+            failures: RefCell::default(),
+        }
+    }
+
+    /// Every configured dataset, sorted by id.
+    #[must_use]
+    pub fn datasets(&self) -> &[DatasetConfig] {
+        &self.datasets
+    }
+
+    /// One dataset's configuration.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id.
+    pub fn config(&self, id: &str) -> Result<&DatasetConfig, Error> {
+        self.datasets
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| Error::NotFound(format!("no dataset {id:?}")))
+    }
+
+    /// The dataset's load state in this isolate.
+    #[must_use]
+    pub fn state(&self, id: &str) -> LoadState {
+        if self.loaded.borrow().contains_key(id) {
+            LoadState::Loaded
+        } else if let Some(message) = self.failures.borrow().get(id) {
+            LoadState::Failed(message.clone())
+        } else {
+            LoadState::NotLoaded
+        }
+    }
+
+    /// The dataset's references: from memory while fresh, else (re)loaded through `source`.
+    ///
+    /// A revalidation that fails keeps serving the references already loaded (stale beats down).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id; [`Error::Upstream`] when the reference file cannot
+    /// be fetched; [`Error::BadReferences`] when it does not parse.
+    pub async fn references(
+        &self,
+        id: &str,
+        source: &impl ReferenceSource,
+        now_ms: u64,
+    ) -> Result<Rc<References>, Error> {
+        let config = self.config(id)?;
+        let cached = self.loaded.borrow_mut().get_mut(id).map(|entry| {
+            entry.last_used_ms = now_ms;
+            let fresh = now_ms.saturating_sub(entry.checked_at_ms) < self.revalidate_after_ms;
+            (Rc::clone(&entry.refs), entry.etag.clone(), fresh)
+        });
+        if let Some((refs, _, true)) = &cached {
+            return Ok(Rc::clone(refs));
+        }
+        let etag = cached.as_ref().and_then(|(_, etag, _)| etag.clone());
+        let fetched = source.fetch_refs(&config.refs, etag.as_deref()).await;
+        match (fetched, cached) {
+            (Ok(RefsFetch::NotModified), Some((refs, _, _))) => {
+                if let Some(entry) = self.loaded.borrow_mut().get_mut(id) {
+                    entry.checked_at_ms = now_ms;
+                }
+                Ok(refs)
+            }
+            (Err(_), Some((refs, _, _))) => {
+                // Keep serving what we have; the next request after the interval tries again.
+                if let Some(entry) = self.loaded.borrow_mut().get_mut(id) {
+                    entry.checked_at_ms = now_ms;
+                }
+                Ok(refs)
+            }
+            (Ok(RefsFetch::NotModified), None) => Err(Error::Internal(format!(
+                "reference source answered 'not modified' for {id} without a validator"
+            ))),
+            (Err(error), None) => {
+                self.failures
+                    .borrow_mut()
+                    .insert(id.to_owned(), error.to_string());
+                Err(error)
+            }
+            (Ok(RefsFetch::Body { bytes, etag }), _) => {
+                let refs = References::from_json(&bytes, &config.load_options()).map_err(|e| {
+                    let error = Error::BadReferences(format!("dataset {id}: {e}"));
+                    self.failures
+                        .borrow_mut()
+                        .insert(id.to_owned(), error.to_string());
+                    error
+                });
+                let refs = Rc::new(refs?);
+                self.failures.borrow_mut().remove(id);
+                self.insert(id, Rc::clone(&refs), etag, now_ms);
+                Ok(refs)
+            }
+        }
+    }
+
+    fn insert(&self, id: &str, refs: Rc<References>, etag: Option<String>, now_ms: u64) {
+        let mut loaded = self.loaded.borrow_mut();
+        loaded.insert(
+            id.to_owned(),
+            Loaded {
+                refs,
+                etag,
+                checked_at_ms: now_ms,
+                last_used_ms: now_ms,
+            },
+        );
+        // Drop least recently used datasets (never the one just loaded) until within budget.
+        loop {
+            let total: usize = loaded.values().map(|l| l.refs.heap_bytes()).sum();
+            if total <= self.budget_bytes {
+                break;
+            }
+            let victim = loaded
+                .iter()
+                .filter(|(other, _)| other.as_str() != id)
+                .min_by_key(|(_, l)| l.last_used_ms)
+                .map(|(other, _)| other.clone());
+            match victim {
+                Some(victim) => {
+                    loaded.remove(&victim);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::FakeRefsSource;
+    use futures::executor::block_on;
+
+    const SMALL: &str = r#"{"version": 1, "refs": {".zgroup": "{\"zarr_format\": 2}"}}"#;
+
+    fn big(n: usize) -> String {
+        let refs: Vec<String> = (0..n)
+            .map(|i| format!(r#""v/{i}": ["http://o.test/f.nc", {i}, 10]"#))
+            .collect();
+        format!(r#"{{"version": 1, "refs": {{{}}}}}"#, refs.join(","))
+    }
+
+    /// Valid configurations parse with defaults; each invalid one names the problem.
+    #[test]
+    fn parse_datasets_table() {
+        let parsed = parse_datasets(
+            r#"{"air": {"refs": "https://data.test:8443/refs/air.json"},
+                "b": {"refs": "r2://refs/b.json", "allowed_hosts": ["s3.test"], "ttl_seconds": 60,
+                      "s3_endpoint": {"endpoint": "https://s3.test", "path_style": false}}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed[0].id, "air");
+        assert_eq!(parsed[0].allowed_hosts, ["data.test:8443"]);
+        assert_eq!(parsed[0].ttl_seconds, DEFAULT_TTL_SECONDS);
+        assert!(parsed[0].allows("https://DATA.test:8443/x.nc"));
+        assert!(!parsed[0].allows("https://data.test/x.nc"));
+        assert_eq!(parsed[1].refs, RefsLocation::Bucket("refs/b.json".into()));
+        assert_eq!(
+            parsed[1].s3_endpoint.as_ref().map(|s| s.path_style),
+            Some(false)
+        );
+        for (json, want) in [
+            (r#"{"a": {"refs": "ftp://x/r.json"}}"#, "refs must be"),
+            (
+                r#"{"a": {"refs": "r2://r.json"}}"#,
+                "allowed_hosts is required",
+            ),
+            (
+                r#"{"a b": {"refs": "http://x/r.json"}}"#,
+                "invalid dataset id",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "ttl_seconds": 0}}"#,
+                "ttl_seconds",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "colour": 1}}"#,
+                "unknown field",
+            ),
+            (r#"{"a": {}}"#, "missing field"),
+        ] {
+            let error = parse_datasets(json).unwrap_err().to_string();
+            assert!(error.contains(want), "{json}: {error}");
+        }
+    }
+
+    /// After the interval, references are revalidated with their `ETag` and kept when unchanged,
+    /// and reloaded when the file changed.
+    #[test]
+    fn revalidates_with_etag() {
+        let datasets = parse_datasets(r#"{"a": {"refs": "http://o.test/a.json"}}"#).unwrap();
+        let registry = DatasetRegistry::new(datasets, 1 << 20, 1_000);
+        let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
+        block_on(registry.references("a", &source, 0)).unwrap();
+        block_on(registry.references("a", &source, 999)).unwrap();
+        assert_eq!(source.fetches.get(), 1, "fresh within the interval");
+        block_on(registry.references("a", &source, 1_000)).unwrap();
+        assert_eq!((source.fetches.get(), source.not_modified.get()), (2, 1));
+        source.replace("http://o.test/a.json", &big(3), "\"2\"");
+        let refs = block_on(registry.references("a", &source, 2_500)).unwrap();
+        assert_eq!(refs.len_explicit(), 3);
+    }
+
+    /// A failed revalidation keeps serving the references already loaded; a failed first load
+    /// is reported in the state.
+    #[test]
+    fn stale_beats_down() {
+        let datasets = parse_datasets(
+            r#"{"a": {"refs": "http://o.test/a.json"}, "b": {"refs": "http://o.test/b.json"}}"#,
+        )
+        .unwrap();
+        let registry = DatasetRegistry::new(datasets, 1 << 20, 10);
+        let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
+        block_on(registry.references("a", &source, 0)).unwrap();
+        let gone = FakeRefsSource::default();
+        assert!(block_on(registry.references("a", &gone, 100)).is_ok());
+        assert!(block_on(registry.references("b", &gone, 100)).is_err());
+        assert_eq!(registry.state("a"), LoadState::Loaded);
+        assert!(matches!(registry.state("b"), LoadState::Failed(m) if m.contains("404")));
+        assert_eq!(registry.state("zzz"), LoadState::NotLoaded);
+    }
+
+    /// Over the memory budget, the least recently used dataset is dropped (never the new one).
+    #[test]
+    fn budget_drops_least_recently_used() {
+        let datasets = parse_datasets(
+            r#"{"a": {"refs": "http://o.test/a.json"}, "b": {"refs": "http://o.test/b.json"},
+                "c": {"refs": "http://o.test/c.json"}}"#,
+        )
+        .unwrap();
+        let source = FakeRefsSource::default()
+            .with("http://o.test/a.json", &big(1000), "a")
+            .with("http://o.test/b.json", &big(1000), "b")
+            .with("http://o.test/c.json", &big(1000), "c");
+        let one = block_on(
+            DatasetRegistry::new(datasets.clone(), usize::MAX, 60_000).references("a", &source, 0),
+        )
+        .unwrap()
+        .heap_bytes();
+        let registry = DatasetRegistry::new(datasets, one * 2 + one / 2, 60_000);
+        block_on(registry.references("a", &source, 1)).unwrap();
+        block_on(registry.references("b", &source, 2)).unwrap();
+        block_on(registry.references("a", &source, 3)).unwrap();
+        block_on(registry.references("c", &source, 4)).unwrap();
+        assert_eq!(registry.state("a"), LoadState::Loaded);
+        assert_eq!(
+            registry.state("b"),
+            LoadState::NotLoaded,
+            "b was least recently used"
+        );
+        assert_eq!(registry.state("c"), LoadState::Loaded);
+    }
+}

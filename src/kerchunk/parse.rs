@@ -1,0 +1,692 @@
+//! Streaming the JSON document into the compact store, without a `serde_json::Value` for `refs`.
+//!
+//! Two passes over the bytes at most: [`scan_version`] reads the top-level keys until it meets
+//! `version` (the first key in kerchunk's output, so this pass usually stops at once; a version-0
+//! file or one with sorted keys is skimmed to the end without allocating), then [`parse`] streams
+//! every reference straight into a [`RecordsBuilder`] with serde visitors: keys go through one
+//! reused `String`, URLs are interned, base64 is decoded into one reused buffer, and JSON-object
+//! values are re-serialised by [`Minify`]. Only `templates` and `gen`, which are small, are kept
+//! as [`Json`] values.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde::Deserialize;
+
+use super::error::{LoadError, Place, Problem};
+use super::json::{Json, Minify};
+use super::records::{RecordsBuilder, TooLarge, Value, MAX_URLS};
+
+/// The spec version of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// No `version` member: the whole object is the references.
+    Zero,
+    /// `"version": 1`: `templates`, `gen`, `refs`.
+    One,
+}
+
+/// What the main pass collects.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub(crate) version: Version,
+    pub(crate) records: RecordsBuilder,
+    /// The distinct raw URLs, by index.
+    pub(crate) urls: Vec<Box<str>>,
+    /// For each URL, the position of the first record that uses it (for error messages).
+    pub(crate) url_first: Vec<u32>,
+    /// `templates` as `(name, text)` pairs, in document order.
+    pub(crate) templates: Vec<(String, String)>,
+    /// The entries of `gen`.
+    pub(crate) gen: Vec<Json>,
+}
+
+/// Reads a whole document.
+pub(crate) fn parse(json: &[u8]) -> Result<Parsed, LoadError> {
+    let version = scan_version(json)?;
+    let mut builder = Builder::new();
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let result = match version {
+        Version::Zero => (&mut de).deserialize_map(RefsVisitor {
+            b: &mut builder,
+            top_level: true,
+        }),
+        Version::One => (&mut de).deserialize_map(TopVisitor { b: &mut builder }),
+    }
+    .and_then(|()| de.end());
+    if let Err(e) = result {
+        return Err(builder.error.take().unwrap_or_else(|| {
+            let near = if builder.key.is_empty() {
+                String::new()
+            } else {
+                format!(" (near key {:?})", builder.key)
+            };
+            LoadError::new(Place::Document, Problem::Json(format!("{e}{near}")))
+        }));
+    }
+    let templates = match builder.templates.take() {
+        None => Vec::new(),
+        Some(Json::Obj(members)) => members
+            .into_iter()
+            .map(|(name, value)| match value {
+                Json::Str(text) => Ok((name, text)),
+                other => Err(LoadError::new(
+                    Place::Template(name),
+                    Problem::WrongType {
+                        expected: "a template string",
+                        found: other.describe(),
+                    },
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(wrong_top("templates", "an object", &other)),
+    };
+    let gen = match builder.gen.take() {
+        None => Vec::new(),
+        Some(Json::Arr(items)) => items,
+        Some(other) => return Err(wrong_top("gen", "a list", &other)),
+    };
+    let mut urls: Vec<Box<str>> = Vec::new();
+    urls.resize_with(builder.urls.len(), Default::default);
+    for (url, index) in builder.urls {
+        if let Some(slot) = urls.get_mut(index as usize) {
+            *slot = url;
+        }
+    }
+    Ok(Parsed {
+        version,
+        records: builder.records,
+        urls,
+        url_first: builder.url_first,
+        templates,
+        gen,
+    })
+}
+
+fn wrong_top(member: &str, expected: &'static str, found: &Json) -> LoadError {
+    LoadError::new(
+        Place::Document,
+        Problem::WrongType {
+            expected,
+            found: format!("{} for {member:?}", found.describe()),
+        },
+    )
+}
+
+/// Finds the spec version: the `version` member, read without keeping anything else.
+pub(crate) fn scan_version(json: &[u8]) -> Result<Version, LoadError> {
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        first => {
+            let found = match first {
+                None => {
+                    return Err(LoadError::new(
+                        Place::Document,
+                        Problem::Json("empty document".into()),
+                    ))
+                }
+                Some(b'[') => "a list",
+                Some(b'"') => "a string",
+                Some(b't' | b'f') => "a boolean",
+                Some(b'n') => "null",
+                Some(b'-' | b'0'..=b'9') => "a number",
+                Some(_) => "something that is not JSON",
+            };
+            return Err(LoadError::new(
+                Place::Document,
+                Problem::WrongType {
+                    expected: "a JSON object",
+                    found: found.into(),
+                },
+            ));
+        }
+    }
+    let mut found: Option<Result<Version, String>> = None;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let result = (&mut de)
+        .deserialize_map(VersionScan { found: &mut found })
+        .and_then(|()| de.end());
+    match (found, result) {
+        (Some(Ok(version)), _) => Ok(version),
+        (Some(Err(shown)), _) => Err(LoadError::new(
+            Place::Document,
+            Problem::UnknownVersion(shown),
+        )),
+        (None, Ok(())) => Ok(Version::Zero),
+        (None, Err(e)) => Err(LoadError::new(
+            Place::Document,
+            Problem::Json(e.to_string()),
+        )),
+    }
+}
+
+/// The error that stops [`VersionScan`] once it has the version.
+const FOUND: &str = "version found";
+
+struct VersionScan<'a> {
+    found: &'a mut Option<Result<Version, String>>,
+}
+
+impl<'de> Visitor<'de> for VersionScan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<TopKey>()? {
+            if key == TopKey::Version {
+                let value: Json = map.next_value()?;
+                *self.found = Some(match value {
+                    // fsspec compares with `== 1`, so 1.0 counts too; null means version 0.
+                    Json::Int(1) | Json::Float(1.0) => Ok(Version::One),
+                    Json::Null => Ok(Version::Zero),
+                    other => Err(other.describe()),
+                });
+                return Err(de::Error::custom(FOUND));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+/// The top-level members of a version-1 document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum TopKey {
+    Version,
+    Templates,
+    Gen,
+    Refs,
+    #[serde(other)]
+    Other,
+}
+
+/// The state shared by the visitors of the main pass.
+#[derive(Debug)]
+struct Builder {
+    records: RecordsBuilder,
+    /// The key being read.
+    key: String,
+    /// Scratch for decoded base64 and minified JSON.
+    bytes: Vec<u8>,
+    urls: HashMap<Box<str>, u32>,
+    url_first: Vec<u32>,
+    /// The most recent URL: consecutive references usually share it.
+    last_url: Option<(String, u32)>,
+    templates: Option<Json>,
+    gen: Option<Json>,
+    seen_refs: bool,
+    /// The precise error, when a visitor failed on purpose.
+    error: Option<LoadError>,
+}
+
+/// The base64 flavour Python's `b64decode` accepts: standard alphabet, lenient padding and
+/// trailing bits.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+const VALUE_EXPECTED: &str = "a string, [url], [url, offset, length] or an object";
+
+impl Builder {
+    fn new() -> Self {
+        Self {
+            records: RecordsBuilder::new(),
+            key: String::new(),
+            bytes: Vec::new(),
+            urls: HashMap::new(),
+            url_first: Vec::new(),
+            last_url: None,
+            templates: None,
+            gen: None,
+            seen_refs: false,
+            error: None,
+        }
+    }
+
+    /// Records `problem` for the current key and returns the error that unwinds serde.
+    fn fail<E: de::Error>(&mut self, problem: Problem) -> E {
+        self.fail_at(Place::Ref(self.key.clone()), problem)
+    }
+
+    fn fail_at<E: de::Error>(&mut self, place: Place, problem: Problem) -> E {
+        let message = problem.to_string();
+        self.error = Some(LoadError::new(place, problem));
+        E::custom(message)
+    }
+
+    fn push<E: de::Error>(&mut self, value: Value<'_>) -> Result<(), E> {
+        match self.records.push(&self.key, value) {
+            Ok(pos) => {
+                if let Value::Range { url, .. } | Value::Whole { url } = value {
+                    if let Some(first) = self.url_first.get_mut(url as usize) {
+                        if *first == u32::MAX {
+                            *first = pos;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Err(TooLarge) => Err(self.fail_at(
+                Place::Document,
+                Problem::TooLarge("more than 4 GiB of references".into()),
+            )),
+        }
+    }
+
+    fn push_str<E: de::Error>(&mut self, s: &str) -> Result<(), E> {
+        let Some(encoded) = s.strip_prefix("base64:") else {
+            return self.push(Value::Inline(s.as_bytes()));
+        };
+        let mut bytes = std::mem::take(&mut self.bytes);
+        bytes.clear();
+        let mut decoded = BASE64.decode_vec(encoded, &mut bytes);
+        if decoded.is_err() && encoded.bytes().any(|b| b.is_ascii_whitespace()) {
+            // Python's decoder skips characters outside the alphabet, such as line breaks.
+            let compact: Vec<u8> = encoded
+                .bytes()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            bytes.clear();
+            decoded = BASE64.decode_vec(compact, &mut bytes);
+        }
+        let result = match decoded {
+            Ok(()) => self.push(Value::Inline(&bytes)),
+            Err(e) => Err(self.fail(Problem::Base64(e.to_string()))),
+        };
+        self.bytes = bytes;
+        result
+    }
+
+    fn intern<E: de::Error>(&mut self, url: &str) -> Result<u32, E> {
+        if let Some((last, index)) = &self.last_url {
+            if last == url {
+                return Ok(*index);
+            }
+        }
+        let index = if let Some(&index) = self.urls.get(url) {
+            index
+        } else {
+            let index = u32::try_from(self.urls.len())
+                .ok()
+                .filter(|&i| i < MAX_URLS)
+                .ok_or_else(|| {
+                    self.fail_at::<E>(
+                        Place::Document,
+                        Problem::TooLarge("more than 2^30 distinct URLs".into()),
+                    )
+                })?;
+            self.urls.insert(url.into(), index);
+            self.url_first.push(u32::MAX);
+            index
+        };
+        match &mut self.last_url {
+            Some((last, last_index)) => {
+                last.clear();
+                last.push_str(url);
+                *last_index = index;
+            }
+            None => self.last_url = Some((url.to_owned(), index)),
+        }
+        Ok(index)
+    }
+}
+
+/// The top level of a version-1 document.
+struct TopVisitor<'b> {
+    b: &'b mut Builder,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<TopKey>()? {
+            match key {
+                TopKey::Version | TopKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                TopKey::Templates => self.b.templates = Some(map.next_value()?),
+                TopKey::Gen => self.b.gen = Some(map.next_value()?),
+                TopKey::Refs => {
+                    if self.b.seen_refs {
+                        return Err(self.b.fail_at(
+                            Place::Document,
+                            Problem::Json("\"refs\" appears twice".into()),
+                        ));
+                    }
+                    self.b.seen_refs = true;
+                    map.next_value_seed(RefsSeed { b: &mut *self.b })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RefsSeed<'b> {
+    b: &'b mut Builder,
+}
+
+impl<'de> DeserializeSeed<'de> for RefsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(RefsVisitor {
+            b: self.b,
+            top_level: false,
+        })
+    }
+}
+
+/// An object of references: `refs`, or the whole document in version 0.
+struct RefsVisitor<'b> {
+    b: &'b mut Builder,
+    /// Version 0: a `"version": null` member is not a reference.
+    top_level: bool,
+}
+
+impl<'de> Visitor<'de> for RefsVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of references")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_key_seed(KeySeed {
+                key: &mut self.b.key,
+            })?
+            .is_some()
+        {
+            if self.top_level && self.b.key == "version" {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            map.next_value_seed(ValueSeed { b: &mut *self.b })?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a key into the reused `String`.
+struct KeySeed<'a> {
+    key: &'a mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.key.clear();
+        self.key.push_str(v);
+        Ok(())
+    }
+}
+
+/// One reference value, stored as a record.
+struct ValueSeed<'b> {
+    b: &'b mut Builder,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_> {
+    fn wrong<E: de::Error>(self, found: String) -> Result<(), E> {
+        Err(self.b.fail(Problem::WrongType {
+            expected: VALUE_EXPECTED,
+            found,
+        }))
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(VALUE_EXPECTED)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.b.push_str(v)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let b = self.b;
+        let Some(url) = seq.next_element_seed(UrlSeed { b: &mut *b })? else {
+            return Err(b.fail(Problem::Range("an empty list is not a reference".into())));
+        };
+        let Some(offset) = seq.next_element_seed(IntSeed {
+            b: &mut *b,
+            what: "offset",
+        })?
+        else {
+            return b.push(Value::Whole { url });
+        };
+        let Some(length) = seq.next_element_seed(IntSeed {
+            b: &mut *b,
+            what: "length",
+        })?
+        else {
+            return Err(b.fail(Problem::Range(
+                "a list reference has 1 element ([url]) or 3 ([url, offset, length]), not 2".into(),
+            )));
+        };
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(b.fail(Problem::Range(
+                "a list reference has 1 element ([url]) or 3 ([url, offset, length]), not more"
+                    .into(),
+            )));
+        }
+        if offset.checked_add(length).is_none() {
+            return Err(b.fail(Problem::Range(format!(
+                "offset {offset} + length {length} overflows 64 bits"
+            ))));
+        }
+        b.push(Value::Range {
+            url,
+            offset,
+            length,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let b = self.b;
+        let mut bytes = std::mem::take(&mut b.bytes);
+        bytes.clear();
+        let written = Minify(&mut bytes).visit_map(map);
+        let result = written.and_then(|()| b.push(Value::Inline(&bytes)));
+        b.bytes = bytes;
+        result
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.wrong("null".into())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.wrong(format!("boolean {v}"))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.wrong(format!("number {v}"))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.wrong(format!("number {v}"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.wrong(format!("number {v}"))
+    }
+}
+
+/// The URL of a list reference, interned.
+struct UrlSeed<'b> {
+    b: &'b mut Builder,
+}
+
+impl<'de> DeserializeSeed<'de> for UrlSeed<'_> {
+    type Value = u32;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u32, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl UrlSeed<'_> {
+    fn wrong<E: de::Error>(self, found: &str) -> Result<u32, E> {
+        Err(self.b.fail(Problem::WrongType {
+            expected: "a URL string",
+            found: found.into(),
+        }))
+    }
+}
+
+impl<'de> Visitor<'de> for UrlSeed<'_> {
+    type Value = u32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a URL string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
+        self.b.intern(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<u32, E> {
+        // fsspec substitutes its `target` option for a null URL; there is no such option here.
+        self.wrong("null (a default target URL is not supported)")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u32, E> {
+        self.wrong("a boolean")
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u32, E> {
+        self.wrong("a number")
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u32, E> {
+        self.wrong("a number")
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u32, E> {
+        self.wrong("a number")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<u32, A::Error> {
+        self.wrong("a list")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u32, A::Error> {
+        self.wrong("an object")
+    }
+}
+
+/// An offset or a length: a non-negative integer.
+struct IntSeed<'b> {
+    b: &'b mut Builder,
+    what: &'static str,
+}
+
+impl<'de> DeserializeSeed<'de> for IntSeed<'_> {
+    type Value = u64;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl IntSeed<'_> {
+    fn bad<E: de::Error>(self, why: &str) -> Result<u64, E> {
+        Err(self.b.fail(Problem::Range(format!("{} {why}", self.what))))
+    }
+}
+
+impl<'de> Visitor<'de> for IntSeed<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative integer")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        match u64::try_from(v) {
+            Ok(v) => Ok(v),
+            Err(_) => self.bad(&format!("is negative ({v})")),
+        }
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        self.bad(&format!("is not an integer ({v})"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        self.bad(&format!("is a string ({v:?}), not an integer"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+        self.bad("is null, not an integer")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<u64, E> {
+        self.bad(&format!("is a boolean ({v}), not an integer"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
+        self.bad("is a list, not an integer")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<u64, A::Error> {
+        self.bad("is an object, not an integer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version comes from the `version` member wherever it is; absent or null is 0.
+    #[test]
+    fn version_is_found_anywhere() {
+        let cases: [(&str, Result<Version, &str>); 8] = [
+            (r#"{"version": 1, "refs": {}}"#, Ok(Version::One)),
+            (
+                r#"{"refs": {"a": "b"}, "gen": [], "version": 1.0}"#,
+                Ok(Version::One),
+            ),
+            (r#"{"a": ["u", 1, 2]}"#, Ok(Version::Zero)),
+            (r#"{"version": null, "a": "x"}"#, Ok(Version::Zero)),
+            (
+                r#"{"version": 2}"#,
+                Err("unknown reference spec version number 2"),
+            ),
+            (
+                r#"{"version": "1"}"#,
+                Err("unknown reference spec version string \"1\""),
+            ),
+            ("[1]", Err("expected a JSON object, found a list")),
+            (r#"{"a": "#, Err("not valid JSON")),
+        ];
+        for (json, want) in cases {
+            let got = scan_version(json.as_bytes()).map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(v), Ok(w)) => assert_eq!(v, w, "{json}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{json}: {e}"),
+                (got, _) => panic!("{json}: {got:?}"),
+            }
+        }
+    }
+}

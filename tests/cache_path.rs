@@ -1,0 +1,268 @@
+//! The cache path on the real stack: `wrangler dev` (two instances sharing local R2), Redis
+//! behind `upstash-local`, nginx as the origin (its access log counts range requests).
+//!
+//! Each test reads its own chunk of the `air` references through its own dataset alias (see
+//! `scripts/test`: `t-*` datasets, edge tier off except `t-edge`), so tests can run in parallel
+//! and origin requests can be counted per chunk.
+//!
+//! # Running
+//! `scripts/test` starts the stack and runs these with `--include-ignored`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{agent, stack_var, UreqTransport};
+use futures::executor::block_on;
+use zarr_edge_cache::backend::UpstashTransport;
+use zarr_edge_cache::upstash::{decode_single, Command, HttpCall, Value};
+
+/// A chunk of the demo `air` references: its key and origin range.
+struct Chunk {
+    key: String,
+    offset: u64,
+    length: u64,
+}
+
+fn chunk(key: &str) -> Chunk {
+    let path = PathBuf::from(stack_var("ZEC_STATE_DIR")).join("demo/refs/air.json");
+    let refs: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let reference = &refs["refs"][key];
+    Chunk {
+        key: key.to_owned(),
+        offset: reference[1].as_u64().unwrap(),
+        length: reference[2].as_u64().unwrap(),
+    }
+}
+
+impl Chunk {
+    /// Origin requests for exactly this range so far (nginx access log).
+    fn origin_requests(&self) -> usize {
+        let log = PathBuf::from(stack_var("ZEC_STATE_DIR")).join("nginx/access.log");
+        let needle = format!(
+            "\"bytes={}-{}\"",
+            self.offset,
+            self.offset + self.length - 1
+        );
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("/air.nc") && line.ends_with(&needle))
+            .count()
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = agent()
+        .get(&format!("{base}{path}"))
+        .header("Accept-Encoding", "identity");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().unwrap();
+    Answer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body: response.body_mut().read_to_vec().unwrap(),
+    }
+}
+
+fn worker() -> String {
+    stack_var("ZEC_BASE_URL")
+}
+
+fn index(command: &Command) -> Value {
+    let call = HttpCall::single(&stack_var("ZEC_UPSTASH_TOKEN"), command);
+    let raw = block_on(UreqTransport::new(&stack_var("ZEC_UPSTASH_URL")).send(&call)).unwrap();
+    decode_single(raw.status, &raw.body).unwrap()
+}
+
+/// The field of the index entry for `key` of `dataset`.
+fn entry_field(dataset: &str, key: &str, field: &str) -> Option<String> {
+    let value = index(
+        &Command::new("HGET")
+            .arg(format!("zec:v1:entry:{dataset}:{key}"))
+            .arg(field),
+    );
+    value.as_str().map(str::to_owned)
+}
+
+/// Write-back runs after the response: poll until the index entry appears.
+fn wait_for_entry(dataset: &str, key: &str) {
+    for _ in 0..100 {
+        if entry_field(dataset, key, "size").is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no index entry for {dataset}/{key} after 5 s");
+}
+
+/// Cold read is a MISS with one origin range request; the index then holds the entry with its
+/// size, count and TTL; the second read is a HIT with identical bytes and no new origin request.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn cold_miss_then_warm_hit() {
+    let c = chunk("air_temperature/0.0.0");
+    let path = format!("/zarr/t-misshit/{}", c.key);
+    let cold = get(&worker(), &path, &[]);
+    assert_eq!(cold.status, 200);
+    assert_eq!(cold.header("x-cache"), Some("MISS"));
+    assert_eq!(cold.body.len() as u64, c.length);
+    assert_eq!(c.origin_requests(), 1);
+    wait_for_entry("t-misshit", &c.key);
+    assert_eq!(
+        entry_field("t-misshit", &c.key, "size"),
+        Some(c.length.to_string())
+    );
+    assert_eq!(entry_field("t-misshit", &c.key, "hits"), Some("0".into()));
+    let ttl = index(&Command::new("PTTL").arg(format!("zec:v1:entry:t-misshit:{}", c.key)))
+        .as_int()
+        .unwrap();
+    assert!(
+        (3_500_000..=3_600_000).contains(&ttl),
+        "PTTL {ttl} (dataset TTL is 1 h)"
+    );
+
+    let warm = get(&worker(), &path, &[]);
+    assert_eq!(warm.status, 200);
+    assert_eq!(warm.header("x-cache"), Some("HIT"));
+    assert_eq!(warm.body, cold.body);
+    assert_eq!(warm.header("etag"), cold.header("etag"));
+    assert!(warm
+        .header("server-timing")
+        .is_some_and(|t| t.contains("index;dur=")));
+    assert_eq!(c.origin_requests(), 1, "a hit must not reach the origin");
+    assert_eq!(entry_field("t-misshit", &c.key, "hits"), Some("1".into()));
+}
+
+/// After the dataset's TTL (2 s) the entry has expired and the next read is a MISS again.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn expired_entry_is_a_miss_again() {
+    let c = chunk("air_temperature/0.0.1");
+    let path = format!("/zarr/t-ttl/{}", c.key);
+    assert_eq!(get(&worker(), &path, &[]).header("x-cache"), Some("MISS"));
+    wait_for_entry("t-ttl", &c.key);
+    assert_eq!(get(&worker(), &path, &[]).header("x-cache"), Some("HIT"));
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(entry_field("t-ttl", &c.key, "size"), None, "entry expired");
+    assert_eq!(get(&worker(), &path, &[]).header("x-cache"), Some("MISS"));
+    assert_eq!(c.origin_requests(), 2);
+}
+
+/// 50 concurrent cold reads of one key, spread over two worker processes sharing the index and
+/// the storage, reach the origin once; every reader gets the same bytes.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn concurrent_cold_reads_on_two_workers_fetch_once() {
+    let c = chunk("air_temperature/1.0.0");
+    let bases = [worker(), stack_var("ZEC_BASE_URL_2")];
+    let path = format!("/zarr/t-concurrent/{}", c.key);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let (base, path, barrier) = (bases[i % 2].clone(), path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                get(&base, &path, &[])
+            })
+        })
+        .collect();
+    let answers: Vec<Answer> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for answer in &answers {
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, answers[0].body);
+    }
+    assert_eq!(c.origin_requests(), 1, "one origin request for 50 readers");
+}
+
+/// `ETag` and `If-None-Match` → 304; `Range` → 206 with `Content-Range`; past the end → 416; `HEAD` has
+/// the length and no body.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn conditional_and_range_requests() {
+    let c = chunk("air_temperature/1.0.1");
+    let path = format!("/zarr/t-http/{}", c.key);
+    let full = get(&worker(), &path, &[]);
+    let etag = full.header("etag").unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+    wait_for_entry("t-http", &c.key);
+    for _ in 0..2 {
+        let not_modified = get(&worker(), &path, &[("If-None-Match", &etag)]);
+        assert_eq!(not_modified.status, 304);
+        assert!(not_modified.body.is_empty());
+        let part = get(&worker(), &path, &[("Range", "bytes=10-19")]);
+        assert_eq!(part.status, 206);
+        assert_eq!(part.body, &full.body[10..20]);
+        assert_eq!(
+            part.header("content-range"),
+            Some(format!("bytes 10-19/{}", c.length).as_str())
+        );
+        let beyond_end = get(
+            &worker(),
+            &path,
+            &[("Range", &format!("bytes={}-", c.length))],
+        );
+        assert_eq!(beyond_end.status, 416);
+    }
+    let head = agent()
+        .head(&format!("{}{path}", worker()))
+        .header("Accept-Encoding", "identity")
+        .call()
+        .unwrap();
+    assert_eq!(
+        head.headers()
+            .get("content-length")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        c.length.to_string()
+    );
+    let inline = get(&worker(), "/zarr/t-http/lat/0", &[]);
+    assert_eq!(inline.header("x-cache"), Some("INLINE"));
+}
+
+/// With the edge tier on, a repeated read is answered from the Workers Cache API (`EDGE`).
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn edge_tier_answers_repeated_reads() {
+    let c = chunk("air_temperature/1.1.0");
+    let path = format!("/zarr/t-edge/{}", c.key);
+    let first = get(&worker(), &path, &[]);
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let mut source = None;
+    for _ in 0..50 {
+        let again = get(&worker(), &path, &[]);
+        assert_eq!(again.body, first.body);
+        source = again.header("x-cache").map(str::to_owned);
+        if source.as_deref() == Some("EDGE") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(source.as_deref(), Some("EDGE"));
+    assert_eq!(c.origin_requests(), 1);
+}
