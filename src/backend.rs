@@ -85,8 +85,19 @@ pub trait Index {
         ttl_ms: u64,
     ) -> Result<(), IndexError>;
 
+    /// Writes `entry` (TTL `ttl_ms`) for bytes that are already stored, written for another
+    /// dataset or key with the same source range, and counts the read as a hit.
+    async fn adopt(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &crate::cache_entry::IndexEntry,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError>;
+
     /// Undoes a hit that [`lookup`](Self::lookup) recorded for an entry whose bytes turned out
-    /// to be missing from the store, and deletes that entry.
+    /// to be missing from the store, and deletes that entry, but only if it is still that entry
+    /// (same object and creation time): a fresher entry written meanwhile stays.
     async fn forget(
         &self,
         dataset: &str,
@@ -127,6 +138,8 @@ pub enum StoreError {
 pub struct StoredObject<B> {
     /// Size in bytes.
     pub size: u64,
+    /// When it was written, ms since the epoch.
+    pub uploaded_ms: u64,
     /// The body, streamed to the client by the glue or read with
     /// [`ChunkStore::read_body`].
     pub body: B,
@@ -238,6 +251,9 @@ pub enum OriginError {
     /// The connection failed.
     #[error("origin request failed: {0}")]
     Network(String),
+    /// The answer is larger than the worker will hold in memory.
+    #[error("origin answer of {0} bytes is larger than the worker holds")]
+    TooLarge(u64),
 }
 
 /// The archive the references point into (HTTP servers, S3-compatible stores).
@@ -292,6 +308,15 @@ impl<T: Index> Index for std::rc::Rc<T> {
         entry: &crate::cache_entry::IndexEntry,
     ) -> Result<(), IndexError> {
         (**self).forget(dataset, key, entry).await
+    }
+    async fn adopt(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &crate::cache_entry::IndexEntry,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError> {
+        (**self).adopt(dataset, key, entry, ttl_ms).await
     }
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
         (**self).try_lease(object, holder, ttl_ms).await

@@ -185,6 +185,17 @@ redis.call('HINCRBY', KEYS[2], 'hits', 1)
 redis.call('HINCRBY', KEYS[2], 'bytes_from_cache', size)
 return e";
 
+/// The Lua script behind `Index::forget`: delete the entry and undo the hit only if the entry is
+/// still the stale one (a fresh write-back may have replaced it).
+/// `KEYS[1]` entry, `KEYS[2]` dataset stats; `ARGV[1]` object key, `ARGV[2]` created ms,
+/// `ARGV[3]` size.
+pub const FORGET_SCRIPT: &str = r"local e = redis.call('HMGET', KEYS[1], 'object_key', 'created_ms')
+if e[1] ~= ARGV[1] or e[2] ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HINCRBY', KEYS[2], 'hits', -1)
+redis.call('HINCRBY', KEYS[2], 'bytes_from_cache', -tonumber(ARGV[3]))
+return 1";
+
 /// The Lua script behind `Index::release_lease`: delete the lease only if it is still ours.
 /// `KEYS[1]` lease; `ARGV[1]` holder.
 pub const RELEASE_SCRIPT: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use futures::join;
 
-use crate::backend::{ByteRange, ChunkStore, Clock, Index, Origin, StoreError};
+use crate::backend::{ByteRange, ChunkStore, Clock, Index, IndexError, Origin, StoreError};
 use crate::cache_entry::IndexEntry;
 use crate::cache_keys::{content_checksum, CacheKeys};
 use crate::error::Error;
@@ -119,6 +119,18 @@ pub enum WriteBack {
         /// Bytes fetched from the origin.
         origin_bytes: u64,
     },
+    /// The bytes were already stored (same source range, written for another dataset or key):
+    /// index them for this key and count the read as a hit.
+    Adopt {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// The entry to write.
+        entry: IndexEntry,
+        /// Its remaining TTL.
+        ttl_ms: u64,
+    },
     /// The index vouched for an object the store does not have: drop the entry and undo the hit.
     Forget {
         /// Dataset id.
@@ -144,6 +156,8 @@ pub struct CachePolicy {
     pub lease_wait_ms: u64,
     /// Poll interval while waiting.
     pub poll_ms: u64,
+    /// How long one origin request may take.
+    pub origin_timeout_ms: u64,
 }
 
 /// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
@@ -166,6 +180,7 @@ pub struct CacheBackends<I, S, O, C> {
 #[derive(Clone)]
 struct Fetched {
     bytes: Rc<Vec<u8>>,
+    checksum: String,
     source: CacheSource,
     origin_ms: u64,
     write_back: Option<WriteBack>,
@@ -236,6 +251,7 @@ where
         origin_ms: 0,
     };
     let mut deferred = Vec::new();
+    let index_down = matches!(entry, Err(IndexError::Unavailable(_)));
     match (entry, object) {
         (Ok(Some(entry)), Ok(Some(object)))
             if entry.object_key == object_key && entry.size == object.size =>
@@ -251,16 +267,28 @@ where
                 deferred,
             ));
         }
-        (Ok(Some(entry)), _) => deferred.push(WriteBack::Forget {
+        // The entry vouches for bytes that are gone (or differ): forget it. A storage *error*
+        // says nothing about the object, so the entry stays.
+        (Ok(Some(entry)), Ok(_)) => deferred.push(WriteBack::Forget {
             dataset: dataset.to_owned(),
             key: key.to_owned(),
             entry,
         }),
+        (Ok(None), Ok(Some(object)))
+            if start.saturating_sub(object.uploaded_ms) < policy.ttl_ms =>
+        {
+            if let Some(adopted) = adopt(&request, &object_key, object, policy, backends).await {
+                return Ok(adopted);
+            }
+        }
         _ => {}
     }
 
     let miss_start = backends.clock.now_ms();
-    let waits = usize::try_from(policy.lease_wait_ms / FOLLOWER_POLL_MS.max(1)).unwrap_or(1);
+    // Followers wait as long as the leader may take: a lease wait plus an origin request.
+    let waits =
+        usize::try_from((policy.lease_wait_ms + policy.origin_timeout_ms) / FOLLOWER_POLL_MS)
+            .unwrap_or(usize::MAX);
     let (outcome, leader) = flights
         .run(
             &object_key,
@@ -273,7 +301,7 @@ where
                     object_key.clone(),
                     policy,
                     Rc::clone(backends),
-                    holder.to_owned(),
+                    (!index_down).then(|| holder.to_owned()),
                 )
             },
             || backends.clock.sleep(FOLLOWER_POLL_MS),
@@ -293,7 +321,7 @@ where
     Ok((
         Chunk {
             size: fetched.bytes.len() as u64,
-            checksum: content_checksum(&fetched.bytes),
+            checksum: fetched.checksum.clone(),
             body: ChunkBody::Bytes(Rc::clone(&fetched.bytes)),
             source: fetched.source,
             timing,
@@ -312,7 +340,7 @@ async fn fetch_once<I, S, O, C>(
     object_key: String,
     policy: CachePolicy,
     backends: Rc<CacheBackends<I, S, O, C>>,
-    holder: String,
+    holder: Option<String>,
 ) -> Result<Rc<FetchedOutcome>, Error>
 where
     I: Index,
@@ -321,15 +349,25 @@ where
     C: Clock,
 {
     let start = backends.clock.now_ms();
-    // An index outage must not stop reads: fetch as if we held the lease.
-    let leased = backends
-        .index
-        .try_lease(&object_key, &holder, policy.lease_ms)
-        .await
-        .unwrap_or(true);
-    if !leased {
-        if let Some(bytes) = wait_for_object(&backends, &object_key, policy).await {
+    // `holder` is None when the index is down: fetch without a lease (waiting for one would cost
+    // another index timeout) and still write back.
+    let lease = match holder {
+        None => Lease::Unknown,
+        Some(holder) => match backends
+            .index
+            .try_lease(&object_key, &holder, policy.lease_ms)
+            .await
+        {
+            Ok(true) => Lease::Held(holder),
+            Ok(false) => Lease::HeldElsewhere,
+            Err(_) => Lease::Unknown,
+        },
+    };
+    if lease == Lease::HeldElsewhere {
+        let expected = range.map(|r| r.length);
+        if let Some(bytes) = wait_for_object(&backends, &object_key, expected, policy).await {
             return Ok(Rc::new(FetchedOutcome(Fetched {
+                checksum: content_checksum(&bytes),
                 bytes: Rc::new(bytes),
                 source: CacheSource::Hit,
                 origin_ms: backends.clock.now_ms().saturating_sub(start),
@@ -348,9 +386,9 @@ where
     }) {
         Ok(body) => body,
         Err(error) => {
-            if leased {
+            if let Lease::Held(holder) = &lease {
                 // Let another instance try at once rather than after the lease expires.
-                let _ = backends.index.release_lease(&object_key, &holder).await;
+                let _ = backends.index.release_lease(&object_key, holder).await;
             }
             return Err(error);
         }
@@ -359,12 +397,19 @@ where
     let now = backends.clock.now_ms();
     let fetch_ms = now.saturating_sub(start);
     let bytes = Rc::new(bytes);
-    let write_back = if leased {
+    let checksum = content_checksum(&bytes);
+    let write_back = if lease == Lease::HeldElsewhere {
+        WriteBack::RecordMiss {
+            dataset,
+            key,
+            origin_bytes: bytes.len() as u64,
+        }
+    } else {
         WriteBack::Store {
             entry: IndexEntry {
                 object_key,
                 size: bytes.len() as u64,
-                checksum: content_checksum(&bytes),
+                checksum: checksum.clone(),
                 created_ms: now,
                 last_access_ms: now,
                 hits: 0,
@@ -373,18 +418,16 @@ where
             },
             bytes: Rc::clone(&bytes),
             ttl_ms: policy.ttl_ms,
-            lease: Some(holder),
+            lease: match lease {
+                Lease::Held(holder) => Some(holder),
+                _ => None,
+            },
             dataset,
             key,
-        }
-    } else {
-        WriteBack::RecordMiss {
-            dataset,
-            key,
-            origin_bytes: bytes.len() as u64,
         }
     };
     Ok(Rc::new(FetchedOutcome(Fetched {
+        checksum,
         bytes,
         source: CacheSource::Miss,
         origin_ms: fetch_ms,
@@ -392,10 +435,76 @@ where
     })))
 }
 
+/// Whether this request holds the cross-instance lease for its object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lease {
+    /// We hold it, as this holder id.
+    Held(String),
+    /// Another instance holds it.
+    HeldElsewhere,
+    /// The index could not say (down): fetch without one.
+    Unknown,
+}
+
+/// Serves bytes stored under `object_key` for a key with no entry (written for another dataset
+/// or key with the same source range) as a hit, with an instruction to index them. `None` when
+/// they cannot be read whole.
+async fn adopt<I, S, O, C>(
+    request: &ChunkRequest<'_>,
+    object_key: &str,
+    object: crate::backend::StoredObject<S::Body>,
+    policy: CachePolicy,
+    backends: &CacheBackends<I, S, O, C>,
+) -> Option<(Chunk<S::Body>, Vec<WriteBack>)>
+where
+    S: ChunkStore,
+    C: Clock,
+{
+    if request.range.is_some_and(|r| r.length != object.size) {
+        return None;
+    }
+    let (size, uploaded_ms) = (object.size, object.uploaded_ms);
+    let bytes = backends.store.read_body(object.body).await.ok()?;
+    if bytes.len() as u64 != size {
+        return None;
+    }
+    let now = backends.clock.now_ms();
+    let checksum = content_checksum(&bytes);
+    let entry = IndexEntry {
+        object_key: object_key.to_owned(),
+        size,
+        checksum: checksum.clone(),
+        created_ms: uploaded_ms,
+        last_access_ms: now,
+        hits: 1,
+        fetch_ms: 0,
+        origin_validator: None,
+    };
+    let write_back = WriteBack::Adopt {
+        dataset: request.dataset.to_owned(),
+        key: request.key.to_owned(),
+        entry,
+        ttl_ms: policy
+            .ttl_ms
+            .saturating_sub(now.saturating_sub(uploaded_ms)),
+    };
+    Some((
+        Chunk {
+            body: ChunkBody::Bytes(Rc::new(bytes)),
+            size,
+            checksum,
+            source: CacheSource::Hit,
+            timing: Timing::default(),
+        },
+        vec![write_back],
+    ))
+}
+
 /// Polls storage for `object_key` until it appears (the lease holder wrote it) or the wait ends.
 async fn wait_for_object<I, S, O, C>(
     backends: &CacheBackends<I, S, O, C>,
     object_key: &str,
+    expected_length: Option<u64>,
     policy: CachePolicy,
 ) -> Option<Vec<u8>>
 where
@@ -406,7 +515,8 @@ where
     loop {
         backends.clock.sleep(policy.poll_ms).await;
         if let Ok(Some(object)) = backends.store.get(object_key).await {
-            if let Ok(bytes) = backends.store.read_body(object.body).await {
+            let complete = expected_length.is_none_or(|length| object.size == length);
+            if let (true, Ok(bytes)) = (complete, backends.store.read_body(object.body).await) {
                 return Some(bytes);
             }
         }
@@ -437,9 +547,10 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
         } => {
             let origin_bytes = bytes.len() as u64;
             let stored = match store.put(&entry.object_key, bytes.to_vec()).await {
-                // Rate limited: another writer put these very bytes (content-addressed key)
-                // within the second.
-                Ok(()) | Err(StoreError::RateLimited(_)) => Ok(()),
+                Ok(()) => Ok(true),
+                // Another writer is putting these very bytes (content-addressed key); its put may
+                // still fail, so this one indexes nothing. Not an error.
+                Err(StoreError::RateLimited(_)) => Ok(false),
                 Err(error) => Err(format!("store {}: {error}", entry.object_key)),
             };
             let indexed = index
@@ -447,7 +558,7 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
                     &dataset,
                     &key,
                     origin_bytes,
-                    stored.is_ok().then_some(&entry),
+                    matches!(stored, Ok(true)).then_some(&entry),
                     ttl_ms,
                 )
                 .await
@@ -455,8 +566,17 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             if let Some(holder) = lease {
                 let _ = index.release_lease(&entry.object_key, &holder).await;
             }
-            stored.and(indexed)
+            stored.map(|_| ()).and(indexed)
         }
+        WriteBack::Adopt {
+            dataset,
+            key,
+            entry,
+            ttl_ms,
+        } => index
+            .adopt(&dataset, &key, &entry, ttl_ms)
+            .await
+            .map_err(|e| format!("index {dataset}/{key}: {e}")),
         WriteBack::RecordMiss {
             dataset,
             key,
@@ -491,6 +611,7 @@ mod tests {
         length: 3,
     });
     const POLICY: CachePolicy = CachePolicy {
+        origin_timeout_ms: 1_000,
         ttl_ms: 10_000,
         lease_ms: 30_000,
         lease_wait_ms: 200,
@@ -572,6 +693,7 @@ mod tests {
         let (_, wbs) = read(&b, &flights).unwrap();
         write_back_all(&b, wbs);
         b.index.now_ms.set(POLICY.ttl_ms + 1);
+        b.clock.now.set(POLICY.ttl_ms + 1);
         let (again, _) = read(&b, &flights).unwrap();
         assert_eq!(again.source, CacheSource::Miss);
         assert_eq!(b.origin.requests.borrow().len(), 2);
@@ -630,6 +752,8 @@ mod tests {
             .borrow_mut()
             .insert(object.clone(), "other".into());
         block_on(b.store.put(&object, b"234".to_vec())).unwrap();
+        // Old enough not to be adopted without an entry: only the wait finds it.
+        b.clock.now.set(POLICY.ttl_ms);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
         assert!(wbs.is_empty());
@@ -722,5 +846,95 @@ mod tests {
         assert!(b.index.entries.borrow().is_empty());
         assert_eq!(b.index.stats_of("ds").misses, 1);
         assert!(b.index.leases.borrow().is_empty());
+    }
+
+    /// Bytes stored for the same source range under another dataset (no entry here) are served
+    /// as a hit and indexed for this key, without an origin request.
+    #[test]
+    fn stored_bytes_without_entry_are_adopted() {
+        let b = backends();
+        block_on(b.store.put(&b.keys.object(URL, RANGE), b"234".to_vec())).unwrap();
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Hit);
+        assert!(matches!(
+            wbs.as_slice(),
+            [WriteBack::Adopt { ttl_ms: 10_000, .. }]
+        ));
+        write_back_all(&b, wbs);
+        assert_eq!(body(chunk), b"234");
+        assert!(b.origin.requests.borrow().is_empty());
+        let (again, _) = read(&b, &Flights::default()).unwrap();
+        assert!(
+            matches!(again.body, ChunkBody::Stored(_)),
+            "now a plain hit"
+        );
+        assert_eq!(b.index.stats_of("ds").hits, 2);
+    }
+
+    /// A storage error on a read does not make the entry forgotten.
+    #[test]
+    fn storage_error_keeps_the_entry() {
+        let b = backends_with(
+            FakeIndex::healthy(),
+            InMemoryStore::with_fault(StoreFault::Get(StoreError::Unavailable("blip".into()))),
+        );
+        let entry = IndexEntry {
+            object_key: b.keys.object(URL, RANGE),
+            size: 3,
+            checksum: "x".into(),
+            created_ms: 0,
+            last_access_ms: 0,
+            hits: 0,
+            fetch_ms: 1,
+            origin_validator: None,
+        };
+        block_on(b.index.record_miss("ds", "v/0", 3, Some(&entry), 60_000)).unwrap();
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Miss);
+        assert!(!wbs.iter().any(|wb| matches!(wb, WriteBack::Forget { .. })));
+    }
+
+    /// Forgetting a stale entry leaves a fresher entry written meanwhile in place.
+    #[test]
+    fn forget_spares_a_fresh_entry() {
+        let b = backends();
+        let stale = IndexEntry {
+            object_key: "old".into(),
+            size: 3,
+            checksum: "x".into(),
+            created_ms: 1,
+            last_access_ms: 1,
+            hits: 0,
+            fetch_ms: 1,
+            origin_validator: None,
+        };
+        let fresh = IndexEntry {
+            created_ms: 2,
+            ..stale.clone()
+        };
+        block_on(b.index.record_miss("ds", "v/0", 3, Some(&fresh), 60_000)).unwrap();
+        let forget = WriteBack::Forget {
+            dataset: "ds".into(),
+            key: "v/0".into(),
+            entry: stale,
+        };
+        write_back_all(&b, vec![forget]);
+        assert_eq!(b.index.entries.borrow().len(), 1);
+    }
+
+    /// With the index down, no lease is asked for (it would cost another timeout) and the bytes
+    /// are still stored.
+    #[test]
+    fn index_down_skips_the_lease() {
+        let b = backends_with(
+            FakeIndex::failing(IndexError::Unavailable("down".into())),
+            InMemoryStore::default(),
+        );
+        let (_, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(b.index.round_trips.get(), 1, "only the lookup");
+        assert!(matches!(
+            wbs.as_slice(),
+            [WriteBack::Store { lease: None, .. }]
+        ));
     }
 }

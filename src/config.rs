@@ -75,7 +75,7 @@ pub const DEFAULT_REFS_REVALIDATE_SECONDS: u32 = 300;
 /// Default for `ORIGIN_TIMEOUT_MS`.
 pub const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 30_000;
 /// Default for `LEASE_MS`.
-pub const DEFAULT_LEASE_MS: u32 = 30_000;
+pub const DEFAULT_LEASE_MS: u32 = 60_000;
 /// Default for `LEASE_WAIT_MS`.
 pub const DEFAULT_LEASE_WAIT_MS: u32 = 5_000;
 /// Default for `KEY_PREFIX`.
@@ -131,6 +131,15 @@ impl Config {
         )?;
         let lease_ms = number("LEASE_MS", DEFAULT_LEASE_MS.into(), 600_000)?;
         let lease_wait_ms = number("LEASE_WAIT_MS", DEFAULT_LEASE_WAIT_MS.into(), 60_000)?;
+        if lease_ms <= origin_timeout_ms {
+            return Err(ConfigError::Invalid {
+                name: "LEASE_MS",
+                reason: format!(
+                    "must be longer than ORIGIN_TIMEOUT_MS ({origin_timeout_ms}), or a lease can \
+                     expire while its holder is still fetching"
+                ),
+            });
+        }
         let datasets = match get("DATASETS") {
             None => Vec::new(),
             Some(json) => parse_datasets(&json)?,
@@ -215,6 +224,10 @@ mod tests {
             (
                 vec![BASE[0], BASE[1], ("DATASETS", "[1]")],
                 "DATASETS is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("LEASE_MS", "20000")],
+                "LEASE_MS is invalid",
             ),
         ];
         for (pairs, want) in cases {

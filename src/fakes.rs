@@ -138,13 +138,38 @@ impl Index for FakeIndex {
 
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.trip()?;
-        self.entries
-            .borrow_mut()
-            .remove(&(dataset.to_owned(), key.to_owned()));
+        let id = (dataset.to_owned(), key.to_owned());
+        let mut entries = self.entries.borrow_mut();
+        let same = entries.get(&id).is_some_and(|(current, _)| {
+            current.object_key == entry.object_key && current.created_ms == entry.created_ms
+        });
+        if !same {
+            return Ok(());
+        }
+        entries.remove(&id);
         let mut stats = self.stats.borrow_mut();
         let stats = stats.entry(dataset.to_owned()).or_default();
         stats.hits -= 1;
         stats.bytes_from_cache -= entry.size;
+        Ok(())
+    }
+
+    async fn adopt(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &IndexEntry,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError> {
+        self.trip()?;
+        self.entries.borrow_mut().insert(
+            (dataset.to_owned(), key.to_owned()),
+            (entry.clone(), self.now_ms.get() + ttl_ms),
+        );
+        let mut stats = self.stats.borrow_mut();
+        let stats = stats.entry(dataset.to_owned()).or_default();
+        stats.hits += 1;
+        stats.bytes_from_cache += entry.size;
         Ok(())
     }
 
@@ -190,10 +215,12 @@ pub enum StoreFault {
     CorruptReads,
 }
 
-/// A chunk store in a `HashMap`, counting `(puts, gets, deletes)`.
+/// A chunk store in a `HashMap`, counting `(puts, gets, deletes)`. Objects are stamped with
+/// `now` (tests move it) when put.
 #[derive(Default)]
 pub struct InMemoryStore {
-    objects: RefCell<HashMap<String, Vec<u8>>>,
+    objects: RefCell<HashMap<String, (Vec<u8>, u64)>>,
+    pub now: Cell<u64>,
     fault: Option<StoreFault>,
     puts: Cell<usize>,
     gets: Cell<usize>,
@@ -225,7 +252,9 @@ impl ChunkStore for InMemoryStore {
             Some(StoreFault::LoseWrites) => return Ok(()),
             _ => {}
         }
-        self.objects.borrow_mut().insert(key.to_owned(), bytes);
+        self.objects
+            .borrow_mut()
+            .insert(key.to_owned(), (bytes, self.now.get()));
         Ok(())
     }
 
@@ -235,11 +264,12 @@ impl ChunkStore for InMemoryStore {
             return Err(e.clone());
         }
         let mut found = self.objects.borrow().get(key).cloned();
-        if let (Some(StoreFault::CorruptReads), Some(bytes)) = (&self.fault, found.as_mut()) {
+        if let (Some(StoreFault::CorruptReads), Some((bytes, _))) = (&self.fault, found.as_mut()) {
             bytes.push(b'!');
         }
-        Ok(found.map(|body| StoredObject {
+        Ok(found.map(|(body, uploaded_ms)| StoredObject {
             size: body.len() as u64,
+            uploaded_ms,
             body,
         }))
     }

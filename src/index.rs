@@ -3,7 +3,9 @@
 //! integration tests (over a blocking HTTP client against a real Redis).
 
 use crate::backend::{Index, IndexError, UpstashTransport};
-use crate::cache_entry::{stats_fields, DatasetStats, IndexEntry, LOOKUP_SCRIPT, RELEASE_SCRIPT};
+use crate::cache_entry::{
+    stats_fields, DatasetStats, IndexEntry, FORGET_SCRIPT, LOOKUP_SCRIPT, RELEASE_SCRIPT,
+};
 use crate::cache_keys::CacheKeys;
 use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
 
@@ -28,7 +30,16 @@ impl<T: UpstashTransport> UpstashIndex<T> {
 
     /// Sends commands as one pipeline (one round trip) and fails if any of them failed.
     async fn pipeline(&self, commands: &[Command]) -> Result<Vec<Value>, IndexError> {
-        let call = HttpCall::batch(&self.token, Batch::Pipeline, commands);
+        self.batch(Batch::Pipeline, commands).await
+    }
+
+    /// Sends commands as one atomic transaction (MULTI … EXEC) and fails if any failed.
+    async fn transaction(&self, commands: &[Command]) -> Result<(), IndexError> {
+        self.batch(Batch::Transaction, commands).await.map(|_| ())
+    }
+
+    async fn batch(&self, kind: Batch, commands: &[Command]) -> Result<Vec<Value>, IndexError> {
+        let call = HttpCall::batch(&self.token, kind, commands);
         let raw = self
             .transport
             .send(&call)
@@ -125,38 +136,48 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                     .arg(entry.size),
             ]);
             // DEL + HSET + PEXPIRE must not interleave with a reader: send them atomically.
-            let call = HttpCall::batch(&self.token, Batch::Transaction, &commands);
-            let raw = self
-                .transport
-                .send(&call)
-                .await
-                .map_err(|e| IndexError::Unavailable(e.to_string()))?;
-            for answer in
-                decode_batch(raw.status, &raw.body, commands.len()).map_err(|e| classify(&e))?
-            {
-                answer.map_err(|e| classify(&e))?;
-            }
-            return Ok(());
+            return self.transaction(&commands).await;
         }
         self.pipeline(&commands).await.map(|_| ())
     }
 
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
-        let stats = self.keys.stats(dataset);
-        let size = i64::try_from(entry.size).unwrap_or(i64::MAX);
-        self.pipeline(&[
-            Command::new("DEL").arg(self.keys.entry(dataset, key)),
+        self.call(
+            &Command::new("EVAL")
+                .arg(FORGET_SCRIPT)
+                .arg(2)
+                .arg(self.keys.entry(dataset, key))
+                .arg(self.keys.stats(dataset))
+                .arg(&entry.object_key)
+                .arg(entry.created_ms)
+                .arg(entry.size),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn adopt(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &IndexEntry,
+        ttl_ms: u64,
+    ) -> Result<(), IndexError> {
+        let (entry_key, stats) = (self.keys.entry(dataset, key), self.keys.stats(dataset));
+        self.transaction(&[
+            Command::new("DEL").arg(&entry_key),
+            entry.hset(&entry_key),
+            Command::new("PEXPIRE").arg(&entry_key).arg(ttl_ms.max(1)),
             Command::new("HINCRBY")
                 .arg(&stats)
                 .arg(stats_fields::HITS)
-                .arg(-1),
+                .arg(1),
             Command::new("HINCRBY")
                 .arg(&stats)
                 .arg(stats_fields::BYTES_FROM_CACHE)
-                .arg(-size),
+                .arg(entry.size),
         ])
         .await
-        .map(|_| ())
     }
 
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {

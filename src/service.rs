@@ -41,6 +41,8 @@ pub struct Backends<'a, I, S, O, C, R> {
     pub lease_ms: u64,
     /// How long to wait for another instance's fetch.
     pub lease_wait_ms: u64,
+    /// How long one origin request may take.
+    pub origin_timeout_ms: u64,
 }
 
 /// What the handler needs from the incoming request.
@@ -235,8 +237,12 @@ where
         .references(dataset, backends.refs_source, backends.cache.clock.now_ms())
         .await?;
     let is_metadata = content_type(key) == "application/json";
+    // What browsers and the edge tier may keep: the edge TTL (or the cache TTL when the edge
+    // tier is off), and a minute for metadata.
     let max_age = if is_metadata {
         METADATA_MAX_AGE_SECONDS
+    } else if config.edge_ttl_seconds > 0 {
+        config.edge_ttl_seconds
     } else {
         config.ttl_seconds
     };
@@ -263,6 +269,7 @@ where
                 )));
             }
             let policy = CachePolicy {
+                origin_timeout_ms: backends.origin_timeout_ms,
                 ttl_ms: config.ttl_seconds.saturating_mul(1000),
                 lease_ms: backends.lease_ms,
                 lease_wait_ms: backends.lease_wait_ms,
@@ -425,6 +432,7 @@ mod tests {
             flights: &world.flights,
             lease_ms: 30_000,
             lease_wait_ms: 1_000,
+            origin_timeout_ms: 1_000,
         };
         let (response, write_backs) = block_on(handle(
             &RequestParts {

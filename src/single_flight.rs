@@ -6,8 +6,8 @@
 //!
 //! Followers do not await the leader's future: the Workers runtime cancels a request that waits
 //! only on I/O started by another request ("your Worker's code had hung"). They poll it with
-//! their own timer (`pause`) and, if the leader never finishes (its client went away), do the
-//! work themselves after `max_waits` pauses.
+//! their own timer (`pause`) and, if the leader never finishes (its client went away), take the
+//! key over after `max_waits` pauses.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,7 +31,12 @@ impl<T: Clone> Default for SingleFlight<T> {
 
 impl<T: Clone + 'static> SingleFlight<T> {
     /// Runs `work` for `key` unless it is already running, and returns its output. The boolean is
-    /// `true` for a caller that ran the work itself (the leader, or a follower that gave up).
+    /// `true` for a caller that ran the work itself.
+    ///
+    /// A follower checks the running work after each `pause`, up to `max_waits` times. If it is
+    /// still not done (its leader's request was cancelled, or is stuck), the follower takes the
+    /// key over: it replaces the stale flight with its own, so callers after it wait on work that
+    /// is actually running.
     pub async fn run<F, P>(
         self: &Rc<Self>,
         key: &str,
@@ -44,24 +49,26 @@ impl<T: Clone + 'static> SingleFlight<T> {
         P: Future<Output = ()>,
     {
         let existing = self.flights.borrow().get(key).cloned();
-        if let Some(shared) = existing {
+        if let Some(stale) = existing {
             for _ in 0..max_waits {
-                if let Some(output) = shared.peek() {
+                if let Some(output) = stale.peek() {
                     return (output.clone(), false);
                 }
                 pause().await;
             }
-            if let Some(output) = shared.peek() {
+            if let Some(output) = stale.peek() {
                 return (output.clone(), false);
             }
-            return (work().await, true);
+            let mut flights = self.flights.borrow_mut();
+            if flights.get(key).is_some_and(|f| f.ptr_eq(&stale)) {
+                flights.remove(key);
+            }
         }
         let shared = work().boxed_local().shared();
         self.flights
             .borrow_mut()
             .insert(key.to_owned(), shared.clone());
         let output = shared.clone().await;
-        // Whoever finishes first removes the flight (the leader may have been cancelled).
         let mut flights = self.flights.borrow_mut();
         if flights.get(key).is_some_and(|f| f.ptr_eq(&shared)) {
             flights.remove(key);
@@ -153,7 +160,13 @@ mod tests {
             })
             .unwrap();
         pool.run_until_stalled();
+        assert_eq!(flights.in_flight(), 1);
         let follower = pool.run_until(flights.run("k", || async { 9 }, yield_once, 3));
         assert_eq!(follower, (9, true));
+        assert_eq!(
+            flights.in_flight(),
+            0,
+            "the stuck flight was taken over and finished"
+        );
     }
 }

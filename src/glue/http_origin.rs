@@ -23,6 +23,21 @@ impl HttpOrigin {
     }
 
     async fn send(&self, url: &str, headers: Headers) -> Result<worker::Response, OriginError> {
+        self.exchange(url, headers, |response| async move { Ok(response) })
+            .await
+    }
+
+    /// Sends a GET and runs `read` on the response, all within the timeout (a body that trickles
+    /// in counts against it too).
+    async fn exchange<T, F>(
+        &self,
+        url: &str,
+        headers: Headers,
+        read: impl FnOnce(worker::Response) -> F,
+    ) -> Result<T, OriginError>
+    where
+        F: std::future::Future<Output = Result<T, OriginError>>,
+    {
         let network = |e: worker::Error| OriginError::Network(e.to_string());
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
@@ -30,11 +45,14 @@ impl HttpOrigin {
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
-        let exchange = fetch.send_with_signal(&signal);
+        let exchange = async {
+            let response = fetch.send_with_signal(&signal).await.map_err(network)?;
+            read(response).await
+        };
         let timeout = Delay::from(std::time::Duration::from_millis(u64::from(self.timeout_ms)));
         pin_mut!(exchange);
         match select(exchange, timeout).await {
-            Either::Left((response, _)) => response.map_err(network),
+            Either::Left((outcome, _)) => outcome,
             Either::Right(((), _)) => {
                 controller.abort();
                 Err(OriginError::Timeout(self.timeout_ms))
@@ -42,6 +60,10 @@ impl HttpOrigin {
         }
     }
 }
+
+/// The most an origin answer may hold: a server that ignores `Range` and sends a multi-gigabyte
+/// file must not exhaust the isolate's 128 MB.
+const MAX_ORIGIN_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 fn header(response: &worker::Response, name: &str) -> Option<String> {
     response.headers().get(name).ok().flatten()
@@ -59,18 +81,24 @@ impl Origin for HttpOrigin {
                 .set("range", &range.header_value())
                 .map_err(|e| OriginError::Network(e.to_string()))?;
         }
-        let mut response = self.send(url, headers).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| OriginError::Network(e.to_string()))?;
-        Ok(OriginResponse {
-            status: response.status_code(),
-            content_range: header(&response, "content-range"),
-            etag: header(&response, "etag"),
-            last_modified: header(&response, "last-modified"),
-            body,
+        self.exchange(url, headers, |mut response| async move {
+            let announced = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
+            if let Some(length) = announced.filter(|l| *l > MAX_ORIGIN_BODY_BYTES) {
+                return Err(OriginError::TooLarge(length));
+            }
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| OriginError::Network(e.to_string()))?;
+            Ok(OriginResponse {
+                status: response.status_code(),
+                content_range: header(&response, "content-range"),
+                etag: header(&response, "etag"),
+                last_modified: header(&response, "last-modified"),
+                body,
+            })
         })
+        .await
     }
 }
 

@@ -34,6 +34,8 @@ use upstash_fetch::FetchTransport;
 const CHUNKS_BINDING: &str = "CHUNKS";
 
 thread_local! {
+    /// Configuration is fixed for an isolate's life: parse and validate `DATASETS` once.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
     /// The dataset registry lives as long as the isolate, so references load once per isolate.
     static REGISTRY: RefCell<Option<Rc<DatasetRegistry>>> = const { RefCell::new(None) };
     /// Origin fetches in flight in this isolate, shared by concurrent misses.
@@ -151,13 +153,18 @@ async fn edge_lookup(req: &Request) -> Option<Response> {
     Some(hit.with_headers(headers))
 }
 
-fn read_config(env: &Env) -> Result<Config, Error> {
-    Ok(Config::from_lookup(|name| {
+fn read_config(env: &Env) -> Result<Rc<Config>, Error> {
+    if let Some(config) = CONFIG.with(|cell| cell.borrow().clone()) {
+        return Ok(config);
+    }
+    let config = Rc::new(Config::from_lookup(|name| {
         env.secret(name)
             .map(|s| s.to_string())
             .or_else(|_| env.var(name).map(|v| v.to_string()))
             .ok()
-    })?)
+    })?);
+    CONFIG.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&config)));
+    Ok(config)
 }
 
 fn index_from(config: &Config) -> UpstashIndex<FetchTransport> {
@@ -218,6 +225,7 @@ async fn serve(
         flights: &flights,
         lease_ms: u64::from(config.lease_ms),
         lease_wait_ms: u64::from(config.lease_wait_ms),
+        origin_timeout_ms: u64::from(config.origin_timeout_ms),
     };
     Ok(handle(parts, &backends).await)
 }

@@ -53,6 +53,7 @@ impl ChunkStore for R2Store {
             .filter(|o| o.body().is_some())
             .map(|body| StoredObject {
                 size: body.size(),
+                uploaded_ms: body.uploaded().as_millis(),
                 body,
             }))
     }
