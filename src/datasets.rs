@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use crate::backend::{ReferenceSource, RefsFetch};
+use crate::backend::{Clock, ReferenceSource, RefsFetch};
 use crate::config::ConfigError;
 use crate::error::Error;
 use crate::kerchunk::{LoadOptions, References, S3Endpoint};
@@ -193,8 +193,14 @@ pub struct DatasetRegistry {
     budget_bytes: usize,
     revalidate_after_ms: u64,
     loaded: RefCell<BTreeMap<String, Loaded>>,
+    loading: RefCell<std::collections::BTreeSet<String>>,
     failures: RefCell<BTreeMap<String, String>>,
 }
+
+/// How often a request waiting for another request's first load of a dataset checks it.
+const FIRST_LOAD_POLL_MS: u64 = 20;
+/// How many times it checks before loading the references itself (30 s).
+const FIRST_LOAD_WAITS: usize = 1_500;
 
 impl DatasetRegistry {
     /// A registry over `datasets` keeping at most `budget_bytes` of references in memory and
@@ -210,6 +216,7 @@ impl DatasetRegistry {
             budget_bytes,
             revalidate_after_ms,
             loaded: RefCell::default(),
+            loading: RefCell::default(),
             failures: RefCell::default(),
         }
     }
@@ -251,6 +258,37 @@ impl DatasetRegistry {
     /// [`Error::NotFound`] for an unknown id; [`Error::Upstream`] when the reference file cannot
     /// be fetched; [`Error::BadReferences`] when it does not parse.
     pub async fn references(
+        &self,
+        id: &str,
+        source: &impl ReferenceSource,
+        clock: &impl Clock,
+    ) -> Result<Rc<References>, Error> {
+        // A first load is shared: concurrent requests of a cold isolate (a Zarr client opens a
+        // dataset with many requests at once) must not each download and parse the file, which
+        // for a million references would not fit twice in the isolate's memory. Waiters poll
+        // with their own timer (the runtime cancels a request that only awaits another request's
+        // I/O) and load it themselves if the first loader does not finish in time.
+        let waiting =
+            || !self.loaded.borrow().contains_key(id) && self.loading.borrow().contains(id);
+        for _ in 0..FIRST_LOAD_WAITS {
+            if !waiting() {
+                break;
+            }
+            clock.sleep(FIRST_LOAD_POLL_MS).await;
+        }
+        let first = !self.loaded.borrow().contains_key(id);
+        if first {
+            self.loading.borrow_mut().insert(id.to_owned());
+        }
+        let outcome = self.references_at(id, source, clock.now_ms()).await;
+        if first {
+            self.loading.borrow_mut().remove(id);
+        }
+        outcome
+    }
+
+    /// [`references`](Self::references) at time `now_ms`, without sharing a first load.
+    async fn references_at(
         &self,
         id: &str,
         source: &impl ReferenceSource,
@@ -404,13 +442,13 @@ mod tests {
         let datasets = parse_datasets(r#"{"a": {"refs": "http://o.test/a.json"}}"#).unwrap();
         let registry = DatasetRegistry::new(datasets, 1 << 20, 1_000);
         let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
-        block_on(registry.references("a", &source, 0)).unwrap();
-        block_on(registry.references("a", &source, 999)).unwrap();
+        block_on(registry.references_at("a", &source, 0)).unwrap();
+        block_on(registry.references_at("a", &source, 999)).unwrap();
         assert_eq!(source.fetches.get(), 1, "fresh within the interval");
-        block_on(registry.references("a", &source, 1_000)).unwrap();
+        block_on(registry.references_at("a", &source, 1_000)).unwrap();
         assert_eq!((source.fetches.get(), source.not_modified.get()), (2, 1));
         source.replace("http://o.test/a.json", &big(3), "\"2\"");
-        let refs = block_on(registry.references("a", &source, 2_500)).unwrap();
+        let refs = block_on(registry.references_at("a", &source, 2_500)).unwrap();
         assert_eq!(refs.len_explicit(), 3);
     }
 
@@ -424,10 +462,10 @@ mod tests {
         .unwrap();
         let registry = DatasetRegistry::new(datasets, 1 << 20, 10);
         let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
-        block_on(registry.references("a", &source, 0)).unwrap();
+        block_on(registry.references_at("a", &source, 0)).unwrap();
         let gone = FakeRefsSource::default();
-        assert!(block_on(registry.references("a", &gone, 100)).is_ok());
-        assert!(block_on(registry.references("b", &gone, 100)).is_err());
+        assert!(block_on(registry.references_at("a", &gone, 100)).is_ok());
+        assert!(block_on(registry.references_at("b", &gone, 100)).is_err());
         assert_eq!(registry.state("a"), LoadState::Loaded);
         assert!(matches!(registry.state("b"), LoadState::Failed(m) if m.contains("404")));
         assert_eq!(registry.state("zzz"), LoadState::NotLoaded);
@@ -446,15 +484,16 @@ mod tests {
             .with("http://o.test/b.json", &big(1000), "b")
             .with("http://o.test/c.json", &big(1000), "c");
         let one = block_on(
-            DatasetRegistry::new(datasets.clone(), usize::MAX, 60_000).references("a", &source, 0),
+            DatasetRegistry::new(datasets.clone(), usize::MAX, 60_000)
+                .references_at("a", &source, 0),
         )
         .unwrap()
         .heap_bytes();
         let registry = DatasetRegistry::new(datasets, one * 2 + one / 2, 60_000);
-        block_on(registry.references("a", &source, 1)).unwrap();
-        block_on(registry.references("b", &source, 2)).unwrap();
-        block_on(registry.references("a", &source, 3)).unwrap();
-        block_on(registry.references("c", &source, 4)).unwrap();
+        block_on(registry.references_at("a", &source, 1)).unwrap();
+        block_on(registry.references_at("b", &source, 2)).unwrap();
+        block_on(registry.references_at("a", &source, 3)).unwrap();
+        block_on(registry.references_at("c", &source, 4)).unwrap();
         assert_eq!(registry.state("a"), LoadState::Loaded);
         assert_eq!(
             registry.state("b"),
@@ -462,5 +501,28 @@ mod tests {
             "b was least recently used"
         );
         assert_eq!(registry.state("c"), LoadState::Loaded);
+    }
+
+    /// Concurrent first loads of one dataset download the file once.
+    #[test]
+    fn concurrent_first_loads_fetch_once() {
+        use crate::fakes::{yield_once, ManualClock};
+        use futures::task::LocalSpawnExt;
+        let datasets = parse_datasets(r#"{"a": {"refs": "http://o.test/a.json"}}"#).unwrap();
+        let registry = Rc::new(DatasetRegistry::new(datasets, 1 << 20, 60_000));
+        let source = Rc::new(FakeRefsSource::default().with("http://o.test/a.json", SMALL, "1"));
+        let clock = Rc::new(ManualClock::default());
+        let mut pool = futures::executor::LocalPool::new();
+        for _ in 0..10 {
+            let (registry, source, clock) = (registry.clone(), source.clone(), clock.clone());
+            pool.spawner()
+                .spawn_local(async move {
+                    yield_once().await;
+                    registry.references("a", &*source, &*clock).await.unwrap();
+                })
+                .unwrap();
+        }
+        pool.run();
+        assert_eq!(source.fetches.get(), 1);
     }
 }

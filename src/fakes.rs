@@ -406,6 +406,8 @@ impl crate::backend::ReferenceSource for FakeRefsSource {
         if_none_match: Option<&str>,
     ) -> Result<crate::backend::RefsFetch, crate::error::Error> {
         self.fetches.set(self.fetches.get() + 1);
+        // Like a real download, let other tasks run meanwhile.
+        yield_once().await;
         let name = match location {
             crate::datasets::RefsLocation::Url(url) => url.clone(),
             crate::datasets::RefsLocation::Bucket(key) => format!("r2://{key}"),

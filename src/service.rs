@@ -185,11 +185,7 @@ where
 {
     let loaded = backends
         .datasets
-        .references(
-            &config.id,
-            backends.refs_source,
-            backends.cache.clock.now_ms(),
-        )
+        .references(&config.id, backends.refs_source, &backends.cache.clock)
         .await
         .and_then(|refs| Ok((variables(&refs)?, refs.len_explicit())));
     let mut entry = json!({
@@ -234,7 +230,7 @@ where
     let config = backends.datasets.config(dataset)?;
     let refs = backends
         .datasets
-        .references(dataset, backends.refs_source, backends.cache.clock.now_ms())
+        .references(dataset, backends.refs_source, &backends.cache.clock)
         .await?;
     let is_metadata = content_type(key) == "application/json";
     // What browsers and the edge tier may keep: the edge TTL (or the cache TTL when the edge
