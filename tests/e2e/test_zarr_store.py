@@ -155,6 +155,11 @@ def test_stats_count_what_the_readers_did() -> None:
         time.sleep(0.05)
     for _ in range(4):
         assert requests.get(f"{base}/zarr/t-stats/{key}", timeout=30).headers["X-Cache"] == "HIT"
+    # Same source ranges under another id: the stored bytes are shared ("adopted"), no origin read.
+    twin = requests.get(f"{base}/zarr/t-stats-twin/{key}", timeout=30)
+    assert twin.headers["X-Cache"] == "HIT"
+    assert twin.content == first.content
+    assert stats_of("t-stats-twin")["misses"] == 0
     mine = stats_of("t-stats")
     assert mine["misses"] == 1
     assert mine["bytes_from_origin"] == size
