@@ -375,6 +375,36 @@ where
             })));
         }
     }
+    if let Lease::Held(holder) = &lease {
+        // Another instance may have stored the bytes and released its lease between our lookup
+        // and our lease: check storage once more before going to the origin.
+        let recheck = ChunkRequest {
+            dataset: &dataset,
+            key: &key,
+            url: &url,
+            range,
+            holder,
+        };
+        if let Ok(Some(object)) = backends.store.get(&object_key).await {
+            let fresh = start.saturating_sub(object.uploaded_ms) < policy.ttl_ms;
+            if let (true, Some((chunk, write_backs))) = (
+                fresh,
+                adopt(&recheck, &object_key, object, policy, &backends).await,
+            ) {
+                let _ = backends.index.release_lease(&object_key, holder).await;
+                let ChunkBody::Bytes(bytes) = chunk.body else {
+                    return Err(Error::Internal("adopted chunk without bytes".into()));
+                };
+                return Ok(Rc::new(FetchedOutcome(Fetched {
+                    bytes,
+                    checksum: chunk.checksum,
+                    source: CacheSource::Hit,
+                    origin_ms: 0,
+                    write_back: write_backs.into_iter().next(),
+                })));
+            }
+        }
+    }
     let response = backends
         .origin
         .get(&url, range)
@@ -936,5 +966,21 @@ mod tests {
             wbs.as_slice(),
             [WriteBack::Store { lease: None, .. }]
         ));
+    }
+
+    /// A miss that wins the lease after another instance stored the bytes (and released its
+    /// lease) serves them from storage instead of fetching the origin again.
+    #[test]
+    fn lease_winner_rechecks_storage() {
+        let b = backends();
+        let object = b.keys.object(URL, RANGE);
+        // The lookup sees nothing: the other instance's put lands between lookup and lease.
+        b.store.fail_next_gets.set(1);
+        block_on(b.store.put(&object, b"234".to_vec())).unwrap();
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Hit);
+        assert!(b.origin.requests.borrow().is_empty());
+        assert!(matches!(wbs.as_slice(), [WriteBack::Adopt { .. }]));
+        assert!(b.index.leases.borrow().is_empty(), "lease released");
     }
 }

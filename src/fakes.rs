@@ -221,6 +221,8 @@ pub enum StoreFault {
 pub struct InMemoryStore {
     objects: RefCell<HashMap<String, (Vec<u8>, u64)>>,
     pub now: Cell<u64>,
+    /// The next this many `get`s find nothing (an object written meanwhile by someone else).
+    pub fail_next_gets: Cell<usize>,
     fault: Option<StoreFault>,
     puts: Cell<usize>,
     gets: Cell<usize>,
@@ -262,6 +264,10 @@ impl ChunkStore for InMemoryStore {
         self.gets.set(self.gets.get() + 1);
         if let Some(StoreFault::Get(e)) = &self.fault {
             return Err(e.clone());
+        }
+        if self.fail_next_gets.get() > 0 {
+            self.fail_next_gets.set(self.fail_next_gets.get() - 1);
+            return Ok(None);
         }
         let mut found = self.objects.borrow().get(key).cloned();
         if let (Some(StoreFault::CorruptReads), Some((bytes, _))) = (&self.fault, found.as_mut()) {
