@@ -376,33 +376,15 @@ where
         }
     }
     if let Lease::Held(holder) = &lease {
-        // Another instance may have stored the bytes and released its lease between our lookup
-        // and our lease: check storage once more before going to the origin.
-        let recheck = ChunkRequest {
+        let request = ChunkRequest {
             dataset: &dataset,
             key: &key,
             url: &url,
             range,
             holder,
         };
-        if let Ok(Some(object)) = backends.store.get(&object_key).await {
-            let fresh = start.saturating_sub(object.uploaded_ms) < policy.ttl_ms;
-            if let (true, Some((chunk, write_backs))) = (
-                fresh,
-                adopt(&recheck, &object_key, object, policy, &backends).await,
-            ) {
-                let _ = backends.index.release_lease(&object_key, holder).await;
-                let ChunkBody::Bytes(bytes) = chunk.body else {
-                    return Err(Error::Internal("adopted chunk without bytes".into()));
-                };
-                return Ok(Rc::new(FetchedOutcome(Fetched {
-                    bytes,
-                    checksum: chunk.checksum,
-                    source: CacheSource::Hit,
-                    origin_ms: 0,
-                    write_back: write_backs.into_iter().next(),
-                })));
-            }
+        if let Some(stored) = stored_meanwhile(&request, &object_key, policy, &backends).await {
+            return stored;
         }
     }
     let response = backends
@@ -528,6 +510,42 @@ where
         },
         vec![write_back],
     ))
+}
+
+/// After winning the lease: another instance may have stored the bytes and released its lease
+/// between our lookup and our lease. If so, serve them from storage (and release our lease)
+/// instead of fetching the origin again.
+async fn stored_meanwhile<I, S, O, C>(
+    request: &ChunkRequest<'_>,
+    object_key: &str,
+    policy: CachePolicy,
+    backends: &CacheBackends<I, S, O, C>,
+) -> Option<Result<Rc<FetchedOutcome>, Error>>
+where
+    I: Index,
+    S: ChunkStore,
+    C: Clock,
+{
+    let object = backends.store.get(object_key).await.ok()??;
+    let fresh = backends.clock.now_ms().saturating_sub(object.uploaded_ms) < policy.ttl_ms;
+    if !fresh {
+        return None;
+    }
+    let (chunk, write_backs) = adopt(request, object_key, object, policy, backends).await?;
+    let _ = backends
+        .index
+        .release_lease(object_key, request.holder)
+        .await;
+    let ChunkBody::Bytes(bytes) = chunk.body else {
+        return Some(Err(Error::Internal("adopted chunk without bytes".into())));
+    };
+    Some(Ok(Rc::new(FetchedOutcome(Fetched {
+        bytes,
+        checksum: chunk.checksum,
+        source: CacheSource::Hit,
+        origin_ms: 0,
+        write_back: write_backs.into_iter().next(),
+    }))))
 }
 
 /// Polls storage for `object_key` until it appears (the lease holder wrote it) or the wait ends.
