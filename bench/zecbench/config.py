@@ -1,0 +1,72 @@
+"""The two benchmark configurations: the full run and the smoke run (same harness, tiny data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One variable of the benchmark file: shape, chunks, dtype and how its values are made."""
+
+    name: str
+    dtype: str  # "f4" (a smooth temperature-like field) or "i2" (sparse, precipitation-like)
+    shape: tuple[int, int, int]
+    chunks: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    variables: tuple[Variable, ...]
+    concurrency: tuple[int, ...]
+    # origin profiles: "loopback" (nginx as it is) and "remote" (through bench/slow_proxy.py)
+    profiles: tuple[str, ...] = ("loopback", "remote")
+    latency_ms: float = 50.0
+    bandwidth_mb_s: float = 20.0
+    # a pass stops issuing requests after this long (it then reports what it read, as incomplete)
+    pass_max_seconds: float = 120.0
+    request_timeout_s: float = 60.0
+    # reference sets synthesised for the reference-loading measurement
+    synth_refs: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    xpublish: bool = True
+    # warm hits sampled by the V8 profiler (through wrangler's inspector) for CPU time per hit
+    profiled_hits: int = 300
+    chart: bool = True
+    native_example: bool = True
+    # before measuring, wait at most this long for other processes (builds) to leave the cores alone
+    wait_quiet_s: float = 0.0
+    # a pass that changes no cache state is repeated (up to this many times) when other processes
+    # used over 15% of the cores during it; one that changes state waits (at most this long) for quiet
+    noise_retries: int = 0
+    quiet_wait_before_pass_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+FULL = Config(
+    name="full",
+    variables=(
+        # ~108 KB per chunk after shuffle+zlib: a bandwidth-leaning read
+        Variable("t2m", "f4", (96, 192, 256), (1, 192, 256)),
+        # ~16 KB per chunk: a latency-leaning read
+        Variable("precip", "i2", (96, 192, 256), (2, 96, 128)),
+    ),
+    concurrency=(1, 8, 32),
+    wait_quiet_s=300.0,
+    noise_retries=2,
+    quiet_wait_before_pass_s=60.0,
+)
+
+SMOKE = Config(
+    name="smoke",
+    variables=(Variable("t2m", "f4", (16, 48, 64), (1, 48, 64)),),
+    concurrency=(1, 8),
+    pass_max_seconds=20.0,
+    request_timeout_s=20.0,
+    synth_refs=(10_000,),
+    profiled_hits=60,
+    chart=False,
+    native_example=False,
+)
+
+CONFIGS = {c.name: c for c in (FULL, SMOKE)}

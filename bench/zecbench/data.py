@@ -1,0 +1,249 @@
+"""Benchmark data: one netCDF4/HDF5 file, its kerchunk references, the same chunk bytes as static
+files (the nginx floor), and synthetic reference sets of 10k/100k/1M references.
+
+Everything goes under ``STATE/www``, which the benchmark's nginx origin serves:
+
+* ``data/bench.nc``: the file (deterministic values, shuffle+zlib chunks, like the demo's
+  ``air.nc``), written with netCDF4 and indexed with kerchunk's ``SingleHdf5ToZarr``;
+* ``data/<alias>.nc``: a hard link of it per worker dataset alias, so every alias's references
+  name a URL of their own: the worker's storage keys are content-addressed by (URL, offset,
+  length), so a fresh alias over a fresh URL has nothing in the index *and* nothing in R2;
+* ``refs/<alias>.json``: the kerchunk references of each worker alias (chunk URLs through the
+  loopback origin or through the slow proxy, depending on the alias's profile);
+* ``refs/direct-<profile>.json``: the references the Python readers use (ReferenceFileSystem,
+  fsspec's caches, xpublish): ``data/bench.nc`` at the origin or through the proxy;
+* ``floor/<var>/<i.j.k>``: each chunk's bytes as a file, for nginx to serve as static files;
+* ``refs/synth-<N>.json``: synthetic kerchunk JSON with N explicit range references.
+
+``STATE/manifest.json`` lists all of it for the measuring step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .config import Config, Variable
+
+HERE = Path(__file__).resolve().parent
+
+
+def _field(var: Variable, t: int, rng: np.random.Generator) -> np.ndarray:
+    """One time step of ``var``: a smooth travelling pattern plus noise (deterministic)."""
+    _, ny, nx = var.shape
+    y = np.linspace(-np.pi / 2, np.pi / 2, ny)[:, None]
+    x = np.linspace(0.0, 2 * np.pi, nx, endpoint=False)[None, :]
+    if var.dtype == "f4":
+        base = 300.0 - 45.0 * np.sin(y) ** 2 + 6.0 * np.cos(y) * np.sin(3 * x - t / 8.0)
+        return (base + rng.normal(0.0, 0.5, (ny, nx))).astype(np.float32)
+    # sparse "precipitation" in 0.1 mm: mostly zero, gamma-distributed where it rains
+    rain = np.clip(rng.gamma(0.5, 2.0, (ny, nx)) - 1.0, 0.0, None) * (1.0 + np.cos(2 * y + x - t / 5.0))
+    return np.round(rain * 10.0).astype(np.int16)
+
+
+def write_netcdf(path: Path, config: Config) -> None:
+    import netCDF4
+
+    rng = np.random.default_rng(20240611)
+    times = {v.shape[0] for v in config.variables}
+    lats = {v.shape[1] for v in config.variables}
+    lons = {v.shape[2] for v in config.variables}
+    assert len(times) == len(lats) == len(lons) == 1, "benchmark variables share one grid"
+    nt, ny, nx = times.pop(), lats.pop(), lons.pop()
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.setncattr("title", f"zarr-edge-cache benchmark data ({config.name})")
+        nc.createDimension("time", nt)
+        nc.createDimension("lat", ny)
+        nc.createDimension("lon", nx)
+        for name, n, lo, hi, units in (("lat", ny, -90.0, 90.0, "degrees_north"),
+                                       ("lon", nx, 0.0, 360.0 - 360.0 / nx, "degrees_east")):
+            v = nc.createVariable(name, "f4", (name,))
+            v.units = units
+            v[:] = np.linspace(lo, hi, n, dtype=np.float32)
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units = "hours since 2020-01-01 00:00:00"
+        t.calendar = "standard"
+        t[:] = np.arange(nt, dtype=np.float64) * 6.0
+        for var in config.variables:
+            fill = np.float32(-9999.0) if var.dtype == "f4" else np.int16(-32767)
+            v = nc.createVariable(var.name, var.dtype, ("time", "lat", "lon"), zlib=True, complevel=4,
+                                  shuffle=True, chunksizes=var.chunks, fill_value=fill)
+            v.set_auto_maskandscale(False)
+            for step in range(nt):
+                v[step] = _field(var, step, rng)
+
+
+def kerchunk_refs(path: Path) -> dict:
+    import kerchunk.hdf
+
+    h5 = kerchunk.hdf.SingleHdf5ToZarr(str(path), inline_threshold=0, error="raise")
+    try:
+        return h5.translate()
+    finally:
+        h5.close()
+
+
+def with_url(refs: dict, url: str) -> dict:
+    """A copy of single-file ``refs`` whose range references all point at ``url``."""
+    out = {}
+    for key, value in refs["refs"].items():
+        out[key] = [url, *value[1:]] if isinstance(value, list) else value
+    return {**refs, "refs": out}
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def synth_dims(n: int) -> tuple[int, int, int]:
+    if n % 10_000 == 0:
+        return (n // 10_000, 100, 100)
+    return (1, 1, n)
+
+
+def write_synth_refs(path: Path, n: int, urls: list[str], file_size: int) -> int:
+    """Kerchunk JSON (version 1) with ``n`` explicit range references, keys ``temp/i.j.k`` over
+    ``len(urls)`` URLs, like the native ``kerchunk_load`` example's. Returns the JSON size."""
+    a, b, c = synth_dims(n)
+    zarray = {"chunks": [1, 16, 16], "compressor": {"id": "zlib", "level": 4}, "dtype": "<f4",
+              "fill_value": None, "filters": None, "order": "C", "shape": [a, b * 16, c * 16],
+              "zarr_format": 2}
+    head = {".zgroup": json.dumps({"zarr_format": 2}),
+            ".zattrs": json.dumps({"title": f"synthetic reference set, {n} references"}),
+            "temp/.zarray": json.dumps(zarray),
+            "temp/.zattrs": json.dumps({"_ARRAY_DIMENSIONS": ["time", "y", "x"]})}
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write('{"version":1,"refs":{')
+        f.write(",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in head.items()))
+        i = 0
+        lines = []
+        for x in range(a):
+            for y in range(b):
+                for z in range(c):
+                    length = 1000 + (i * 7919) % 60000
+                    offset = (i * 104729) % max(1, file_size - length)
+                    lines.append(f',"temp/{x}.{y}.{z}":["{urls[i % len(urls)]}",{offset},{length}]')
+                    i += 1
+                if len(lines) > 50_000:
+                    f.write("".join(lines))
+                    lines.clear()
+        f.write("".join(lines))
+        f.write("}}\n")
+    tmp.rename(path)
+    return path.stat().st_size
+
+
+def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_dir: Path,
+            log=print) -> dict:
+    """Write the benchmark data under ``state/www`` and return the manifest (also written)."""
+    www = state / "www"
+    if www.exists():
+        shutil.rmtree(www)
+    (www / "data").mkdir(parents=True)
+    (www / "refs").mkdir()
+    (www / "datasets.json").write_text("[]\n")  # scripts/lib.sh write_worker_vars reads it
+    nc_path = www / "data" / "bench.nc"
+    write_netcdf(nc_path, config)
+    refs = kerchunk_refs(nc_path)
+    size = nc_path.stat().st_size
+    log(f"  data/bench.nc: {size / 1e6:.1f} MB, {len(refs['refs'])} references")
+    blob = nc_path.read_bytes()
+
+    variables = {}
+    for var in config.variables:
+        keys = []
+        for key, value in sorted(refs["refs"].items()):
+            if key.startswith(var.name + "/") and not key.split("/")[-1].startswith(".") \
+                    and isinstance(value, list):
+                _, offset, length = value
+                chunk = blob[offset:offset + length]
+                floor = www / "floor" / key
+                floor.parent.mkdir(parents=True, exist_ok=True)
+                floor.write_bytes(chunk)
+                keys.append({"key": key.split("/", 1)[1], "offset": offset, "length": length,
+                             "crc32": zlib.crc32(chunk)})
+        if not keys:
+            raise RuntimeError(f"no chunk references for {var.name}")
+        variables[var.name] = {"shape": list(var.shape), "chunks": list(var.chunks), "dtype": var.dtype,
+                               "keys": keys, "bytes": sum(k["length"] for k in keys)}
+        log(f"  {var.name}: {len(keys)} chunks, {variables[var.name]['bytes'] / 1e6:.1f} MB "
+            f"({variables[var.name]['bytes'] / len(keys) / 1e3:.0f} KB per chunk)")
+
+    base = {"loopback": origin_url.rstrip("/"), "remote": proxy_url.rstrip("/")}
+    datasets: dict[str, dict] = {}
+    aliases: dict[str, dict] = {}
+    direct: dict[str, str] = {}
+    for profile in config.profiles:
+        direct_refs = www / "refs" / f"direct-{profile}.json"
+        direct_refs.write_text(json.dumps(with_url(refs, f"{base[profile]}/data/bench.nc")))
+        direct[profile] = str(direct_refs)
+        names = [(f"b-{profile}-c{c}", 0, c) for c in config.concurrency] + [(f"b-{profile}-edge", 600, None)]
+        if profile == "loopback":
+            names.append(("b-cpu", 0, None))  # warm hits for the CPU profile
+        for alias, edge_ttl, conc in names:
+            link(nc_path, www / "data" / f"{alias}.nc")
+            url = f"{base[profile]}/data/{alias}.nc"
+            (www / "refs" / f"{alias}.json").write_text(json.dumps(with_url(refs, url)))
+            datasets[alias] = {"refs": f"{origin_url}/refs/{alias}.json", "ttl_seconds": 3600,
+                               "edge_ttl_seconds": edge_ttl, "allowed_hosts": [host_of(url)],
+                               "description": f"benchmark alias ({profile} origin)"}
+            aliases[alias] = {"profile": profile, "edge": bool(edge_ttl), "concurrency": conc}
+
+    synth = []
+    urls = [f"{origin_url}/data/synth-{i}.nc" for i in range(8)]
+    for i in range(8):
+        link(nc_path, www / "data" / f"synth-{i}.nc")
+    generator_hash = hashlib.sha256(Path(__file__).read_bytes() + origin_url.encode() + str(size).encode())
+    for n in config.synth_refs:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cached = cache_dir / f"synth-{n}-{generator_hash.hexdigest()[:12]}.json"
+        if not cached.exists():
+            log(f"  synthesising {n:,} references (cached in {cached.parent})")
+            for old in cache_dir.glob(f"synth-{n}-*.json"):
+                old.unlink()
+            write_synth_refs(cached, n, urls, size)
+        link(cached, www / "refs" / f"synth-{n}.json")
+        dataset_id = f"refs-{n}"
+        datasets[dataset_id] = {"refs": f"{origin_url}/refs/synth-{n}.json", "edge_ttl_seconds": 0,
+                                "allowed_hosts": [host_of(origin_url)],
+                                "description": f"synthetic reference set ({n} references)"}
+        # The same set from the R2 bucket (bench/run puts it there with `wrangler r2 object put
+        # --local`): loading it makes no fetch, so wrangler's inspector copies no response body.
+        datasets[f"refs-r2-{n}"] = {"refs": f"r2://refs/synth-{n}.json", "edge_ttl_seconds": 0,
+                                    "allowed_hosts": [host_of(origin_url)],
+                                    "description": f"synthetic reference set ({n} references) in R2"}
+        synth.append({"n": n, "id": dataset_id, "r2_id": f"refs-r2-{n}", "r2_key": f"refs/synth-{n}.json",
+                      "file": str(www / "refs" / f"synth-{n}.json"), "json_bytes": cached.stat().st_size})
+
+    manifest = {
+        "config": config.name,
+        "origin_url": origin_url,
+        "proxy_url": proxy_url,
+        "file_bytes": size,
+        "variables": variables,
+        "aliases": aliases,
+        "direct_refs": direct,
+        "synth": synth,
+        "datasets": datasets,
+    }
+    (state / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (state / "datasets-extra.json").write_text(json.dumps(datasets))
+    return manifest

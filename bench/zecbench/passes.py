@@ -1,0 +1,204 @@
+"""One pass = every chunk of the benchmark variables read once, by one reader, with at most
+`concurrency` reads in flight, bounded by a time cap. Latency is per chunk, from the start of its
+read to its last byte, on this (client) side."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import aiohttp
+
+
+@dataclass
+class Item:
+    """One chunk: what to ask for and what must come back (None: not checked)."""
+
+    target: str  # URL or reference key
+    length: int | None = None
+    crc32: int | None = None
+
+
+@dataclass
+class Outcome:
+    requests: int = 0
+    ok: int = 0
+    bytes: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict = field(default_factory=dict)
+    x_cache: dict = field(default_factory=dict)
+    server_timing: dict = field(default_factory=dict)  # name -> [dur ms]
+    wall_s: float = 0.0
+    complete: bool = True
+
+
+Fetch = Callable[[Item], Awaitable[tuple[bytes, dict]]]
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(q / 100.0 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def figures(o: Outcome) -> dict:
+    wall = o.wall_s or float("nan")
+    return {
+        "chunks": o.ok,
+        "requests": o.requests,
+        "bytes": o.bytes,
+        "wall_s": round(o.wall_s, 4),
+        "chunks_per_s": round(o.ok / wall, 2) if o.ok else None,
+        "mb_per_s": round(o.bytes / wall / 1e6, 3) if o.ok else None,
+        "p50_ms": round(_percentile(o.latencies_ms, 50), 3) if o.latencies_ms else None,
+        "p99_ms": round(_percentile(o.latencies_ms, 99), 3) if o.latencies_ms else None,
+        "errors": dict(o.errors),
+        "x_cache": dict(o.x_cache),
+        "server_timing_p50_ms": {k: statistics.median(v) for k, v in o.server_timing.items() if v},
+        "complete": o.complete,
+    }
+
+
+async def run_pass(items: list[Item], fetch: Fetch, concurrency: int, max_seconds: float,
+                   label: str, progress_every_s: float = 5.0) -> Outcome:
+    """Reads every item once with `concurrency` workers; stops issuing after `max_seconds`."""
+    out = Outcome(errors={}, x_cache={}, server_timing={})
+    queue = list(reversed(items))
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    last_progress = started
+
+    async def worker():
+        nonlocal last_progress
+        while queue:
+            if time.perf_counter() > deadline:
+                out.complete = False
+                return
+            item = queue.pop()
+            t0 = time.perf_counter()
+            out.requests += 1
+            try:
+                body, meta = await fetch(item)
+            except Exception as exc:  # noqa: BLE001 - every failure is counted by kind
+                name = type(exc).__name__
+                out.errors[name] = out.errors.get(name, 0) + 1
+                if sum(out.errors.values()) <= 3:
+                    print(f"    {label}: {item.target}: {name}: {exc}"[:400], file=sys.stderr, flush=True)
+                continue
+            t1 = time.perf_counter()
+            problem = None
+            if item.length is not None and len(body) != item.length:
+                problem = "wrong_length"
+            elif item.crc32 is not None and zlib.crc32(body) != item.crc32:
+                problem = "wrong_bytes"
+            if problem:
+                out.errors[problem] = out.errors.get(problem, 0) + 1
+                continue
+            out.ok += 1
+            out.bytes += len(body)
+            out.latencies_ms.append((t1 - t0) * 1000.0)
+            xc = meta.get("x-cache")
+            if xc:
+                out.x_cache[xc] = out.x_cache.get(xc, 0) + 1
+            for name, dur in meta.get("server-timing", {}).items():
+                out.server_timing.setdefault(name, []).append(dur)
+            if t1 - last_progress >= progress_every_s:
+                last_progress = t1
+                print(f"    {label}: {out.ok}/{len(items)} chunks after {t1 - started:.0f}s",
+                      file=sys.stderr, flush=True)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+    out.wall_s = time.perf_counter() - started
+    if queue:
+        out.complete = False
+    return out
+
+
+def parse_server_timing(value: str | None) -> dict[str, float]:
+    out = {}
+    for part in (value or "").split(","):
+        bits = [b.strip() for b in part.split(";")]
+        if not bits[0]:
+            continue
+        for b in bits[1:]:
+            if b.startswith("dur="):
+                try:
+                    out[bits[0]] = float(b[4:])
+                except ValueError:
+                    pass
+    return out
+
+
+class HttpReader:
+    """GETs URLs with aiohttp over keep-alive connections (at most `concurrency`)."""
+
+    def __init__(self, concurrency: int, timeout_s: float, expect_status: int = 200):
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            auto_decompress=False,
+        )
+        self.expect_status = expect_status
+
+    async def fetch(self, item: Item) -> tuple[bytes, dict]:
+        async with self.session.get(item.target) as r:
+            body = await r.read()
+            if r.status != self.expect_status:
+                raise HttpStatusError(f"HTTP {r.status}: {body[:200]!r}")
+            return body, {"x-cache": r.headers.get("X-Cache"),
+                          "server-timing": parse_server_timing(r.headers.get("Server-Timing"))}
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class HttpStatusError(Exception):
+    pass
+
+
+class ReferenceReader:
+    """fsspec's ReferenceFileSystem in asynchronous mode, one `_cat_file` per chunk, as zarr-python
+    3 reads a store. `remote` is "http" (straight to the origin) or a caching filesystem
+    ("simplecache", "blockcache") over http; those are synchronous, and fsspec wraps them so
+    each read runs in a thread of the loop's default executor, sized here to the concurrency."""
+
+    def __init__(self, refs: dict, remote: str, concurrency: int, cache_dir: str | None = None,
+                 block_size: int = 1 << 20):
+        import fsspec
+
+        if remote == "http":
+            self.fs = fsspec.filesystem("reference", fo=refs, remote_protocol="http", asynchronous=True,
+                                        remote_options={"asynchronous": True, "skip_instance_cache": True},
+                                        skip_instance_cache=True)
+        else:
+            from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+            opts = {"target_protocol": "http", "cache_storage": cache_dir, "skip_instance_cache": True}
+            if remote == "blockcache":
+                opts["block_size"] = block_size
+            # The caching filesystems forward `async_impl` to their (async) http target, so
+            # ReferenceFileSystem would not wrap them itself: wrap explicitly, as zarr-python does.
+            cached = fsspec.filesystem(remote, **opts)
+            self.fs = fsspec.filesystem("reference", fo=refs, asynchronous=True, skip_instance_cache=True,
+                                        fs={"http": AsyncFileSystemWrapper(cached, asynchronous=True)})
+        self.executor = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        asyncio.get_running_loop().set_default_executor(self.executor)
+
+    async def fetch(self, item: Item) -> tuple[bytes, dict]:
+        return await self.fs._cat_file(item.target), {}
+
+    async def close(self) -> None:
+        for fs in self.fs.fss.values():
+            session = getattr(fs, "_session", None)
+            if session is not None:
+                await session.close()
+        self.executor.shutdown(wait=False)
+

@@ -1,0 +1,353 @@
+"""Markdown tables, target verdicts and the chart of a benchmark run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .runner import READERS
+
+ORIGIN_READERS = ("ReferenceFileSystem", "xpublish (cold)")
+
+
+def _num(v, digits: int = 0) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def _ratio(v, floor) -> str:
+    if v is None or not floor:
+        return ""
+    r = v / floor
+    return f" ({r:.2f}×)" if r < 10 else f" ({r:.0f}×)"
+
+
+def _row_index(rows: list[dict]) -> dict:
+    return {(r["profile"], r["reader"], r["concurrency"]): r for r in rows}
+
+
+def profile_table(rows: list[dict], profile: str) -> str:
+    idx = _row_index(rows)
+    concs = sorted({r["concurrency"] for r in rows if r["profile"] == profile})
+    lines = [
+        "| reader | c | chunks/s (× floor) | MB/s (× floor) | p50 ms (× floor) | p99 ms (× floor) "
+        "| origin req | origin MB | index RT/req | index cmd/req | X-Cache |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for reader, _ in READERS:
+        for c in concs:
+            r = idx.get((profile, reader, c))
+            if r is None:
+                continue
+            f = idx.get((profile, "nginx floor", c), {})
+            xc = ", ".join(f"{k} {v}" for k, v in sorted(r["x_cache"].items())) or "—"
+            flag = "" if r["complete"] and not r["errors"] else " ⚠"
+            if r.get("other_cpu_share", 0) > 0.15:
+                flag += " ~"
+            lines.append(
+                f"| {reader}{flag} | {c} "
+                f"| {_num(r['chunks_per_s'])}{_ratio(r['chunks_per_s'], f.get('chunks_per_s'))} "
+                f"| {_num(r['mb_per_s'], 1)}{_ratio(r['mb_per_s'], f.get('mb_per_s'))} "
+                f"| {_num(r['p50_ms'], 2)}{_ratio(r['p50_ms'], f.get('p50_ms'))} "
+                f"| {_num(r['p99_ms'], 2)}{_ratio(r['p99_ms'], f.get('p99_ms'))} "
+                f"| {_num(r['origin_requests'])} | {_num(r['origin_bytes'] / 1e6, 2)} "
+                f"| {_num(r['index_rt_per_req'], 2)} | {_num(r['index_cmds_per_req'], 2)} | {xc} |")
+    return "\n".join(lines)
+
+
+def best(rows: list[dict], profile: str, reader: str, key: str = "chunks_per_s") -> dict | None:
+    cands = [r for r in rows if r["profile"] == profile and r["reader"] == reader and r.get(key)]
+    return max(cands, key=lambda r: r[key]) if cands else None
+
+
+def targets(results: dict) -> list[dict]:
+    """Each target: what was measured, met or not, and by how much."""
+    rows = results["rows"]
+    out = []
+    warm = [r for r in rows if r["reader"] == "worker warm (HIT)"]
+    if warm:
+        rt = max(r["index_rt_per_req"] for r in warm)
+        cmd = max(r["index_cmds_per_req"] for r in warm)
+        out.append({"target": "a warm hit costs at most 1 index round trip", "met": rt <= 1.0,
+                    "measured": f"{rt:.2f} round trips per hit (worst warm pass)",
+                    "by": "" if rt <= 1.0 else f"{rt - 1:.2f} extra round trips per hit"})
+        out.append({"target": "a warm hit costs at most 3 index commands", "met": cmd <= 3.0,
+                    "measured": f"{cmd:.2f} commands per hit (worst warm pass)",
+                    "by": "" if cmd <= 3.0 else f"{cmd - 3:.2f} extra commands per hit"})
+    cmax = max((r["concurrency"] for r in rows), default=None)
+    for profile in sorted({r["profile"] for r in rows}):
+        w = next((r for r in warm if r["profile"] == profile and r["concurrency"] == cmax), None)
+        if not w:
+            continue
+        for reader in ORIGIN_READERS:
+            b = best(rows, profile, reader)
+            if not b:
+                continue
+            met = (w["chunks_per_s"] or 0) > b["chunks_per_s"]
+            ratio = (w["chunks_per_s"] or 0) / b["chunks_per_s"]
+            out.append({
+                "target": f"{profile}: worker warm at c={cmax} beats {reader} (its best concurrency)",
+                "met": met,
+                "measured": f"{w['chunks_per_s']:,.0f} vs {b['chunks_per_s']:,.0f} chunks/s "
+                            f"({reader} at c={b['concurrency']}): {ratio:.2f}×",
+                "by": "" if met else f"{(1 - ratio) * 100:.0f}% slower",
+                "why": "" if met else why_warm_slower(results, w, b),
+            })
+        for reader in ("fsspec simplecache (warm)", "fsspec blockcache (warm)"):
+            b = next((r for r in rows if r["profile"] == profile and r["reader"] == reader
+                      and r["concurrency"] == cmax), None)
+            if b and b["chunks_per_s"]:
+                ratio = (w["chunks_per_s"] or 0) / b["chunks_per_s"]
+                out.append({"target": f"{profile}: worker warm vs {reader} at c={cmax} (reported)",
+                            "met": None, "measured": f"{ratio:.2f}× its chunks/s", "by": ""})
+    for r in results.get("ref_loading", []):
+        if r["refs"] != 1_000_000:
+            continue
+        src = "from R2" if r.get("source") == "r2" else "from the origin"
+        ok_time = r.get("status") == 200 and r["first_ms"] < 2000
+        r2 = next((x for x in results.get("ref_loading", []) if x["refs"] == r["refs"] and x.get("source") == "r2"), None)
+        why = ""
+        if not ok_time and r.get("source") != "r2" and r2 and r2.get("status") == 200:
+            why = (f"from R2 the same set loads in {r2['first_ms']:,.0f} ms: over HTTP, wrangler dev's inspector "
+                   f"base64-copies the {r['json_mb']:.0f} MB response body into a Network event and pushes it through "
+                   "its inspector proxy and node (dev only)")
+        out.append({"target": f"1M references load in under 2 s (first request, in the worker, {src})",
+                    "met": ok_time, "measured": f"{r['first_ms']:,.0f} ms (status {r.get('status')})",
+                    "by": "" if ok_time else (f"{r['first_ms'] - 2000:,.0f} ms over" if r.get("status") == 200
+                                              else r.get("error", "failed")), "why": why})
+        mem = r.get("workerd_rss_peak_delta_mb")
+        if mem is not None:
+            why = ""
+            if mem >= 100 and r.get("source") == "r2":
+                why = (f"the {r['json_mb']:.0f} MB of JSON is held whole (as the R2 body in JS, and again in wasm "
+                       "memory, which never shrinks) while it is parsed, on top of the compact form; "
+                       "RSS also counts Miniflare's R2 simulation in that process, if it buffers the object")
+            elif mem < 100 and r.get("source") != "r2":
+                why = "measured after the R2 rows: wasm memory grown by those loads is reused, so this is a lower bound"
+            out.append({"target": f"1M references load in under 100 MB (workerd RSS growth, peak, {src})",
+                        "met": mem < 100 and r.get("status") == 200, "measured": f"{mem:.0f} MB",
+                        "by": "" if mem < 100 else f"{mem - 100:.0f} MB over", "why": why})
+    wasm = results.get("wasm", {})
+    if wasm.get("gzip_bytes"):
+        gz = wasm["gzip_bytes"]
+        out.append({"target": "gzipped wasm under 1 MB", "met": gz < 1_000_000,
+                    "measured": f"{gz / 1e3:,.0f} KB gzipped ({wasm['bytes'] / 1e3:,.0f} KB raw)",
+                    "by": "" if gz < 1_000_000 else f"{(gz - 1_000_000) / 1e3:,.0f} KB over"})
+    return out
+
+
+def why_warm_slower(results: dict, w: dict, b: dict) -> str:
+    """A data-driven explanation of a warm pass slower than a reader that goes to the origin."""
+    cores = results["machine"]["cores"]
+    cpu = w.get("cpu_ms_per_req", {})
+    stack = sum(v for k, v in cpu.items() if k not in ("other", "xpublish", "proxy", "origin"))
+    st = w.get("server_timing_p50_ms", {})
+    by_proc = (results.get("cpu_per_hit") or {}).get("plain", {}).get("cpu_ms_per_hit_by_process", {})
+    parts = [f"the warm pass is CPU-bound: each hit costs {stack:.1f} ms of CPU across the stack "
+             f"(wrangler dev {cpu.get('worker', 0):.1f}, upstash-local + Redis "
+             f"{cpu.get('upstash', 0) + cpu.get('redis', 0):.2f}, client {cpu.get('client', 0):.2f}), so "
+             f"{cores} cores serve at most ~{cores * 1000 / max(stack, 1e-9):,.0f} hits/s"]
+    if by_proc and sum(by_proc.values()):
+        dev = by_proc.get("node (wrangler)", 0) + by_proc.get("workerd proxy", 0)
+        parts.append(f"hits one at a time show {dev / sum(by_proc.values()):.0%} of wrangler dev's CPU in its dev "
+                     "machinery (node, the ProxyWorker), which production does not run")
+    if b["reader"] == "ReferenceFileSystem" and b["profile"] == "loopback":
+        parts.append("the loopback origin is nginx on this machine: ReferenceFileSystem reads at the floor")
+    elif b["reader"] == "ReferenceFileSystem":
+        parts.append(f"ReferenceFileSystem at c={b['concurrency']} is latency-bound "
+                     f"({b['concurrency']} reads in flight / {b['p50_ms']:.0f} ms p50) and costs little CPU")
+    if st:
+        parts.append("Server-Timing p50 of the hits: " + ", ".join(f"{k} {v:g} ms" for k, v in st.items()
+                                                                    if v))
+    return "; ".join(parts)
+
+
+def verdict(t: dict) -> str:
+    return "reported" if t["met"] is None else ("met" if t["met"] else "**missed**")
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    cfg = results["config"]
+    out = [f"# zarr-edge-cache benchmark — {cfg['name']} run", "",
+           f"Measured {results['date']} by `bench/run{' --smoke' if cfg['name'] == 'smoke' else ''}` "
+           f"in {results.get('duration_s', 0):.0f} s. Everything on one machine: client, worker, "
+           "index, storage and origin share its cores.", "",
+           "## Machine", "",
+           f"- {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB memory, {m['os']}",
+           f"- source: `{m['git']}`",
+           "- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
+           "## Data and method", ""]
+    for name, v in results["data"]["variables"].items():
+        n = len(v["keys"])
+        out.append(f"- `{name}`: {v['dtype']} {tuple(v['shape'])}, chunks {tuple(v['chunks'])}: {n} chunks, "
+                   f"{v['bytes'] / 1e6:.1f} MB stored (shuffle+zlib), {v['bytes'] / n / 1e3:.0f} KB per chunk")
+    out += [
+        f"- a pass reads every chunk of every variable once ({results['data']['chunks']} chunks, "
+        f"{results['data']['bytes'] / 1e6:.1f} MB), at most *c* reads in flight; latency is per chunk, "
+        "client side, to the last byte; MB = 10⁶ bytes",
+        f"- origin profiles: **loopback** (nginx as it is) and **remote** (through `bench/slow_proxy.py`: "
+        f"+{cfg['latency_ms']:g} ms before the first byte of every request, {cfg['bandwidth_mb_s']:g} MB/s per connection)",
+        "- cold passes use a fresh dataset alias whose references name a URL of their own (nothing in the "
+        "index, nothing in R2); warm passes re-read the same alias; edge tier off (`edge_ttl_seconds: 0`) "
+        "except in the `edge on` rows",
+        "- origin req/MB: requests for the data file in nginx's access log during the pass (behind the proxy "
+        "in the remote profile); index RT/cmd per request: upstash-local `/__stats`, reset before each pass, "
+        "read once the worker's background writes have gone quiet",
+        "- wrangler dev keeps every inspector message of the runtime (each subrequest's Network events, with "
+        "its body) until a DevTools client connects: the harness connects and drains that buffer after every "
+        "worker pass, outside the measured window, so later passes are not slowed by earlier ones",
+        "- ⚠: the pass had errors or was cut short; ~: other processes on the machine used over 15% of its "
+        "cores during the pass (see Noise)",
+        "- ratios are to the nginx floor at the same concurrency (chunks/s and MB/s: higher is better; "
+        "latency: lower is better). The floor is loopback in both profiles: it serves bytes from this "
+        "machine, as a warm hit does", ""]
+    for profile in cfg["profiles"]:
+        out += [f"## Results: {profile} origin", "", profile_table(results["rows"], profile), ""]
+    out += ["## Targets", "", "| target | measured | verdict | by | why |", "| --- | --- | --- | --- | --- |"]
+    for t in results["targets"]:
+        out.append(f"| {t['target']} | {t['measured']} | {verdict(t)} | {t['by']} | {t.get('why', '')} |")
+    out.append("")
+    out += cpu_section(results)
+    out += refs_section(results)
+    out += breakdown_section(results)
+    native = results.get("native_kerchunk_load", {})
+    out += ["## Native reference loading (`cargo run --release --example kerchunk_load`)", ""]
+    if native.get("table"):
+        out += native["table"] + [""]
+    else:
+        out += [f"Not included: {native.get('skipped') or native.get('error') or 'no table in its output (exit ' + str(native.get('exit')) + ')'}", ""]
+    if results.get("noisy_passes"):
+        out += ["## Noise", "", "Passes during which processes outside the benchmark (e.g. a build) used over 15% "
+                "of the machine's cores; their figures are pessimistic:", ""] + \
+            [f"- {n}" for n in results["noisy_passes"]] + [""]
+    if results.get("problems"):
+        out += ["## Problems", ""] + [f"- {p}" for p in results["problems"]] + [""]
+    if results.get("notes"):
+        out += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    return "\n".join(out)
+
+
+def cpu_section(results: dict) -> list[str]:
+    cpu = results.get("cpu_per_hit") or {}
+    plain, prof = cpu.get("plain", {}), cpu.get("profiled", {})
+    out = ["## CPU time per warm hit", "",
+           f"{cpu.get('hits', 0)} warm hits (`{cpu.get('alias')}`, cycling over its first chunks), one at a time, before the passes. workerd reports no CPU time "
+           "locally (no `cf-*` CPU header, no CPU figure in wrangler's request log at any `--log-level`), so "
+           "this is what can be seen from outside and through the inspector:", "",
+           "| what | ms per hit |", "| --- | ---: |",
+           f"| wall time, client side (no profiler) | {_num(plain.get('wall_ms_per_hit'), 3)} |",
+           f"| CPU of the whole `wrangler dev` process group (/proc) | {_num(plain.get('wrangler_group_cpu_ms_per_hit'), 3)} |"]
+    runtime = (plain.get("cpu_ms_per_hit_by_process") or {}).get("workerd runtime")
+    explain = {"workerd runtime": "workerd running the isolate (the worker, local R2, its HTTP and fetch stacks, inspector events)",
+               "workerd proxy": "workerd running wrangler's ProxyWorker in front of it (every request passes through)",
+               "node (wrangler)": "node: wrangler (request log, inspector proxy receiving Network events of every subrequest)"}
+    for role, ms in sorted((plain.get("cpu_ms_per_hit_by_process") or {}).items()):
+        out.append(f"| … {explain.get(role, role)} | {_num(ms, 3)} |")
+    if "error" in prof:
+        out.append(f"| V8 profiler | failed: {prof['error']} |")
+    elif prof:
+        out += [f"| V8 profiler: time with the worker's JS or wasm on the isolate's stack (wall-clock samples: inflated by the profiler itself and by sharing {results['machine']['cores']} cores; use it for the split) | {_num(prof.get('js_wasm_gc_ms_per_hit'), 3)} |",
+                f"| … of which wasm | {_num(prof.get('wasm_ms_per_hit'), 3)} |",
+                f"| … of which JS (wasm-bindgen glue, wrangler's dev middleware) | {_num(prof.get('js_ms_per_hit'), 3)} |",
+                f"| … of which GC | {_num(prof.get('gc_ms_per_hit'), 3)} |",
+                f"| V8 `(program)`: native runtime work on the isolate thread, outside JS | {_num(prof.get('program_ms_per_hit'), 3)} |",
+                f"| wall time with the profiler attached ({prof.get('sampling_interval_us')} µs sampling) | {_num(prof.get('wall_ms_per_hit'), 3)} |"]
+    busy = (prof.get("js_ms_per_hit") or 0) + (prof.get("wasm_ms_per_hit") or 0)
+    if runtime and busy:
+        share = (prof.get("wasm_ms_per_hit") or 0) / busy
+        out += ["", f"**Best local figure: at most {runtime:.1f} ms of CPU per warm hit** — the workerd process running "
+                "the isolate, which also runs Miniflare's R2 simulation, workerd's HTTP stack and the inspector's "
+                f"Network events on the same thread. Of the worker's own sampled time, {share:.0%} is wasm and "
+                f"{1 - share:.0%} JS (wasm-bindgen glue and wrangler's middleware)."]
+    rss = results.get("wrangler_rss_mb_end") or {}
+    if rss:
+        out += ["", "Resident memory of the `wrangler dev` processes at the end of the run (MB): " +
+                ", ".join(f"{k} {v:,.0f}" for k, v in sorted(rss.items()))]
+    st = plain.get("server_timing_p50_ms") or {}
+    if st:
+        out += ["", "Server-Timing of those hits (median, ms; workerd's clock only advances across I/O, so "
+                "these are I/O waits): " + ", ".join(f"{k} {v:g}" for k, v in st.items())]
+    if prof.get("top_self_us"):
+        out += ["", "Heaviest functions by self time (µs over all profiled hits): " +
+                "; ".join(f"`{name[:80]}` {us:,}" for name, us in prof["top_self_us"][:8])]
+    return out + [""]
+
+
+def refs_section(results: dict) -> list[str]:
+    rows = results.get("ref_loading") or []
+    out = ["## Reference loading in the worker", "",
+           "Synthetic kerchunk JSON (keys `temp/i.j.k`, 8 URLs), from the R2 bucket (`r2://`, put there with "
+           "`wrangler r2 object put --local`) and from the origin over HTTP; first `GET /zarr/ID/.zgroup` "
+           "(read + parse into the compact form) against a warm one. Memory: growth of the RSS of the workerd process "
+           "running the isolate (sampled every 5 ms; wasm memory never shrinks, so `after` is what stays). workerd does not "
+           "enforce the 128 MB isolate limit locally: a figure near or over it means the load would fail on Cloudflare. "
+           "From the origin, wrangler dev's inspector also copies the whole response body (base64, in a "
+           "`Network.loadingFinished` event) in that process and sends it through its inspector proxy: the R2 rows "
+           "are the worker's own cost. RSS growth shows only memory beyond what the process already held, and wasm "
+           "memory once grown is reused: the R2 rows come first, so theirs are the worker's; the origin rows that "
+           "follow mostly reuse it.", "",
+           "| refs | source | JSON MB | status | first ms | warm ms | RSS peak +MB | RSS after +MB | state |",
+           "| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        out.append(f"| {r['refs']:,} | {'R2' if r.get('source') == 'r2' else 'origin'} | {r['json_mb']} "
+                   f"| {r.get('status')}{' ' + r['error'][:80] if r.get('error') else ''} "
+                   f"| {_num(r.get('first_ms'), 0)} | {_num(r.get('warm_ms'), 2)} "
+                   f"| {_num(r.get('workerd_rss_peak_delta_mb'), 1)} | {_num(r.get('workerd_rss_after_delta_mb'), 1)} "
+                   f"| {r.get('state')} |")
+    return out + [""]
+
+
+def breakdown_section(results: dict) -> list[str]:
+    rows = [r for r in results["rows"] if r["reader"].startswith("worker") and r.get("server_timing_p50_ms")]
+    out = ["## Worker Server-Timing and CPU per request", "",
+           "Median `Server-Timing` durations (ms) and CPU per request of each service (/proc, ms) during the pass.", "",
+           "| profile | reader | c | Server-Timing p50 | CPU ms/req: worker · upstash · redis · nginx · proxy · client |",
+           "| --- | --- | ---: | --- | --- |"]
+    for r in rows:
+        st = ", ".join(f"{k} {v:g}" for k, v in r["server_timing_p50_ms"].items())
+        if "EDGE" in r["reader"]:
+            st = "— (the Cache API replays the header of the MISS it stored)"
+        cpu = r.get("cpu_ms_per_req", {})
+        cpus = " · ".join(_num(cpu.get(k), 2) for k in ("worker", "upstash", "redis", "origin", "proxy", "client"))
+        out.append(f"| {r['profile']} | {r['reader']} | {r['concurrency']} | {st} | {cpus} |")
+    return out + [""]
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    profiles = results["config"]["profiles"]
+    fig, axes = plt.subplots(2, len(profiles), figsize=(7 * len(profiles), 9), squeeze=False)
+    markers = "osD^v<>ph*"
+    for col, profile in enumerate(profiles):
+        for row, (key, label) in enumerate((("chunks_per_s", "chunks/s (higher is better)"),
+                                            ("p50_ms", "p50 latency, ms (lower is better)"))):
+            ax = axes[row][col]
+            for i, (reader, _) in enumerate(READERS):
+                pts = sorted((r["concurrency"], r[key]) for r in rows
+                             if r["profile"] == profile and r["reader"] == reader and r.get(key))
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)],
+                            label=reader, linestyle="--" if reader == "nginx floor" else "-")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            concs = sorted({r["concurrency"] for r in rows})
+            ax.set_xticks(concs, [str(c) for c in concs])
+            ax.set_xlabel("concurrency (reads in flight)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{profile} origin")
+            ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9)
+    fig.suptitle(f"zarr-edge-cache benchmark ({results['date']}, {results['machine']['cores']} cores)")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
