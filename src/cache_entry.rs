@@ -62,6 +62,17 @@ impl IndexEntry {
         command
     }
 
+    /// The commands that replace whatever is under `key` with this entry, expiring in `ttl_ms`:
+    /// `DEL`, `HSET`, `PEXPIRE`. Send them in one transaction so no reader sees a partial entry.
+    #[must_use]
+    pub fn replace_with_ttl(&self, key: &str, ttl_ms: u64) -> [Command; 3] {
+        [
+            Command::new("DEL").arg(key),
+            self.hset(key),
+            Command::new("PEXPIRE").arg(key).arg(ttl_ms.max(1)),
+        ]
+    }
+
     /// Reads an entry from an `HGETALL` reply (`[field, value, …]`). `None` for an empty reply
     /// (no entry, or expired) and for an entry missing a required field (a partial write).
     #[must_use]

@@ -64,6 +64,11 @@ impl<T: UpstashTransport> UpstashIndex<T> {
     }
 }
 
+/// `HINCRBY stats field by`: one dataset counter.
+fn count(stats: &str, field: &str, by: u64) -> Command {
+    Command::new("HINCRBY").arg(stats).arg(field).arg(by)
+}
+
 /// Maps a reply error to what the caller must do: HTTP-level refusals are outages, the rest bugs.
 fn classify(error: &ReplyError) -> IndexError {
     match error {
@@ -111,31 +116,13 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
     ) -> Result<(), IndexError> {
         let stats = self.keys.stats(dataset);
         let mut commands = vec![
-            Command::new("HINCRBY")
-                .arg(&stats)
-                .arg(stats_fields::MISSES)
-                .arg(1),
-            Command::new("HINCRBY")
-                .arg(&stats)
-                .arg(stats_fields::BYTES_FROM_ORIGIN)
-                .arg(origin_bytes),
+            count(&stats, stats_fields::MISSES, 1),
+            count(&stats, stats_fields::BYTES_FROM_ORIGIN, origin_bytes),
         ];
         if let Some(entry) = stored {
-            let entry_key = self.keys.entry(dataset, key);
-            commands.extend([
-                Command::new("DEL").arg(&entry_key),
-                entry.hset(&entry_key),
-                Command::new("PEXPIRE").arg(&entry_key).arg(ttl_ms.max(1)),
-                Command::new("HINCRBY")
-                    .arg(&stats)
-                    .arg(stats_fields::ENTRIES_WRITTEN)
-                    .arg(1),
-                Command::new("HINCRBY")
-                    .arg(&stats)
-                    .arg(stats_fields::BYTES_WRITTEN)
-                    .arg(entry.size),
-            ]);
-            // DEL + HSET + PEXPIRE must not interleave with a reader: send them atomically.
+            commands.extend(entry.replace_with_ttl(&self.keys.entry(dataset, key), ttl_ms));
+            commands.push(count(&stats, stats_fields::ENTRIES_WRITTEN, 1));
+            commands.push(count(&stats, stats_fields::BYTES_WRITTEN, entry.size));
             return self.transaction(&commands).await;
         }
         self.pipeline(&commands).await.map(|_| ())
@@ -163,21 +150,13 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         entry: &IndexEntry,
         ttl_ms: u64,
     ) -> Result<(), IndexError> {
-        let (entry_key, stats) = (self.keys.entry(dataset, key), self.keys.stats(dataset));
-        self.transaction(&[
-            Command::new("DEL").arg(&entry_key),
-            entry.hset(&entry_key),
-            Command::new("PEXPIRE").arg(&entry_key).arg(ttl_ms.max(1)),
-            Command::new("HINCRBY")
-                .arg(&stats)
-                .arg(stats_fields::HITS)
-                .arg(1),
-            Command::new("HINCRBY")
-                .arg(&stats)
-                .arg(stats_fields::BYTES_FROM_CACHE)
-                .arg(entry.size),
-        ])
-        .await
+        let stats = self.keys.stats(dataset);
+        let mut commands = entry
+            .replace_with_ttl(&self.keys.entry(dataset, key), ttl_ms)
+            .to_vec();
+        commands.push(count(&stats, stats_fields::HITS, 1));
+        commands.push(count(&stats, stats_fields::BYTES_FROM_CACHE, entry.size));
+        self.transaction(&commands).await
     }
 
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
