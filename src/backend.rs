@@ -4,6 +4,10 @@
 //! `worker::Date`) appear only in their `glue` implementations. Traits are not `Send`: Workers
 //! runs one thread and JS futures are `!Send`.
 
+use crate::cache_entry::{
+    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, StoredBytes,
+};
+use crate::eviction::{KeySort, Order};
 use crate::upstash::HttpCall;
 
 /// A raw HTTP answer from the Upstash REST API, before protocol decoding.
@@ -71,29 +75,32 @@ pub trait Index {
         dataset: &str,
         key: &str,
         now_ms: u64,
-    ) -> Result<Option<crate::cache_entry::IndexEntry>, IndexError>;
+    ) -> Result<Option<IndexEntry>, IndexError>;
 
     /// Records a read served from the origin: the dataset's misses and origin bytes, and, when
     /// `stored` is given (its bytes are already in the chunk store), writes that entry with a
-    /// TTL of `ttl_ms`.
+    /// TTL of `ttl_ms` and accounts it (eviction orders, holders of its object, bytes stored).
+    ///
+    /// Contract: returns the bytes stored afterwards when an entry was written, `None` otherwise.
     async fn record_miss(
         &self,
         dataset: &str,
         key: &str,
         origin_bytes: u64,
-        stored: Option<&crate::cache_entry::IndexEntry>,
+        stored: Option<&IndexEntry>,
         ttl_ms: u64,
-    ) -> Result<(), IndexError>;
+    ) -> Result<Option<StoredBytes>, IndexError>;
 
-    /// Writes `entry` (TTL `ttl_ms`) for bytes that are already stored, written for another
-    /// dataset or key with the same source range, and counts the read as a hit.
+    /// Writes and accounts `entry` (TTL `ttl_ms`) for bytes that are already stored, written for
+    /// another dataset or key with the same source range, and counts the read as a hit. Returns
+    /// the bytes stored afterwards.
     async fn adopt(
         &self,
         dataset: &str,
         key: &str,
-        entry: &crate::cache_entry::IndexEntry,
+        entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<(), IndexError>;
+    ) -> Result<StoredBytes, IndexError>;
 
     /// Undoes a hit that [`lookup`](Self::lookup) recorded for an entry whose bytes turned out
     /// to be missing from the store, and deletes that entry, but only if it is still that entry
@@ -102,7 +109,7 @@ pub trait Index {
         &self,
         dataset: &str,
         key: &str,
-        entry: &crate::cache_entry::IndexEntry,
+        entry: &IndexEntry,
     ) -> Result<(), IndexError>;
 
     /// Tries to become the one instance fetching `object` from the origin: `SET NX PX`.
@@ -114,11 +121,78 @@ pub trait Index {
     /// Releases the lease on `object` if `holder` still holds it (never someone else's).
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError>;
 
-    /// The dataset's counters.
-    async fn dataset_stats(
+    /// Each dataset's counters and fetch-time percentiles, in the order given (one round trip).
+    async fn cache_stats(&self, datasets: &[String]) -> Result<Vec<CacheStats>, IndexError>;
+
+    /// Takes up to `most` keys of `dataset` out of its accounting (expired keys first, then what
+    /// `selector` picks) and marks their entries with `token`, so that lookups miss them.
+    ///
+    /// Contract: the caller then deletes the objects of the returned keys whose
+    /// `object_unheld` is set, and only then calls [`drop_claimed`](Self::drop_claimed): an entry
+    /// never vouches for a deleted object. Fewer than `most` keys back means nothing is left to
+    /// claim. An entry rewritten meanwhile is a new, unmarked entry and survives.
+    async fn claim(
         &self,
         dataset: &str,
-    ) -> Result<crate::cache_entry::DatasetStats, IndexError>;
+        selector: &ClaimSelector,
+        now_ms: u64,
+        token: &str,
+        most: u64,
+    ) -> Result<Vec<ClaimedKey>, IndexError>;
+
+    /// Deletes the entries of `keys` that still carry `token` (see [`claim`](Self::claim)).
+    async fn drop_claimed(
+        &self,
+        dataset: &str,
+        keys: &[String],
+        token: &str,
+    ) -> Result<(), IndexError>;
+
+    /// The lowest score of `order` in each dataset (`None` for a dataset with no keys).
+    async fn lowest_scores(
+        &self,
+        datasets: &[String],
+        order: Order,
+    ) -> Result<Vec<Option<f64>>, IndexError>;
+
+    /// Bytes stored by all datasets together.
+    async fn total_stored(&self) -> Result<u64, IndexError>;
+
+    /// A page of `dataset`'s cached keys in `sort` order, from rank `offset`.
+    async fn list_keys(
+        &self,
+        dataset: &str,
+        sort: KeySort,
+        descending: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<KeyPage, IndexError>;
+
+    /// For each storage object, whether any entry still holds it (one round trip).
+    async fn objects_held(&self, objects: &[String]) -> Result<Vec<bool>, IndexError>;
+
+    /// Datasets registered at run time: `(id, configuration JSON)`.
+    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError>;
+
+    /// Registers or replaces a run-time dataset; `true` when it is new.
+    async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError>;
+
+    /// Removes a run-time dataset; `true` when there was one.
+    async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError>;
+
+    /// Deletes a dataset's counters, orders and snapshots (after its keys were purged).
+    async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError>;
+
+    /// Prepends a stats snapshot (JSON) to the dataset's history, keeping the newest `keep`.
+    async fn record_snapshot(
+        &self,
+        dataset: &str,
+        snapshot: &str,
+        keep: u64,
+    ) -> Result<(), IndexError>;
+
+    /// The dataset's newest `most` snapshots, newest first.
+    async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError>;
 }
 
 /// Why the chunk store failed.
@@ -167,6 +241,35 @@ pub trait ChunkStore {
 
     /// Deletes the object under `key`. Idempotent: deleting nothing is `Ok`.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// One page of the objects whose key starts with `prefix`, in key order, after `cursor` (from
+    /// the previous page).
+    ///
+    /// Contract: `next_cursor` is `None` on the last page; a page may be shorter than `limit`.
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ObjectPage, StoreError>;
+}
+
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key.
+    pub key: String,
+    /// When it was written, ms since the epoch.
+    pub uploaded_ms: u64,
+}
+
+/// A page of [`ChunkStore::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectPage {
+    /// The objects.
+    pub objects: Vec<ListedObject>,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<String>,
 }
 
 /// The current time, passed in so that core code never calls `SystemTime::now()` (it panics on
@@ -286,7 +389,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
         dataset: &str,
         key: &str,
         now_ms: u64,
-    ) -> Result<Option<crate::cache_entry::IndexEntry>, IndexError> {
+    ) -> Result<Option<IndexEntry>, IndexError> {
         (**self).lookup(dataset, key, now_ms).await
     }
     async fn record_miss(
@@ -294,9 +397,9 @@ impl<T: Index> Index for std::rc::Rc<T> {
         dataset: &str,
         key: &str,
         origin_bytes: u64,
-        stored: Option<&crate::cache_entry::IndexEntry>,
+        stored: Option<&IndexEntry>,
         ttl_ms: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
         (**self)
             .record_miss(dataset, key, origin_bytes, stored, ttl_ms)
             .await
@@ -305,7 +408,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
         &self,
         dataset: &str,
         key: &str,
-        entry: &crate::cache_entry::IndexEntry,
+        entry: &IndexEntry,
     ) -> Result<(), IndexError> {
         (**self).forget(dataset, key, entry).await
     }
@@ -313,9 +416,9 @@ impl<T: Index> Index for std::rc::Rc<T> {
         &self,
         dataset: &str,
         key: &str,
-        entry: &crate::cache_entry::IndexEntry,
+        entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<StoredBytes, IndexError> {
         (**self).adopt(dataset, key, entry, ttl_ms).await
     }
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
@@ -324,11 +427,76 @@ impl<T: Index> Index for std::rc::Rc<T> {
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
         (**self).release_lease(object, holder).await
     }
-    async fn dataset_stats(
+    async fn cache_stats(&self, datasets: &[String]) -> Result<Vec<CacheStats>, IndexError> {
+        (**self).cache_stats(datasets).await
+    }
+    async fn claim(
         &self,
         dataset: &str,
-    ) -> Result<crate::cache_entry::DatasetStats, IndexError> {
-        (**self).dataset_stats(dataset).await
+        selector: &ClaimSelector,
+        now_ms: u64,
+        token: &str,
+        most: u64,
+    ) -> Result<Vec<ClaimedKey>, IndexError> {
+        (**self)
+            .claim(dataset, selector, now_ms, token, most)
+            .await
+    }
+    async fn drop_claimed(
+        &self,
+        dataset: &str,
+        keys: &[String],
+        token: &str,
+    ) -> Result<(), IndexError> {
+        (**self).drop_claimed(dataset, keys, token).await
+    }
+    async fn lowest_scores(
+        &self,
+        datasets: &[String],
+        order: Order,
+    ) -> Result<Vec<Option<f64>>, IndexError> {
+        (**self).lowest_scores(datasets, order).await
+    }
+    async fn total_stored(&self) -> Result<u64, IndexError> {
+        (**self).total_stored().await
+    }
+    async fn list_keys(
+        &self,
+        dataset: &str,
+        sort: KeySort,
+        descending: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<KeyPage, IndexError> {
+        (**self)
+            .list_keys(dataset, sort, descending, offset, limit)
+            .await
+    }
+    async fn objects_held(&self, objects: &[String]) -> Result<Vec<bool>, IndexError> {
+        (**self).objects_held(objects).await
+    }
+    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError> {
+        (**self).runtime_datasets().await
+    }
+    async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError> {
+        (**self).put_runtime_dataset(id, json).await
+    }
+    async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError> {
+        (**self).remove_runtime_dataset(id).await
+    }
+    async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {
+        (**self).drop_dataset_records(dataset).await
+    }
+    async fn record_snapshot(
+        &self,
+        dataset: &str,
+        snapshot: &str,
+        keep: u64,
+    ) -> Result<(), IndexError> {
+        (**self).record_snapshot(dataset, snapshot, keep).await
+    }
+    async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
+        (**self).snapshots(dataset, most).await
     }
 }
 
@@ -345,6 +513,14 @@ impl<T: ChunkStore> ChunkStore for std::rc::Rc<T> {
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ObjectPage, StoreError> {
+        (**self).list(prefix, cursor, limit).await
     }
 }
 

@@ -1,5 +1,6 @@
-//! The index entry of one cached Zarr key: its schema, and how it is written (`HSET` fields) and
-//! read back (`HGETALL` pairs).
+//! The index schema: the entry of one cached Zarr key (written as `HSET` fields, read back from
+//! `HGETALL` pairs), a dataset's counters, and what the management calls of the index return
+//! (claimed keys, key listings, stats with percentiles).
 //!
 //! Pure. Field names are part of the index schema `v1` (see `cache_keys`): renaming one is a
 //! schema change.
@@ -37,40 +38,38 @@ const FETCH_MS: &str = "fetch_ms";
 const ORIGIN_VALIDATOR: &str = "origin_validator";
 
 impl IndexEntry {
+    /// Every field and its value, in `HSET` argument order.
+    #[must_use]
+    pub fn fields(&self) -> Vec<String> {
+        let mut fields = vec![
+            OBJECT_KEY.to_owned(),
+            self.object_key.clone(),
+            SIZE.to_owned(),
+            self.size.to_string(),
+            CHECKSUM.to_owned(),
+            self.checksum.clone(),
+            CREATED_MS.to_owned(),
+            self.created_ms.to_string(),
+            LAST_ACCESS_MS.to_owned(),
+            self.last_access_ms.to_string(),
+            HITS.to_owned(),
+            self.hits.to_string(),
+            FETCH_MS.to_owned(),
+            self.fetch_ms.to_string(),
+        ];
+        if let Some(validator) = &self.origin_validator {
+            fields.push(ORIGIN_VALIDATOR.to_owned());
+            fields.push(validator.clone());
+        }
+        fields
+    }
+
     /// `HSET key field value …` writing every field.
     #[must_use]
     pub fn hset(&self, key: &str) -> Command {
-        let mut command = Command::new("HSET")
-            .arg(key)
-            .arg(OBJECT_KEY)
-            .arg(&self.object_key)
-            .arg(SIZE)
-            .arg(self.size)
-            .arg(CHECKSUM)
-            .arg(&self.checksum)
-            .arg(CREATED_MS)
-            .arg(self.created_ms)
-            .arg(LAST_ACCESS_MS)
-            .arg(self.last_access_ms)
-            .arg(HITS)
-            .arg(self.hits)
-            .arg(FETCH_MS)
-            .arg(self.fetch_ms);
-        if let Some(validator) = &self.origin_validator {
-            command = command.arg(ORIGIN_VALIDATOR).arg(validator);
-        }
-        command
-    }
-
-    /// The commands that replace whatever is under `key` with this entry, expiring in `ttl_ms`:
-    /// `DEL`, `HSET`, `PEXPIRE`. Send them in one transaction so no reader sees a partial entry.
-    #[must_use]
-    pub fn replace_with_ttl(&self, key: &str, ttl_ms: u64) -> [Command; 3] {
-        [
-            Command::new("DEL").arg(key),
-            self.hset(key),
-            Command::new("PEXPIRE").arg(key).arg(ttl_ms.max(1)),
-        ]
+        self.fields()
+            .into_iter()
+            .fold(Command::new("HSET").arg(key), Command::arg)
     }
 
     /// Reads an entry from an `HGETALL` reply (`[field, value, …]`). `None` for an empty reply
@@ -137,6 +136,10 @@ pub struct DatasetStats {
     pub entries_written: u64,
     /// Bytes written to the chunk store.
     pub bytes_written: u64,
+    /// Keys cached now (expired ones count until a sweep or an eviction removes them).
+    pub entries: u64,
+    /// Bytes stored for those keys.
+    pub bytes_stored: u64,
 }
 
 /// Field names of the stats hash (schema `v1`).
@@ -153,6 +156,10 @@ pub mod stats_fields {
     pub const ENTRIES_WRITTEN: &str = "entries_written";
     /// Bytes written to storage.
     pub const BYTES_WRITTEN: &str = "bytes_written";
+    /// Keys cached now.
+    pub const ENTRIES: &str = "entries";
+    /// Bytes stored for them.
+    pub const BYTES_STORED: &str = "bytes_stored";
 }
 
 impl DatasetStats {
@@ -176,6 +183,8 @@ impl DatasetStats {
                 stats_fields::BYTES_FROM_ORIGIN => stats.bytes_from_origin = n,
                 stats_fields::ENTRIES_WRITTEN => stats.entries_written = n,
                 stats_fields::BYTES_WRITTEN => stats.bytes_written = n,
+                stats_fields::ENTRIES => stats.entries = n,
+                stats_fields::BYTES_STORED => stats.bytes_stored = n,
                 _ => {}
             }
         }
@@ -183,36 +192,187 @@ impl DatasetStats {
     }
 }
 
-/// The Lua script behind `Index::lookup`: read the entry and, only if it exists, count the hit
-/// on the entry and on the dataset. One command, one round trip, atomic.
-/// `KEYS[1]` entry, `KEYS[2]` dataset stats; `ARGV[1]` now in ms.
-pub const LOOKUP_SCRIPT: &str = r"local e = redis.call('HGETALL', KEYS[1])
-if #e == 0 then return e end
-local size = 0
-for i = 1, #e, 2 do if e[i] == 'size' then size = tonumber(e[i + 1]) or 0 end end
-redis.call('HINCRBY', KEYS[1], 'hits', 1)
-redis.call('HSET', KEYS[1], 'last_access_ms', ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'hits', 1)
-redis.call('HINCRBY', KEYS[2], 'bytes_from_cache', size)
-return e";
+/// Why [`Index::claim`](crate::backend::Index::claim) took a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimReason {
+    /// Its TTL had passed.
+    Expired,
+    /// The dataset (or the deployment) was over capacity.
+    Evicted,
+    /// An operator purged it.
+    Purged,
+}
 
-/// The Lua script behind `Index::forget`: delete the entry and undo the hit only if the entry is
-/// still the stale one (a fresh write-back may have replaced it).
-/// `KEYS[1]` entry, `KEYS[2]` dataset stats; `ARGV[1]` object key, `ARGV[2]` created ms,
-/// `ARGV[3]` size.
-pub const FORGET_SCRIPT: &str = r"local e = redis.call('HMGET', KEYS[1], 'object_key', 'created_ms')
-if e[1] ~= ARGV[1] or e[2] ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HINCRBY', KEYS[2], 'hits', -1)
-redis.call('HINCRBY', KEYS[2], 'bytes_from_cache', -tonumber(ARGV[3]))
-return 1";
+/// A key taken out of a dataset's accounting, whose entry is marked for deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedKey {
+    /// The Zarr key.
+    pub key: String,
+    /// The storage object its entry held (empty if unknown).
+    pub object_key: String,
+    /// Its size in bytes (0 if it was not accounted).
+    pub size: u64,
+    /// No entry of any dataset holds the object any more: it may be deleted.
+    pub object_unheld: bool,
+    /// Why it was taken.
+    pub reason: ClaimReason,
+}
 
-/// The Lua script behind `Index::release_lease`: delete the lease only if it is still ours.
-/// `KEYS[1]` lease; `ARGV[1]` holder.
-pub const RELEASE_SCRIPT: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0";
+impl ClaimedKey {
+    /// Reads the `[key, object, bytes, unheld, reason]…` reply of the claim script.
+    #[must_use]
+    pub fn from_claim_reply(reply: &Value) -> Option<Vec<Self>> {
+        let Value::Array(items) = reply else {
+            return None;
+        };
+        items
+            .chunks(5)
+            .map(|fields| {
+                let [key, object, size, unheld, reason] = fields else {
+                    return None;
+                };
+                Some(Self {
+                    key: key.as_str()?.to_owned(),
+                    object_key: object.as_str()?.to_owned(),
+                    size: size.as_str()?.parse::<f64>().ok().map(f64_to_u64)?,
+                    object_unheld: unheld.as_str()? == "1",
+                    reason: match reason.as_str()? {
+                        "expired" => ClaimReason::Expired,
+                        "evicted" => ClaimReason::Evicted,
+                        _ => ClaimReason::Purged,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// A non-negative whole number read from a Redis score or Lua number.
+#[must_use]
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
+pub fn f64_to_u64(value: f64) -> u64 {
+    if value.is_finite() && value > 0.0 {
+        value.round().min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}
+
+/// Which keys [`Index::claim`](crate::backend::Index::claim) takes (expired keys always first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimSelector {
+    /// Only expired keys.
+    Expired,
+    /// Lowest scores of the policy's order while the dataset stores more than the capacity.
+    Capacity(crate::eviction::Limit),
+    /// The `count` lowest scores of the policy's order (the deployment-wide limit picks datasets
+    /// one victim at a time).
+    Head {
+        /// How many.
+        count: u64,
+        /// Whose order.
+        policy: crate::eviction::EvictionPolicy,
+    },
+    /// One key.
+    Key(String),
+    /// Every key starting with this.
+    Prefix(String),
+    /// Every key of the dataset.
+    All,
+}
+
+/// Bytes stored after a write-back, for the capacity check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBytes {
+    /// By the dataset.
+    pub dataset: u64,
+    /// By all datasets.
+    pub total: u64,
+}
+
+/// What `GET /api/stats` shows for a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// The counters.
+    pub counters: DatasetStats,
+    /// Median origin fetch time over the cached keys, ms (nearest rank).
+    pub fetch_ms_p50: Option<u64>,
+    /// 95th percentile of it.
+    pub fetch_ms_p95: Option<u64>,
+}
+
+impl CacheStats {
+    /// Reads the stats script's `[stats pairs, count, p50, p95]` reply.
+    #[must_use]
+    pub fn from_stats_reply(reply: &Value) -> Option<Self> {
+        let Value::Array(items) = reply else {
+            return None;
+        };
+        let [pairs, _count, p50, p95] = items.as_slice() else {
+            return None;
+        };
+        let percentile = |v: &Value| {
+            v.as_str()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(f64_to_u64)
+        };
+        Some(Self {
+            counters: DatasetStats::from_hgetall(pairs),
+            fetch_ms_p50: percentile(p50),
+            fetch_ms_p95: percentile(p95),
+        })
+    }
+}
+
+/// One cached key in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The Zarr key.
+    pub key: String,
+    /// Its entry.
+    pub entry: IndexEntry,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: u64,
+}
+
+/// A page of a dataset's keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    /// How many keys the dataset accounts in all (for paging).
+    pub accounted: u64,
+    /// This page (live entries only).
+    pub keys: Vec<KeyInfo>,
+}
+
+impl KeyPage {
+    /// Reads the listing script's `[count, [key, expires, entry pairs]…]` reply.
+    #[must_use]
+    pub fn from_list_reply(reply: &Value) -> Option<Self> {
+        let Value::Array(items) = reply else {
+            return None;
+        };
+        let (count, rows) = items.split_first()?;
+        let keys = rows
+            .iter()
+            .filter_map(|row| {
+                let Value::Array(row) = row else { return None };
+                let [key, expires, pairs] = row.as_slice() else {
+                    return None;
+                };
+                Some(KeyInfo {
+                    key: key.as_str()?.to_owned(),
+                    expires_ms: expires.as_str()?.parse::<f64>().ok().map(f64_to_u64)?,
+                    entry: IndexEntry::from_hgetall(pairs)?,
+                })
+            })
+            .collect();
+        Some(Self {
+            accounted: u64::try_from(count.as_int()?).ok()?,
+            keys,
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::backend::ByteRange;
+use crate::eviction::Order;
 
 /// Formats the keys of one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,68 @@ impl CacheKeys {
     #[must_use]
     pub fn stats(&self, dataset: &str) -> String {
         format!("{}:v1:stats:{dataset}", self.prefix)
+    }
+
+    /// What every entry key of a dataset starts with (the index scripts append the Zarr key).
+    #[must_use]
+    pub fn entry_prefix(&self, dataset: &str) -> String {
+        format!("{}:v1:entry:{dataset}:", self.prefix)
+    }
+
+    /// One of a dataset's sorted sets of cached keys (see `eviction::Order`).
+    #[must_use]
+    pub fn order(&self, dataset: &str, order: Order) -> String {
+        format!("{}:v1:order:{dataset}:{}", self.prefix, order.name())
+    }
+
+    /// The hash mapping each cached key of a dataset to its storage object (it outlives expired
+    /// entries, so a sweep knows which object an expired entry held).
+    #[must_use]
+    pub fn objects(&self, dataset: &str) -> String {
+        format!("{}:v1:objects:{dataset}", self.prefix)
+    }
+
+    /// What every holders key starts with (the index scripts append the object key).
+    #[must_use]
+    pub fn holders_prefix(&self) -> String {
+        format!("{}:v1:holders:", self.prefix)
+    }
+
+    /// The set of entries (`{dataset}\n{key}`) that hold a storage object: an object may be
+    /// deleted once it is empty (storage is shared by datasets reading the same source range).
+    #[must_use]
+    pub fn holders(&self, object: &str) -> String {
+        format!("{}{object}", self.holders_prefix())
+    }
+
+    /// A member of a holders set: the entry of `key` in `dataset`.
+    #[must_use]
+    pub fn holder(dataset: &str, key: &str) -> String {
+        format!("{dataset}\n{key}")
+    }
+
+    /// The hash of counters over all datasets (entries, bytes stored).
+    #[must_use]
+    pub fn totals(&self) -> String {
+        format!("{}:v1:totals", self.prefix)
+    }
+
+    /// The hash of datasets registered at run time (id → configuration JSON).
+    #[must_use]
+    pub fn runtime_datasets(&self) -> String {
+        format!("{}:v1:datasets", self.prefix)
+    }
+
+    /// The list of a dataset's stats snapshots, newest first (written by the scheduled sweep).
+    #[must_use]
+    pub fn history(&self, dataset: &str) -> String {
+        format!("{}:v1:history:{dataset}", self.prefix)
+    }
+
+    /// The storage prefix of every chunk object (what the orphan sweep lists).
+    #[must_use]
+    pub fn object_prefix(&self) -> String {
+        format!("{}/v1/", self.prefix)
     }
 
     /// The lease that makes one worker instance the only one fetching `object` from the origin.
@@ -102,6 +165,16 @@ mod tests {
             assert_ne!(a, other);
         }
         assert_eq!(keys.lease(&a), format!("zec:v1:lease:{a}"));
+        assert!(a.starts_with(&keys.object_prefix()));
+        assert_eq!(keys.holders(&a), format!("zec:v1:holders:{a}"));
+        assert_eq!(
+            keys.order("air", Order::LastAccess),
+            "zec:v1:order:air:last_access"
+        );
+        assert_eq!(
+            format!("{}t/0.1", keys.entry_prefix("air")),
+            keys.entry("air", "t/0.1")
+        );
     }
 
     /// The checksum is stable and sensitive to every byte.

@@ -19,6 +19,8 @@ use crate::backend::{ByteRange, ChunkStore, Clock, Index, IndexError, Origin, St
 use crate::cache_entry::IndexEntry;
 use crate::cache_keys::{content_checksum, CacheKeys};
 use crate::error::Error;
+use crate::eviction::{Admission, CapacityLimits};
+use crate::maintenance::{enforce_limits, EvictionScope};
 use crate::origin::checked_body;
 use crate::single_flight::SingleFlight;
 
@@ -109,8 +111,11 @@ pub enum WriteBack {
         ttl_ms: u64,
         /// The lease to release, with its holder id.
         lease: Option<String>,
+        /// The capacities to enforce once it is indexed.
+        limits: CapacityLimits,
     },
-    /// Record a miss served without writing back (another instance is writing it).
+    /// Record a miss served without writing back (another instance is writing it, or the
+    /// dataset's admission filter refused it).
     RecordMiss {
         /// Dataset id.
         dataset: String,
@@ -118,6 +123,8 @@ pub enum WriteBack {
         key: String,
         /// Bytes fetched from the origin.
         origin_bytes: u64,
+        /// A lease to release: `(object key, holder)`.
+        lease: Option<(String, String)>,
     },
     /// The bytes were already stored (same source range, written for another dataset or key):
     /// index them for this key and count the read as a hit.
@@ -130,6 +137,8 @@ pub enum WriteBack {
         entry: IndexEntry,
         /// Its remaining TTL.
         ttl_ms: u64,
+        /// The capacities to enforce once it is indexed.
+        limits: CapacityLimits,
     },
     /// The index vouched for an object the store does not have: drop the entry and undo the hit.
     Forget {
@@ -158,6 +167,37 @@ pub struct CachePolicy {
     pub poll_ms: u64,
     /// How long one origin request may take.
     pub origin_timeout_ms: u64,
+    /// The capacities a write-back enforces.
+    pub limits: CapacityLimits,
+}
+
+impl WriteBack {
+    /// The write-back as the dataset's admission filter allows it: a miss the filter refuses is
+    /// only counted, not stored (its lease is still released).
+    #[must_use]
+    pub fn admitted_by(self, admission: &Admission) -> Self {
+        match self {
+            Self::Store {
+                dataset,
+                key,
+                entry,
+                lease,
+                ..
+            } if !admission.admits(&key, entry.size, entry.fetch_ms) => Self::RecordMiss {
+                dataset,
+                key,
+                origin_bytes: entry.size,
+                lease: lease.map(|holder| (entry.object_key, holder)),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether this write-back stores bytes.
+    #[must_use]
+    pub fn stores(&self) -> bool {
+        matches!(self, Self::Store { .. })
+    }
 }
 
 /// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
@@ -415,6 +455,7 @@ where
             dataset,
             key,
             origin_bytes: bytes.len() as u64,
+            lease: None,
         }
     } else {
         WriteBack::Store {
@@ -434,6 +475,7 @@ where
                 Lease::Held(holder) => Some(holder),
                 _ => None,
             },
+            limits: policy.limits,
             dataset,
             key,
         }
@@ -499,6 +541,7 @@ where
         ttl_ms: policy
             .ttl_ms
             .saturating_sub(now.saturating_sub(uploaded_ms)),
+        limits: policy.limits,
     };
     Some((
         Chunk {
@@ -574,8 +617,9 @@ where
     }
 }
 
-/// Runs a write-back instruction. Failures are returned for logging; nothing is retried (the next
-/// miss writes again).
+/// Runs a write-back instruction, then, when it took its dataset (or the deployment) over a
+/// capacity, evicts. Failures are returned for logging; nothing is retried (the next miss writes
+/// again, the next sweep evicts).
 ///
 /// # Errors
 /// The first index or storage failure, described.
@@ -583,8 +627,13 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
     write_back: WriteBack,
     index: &I,
     store: &S,
+    scope: &EvictionScope<'_>,
 ) -> Result<(), String> {
-    match write_back {
+    let describe = |dataset: &str, key: &str| {
+        let (dataset, key) = (dataset.to_owned(), key.to_owned());
+        move |e: IndexError| format!("index {dataset}/{key}: {e}")
+    };
+    let (dataset, stored, limits) = match write_back {
         WriteBack::Store {
             dataset,
             key,
@@ -592,6 +641,7 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             bytes,
             ttl_ms,
             lease,
+            limits,
         } => {
             let origin_bytes = bytes.len() as u64;
             let stored = match store.put(&entry.object_key, bytes.to_vec()).await {
@@ -610,37 +660,60 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
                     ttl_ms,
                 )
                 .await
-                .map_err(|e| format!("index {dataset}/{key}: {e}"));
+                .map_err(describe(&dataset, &key));
             if let Some(holder) = lease {
                 let _ = index.release_lease(&entry.object_key, &holder).await;
             }
-            stored.map(|_| ()).and(indexed)
+            stored?;
+            (dataset, indexed?, limits)
         }
         WriteBack::Adopt {
             dataset,
             key,
             entry,
             ttl_ms,
-        } => index
-            .adopt(&dataset, &key, &entry, ttl_ms)
-            .await
-            .map_err(|e| format!("index {dataset}/{key}: {e}")),
+            limits,
+        } => {
+            let stored = index
+                .adopt(&dataset, &key, &entry, ttl_ms)
+                .await
+                .map_err(describe(&dataset, &key))?;
+            (dataset, Some(stored), limits)
+        }
         WriteBack::RecordMiss {
             dataset,
             key,
             origin_bytes,
-        } => index
-            .record_miss(&dataset, &key, origin_bytes, None, 0)
-            .await
-            .map_err(|e| format!("index {dataset}/{key}: {e}")),
+            lease,
+        } => {
+            let recorded = index
+                .record_miss(&dataset, &key, origin_bytes, None, 0)
+                .await
+                .map_err(describe(&dataset, &key));
+            if let Some((object, holder)) = lease {
+                let _ = index.release_lease(&object, &holder).await;
+            }
+            return recorded.map(|_| ());
+        }
         WriteBack::Forget {
             dataset,
             key,
             entry,
-        } => index
-            .forget(&dataset, &key, &entry)
-            .await
-            .map_err(|e| format!("index {dataset}/{key}: {e}")),
+        } => {
+            return index
+                .forget(&dataset, &key, &entry)
+                .await
+                .map_err(describe(&dataset, &key))
+        }
+    };
+    match stored {
+        Some(bytes) if limits.exceeded(bytes.dataset, bytes.total) => {
+            enforce_limits(index, store, &dataset, limits, scope)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("evicting for {dataset}: {e}"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -664,6 +737,15 @@ mod tests {
         lease_ms: 30_000,
         lease_wait_ms: 200,
         poll_ms: 50,
+        limits: CapacityLimits {
+            dataset: None,
+            total: None,
+        },
+    };
+    const SCOPE: EvictionScope<'static> = EvictionScope {
+        datasets: &[],
+        now_ms: 0,
+        token: "sweep",
     };
 
     type Backends =
@@ -699,7 +781,7 @@ mod tests {
 
     fn write_back_all(b: &Backends, write_backs: Vec<WriteBack>) {
         for wb in write_backs {
-            block_on(run_write_back(wb, &b.index, &b.store)).unwrap();
+            block_on(run_write_back(wb, &b.index, &b.store, &SCOPE)).unwrap();
         }
     }
 
@@ -888,7 +970,7 @@ mod tests {
         let (_, wbs) = read(&b, &Flights::default()).unwrap();
         let outcome: Vec<_> = wbs
             .into_iter()
-            .map(|wb| block_on(run_write_back(wb, &b.index, &b.store)))
+            .map(|wb| block_on(run_write_back(wb, &b.index, &b.store, &SCOPE)))
             .collect();
         assert!(outcome[0].as_ref().is_err_and(|e| e.contains("full")));
         assert!(b.index.entries.borrow().is_empty());

@@ -4,6 +4,7 @@
 //! secrets and the tests pass a table. Token values never appear in errors.
 
 use crate::datasets::{parse_datasets, DatasetConfig};
+use crate::eviction::{EvictionPolicy, Limit};
 
 /// Why the configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +48,18 @@ pub struct Config {
     /// Prefix of every index key and storage key this deployment writes (`KEY_PREFIX`), so that
     /// several deployments or test runs can share one Redis and one bucket.
     pub key_prefix: String,
+    /// The bearer token of the admin API (`ADMIN_TOKEN`, a secret); `None` turns the API off.
+    pub admin_token: Option<String>,
+    /// The capacity of all datasets together and its policy (`CACHE_CAPACITY_BYTES`,
+    /// `CACHE_EVICTION`).
+    pub total_capacity: Option<Limit>,
+    /// How often an isolate rereads the datasets registered at run time
+    /// (`DATASETS_REFRESH_SECONDS`).
+    pub datasets_refresh_seconds: u32,
+    /// How old a stored object with no index entry must be before the sweep deletes it
+    /// (`ORPHAN_GRACE_SECONDS`): longer than any write-back takes between its storage write and
+    /// its index write.
+    pub orphan_grace_seconds: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -62,6 +75,13 @@ impl std::fmt::Debug for Config {
             .field("origin_timeout_ms", &self.origin_timeout_ms)
             .field("lease_ms", &self.lease_ms)
             .field("lease_wait_ms", &self.lease_wait_ms)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("total_capacity", &self.total_capacity)
+            .field("datasets_refresh_seconds", &self.datasets_refresh_seconds)
+            .field("orphan_grace_seconds", &self.orphan_grace_seconds)
             .finish()
     }
 }
@@ -78,6 +98,10 @@ pub const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 30_000;
 pub const DEFAULT_LEASE_MS: u32 = 60_000;
 /// Default for `LEASE_WAIT_MS`.
 pub const DEFAULT_LEASE_WAIT_MS: u32 = 5_000;
+/// Default for `DATASETS_REFRESH_SECONDS`.
+pub const DEFAULT_DATASETS_REFRESH_SECONDS: u32 = 10;
+/// Default for `ORPHAN_GRACE_SECONDS`: an hour, far beyond the 30 s a write-back may run.
+pub const DEFAULT_ORPHAN_GRACE_SECONDS: u32 = 3_600;
 /// Default for `KEY_PREFIX`.
 pub const DEFAULT_KEY_PREFIX: &str = "zec";
 
@@ -155,6 +179,37 @@ impl Config {
                 reason: "use at most 64 ASCII letters, digits, '-', '_' or '.'".into(),
             });
         }
+        let datasets_refresh_seconds = number(
+            "DATASETS_REFRESH_SECONDS",
+            DEFAULT_DATASETS_REFRESH_SECONDS.into(),
+            86_400,
+        )?;
+        let orphan_grace_seconds = number(
+            "ORPHAN_GRACE_SECONDS",
+            DEFAULT_ORPHAN_GRACE_SECONDS.into(),
+            86_400 * 30,
+        )?;
+        let total_policy = match get("CACHE_EVICTION") {
+            None => EvictionPolicy::Lru,
+            Some(name) => EvictionPolicy::parse(&name).ok_or(ConfigError::Invalid {
+                name: "CACHE_EVICTION",
+                reason: format!("{name:?} is not one of lru, lfu, size, cost"),
+            })?,
+        };
+        let total_capacity = match get("CACHE_CAPACITY_BYTES") {
+            None => None,
+            Some(_) => Some(Limit {
+                capacity_bytes: number("CACHE_CAPACITY_BYTES", 0, u64::MAX)?,
+                policy: total_policy,
+            }),
+        };
+        let admin_token = get("ADMIN_TOKEN");
+        if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid {
+                name: "ADMIN_TOKEN",
+                reason: "must be at least 16 characters".into(),
+            });
+        }
         // The bounds above keep every value within the target types.
         let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(Self {
@@ -168,6 +223,10 @@ impl Config {
             origin_timeout_ms: narrow(origin_timeout_ms),
             lease_ms: narrow(lease_ms),
             lease_wait_ms: narrow(lease_wait_ms),
+            admin_token,
+            total_capacity,
+            datasets_refresh_seconds: narrow(datasets_refresh_seconds),
+            orphan_grace_seconds: narrow(orphan_grace_seconds),
         })
     }
 }
@@ -197,6 +256,22 @@ mod tests {
         assert_eq!(config.upstash_url, "http://127.0.0.1:8079");
         assert_eq!(config.index_timeout_ms, DEFAULT_INDEX_TIMEOUT_MS);
         assert_eq!(config.key_prefix, DEFAULT_KEY_PREFIX);
+        assert_eq!(config.admin_token, None);
+        assert_eq!(config.total_capacity, None);
+        let capped = Config::from_lookup(lookup(&[
+            BASE[0],
+            BASE[1],
+            ("CACHE_CAPACITY_BYTES", "1000"),
+            ("CACHE_EVICTION", "size"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            capped.total_capacity,
+            Some(Limit {
+                capacity_bytes: 1000,
+                policy: EvictionPolicy::Size
+            })
+        );
     }
 
     /// Each bad value is named in the error, and the token never is printed.
@@ -229,12 +304,30 @@ mod tests {
                 vec![BASE[0], BASE[1], ("LEASE_MS", "20000")],
                 "LEASE_MS is invalid",
             ),
+            (
+                vec![BASE[0], BASE[1], ("ADMIN_TOKEN", "short")],
+                "ADMIN_TOKEN is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("CACHE_EVICTION", "fifo")],
+                "CACHE_EVICTION is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("CACHE_CAPACITY_BYTES", "-1")],
+                "CACHE_CAPACITY_BYTES is invalid",
+            ),
         ];
         for (pairs, want) in cases {
             let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
             assert!(err.starts_with(want), "{err} should start with {want}");
         }
-        let config = Config::from_lookup(lookup(&BASE)).unwrap();
-        assert!(!format!("{config:?}").contains("secret-token"));
+        let config = Config::from_lookup(lookup(&[
+            BASE[0],
+            BASE[1],
+            ("ADMIN_TOKEN", "admin-secret-0123456789"),
+        ]))
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("secret-token") && !printed.contains("admin-secret"));
     }
 }

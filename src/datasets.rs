@@ -11,9 +11,12 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use crate::backend::{Clock, ReferenceSource, RefsFetch};
+use std::cell::Cell;
+
+use crate::backend::{Clock, Index, ReferenceSource, RefsFetch};
 use crate::config::ConfigError;
 use crate::error::Error;
+use crate::eviction::{Admission, CapacityLimits, EvictionPolicy, Limit};
 use crate::kerchunk::{LoadOptions, References, S3Endpoint};
 use crate::route::validate_dataset_id;
 
@@ -43,6 +46,14 @@ pub struct DatasetConfig {
     pub allowed_hosts: Vec<String>,
     /// A human description for listings.
     pub description: String,
+    /// How many bytes of chunks the dataset may keep stored; `None` is unbounded.
+    pub capacity_bytes: Option<u64>,
+    /// What goes first when the capacity is exceeded.
+    pub eviction: EvictionPolicy,
+    /// Which misses are stored.
+    pub admission: Admission,
+    /// The configuration as written (for the admin listing).
+    pub definition: serde_json::Value,
 }
 
 /// Default chunk TTL: one day.
@@ -62,6 +73,12 @@ struct RawDataset {
     allowed_hosts: Option<Vec<String>>,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    capacity_bytes: Option<u64>,
+    #[serde(default)]
+    eviction: Option<String>,
+    #[serde(default)]
+    admission: Option<Admission>,
 }
 
 #[derive(Deserialize)]
@@ -77,7 +94,9 @@ fn yes() -> bool {
 }
 
 /// Parses `DATASETS`: `{"id": {"refs": URL, "s3_endpoint"?: {"endpoint", "path_style"?},
-/// "ttl_seconds"?, "edge_ttl_seconds"?, "allowed_hosts"?: [..], "description"?}, …}`.
+/// "ttl_seconds"?, "edge_ttl_seconds"?, "allowed_hosts"?: [..], "description"?,
+/// "capacity_bytes"?, "eviction"?: "lru"|"lfu"|"size"|"cost", "admission"?: {"include"?,
+/// "exclude"?, "min_bytes"?, "max_bytes"?, "min_fetch_ms"?}}, …}`.
 ///
 /// `edge_ttl_seconds` defaults to `ttl_seconds`; 0 turns the edge tier off for the dataset.
 ///
@@ -87,53 +106,77 @@ fn yes() -> bool {
 /// # Errors
 /// [`ConfigError::Invalid`] naming the dataset and what is wrong.
 pub fn parse_datasets(json: &str) -> Result<Vec<DatasetConfig>, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: "DATASETS",
-        reason,
-    };
-    let raw: BTreeMap<String, RawDataset> =
-        serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| ConfigError::Invalid {
+            name: "DATASETS",
+            reason: e.to_string(),
+        })?;
     raw.into_iter()
-        .map(|(id, raw)| {
-            validate_dataset_id(&id).map_err(|e| invalid(e.to_string()))?;
-            let in_dataset = |why: String| invalid(format!("dataset {id:?}: {why}"));
-            let refs = if let Some(key) = raw.refs.strip_prefix("r2://") {
-                RefsLocation::Bucket(key.to_owned())
-            } else if raw.refs.starts_with("http://") || raw.refs.starts_with("https://") {
-                RefsLocation::Url(raw.refs.clone())
-            } else {
-                return Err(in_dataset(format!(
-                    "refs must be an http(s):// URL or r2://key, not {:?}",
-                    raw.refs
-                )));
-            };
-            let allowed_hosts = match (raw.allowed_hosts, &refs) {
-                (Some(hosts), _) => hosts,
-                (None, RefsLocation::Url(url)) => url_host(url).into_iter().collect(),
-                (None, RefsLocation::Bucket(_)) => {
-                    return Err(in_dataset(
-                        "allowed_hosts is required when refs live in the bucket".into(),
-                    ))
-                }
-            };
-            let ttl_seconds = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
-            if ttl_seconds == 0 {
-                return Err(in_dataset("ttl_seconds must be at least 1".into()));
-            }
-            Ok(DatasetConfig {
-                refs,
-                s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
-                    endpoint: s.endpoint,
-                    path_style: s.path_style,
-                }),
-                ttl_seconds,
-                edge_ttl_seconds: raw.edge_ttl_seconds.unwrap_or(ttl_seconds),
-                allowed_hosts,
-                description: raw.description,
-                id,
+        .map(|(id, definition)| {
+            parse_dataset(&id, definition).map_err(|reason| ConfigError::Invalid {
+                name: "DATASETS",
+                reason,
             })
         })
         .collect()
+}
+
+/// Parses one dataset's definition (a `DATASETS` entry, or the body of an admin `PUT`).
+///
+/// # Errors
+/// What is wrong, naming the dataset.
+pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetConfig, String> {
+    validate_dataset_id(id).map_err(|e| e.to_string())?;
+    let in_dataset = |why: String| format!("dataset {id:?}: {why}");
+    let raw: RawDataset =
+        serde_json::from_value(definition.clone()).map_err(|e| in_dataset(e.to_string()))?;
+    let refs = if let Some(key) = raw.refs.strip_prefix("r2://") {
+        RefsLocation::Bucket(key.to_owned())
+    } else if raw.refs.starts_with("http://") || raw.refs.starts_with("https://") {
+        RefsLocation::Url(raw.refs.clone())
+    } else {
+        return Err(in_dataset(format!(
+            "refs must be an http(s):// URL or r2://key, not {:?}",
+            raw.refs
+        )));
+    };
+    let allowed_hosts = match (raw.allowed_hosts, &refs) {
+        (Some(hosts), _) => hosts,
+        (None, RefsLocation::Url(url)) => url_host(url).into_iter().collect(),
+        (None, RefsLocation::Bucket(_)) => {
+            return Err(in_dataset(
+                "allowed_hosts is required when refs live in the bucket".into(),
+            ))
+        }
+    };
+    let ttl_seconds = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+    if ttl_seconds == 0 {
+        return Err(in_dataset("ttl_seconds must be at least 1".into()));
+    }
+    let eviction = match raw.eviction.as_deref() {
+        None => EvictionPolicy::default(),
+        Some(name) => EvictionPolicy::parse(name).ok_or_else(|| {
+            in_dataset(format!(
+                "eviction must be one of lru, lfu, size, cost, not {name:?}"
+            ))
+        })?,
+    };
+    Ok(DatasetConfig {
+        refs,
+        s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
+            endpoint: s.endpoint,
+            path_style: s.path_style,
+        }),
+        ttl_seconds,
+        edge_ttl_seconds: raw.edge_ttl_seconds.unwrap_or(ttl_seconds),
+        allowed_hosts,
+        description: raw.description,
+        capacity_bytes: raw.capacity_bytes,
+        eviction,
+        admission: raw.admission.unwrap_or_default(),
+        definition,
+        id: id.to_owned(),
+    })
 }
 
 /// The `host[:port]` of an absolute http(s) URL, lower-cased.
@@ -156,6 +199,18 @@ impl DatasetConfig {
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(&host))
         })
+    }
+
+    /// The limits a write-back of this dataset checks, with the deployment-wide one.
+    #[must_use]
+    pub fn limits(&self, total: Option<Limit>) -> CapacityLimits {
+        CapacityLimits {
+            dataset: self.capacity_bytes.map(|capacity_bytes| Limit {
+                capacity_bytes,
+                policy: self.eviction,
+            }),
+            total,
+        }
     }
 
     fn load_options(&self) -> LoadOptions {
@@ -187,9 +242,36 @@ struct Loaded {
     last_used_ms: u64,
 }
 
-/// Per-isolate cache of loaded references, bounded by a memory budget.
+/// Where a dataset's configuration comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetSource {
+    /// `DATASETS`, the worker's configuration.
+    Static,
+    /// Registered at run time through the admin API (kept in the index); it replaces a static
+    /// dataset of the same id.
+    Runtime,
+}
+
+impl DatasetSource {
+    /// The name in answers.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Runtime => "runtime",
+        }
+    }
+}
+
+/// The configured datasets (static ones merged with those registered at run time) and a
+/// per-isolate cache of their loaded references, bounded by a memory budget.
 pub struct DatasetRegistry {
-    datasets: Vec<DatasetConfig>,
+    static_datasets: Vec<DatasetConfig>,
+    runtime_datasets: RefCell<BTreeMap<String, DatasetConfig>>,
+    /// Static and run-time datasets merged (run-time wins), sorted by id.
+    merged: RefCell<Rc<Vec<DatasetConfig>>>,
+    runtime_refresh_ms: u64,
+    runtime_checked_ms: Cell<Option<u64>>,
     budget_bytes: usize,
     revalidate_after_ms: u64,
     loaded: RefCell<BTreeMap<String, Loaded>>,
@@ -212,7 +294,11 @@ impl DatasetRegistry {
         revalidate_after_ms: u64,
     ) -> Self {
         Self {
-            datasets,
+            merged: RefCell::new(Rc::new(datasets.clone())),
+            static_datasets: datasets,
+            runtime_datasets: RefCell::default(),
+            runtime_refresh_ms: u64::from(crate::config::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
+            runtime_checked_ms: Cell::new(None),
             budget_bytes,
             revalidate_after_ms,
             loaded: RefCell::default(),
@@ -221,21 +307,124 @@ impl DatasetRegistry {
         }
     }
 
-    /// Every configured dataset, sorted by id.
+    /// The same registry, rereading run-time datasets from the index every `ms`.
     #[must_use]
-    pub fn datasets(&self) -> &[DatasetConfig] {
-        &self.datasets
+    pub fn with_runtime_refresh_ms(mut self, ms: u64) -> Self {
+        self.runtime_refresh_ms = ms;
+        self
+    }
+
+    /// Every dataset, sorted by id.
+    #[must_use]
+    pub fn datasets(&self) -> Rc<Vec<DatasetConfig>> {
+        Rc::clone(&self.merged.borrow())
+    }
+
+    /// The ids of every dataset.
+    #[must_use]
+    pub fn ids(&self) -> Vec<String> {
+        self.merged.borrow().iter().map(|d| d.id.clone()).collect()
     }
 
     /// One dataset's configuration.
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown id.
-    pub fn config(&self, id: &str) -> Result<&DatasetConfig, Error> {
-        self.datasets
+    pub fn config(&self, id: &str) -> Result<DatasetConfig, Error> {
+        self.merged
+            .borrow()
             .iter()
             .find(|d| d.id == id)
+            .cloned()
             .ok_or_else(|| Error::NotFound(format!("no dataset {id:?}")))
+    }
+
+    /// Where the dataset's configuration comes from (`None` for an unknown id).
+    #[must_use]
+    pub fn source(&self, id: &str) -> Option<DatasetSource> {
+        if self.runtime_datasets.borrow().contains_key(id) {
+            Some(DatasetSource::Runtime)
+        } else if self.static_datasets.iter().any(|d| d.id == id) {
+            Some(DatasetSource::Static)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `DATASETS` defines the dataset.
+    #[must_use]
+    pub fn is_static(&self, id: &str) -> bool {
+        self.static_datasets.iter().any(|d| d.id == id)
+    }
+
+    /// Rereads the run-time datasets from the index when the last read is older than the refresh
+    /// interval. An index failure keeps the datasets already known (retried after the interval);
+    /// a stored definition that no longer parses is left out and reported as the dataset's
+    /// failure.
+    pub async fn refresh_runtime(&self, index: &impl Index, now_ms: u64) {
+        let fresh = self
+            .runtime_checked_ms
+            .get()
+            .is_some_and(|at| now_ms.saturating_sub(at) < self.runtime_refresh_ms);
+        if fresh {
+            return;
+        }
+        self.runtime_checked_ms.set(Some(now_ms));
+        let Ok(stored) = index.runtime_datasets().await else {
+            return;
+        };
+        let mut parsed = BTreeMap::new();
+        for (id, json) in stored {
+            let config = serde_json::from_str(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|definition| parse_dataset(&id, definition));
+            match config {
+                Ok(config) => {
+                    parsed.insert(id, config);
+                }
+                Err(error) => {
+                    self.failures.borrow_mut().insert(id, error);
+                }
+            }
+        }
+        self.replace_runtime(parsed);
+    }
+
+    /// Registers (or replaces) a run-time dataset in this isolate at once.
+    pub fn put_runtime(&self, config: DatasetConfig) {
+        let mut runtime = self.runtime_datasets.borrow().clone();
+        runtime.insert(config.id.clone(), config);
+        self.replace_runtime(runtime);
+    }
+
+    /// Removes a run-time dataset in this isolate at once.
+    pub fn remove_runtime(&self, id: &str) {
+        let mut runtime = self.runtime_datasets.borrow().clone();
+        runtime.remove(id);
+        self.replace_runtime(runtime);
+    }
+
+    /// Installs a new set of run-time datasets; loaded references of datasets whose definition
+    /// changed (or that are gone) are dropped.
+    fn replace_runtime(&self, runtime: BTreeMap<String, DatasetConfig>) {
+        let mut merged: BTreeMap<String, DatasetConfig> = self
+            .static_datasets
+            .iter()
+            .map(|d| (d.id.clone(), d.clone()))
+            .collect();
+        merged.extend(runtime.iter().map(|(id, d)| (id.clone(), d.clone())));
+        let old = self.datasets();
+        let changed: Vec<String> = old
+            .iter()
+            .filter(|d| merged.get(&d.id) != Some(*d))
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &changed {
+            self.loaded.borrow_mut().remove(id);
+            self.failures.borrow_mut().remove(id);
+        }
+        *self.runtime_datasets.borrow_mut() = runtime;
+        *self.merged.borrow_mut() = Rc::new(merged.into_values().collect());
     }
 
     /// The dataset's load state in this isolate.

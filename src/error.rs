@@ -24,6 +24,13 @@ pub enum Error {
         /// The methods the path answers, as an `Allow` header value.
         allowed: &'static str,
     },
+    /// The request needs credentials it did not send (no `Authorization: Bearer`). 401.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The request conflicts with the state (removing a dataset defined in the static
+    /// configuration). 409.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The client may not have this (a reference points at a host the dataset does not allow). 403.
     #[error("forbidden: {0}")]
     Forbidden(String),

@@ -4,13 +4,17 @@
 //! failed read" and the like. Integration tests in `tests/` cannot see this module.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::backend::{
-    ChunkStore, Clock, Index, IndexError, RawReply, StoreError, StoredObject, TransportError,
-    UpstashTransport,
+    ChunkStore, Clock, Index, IndexError, ListedObject, ObjectPage, RawReply, StoreError,
+    StoredObject, TransportError, UpstashTransport,
 };
-use crate::cache_entry::{DatasetStats, IndexEntry};
+use crate::cache_entry::{
+    CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo,
+    KeyPage, StoredBytes,
+};
+use crate::eviction::{gdsf_priority, lfu_score, percentile_rank, EvictionPolicy, KeySort, Order};
 use crate::upstash::HttpCall;
 
 /// A clock stuck at one instant (`sleep` does not move it).
@@ -42,15 +46,60 @@ impl Clock for ManualClock {
     }
 }
 
-/// An in-memory index with Redis semantics (entries expire at `now + ttl`, leases are
-/// `SET NX`), counting round trips. `failing` makes every call fail with one error.
+/// An entry hash of the fake index: the entry, its expiry, and a claim mark.
+#[derive(Clone)]
+pub struct FakeEntry {
+    pub entry: IndexEntry,
+    pub expires_ms: u64,
+    pub evicting: Option<String>,
+}
+
+/// What the fake index accounts for a cached key (the sorted sets of the real one).
+#[derive(Clone)]
+struct Accounting {
+    object: String,
+    size: u64,
+    last_access_ms: u64,
+    accesses: u64,
+    fetch_ms: u64,
+    created_ms: u64,
+    expires_ms: u64,
+    priority: f64,
+}
+
+impl Accounting {
+    fn score(&self, order: Order) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        match order {
+            Order::LastAccess => self.last_access_ms as f64,
+            Order::Frequency => lfu_score(self.accesses, self.last_access_ms),
+            Order::SizeDescending => -(self.size as f64),
+            Order::FetchTime => self.fetch_ms as f64,
+            Order::Created => self.created_ms as f64,
+            Order::Expires => self.expires_ms as f64,
+            Order::Priority => self.priority,
+            Order::Key => 0.0,
+        }
+    }
+}
+
+type Id = (String, String);
+
+/// An in-memory index with the semantics of the real one (entries expire at `now + ttl`, leases
+/// are `SET NX`, keys are accounted in eviction orders and object holders), counting round
+/// trips. `failing` makes every call fail with one error.
 #[derive(Default)]
 pub struct FakeIndex {
     failure: Option<IndexError>,
-    /// Entries by `(dataset, key)` with their expiry in ms.
-    pub entries: RefCell<HashMap<(String, String), (IndexEntry, u64)>>,
+    /// Entry hashes by `(dataset, key)`.
+    pub entries: RefCell<HashMap<Id, FakeEntry>>,
+    accounting: RefCell<HashMap<Id, Accounting>>,
+    holders: RefCell<HashMap<String, BTreeSet<Id>>>,
+    gdsf_clocks: RefCell<HashMap<String, f64>>,
     pub stats: RefCell<HashMap<String, DatasetStats>>,
     pub leases: RefCell<HashMap<String, String>>,
+    pub runtime: RefCell<BTreeMap<String, String>>,
+    pub snapshots: RefCell<HashMap<String, Vec<String>>>,
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
     pub round_trips: Cell<usize>,
@@ -71,11 +120,122 @@ impl FakeIndex {
         self.failure.clone().map_or(Ok(()), Err)
     }
     pub fn stats_of(&self, dataset: &str) -> DatasetStats {
-        self.stats
+        let mut stats = self
+            .stats
             .borrow()
             .get(dataset)
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for ((d, _), a) in self.accounting.borrow().iter() {
+            if d == dataset {
+                stats.entries += 1;
+                stats.bytes_stored += a.size;
+            }
+        }
+        stats
+    }
+    /// The keys `dataset` accounts, sorted.
+    pub fn cached_keys(&self, dataset: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .accounting
+            .borrow()
+            .keys()
+            .filter(|(d, _)| d == dataset)
+            .map(|(_, k)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+    fn counters(&self, dataset: &str, change: impl FnOnce(&mut DatasetStats)) {
+        change(self.stats.borrow_mut().entry(dataset.to_owned()).or_default());
+    }
+    fn stored_bytes(&self, dataset: &str) -> StoredBytes {
+        let accounting = self.accounting.borrow();
+        StoredBytes {
+            dataset: accounting
+                .iter()
+                .filter(|((d, _), _)| d == dataset)
+                .map(|(_, a)| a.size)
+                .sum(),
+            total: accounting.values().map(|a| a.size).sum(),
+        }
+    }
+    /// `release` of the index scripts: takes a key out of the accounting.
+    fn release(&self, id: &Id) -> Option<ClaimedKey> {
+        let accounted = self.accounting.borrow_mut().remove(id)?;
+        let mut holders = self.holders.borrow_mut();
+        let unheld = holders.get_mut(&accounted.object).is_none_or(|set| {
+            set.remove(id);
+            set.is_empty()
+        });
+        if unheld {
+            holders.remove(&accounted.object);
+        }
+        Some(ClaimedKey {
+            key: id.1.clone(),
+            object_key: accounted.object,
+            size: accounted.size,
+            object_unheld: unheld,
+            reason: ClaimReason::Purged,
+        })
+    }
+    fn put_entry(&self, dataset: &str, key: &str, entry: &IndexEntry, ttl_ms: u64, now_ms: u64) {
+        let id = (dataset.to_owned(), key.to_owned());
+        self.release(&id);
+        let accesses = entry.hits + 1;
+        let clock = self.gdsf_clocks.borrow().get(dataset).copied().unwrap_or(0.0);
+        self.accounting.borrow_mut().insert(
+            id.clone(),
+            Accounting {
+                object: entry.object_key.clone(),
+                size: entry.size,
+                last_access_ms: now_ms,
+                accesses,
+                fetch_ms: entry.fetch_ms,
+                created_ms: entry.created_ms,
+                expires_ms: now_ms + ttl_ms,
+                priority: gdsf_priority(clock, accesses, entry.fetch_ms, entry.size),
+            },
+        );
+        self.holders
+            .borrow_mut()
+            .entry(entry.object_key.clone())
+            .or_default()
+            .insert(id.clone());
+        self.entries.borrow_mut().insert(
+            id,
+            FakeEntry {
+                entry: entry.clone(),
+                expires_ms: self.now_ms.get() + ttl_ms,
+                evicting: None,
+            },
+        );
+    }
+    /// Claims one key: out of the accounting, its entry marked with `token`.
+    fn claim_one(&self, id: &Id, reason: ClaimReason, token: &str) -> Option<ClaimedKey> {
+        let mut key = self.release(id)?;
+        key.reason = reason;
+        if let Some(e) = self.entries.borrow_mut().get_mut(id) {
+            e.evicting = Some(token.to_owned());
+        }
+        Some(key)
+    }
+    /// Claims the key lowest in `policy`'s order (raising the GDSF clock for `cost`).
+    fn evict_lowest(&self, dataset: &str, policy: EvictionPolicy, token: &str) -> Option<ClaimedKey> {
+        let (id, score) = self.lowest(dataset, policy.order())?;
+        if policy == EvictionPolicy::Cost {
+            self.gdsf_clocks.borrow_mut().insert(dataset.to_owned(), score);
+        }
+        self.claim_one(&id, ClaimReason::Evicted, token)
+    }
+    /// The accounted key of `dataset` lowest in `order` (ties by key, as Redis orders them).
+    fn lowest(&self, dataset: &str, order: Order) -> Option<(Id, f64)> {
+        self.accounting
+            .borrow()
+            .iter()
+            .filter(|((d, _), _)| d == dataset)
+            .map(|(id, a)| (id.clone(), a.score(order)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
     }
 }
 
@@ -94,21 +254,27 @@ impl Index for FakeIndex {
         let id = (dataset.to_owned(), key.to_owned());
         let mut entries = self.entries.borrow_mut();
         match entries.get_mut(&id) {
-            Some((entry, expires)) if *expires > self.now_ms.get() => {
-                let found = entry.clone();
-                entry.hits += 1;
-                entry.last_access_ms = now_ms;
-                let mut stats = self.stats.borrow_mut();
-                let stats = stats.entry(dataset.to_owned()).or_default();
-                stats.hits += 1;
-                stats.bytes_from_cache += found.size;
+            Some(e) if e.expires_ms > self.now_ms.get() && e.evicting.is_none() => {
+                let found = e.entry.clone();
+                e.entry.hits += 1;
+                e.entry.last_access_ms = now_ms;
+                if let Some(a) = self.accounting.borrow_mut().get_mut(&id) {
+                    a.accesses = e.entry.hits + 1;
+                    a.last_access_ms = now_ms;
+                    let clock = self.gdsf_clocks.borrow().get(dataset).copied().unwrap_or(0.0);
+                    a.priority = gdsf_priority(clock, a.accesses, a.fetch_ms, a.size);
+                }
+                self.counters(dataset, |s| {
+                    s.hits += 1;
+                    s.bytes_from_cache += found.size;
+                });
                 Ok(Some(found))
             }
-            Some(_) => {
+            Some(e) if e.expires_ms <= self.now_ms.get() => {
                 entries.remove(&id);
                 Ok(None)
             }
-            None => Ok(None),
+            _ => Ok(None),
         }
     }
 
@@ -119,38 +285,38 @@ impl Index for FakeIndex {
         origin_bytes: u64,
         stored: Option<&IndexEntry>,
         ttl_ms: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
         self.trip()?;
-        let mut stats = self.stats.borrow_mut();
-        let stats = stats.entry(dataset.to_owned()).or_default();
-        stats.misses += 1;
-        stats.bytes_from_origin += origin_bytes;
-        if let Some(entry) = stored {
-            stats.entries_written += 1;
-            stats.bytes_written += entry.size;
-            self.entries.borrow_mut().insert(
-                (dataset.to_owned(), key.to_owned()),
-                (entry.clone(), self.now_ms.get() + ttl_ms),
-            );
-        }
-        Ok(())
+        self.counters(dataset, |s| {
+            s.misses += 1;
+            s.bytes_from_origin += origin_bytes;
+            if let Some(entry) = stored {
+                s.entries_written += 1;
+                s.bytes_written += entry.size;
+            }
+        });
+        Ok(stored.map(|entry| {
+            self.put_entry(dataset, key, entry, ttl_ms, entry.created_ms);
+            self.stored_bytes(dataset)
+        }))
     }
 
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.trip()?;
         let id = (dataset.to_owned(), key.to_owned());
-        let mut entries = self.entries.borrow_mut();
-        let same = entries.get(&id).is_some_and(|(current, _)| {
-            current.object_key == entry.object_key && current.created_ms == entry.created_ms
+        let same = self.entries.borrow().get(&id).is_some_and(|current| {
+            current.entry.object_key == entry.object_key
+                && current.entry.created_ms == entry.created_ms
         });
         if !same {
             return Ok(());
         }
-        entries.remove(&id);
-        let mut stats = self.stats.borrow_mut();
-        let stats = stats.entry(dataset.to_owned()).or_default();
-        stats.hits -= 1;
-        stats.bytes_from_cache -= entry.size;
+        self.entries.borrow_mut().remove(&id);
+        self.release(&id);
+        self.counters(dataset, |s| {
+            s.hits -= 1;
+            s.bytes_from_cache -= entry.size;
+        });
         Ok(())
     }
 
@@ -160,17 +326,14 @@ impl Index for FakeIndex {
         key: &str,
         entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<StoredBytes, IndexError> {
         self.trip()?;
-        self.entries.borrow_mut().insert(
-            (dataset.to_owned(), key.to_owned()),
-            (entry.clone(), self.now_ms.get() + ttl_ms),
-        );
-        let mut stats = self.stats.borrow_mut();
-        let stats = stats.entry(dataset.to_owned()).or_default();
-        stats.hits += 1;
-        stats.bytes_from_cache += entry.size;
-        Ok(())
+        self.put_entry(dataset, key, entry, ttl_ms, entry.last_access_ms);
+        self.counters(dataset, |s| {
+            s.hits += 1;
+            s.bytes_from_cache += entry.size;
+        });
+        Ok(self.stored_bytes(dataset))
     }
 
     async fn try_lease(
@@ -197,9 +360,236 @@ impl Index for FakeIndex {
         Ok(())
     }
 
-    async fn dataset_stats(&self, dataset: &str) -> Result<DatasetStats, IndexError> {
+    async fn cache_stats(&self, datasets: &[String]) -> Result<Vec<CacheStats>, IndexError> {
         self.trip()?;
-        Ok(self.stats_of(dataset))
+        Ok(datasets
+            .iter()
+            .map(|d| {
+                let mut times: Vec<u64> = self
+                    .accounting
+                    .borrow()
+                    .iter()
+                    .filter(|((ds, _), _)| ds == d)
+                    .map(|(_, a)| a.fetch_ms)
+                    .collect();
+                times.sort_unstable();
+                let at = |p| {
+                    percentile_rank(times.len() as u64, p)
+                        .and_then(|r| times.get(usize::try_from(r).ok()?).copied())
+                };
+                CacheStats {
+                    counters: self.stats_of(d),
+                    fetch_ms_p50: at(50),
+                    fetch_ms_p95: at(95),
+                }
+            })
+            .collect())
+    }
+
+    async fn claim(
+        &self,
+        dataset: &str,
+        selector: &ClaimSelector,
+        now_ms: u64,
+        token: &str,
+        most: u64,
+    ) -> Result<Vec<ClaimedKey>, IndexError> {
+        self.trip()?;
+        let most = usize::try_from(most.max(1)).unwrap_or(usize::MAX);
+        let mut claimed = Vec::new();
+        let mut expired: Vec<(Id, u64)> = self
+            .accounting
+            .borrow()
+            .iter()
+            .filter(|((d, _), a)| d == dataset && a.expires_ms <= now_ms)
+            .map(|(id, a)| (id.clone(), a.expires_ms))
+            .collect();
+        expired.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        for (id, _) in expired.into_iter().take(most) {
+            claimed.extend(self.claim_one(&id, ClaimReason::Expired, token));
+        }
+        let id_of = |key: &str| (dataset.to_owned(), key.to_owned());
+        match selector {
+            ClaimSelector::Expired => {}
+            ClaimSelector::Capacity(limit) => {
+                while claimed.len() < most
+                    && self.stored_bytes(dataset).dataset > limit.capacity_bytes
+                {
+                    let Some(key) = self.evict_lowest(dataset, limit.policy, token) else {
+                        break;
+                    };
+                    claimed.push(key);
+                }
+            }
+            ClaimSelector::Head { count, policy } => {
+                for _ in 0..*count {
+                    if claimed.len() >= most {
+                        break;
+                    }
+                    let Some(key) = self.evict_lowest(dataset, *policy, token) else {
+                        break;
+                    };
+                    claimed.push(key);
+                }
+            }
+            ClaimSelector::Key(key) => {
+                claimed.extend(self.claim_one(&id_of(key), ClaimReason::Purged, token));
+            }
+            ClaimSelector::Prefix(_) | ClaimSelector::All => {
+                for key in self.cached_keys(dataset) {
+                    let selected = match selector {
+                        ClaimSelector::Prefix(prefix) => key.starts_with(prefix.as_str()),
+                        _ => true,
+                    };
+                    if selected && claimed.len() < most {
+                        claimed.extend(self.claim_one(&id_of(&key), ClaimReason::Purged, token));
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn drop_claimed(
+        &self,
+        dataset: &str,
+        keys: &[String],
+        token: &str,
+    ) -> Result<(), IndexError> {
+        self.trip()?;
+        let mut entries = self.entries.borrow_mut();
+        for key in keys {
+            let id = (dataset.to_owned(), key.clone());
+            if entries.get(&id).is_some_and(|e| e.evicting.as_deref() == Some(token)) {
+                entries.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn lowest_scores(
+        &self,
+        datasets: &[String],
+        order: Order,
+    ) -> Result<Vec<Option<f64>>, IndexError> {
+        self.trip()?;
+        Ok(datasets
+            .iter()
+            .map(|d| self.lowest(d, order).map(|(_, score)| score))
+            .collect())
+    }
+
+    async fn total_stored(&self) -> Result<u64, IndexError> {
+        self.trip()?;
+        Ok(self.accounting.borrow().values().map(|a| a.size).sum())
+    }
+
+    async fn list_keys(
+        &self,
+        dataset: &str,
+        sort: KeySort,
+        descending: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<KeyPage, IndexError> {
+        self.trip()?;
+        let (order, negated) = sort.order();
+        let mut ranked: Vec<(Id, f64, u64)> = self
+            .accounting
+            .borrow()
+            .iter()
+            .filter(|((d, _), _)| d == dataset)
+            .map(|(id, a)| (id.clone(), a.score(order), a.expires_ms))
+            .collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        if descending != negated {
+            ranked.reverse();
+        }
+        let accounted = ranked.len() as u64;
+        let entries = self.entries.borrow();
+        let keys = ranked
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .filter_map(|(id, _, expires_ms)| {
+                let e = entries.get(&id).filter(|e| e.evicting.is_none())?;
+                Some(KeyInfo {
+                    key: id.1.clone(),
+                    entry: e.entry.clone(),
+                    expires_ms,
+                })
+            })
+            .collect();
+        Ok(KeyPage { accounted, keys })
+    }
+
+    async fn objects_held(&self, objects: &[String]) -> Result<Vec<bool>, IndexError> {
+        self.trip()?;
+        let holders = self.holders.borrow();
+        Ok(objects
+            .iter()
+            .map(|o| holders.get(o).is_some_and(|set| !set.is_empty()))
+            .collect())
+    }
+
+    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError> {
+        self.trip()?;
+        Ok(self
+            .runtime
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError> {
+        self.trip()?;
+        Ok(self
+            .runtime
+            .borrow_mut()
+            .insert(id.to_owned(), json.to_owned())
+            .is_none())
+    }
+
+    async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError> {
+        self.trip()?;
+        Ok(self.runtime.borrow_mut().remove(id).is_some())
+    }
+
+    async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {
+        self.trip()?;
+        self.stats.borrow_mut().remove(dataset);
+        self.snapshots.borrow_mut().remove(dataset);
+        self.gdsf_clocks.borrow_mut().remove(dataset);
+        Ok(())
+    }
+
+    async fn record_snapshot(
+        &self,
+        dataset: &str,
+        snapshot: &str,
+        keep: u64,
+    ) -> Result<(), IndexError> {
+        self.trip()?;
+        let mut snapshots = self.snapshots.borrow_mut();
+        let list = snapshots.entry(dataset.to_owned()).or_default();
+        list.insert(0, snapshot.to_owned());
+        list.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        Ok(())
+    }
+
+    async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
+        self.trip()?;
+        let snapshots = self.snapshots.borrow();
+        Ok(snapshots
+            .get(dataset)
+            .map(|list| {
+                list.iter()
+                    .take(usize::try_from(most).unwrap_or(usize::MAX))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 
@@ -238,6 +628,9 @@ impl InMemoryStore {
     }
     pub fn len(&self) -> usize {
         self.objects.borrow().len()
+    }
+    pub fn contains(&self, key: &str) -> bool {
+        self.objects.borrow().contains_key(key)
     }
     pub fn calls(&self) -> (usize, usize, usize) {
         (self.puts.get(), self.gets.get(), self.deletes.get())
@@ -291,6 +684,39 @@ impl ChunkStore for InMemoryStore {
         }
         self.objects.borrow_mut().remove(key);
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ObjectPage, StoreError> {
+        let objects = self.objects.borrow();
+        let mut keys: Vec<(&String, u64)> = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c))
+            .map(|(k, (_, uploaded_ms))| (k, *uploaded_ms))
+            .collect();
+        keys.sort();
+        let limit = limit as usize;
+        let more = keys.len() > limit;
+        let page: Vec<ListedObject> = keys
+            .into_iter()
+            .take(limit)
+            .map(|(key, uploaded_ms)| ListedObject {
+                key: key.clone(),
+                uploaded_ms,
+            })
+            .collect();
+        Ok(ObjectPage {
+            next_cursor: if more {
+                page.last().map(|o| o.key.clone())
+            } else {
+                None
+            },
+            objects: page,
+        })
     }
 }
 

@@ -4,9 +4,12 @@
 
 use crate::backend::{Index, IndexError, UpstashTransport};
 use crate::cache_entry::{
-    stats_fields, DatasetStats, IndexEntry, FORGET_SCRIPT, LOOKUP_SCRIPT, RELEASE_SCRIPT,
+    f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage,
+    StoredBytes,
 };
 use crate::cache_keys::CacheKeys;
+use crate::eviction::{EvictionPolicy, KeySort, Order};
+use crate::index_scripts;
 use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
 
 /// The index, speaking the Upstash REST protocol through `T`.
@@ -33,11 +36,6 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         self.batch(Batch::Pipeline, commands).await
     }
 
-    /// Sends commands as one atomic transaction (MULTI … EXEC) and fails if any failed.
-    async fn transaction(&self, commands: &[Command]) -> Result<(), IndexError> {
-        self.batch(Batch::Transaction, commands).await.map(|_| ())
-    }
-
     async fn batch(&self, kind: Batch, commands: &[Command]) -> Result<Vec<Value>, IndexError> {
         let call = HttpCall::batch(&self.token, kind, commands);
         let raw = self
@@ -62,6 +60,89 @@ impl<T: UpstashTransport> UpstashIndex<T> {
             .map_err(|e| IndexError::Unavailable(e.to_string()))?;
         decode_single(raw.status, &raw.body).map_err(|e| classify(&e))
     }
+
+    /// `EVAL script` over a dataset's keys (see `index_scripts`): the dataset keys, then
+    /// `extra_keys`; the prefixes, then `args`.
+    fn dataset_eval(
+        &self,
+        script: &str,
+        dataset: &str,
+        extra_keys: &[String],
+        args: impl IntoIterator<Item = String>,
+    ) -> Command {
+        let mut keys = vec![
+            self.keys.stats(dataset),
+            self.keys.totals(),
+            self.keys.objects(dataset),
+        ];
+        keys.extend(Order::ALL.iter().map(|o| self.keys.order(dataset, *o)));
+        keys.extend_from_slice(extra_keys);
+        let mut command = Command::new("EVAL").arg(script).arg(keys.len());
+        for key in keys {
+            command = command.arg(key);
+        }
+        command = command
+            .arg(self.keys.entry_prefix(dataset))
+            .arg(self.keys.holders_prefix())
+            .arg(CacheKeys::holder(dataset, ""));
+        for arg in args {
+            command = command.arg(arg);
+        }
+        command
+    }
+
+    /// Writes and accounts an entry ([`index_scripts::PUT_ENTRY`]); `Some(origin_bytes)` counts
+    /// a miss, `None` a hit.
+    async fn put_entry(
+        &self,
+        dataset: &str,
+        key: &str,
+        entry: &IndexEntry,
+        ttl_ms: u64,
+        now_ms: u64,
+        miss_origin_bytes: Option<u64>,
+    ) -> Result<StoredBytes, IndexError> {
+        let fields = entry.fields();
+        let args = [
+            key.to_owned(),
+            ttl_ms.max(1).to_string(),
+            now_ms.to_string(),
+            if miss_origin_bytes.is_some() { "miss" } else { "hit" }.to_owned(),
+            miss_origin_bytes.unwrap_or(0).to_string(),
+            entry.object_key.clone(),
+            entry.size.to_string(),
+            entry.fetch_ms.to_string(),
+            entry.created_ms.to_string(),
+            entry.hits.to_string(),
+        ]
+        .into_iter()
+        .chain(fields);
+        let reply = self
+            .call(&self.dataset_eval(
+                index_scripts::PUT_ENTRY,
+                dataset,
+                &[self.keys.entry(dataset, key)],
+                args,
+            ))
+            .await?;
+        let bytes = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(f64_to_u64)
+        };
+        match &reply {
+            Value::Array(items) => match (bytes(items.first()), bytes(items.get(1))) {
+                (Some(dataset), Some(total)) => Ok(StoredBytes { dataset, total }),
+                _ => Err(unexpected("put entry", &reply)),
+            },
+            _ => Err(unexpected("put entry", &reply)),
+        }
+    }
+}
+
+/// A reply of the wrong shape.
+fn unexpected(what: &str, reply: &Value) -> IndexError {
+    IndexError::Protocol(format!("{what}: unexpected reply {reply:?}"))
 }
 
 /// `HINCRBY stats field by`: one dataset counter.
@@ -94,14 +175,12 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         now_ms: u64,
     ) -> Result<Option<IndexEntry>, IndexError> {
         let reply = self
-            .call(
-                &Command::new("EVAL")
-                    .arg(LOOKUP_SCRIPT)
-                    .arg(2)
-                    .arg(self.keys.entry(dataset, key))
-                    .arg(self.keys.stats(dataset))
-                    .arg(now_ms),
-            )
+            .call(&self.dataset_eval(
+                index_scripts::LOOKUP,
+                dataset,
+                &[self.keys.entry(dataset, key)],
+                [now_ms.to_string(), key.to_owned()],
+            ))
             .await?;
         Ok(IndexEntry::from_hgetall(&reply))
     }
@@ -113,32 +192,41 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         origin_bytes: u64,
         stored: Option<&IndexEntry>,
         ttl_ms: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
+        if let Some(entry) = stored {
+            return self
+                .put_entry(
+                    dataset,
+                    key,
+                    entry,
+                    ttl_ms,
+                    entry.created_ms,
+                    Some(origin_bytes),
+                )
+                .await
+                .map(Some);
+        }
         let stats = self.keys.stats(dataset);
-        let mut commands = vec![
+        self.pipeline(&[
             count(&stats, stats_fields::MISSES, 1),
             count(&stats, stats_fields::BYTES_FROM_ORIGIN, origin_bytes),
-        ];
-        if let Some(entry) = stored {
-            commands.extend(entry.replace_with_ttl(&self.keys.entry(dataset, key), ttl_ms));
-            commands.push(count(&stats, stats_fields::ENTRIES_WRITTEN, 1));
-            commands.push(count(&stats, stats_fields::BYTES_WRITTEN, entry.size));
-            return self.transaction(&commands).await;
-        }
-        self.pipeline(&commands).await.map(|_| ())
+        ])
+        .await
+        .map(|_| None)
     }
 
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
-        self.call(
-            &Command::new("EVAL")
-                .arg(FORGET_SCRIPT)
-                .arg(2)
-                .arg(self.keys.entry(dataset, key))
-                .arg(self.keys.stats(dataset))
-                .arg(&entry.object_key)
-                .arg(entry.created_ms)
-                .arg(entry.size),
-        )
+        self.call(&self.dataset_eval(
+            index_scripts::FORGET,
+            dataset,
+            &[self.keys.entry(dataset, key)],
+            [
+                key.to_owned(),
+                entry.object_key.clone(),
+                entry.created_ms.to_string(),
+                entry.size.to_string(),
+            ],
+        ))
         .await
         .map(|_| ())
     }
@@ -149,14 +237,9 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         key: &str,
         entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<(), IndexError> {
-        let stats = self.keys.stats(dataset);
-        let mut commands = entry
-            .replace_with_ttl(&self.keys.entry(dataset, key), ttl_ms)
-            .to_vec();
-        commands.push(count(&stats, stats_fields::HITS, 1));
-        commands.push(count(&stats, stats_fields::BYTES_FROM_CACHE, entry.size));
-        self.transaction(&commands).await
+    ) -> Result<StoredBytes, IndexError> {
+        self.put_entry(dataset, key, entry, ttl_ms, entry.last_access_ms, None)
+            .await
     }
 
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
@@ -176,7 +259,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
         self.call(
             &Command::new("EVAL")
-                .arg(RELEASE_SCRIPT)
+                .arg(index_scripts::RELEASE_LEASE)
                 .arg(1)
                 .arg(self.keys.lease(object))
                 .arg(holder),
@@ -185,11 +268,246 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         .map(|_| ())
     }
 
-    async fn dataset_stats(&self, dataset: &str) -> Result<DatasetStats, IndexError> {
+    async fn cache_stats(&self, datasets: &[String]) -> Result<Vec<CacheStats>, IndexError> {
+        if datasets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let commands: Vec<Command> = datasets
+            .iter()
+            .map(|d| {
+                self.dataset_eval(index_scripts::STATS, d, &[], ["50".into(), "95".into()])
+            })
+            .collect();
+        self.pipeline(&commands)
+            .await?
+            .iter()
+            .map(|reply| CacheStats::from_stats_reply(reply).ok_or_else(|| unexpected("stats", reply)))
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        dataset: &str,
+        selector: &ClaimSelector,
+        now_ms: u64,
+        token: &str,
+        most: u64,
+    ) -> Result<Vec<ClaimedKey>, IndexError> {
+        let (mode, argument, policy) = match selector {
+            ClaimSelector::Expired => ("expired", String::new(), EvictionPolicy::Lru),
+            ClaimSelector::Capacity(limit) => {
+                ("capacity", limit.capacity_bytes.to_string(), limit.policy)
+            }
+            ClaimSelector::Head { count, policy } => ("head", count.to_string(), *policy),
+            ClaimSelector::Key(key) => ("key", key.clone(), EvictionPolicy::Lru),
+            ClaimSelector::Prefix(prefix) => ("prefix", prefix.clone(), EvictionPolicy::Lru),
+            ClaimSelector::All => ("all", String::new(), EvictionPolicy::Lru),
+        };
         let reply = self
-            .call(&Command::new("HGETALL").arg(self.keys.stats(dataset)))
+            .call(&self.dataset_eval(
+                index_scripts::CLAIM,
+                dataset,
+                &[],
+                [
+                    now_ms.to_string(),
+                    token.to_owned(),
+                    most.max(1).to_string(),
+                    mode.to_owned(),
+                    argument,
+                    policy.order().position().to_string(),
+                    if policy == EvictionPolicy::Cost { "1" } else { "0" }.to_owned(),
+                ],
+            ))
             .await?;
-        Ok(DatasetStats::from_hgetall(&reply))
+        ClaimedKey::from_claim_reply(&reply).ok_or_else(|| unexpected("claim", &reply))
+    }
+
+    async fn drop_claimed(
+        &self,
+        dataset: &str,
+        keys: &[String],
+        token: &str,
+    ) -> Result<(), IndexError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut command = Command::new("EVAL")
+            .arg(index_scripts::DROP_CLAIMED)
+            .arg(keys.len());
+        for key in keys {
+            command = command.arg(self.keys.entry(dataset, key));
+        }
+        self.call(&command.arg(token)).await.map(|_| ())
+    }
+
+    async fn lowest_scores(
+        &self,
+        datasets: &[String],
+        order: Order,
+    ) -> Result<Vec<Option<f64>>, IndexError> {
+        if datasets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let commands: Vec<Command> = datasets
+            .iter()
+            .map(|d| {
+                Command::new("ZRANGE")
+                    .arg(self.keys.order(d, order))
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+            })
+            .collect();
+        Ok(self
+            .pipeline(&commands)
+            .await?
+            .iter()
+            .map(|reply| match reply {
+                Value::Array(items) => items
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<f64>().ok()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn total_stored(&self) -> Result<u64, IndexError> {
+        let reply = self
+            .call(
+                &Command::new("HGET")
+                    .arg(self.keys.totals())
+                    .arg(stats_fields::BYTES_STORED),
+            )
+            .await?;
+        Ok(reply.as_int().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    async fn list_keys(
+        &self,
+        dataset: &str,
+        sort: KeySort,
+        descending: bool,
+        offset: u64,
+        limit: u64,
+    ) -> Result<KeyPage, IndexError> {
+        let (order, negated) = sort.order();
+        let reply = self
+            .call(&self.dataset_eval(
+                index_scripts::LIST_KEYS,
+                dataset,
+                &[],
+                [
+                    order.position().to_string(),
+                    if descending != negated { "1" } else { "0" }.to_owned(),
+                    offset.to_string(),
+                    limit.max(1).to_string(),
+                ],
+            ))
+            .await?;
+        KeyPage::from_list_reply(&reply).ok_or_else(|| unexpected("list keys", &reply))
+    }
+
+    async fn objects_held(&self, objects: &[String]) -> Result<Vec<bool>, IndexError> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let commands: Vec<Command> = objects
+            .iter()
+            .map(|o| Command::new("EXISTS").arg(self.keys.holders(o)))
+            .collect();
+        Ok(self
+            .pipeline(&commands)
+            .await?
+            .iter()
+            .map(|reply| reply.as_int() != Some(0))
+            .collect())
+    }
+
+    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError> {
+        let reply = self
+            .call(&Command::new("HGETALL").arg(self.keys.runtime_datasets()))
+            .await?;
+        let Value::Array(items) = &reply else {
+            return Err(unexpected("runtime datasets", &reply));
+        };
+        Ok(items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [id, json] => Some((id.as_str()?.to_owned(), json.as_str()?.to_owned())),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError> {
+        let reply = self
+            .call(
+                &Command::new("HSET")
+                    .arg(self.keys.runtime_datasets())
+                    .arg(id)
+                    .arg(json),
+            )
+            .await?;
+        Ok(reply.as_int() == Some(1))
+    }
+
+    async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError> {
+        let reply = self
+            .call(
+                &Command::new("HDEL")
+                    .arg(self.keys.runtime_datasets())
+                    .arg(id),
+            )
+            .await?;
+        Ok(reply.as_int() == Some(1))
+    }
+
+    async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {
+        let mut command = Command::new("DEL")
+            .arg(self.keys.stats(dataset))
+            .arg(self.keys.objects(dataset))
+            .arg(self.keys.history(dataset));
+        for order in Order::ALL {
+            command = command.arg(self.keys.order(dataset, order));
+        }
+        self.call(&command).await.map(|_| ())
+    }
+
+    async fn record_snapshot(
+        &self,
+        dataset: &str,
+        snapshot: &str,
+        keep: u64,
+    ) -> Result<(), IndexError> {
+        let history = self.keys.history(dataset);
+        self.pipeline(&[
+            Command::new("LPUSH").arg(&history).arg(snapshot),
+            Command::new("LTRIM")
+                .arg(&history)
+                .arg(0)
+                .arg(keep.saturating_sub(1)),
+        ])
+        .await
+        .map(|_| ())
+    }
+
+    async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
+        let reply = self
+            .call(
+                &Command::new("LRANGE")
+                    .arg(self.keys.history(dataset))
+                    .arg(0)
+                    .arg(most.saturating_sub(1)),
+            )
+            .await?;
+        let Value::Array(items) = &reply else {
+            return Err(unexpected("snapshots", &reply));
+        };
+        Ok(items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
     }
 }
 

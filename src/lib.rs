@@ -27,6 +27,7 @@
 //! - `glue` (wasm32 only): the `#[event(fetch)]` entry point and the `worker`-backed
 //!   implementations of the traits (Fetch transport, R2 store, clock).
 
+pub mod admin;
 pub mod backend;
 pub mod cache_entry;
 pub mod cache_keys;
@@ -35,14 +36,18 @@ pub mod conditional;
 pub mod config;
 pub mod datasets;
 pub mod error;
+pub mod eviction;
 pub mod health;
 pub mod index;
+pub mod index_scripts;
 pub mod kerchunk;
+pub mod maintenance;
 pub mod origin;
 pub mod response;
 pub mod route;
 pub mod service;
 pub mod single_flight;
+pub mod stats_api;
 pub mod upstash;
 pub mod zarr_store;
 

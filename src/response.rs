@@ -83,6 +83,8 @@ pub fn error_status(error: &Error) -> (u16, &'static str) {
         Error::BadRequest(_) => (400, "bad_request"),
         Error::NotFound(_) => (404, "not_found"),
         Error::Forbidden(_) => (403, "forbidden"),
+        Error::Unauthorized(_) => (401, "unauthorized"),
+        Error::Conflict(_) => (409, "conflict"),
         Error::Upstream(_) => (502, "origin_error"),
         Error::BadReferences(_) => (502, "bad_references"),
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
@@ -107,6 +109,7 @@ pub fn error_response(error: &Error) -> HttpResponse {
     );
     match error {
         Error::MethodNotAllowed { allowed, .. } => response.with_header("allow", *allowed),
+        Error::Unauthorized(_) => response.with_header("www-authenticate", "Bearer"),
         _ => response,
     }
 }
@@ -150,6 +153,8 @@ mod tests {
                 "storage_unavailable",
             ),
             (Error::Internal("x".into()), 500, "internal"),
+            (Error::Unauthorized("x".into()), 401, "unauthorized"),
+            (Error::Conflict("x".into()), 409, "conflict"),
         ];
         for (error, status, code) in cases {
             let response = error_response(&error);
@@ -159,6 +164,10 @@ mod tests {
             assert_eq!(body["error"], code);
             assert_eq!(body["message"], error.to_string());
         }
+        assert_eq!(
+            error_response(&Error::Unauthorized("x".into())).header("www-authenticate"),
+            Some("Bearer")
+        );
         let response = error_response(&Error::MethodNotAllowed {
             method: "PUT".into(),
             allowed: "GET, HEAD",

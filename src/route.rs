@@ -17,6 +17,12 @@ pub enum Route {
     Datasets,
     /// `GET`/`HEAD /api/stats`: every dataset's cache counters.
     Stats,
+    /// `GET`/`HEAD /api/stats/keys?dataset=…`: one dataset's cached keys, sorted and paged.
+    StatsKeys,
+    /// `GET`/`HEAD /api/stats/history?dataset=…`: one dataset's stats snapshots.
+    StatsHistory,
+    /// `/api/admin/…`: the admin API (bearer token required).
+    Admin(AdminRoute),
     /// `GET`/`HEAD /zarr/{dataset}`: one dataset's description.
     DatasetRoot {
         /// The dataset id.
@@ -33,6 +39,67 @@ pub enum Route {
     Preflight,
 }
 
+/// The admin API's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRoute {
+    /// `POST /api/admin/purge`: remove a key, a key prefix or a dataset from the cache.
+    Purge,
+    /// `POST /api/admin/warm`: prefetch a dataset's keys.
+    Warm,
+    /// `POST /api/admin/sweep`: run the scheduled sweep now.
+    Sweep,
+    /// `GET /api/admin/datasets`: every dataset with its source and definition.
+    ListDatasets,
+    /// `PUT /api/admin/datasets/{id}`: register or replace a run-time dataset.
+    PutDataset {
+        /// The dataset id.
+        dataset: String,
+    },
+    /// `DELETE /api/admin/datasets/{id}`: remove a run-time dataset and purge its cache.
+    DeleteDataset {
+        /// The dataset id.
+        dataset: String,
+    },
+}
+
+/// The path prefix of the admin API (every path under it needs the admin token).
+pub const ADMIN_PREFIX: &str = "/api/admin";
+
+/// Whether `path` belongs to the admin API.
+#[must_use]
+pub fn is_admin_path(path: &str) -> bool {
+    path == ADMIN_PREFIX || path.starts_with("/api/admin/")
+}
+
+fn admin_route(method: &str, rest: &str) -> Result<Route, Error> {
+    let not_allowed = |allowed: &'static str| {
+        Err(Error::MethodNotAllowed {
+            method: method.to_owned(),
+            allowed,
+        })
+    };
+    let route = match rest.trim_end_matches('/') {
+        "/purge" | "/warm" | "/sweep" if method != "POST" => return not_allowed("POST, OPTIONS"),
+        "/purge" => AdminRoute::Purge,
+        "/warm" => AdminRoute::Warm,
+        "/sweep" => AdminRoute::Sweep,
+        "/datasets" if method == "GET" || method == "HEAD" => AdminRoute::ListDatasets,
+        "/datasets" => return not_allowed("GET, HEAD, OPTIONS"),
+        other => {
+            let Some(id) = other.strip_prefix("/datasets/") else {
+                return Err(Error::NotFound(format!("no admin route {ADMIN_PREFIX}{rest}")));
+            };
+            let dataset = validate_dataset_id(id)?;
+            match method {
+                "PUT" => AdminRoute::PutDataset { dataset },
+                "DELETE" => AdminRoute::DeleteDataset { dataset },
+                _ => return not_allowed("PUT, DELETE, OPTIONS"),
+            }
+        }
+    };
+    Ok(Route::Admin(route))
+}
+
 /// Maps a method and a raw (still percent-encoded) URL path to a [`Route`].
 ///
 /// # Errors
@@ -42,6 +109,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, Error> {
     if method == "OPTIONS" {
         return Ok(Route::Preflight);
     }
+    if let Some(rest) = path.strip_prefix(ADMIN_PREFIX) {
+        return admin_route(method, rest);
+    }
     let route = if let Some(rest) = path.strip_prefix("/zarr/") {
         zarr_route(rest)?
     } else {
@@ -49,6 +119,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, Error> {
             "/api/health" => Route::Health,
             "/api/datasets" => Route::Datasets,
             "/api/stats" => Route::Stats,
+            "/api/stats/keys" => Route::StatsKeys,
+            "/api/stats/history" => Route::StatsHistory,
             _ => return Err(Error::NotFound(format!("no route for {path}"))),
         }
     };
@@ -151,6 +223,39 @@ pub fn parse_zarr_key(raw: &str) -> Result<String, Error> {
     Ok(key)
 }
 
+/// Splits and percent-decodes a URL query (`a=1&b=x%20y`, `+` is a space).
+///
+/// # Errors
+/// [`Error::BadRequest`] for broken percent-encoding or invalid UTF-8.
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, Error> {
+    let decode = |raw: &str| -> Result<String, Error> {
+        let bad = || Error::BadRequest(format!("malformed query parameter {raw:?}"));
+        let mut bytes = Vec::with_capacity(raw.len());
+        let mut input = raw.bytes();
+        while let Some(b) = input.next() {
+            match b {
+                b'+' => bytes.push(b' '),
+                b'%' => {
+                    let (h, l) = (input.next().ok_or_else(bad)?, input.next().ok_or_else(bad)?);
+                    let value = hex_value(h).zip(hex_value(l)).ok_or_else(bad)?;
+                    bytes.push(value.0 * 16 + value.1);
+                }
+                b => bytes.push(b),
+            }
+        }
+        String::from_utf8(bytes).map_err(|_| bad())
+    };
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     char::from(b)
         .to_digit(16)
@@ -186,6 +291,36 @@ mod tests {
             ("HEAD", "/api/health/", Ok(Route::Health)),
             ("GET", "/api/datasets", Ok(Route::Datasets)),
             ("GET", "/api/stats", Ok(Route::Stats)),
+            ("GET", "/api/stats/keys", Ok(Route::StatsKeys)),
+            ("HEAD", "/api/stats/history", Ok(Route::StatsHistory)),
+            ("POST", "/api/admin/purge", Ok(Route::Admin(AdminRoute::Purge))),
+            ("POST", "/api/admin/warm/", Ok(Route::Admin(AdminRoute::Warm))),
+            ("POST", "/api/admin/sweep", Ok(Route::Admin(AdminRoute::Sweep))),
+            ("GET", "/api/admin/purge", Err(405)),
+            (
+                "GET",
+                "/api/admin/datasets",
+                Ok(Route::Admin(AdminRoute::ListDatasets)),
+            ),
+            ("POST", "/api/admin/datasets", Err(405)),
+            (
+                "PUT",
+                "/api/admin/datasets/air",
+                Ok(Route::Admin(AdminRoute::PutDataset {
+                    dataset: "air".into(),
+                })),
+            ),
+            (
+                "DELETE",
+                "/api/admin/datasets/air",
+                Ok(Route::Admin(AdminRoute::DeleteDataset {
+                    dataset: "air".into(),
+                })),
+            ),
+            ("GET", "/api/admin/datasets/air", Err(405)),
+            ("PUT", "/api/admin/datasets/a%20b", Err(400)),
+            ("POST", "/api/admin/nothing", Err(404)),
+            ("POST", "/api/stats", Err(405)),
             ("OPTIONS", "/anything", Ok(Route::Preflight)),
             ("POST", "/api/health", Err(405)),
             ("PUT", "/zarr/air/.zgroup", Err(405)),
@@ -208,6 +343,23 @@ mod tests {
         ] {
             assert_eq!(status(route(method, path)), want, "{method} {path}");
         }
+    }
+
+    /// Query strings split and decode; broken encodings are 400.
+    #[test]
+    fn query_pairs_decode() {
+        assert_eq!(
+            query_pairs("?dataset=air&sort=hits&x=a%2Fb+c&flag").unwrap(),
+            [
+                ("dataset".to_owned(), "air".to_owned()),
+                ("sort".to_owned(), "hits".to_owned()),
+                ("x".to_owned(), "a/b c".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+        assert!(query_pairs("").unwrap().is_empty());
+        assert!(query_pairs("a=%zz").is_err());
+        assert!(query_pairs("a=%FF").is_err());
     }
 
     /// Well-formed Zarr keys are decoded; malformed ones are 400.

@@ -16,11 +16,14 @@ use crate::cache_path::{
     Timing, WriteBack,
 };
 use crate::conditional::{etag, none_match, range_answer, RangeAnswer};
+use crate::admin::{authorize, handle_admin};
 use crate::datasets::{DatasetConfig, DatasetRegistry, LoadState};
 use crate::error::Error;
+use crate::eviction::Limit;
 use crate::health::check_health;
 use crate::response::{error_response, HttpResponse};
-use crate::route::{route, Route};
+use crate::route::{is_admin_path, route, Route};
+use crate::stats_api::{all_stats, history, keys_listing};
 use crate::zarr_store::{answer_key, content_type, variables, KeyAnswer};
 
 /// How long browsers and shared caches may keep metadata answers (they change when references
@@ -43,6 +46,12 @@ pub struct Backends<'a, I, S, O, C, R> {
     pub lease_wait_ms: u64,
     /// How long one origin request may take.
     pub origin_timeout_ms: u64,
+    /// The admin API's bearer token (`None`: the admin API is off).
+    pub admin_token: Option<&'a str>,
+    /// The capacity of all datasets together.
+    pub total_capacity: Option<Limit>,
+    /// How old an unheld object must be before a sweep deletes it.
+    pub orphan_grace_ms: u64,
 }
 
 /// What the handler needs from the incoming request.
@@ -52,6 +61,12 @@ pub struct RequestParts<'a> {
     pub method: &'a str,
     /// The URL path, not decoded.
     pub path: &'a str,
+    /// The URL query, without `?`, not decoded.
+    pub query: &'a str,
+    /// The request body (read only for the admin API).
+    pub body: &'a [u8],
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
     /// A value unique to this request (the glue draws it at random), for probe keys and leases.
     pub nonce: &'a str,
     /// The `Range` header.
@@ -63,7 +78,10 @@ pub struct RequestParts<'a> {
 /// Headers that let browsers read every answer from any page (zarrita in `www/`, notebooks).
 const CORS_HEADERS: [(&str, &str); 4] = [
     ("access-control-allow-origin", "*"),
-    ("access-control-allow-methods", "GET, HEAD, OPTIONS"),
+    (
+        "access-control-allow-methods",
+        "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    ),
     (
         "access-control-allow-headers",
         "Range, If-None-Match, If-Modified-Since, Authorization, Content-Type",
@@ -125,7 +143,17 @@ where
 {
     let cache = backends.cache;
     let plain = |response: HttpResponse| Ok((response.with_stream_type(), Vec::new()));
-    match route(request.method, request.path)? {
+    if request.method != "OPTIONS" && is_admin_path(request.path) {
+        authorize(request.authorization, backends.admin_token)?;
+    }
+    let route = route(request.method, request.path)?;
+    if !matches!(route, Route::Preflight | Route::Health) {
+        backends
+            .datasets
+            .refresh_runtime(&cache.index, cache.clock.now_ms())
+            .await;
+    }
+    match route {
         Route::Preflight => plain(HttpResponse {
             status: 204,
             headers: vec![("access-control-max-age".into(), "86400".into())],
@@ -139,34 +167,24 @@ where
         }
         Route::Datasets => {
             let mut listing = Vec::new();
-            for config in backends.datasets.datasets() {
+            for config in backends.datasets.datasets().iter() {
                 listing.push(describe_dataset(config, backends).await);
             }
             plain(HttpResponse::json(200, &json!({ "datasets": listing })))
         }
-        Route::Stats => {
-            let mut listing = Vec::new();
-            for config in backends.datasets.datasets() {
-                let stats = cache.index.dataset_stats(&config.id).await?;
-                let reads = stats.hits + stats.misses;
-                #[allow(clippy::cast_precision_loss)] // counters far below 2^52
-                let hit_ratio = if reads == 0 {
-                    serde_json::Value::Null
-                } else {
-                    json!(stats.hits as f64 / reads as f64)
-                };
-                let mut entry = json!(stats);
-                entry["id"] = json!(config.id);
-                entry["hit_ratio"] = hit_ratio;
-                listing.push(entry);
-            }
-            plain(HttpResponse::json(200, &json!({ "datasets": listing })))
+        Route::Stats => plain(
+            all_stats(&cache.index, backends.datasets, backends.total_capacity).await?,
+        ),
+        Route::StatsKeys => plain(keys_listing(&cache.index, backends.datasets, request.query).await?),
+        Route::StatsHistory => plain(history(&cache.index, backends.datasets, request.query).await?),
+        Route::Admin(admin) => {
+            plain(handle_admin(&admin, request.body, request.nonce, backends).await?)
         }
         Route::DatasetRoot { dataset } => {
             let config = backends.datasets.config(&dataset)?;
             plain(HttpResponse::json(
                 200,
-                &describe_dataset(config, backends).await,
+                &describe_dataset(&config, backends).await,
             ))
         }
         Route::ZarrKey { dataset, key } => zarr_key(request, &dataset, &key, backends).await,
@@ -194,6 +212,8 @@ where
         "zarr": format!("/zarr/{}", config.id),
         "ttl_seconds": config.ttl_seconds,
         "allowed_hosts": config.allowed_hosts,
+        "capacity_bytes": config.capacity_bytes,
+        "eviction": config.eviction,
     });
     match loaded {
         Ok((variables, references)) => {
@@ -264,13 +284,7 @@ where
                     "{dataset}/{key} points at {url}, whose host is not in the dataset's allowed_hosts"
                 )));
             }
-            let policy = CachePolicy {
-                origin_timeout_ms: backends.origin_timeout_ms,
-                ttl_ms: config.ttl_seconds.saturating_mul(1000),
-                lease_ms: backends.lease_ms,
-                lease_wait_ms: backends.lease_wait_ms,
-                poll_ms: 50,
-            };
+            let policy = cache_policy(&config, backends);
             let chunk_request = ChunkRequest {
                 dataset,
                 key,
@@ -278,11 +292,32 @@ where
                 range,
                 holder: request.nonce,
             };
-            read_chunk(chunk_request, policy, backends.cache, backends.flights).await?
+            let (chunk, write_backs) =
+                read_chunk(chunk_request, policy, backends.cache, backends.flights).await?;
+            let admitted = write_backs
+                .into_iter()
+                .map(|w| w.admitted_by(&config.admission))
+                .collect();
+            (chunk, admitted)
         }
     };
     let response = respond_with_chunk(request, chunk, key, max_age, &backends.cache.store).await?;
     Ok((response, write_backs))
+}
+
+/// The cache path's tunables for a dataset.
+pub fn cache_policy<I, S, O, C, R>(
+    config: &DatasetConfig,
+    backends: &Backends<'_, I, S, O, C, R>,
+) -> CachePolicy {
+    CachePolicy {
+        origin_timeout_ms: backends.origin_timeout_ms,
+        ttl_ms: config.ttl_seconds.saturating_mul(1000),
+        lease_ms: backends.lease_ms,
+        lease_wait_ms: backends.lease_wait_ms,
+        poll_ms: 50,
+        limits: config.limits(backends.total_capacity),
+    }
 }
 
 /// Builds the 200/206/304/416 answer for a chunk of known size and checksum.
@@ -361,8 +396,12 @@ mod tests {
     use crate::cache_keys::CacheKeys;
     use crate::cache_path::run_write_back;
     use crate::datasets::parse_datasets;
-    use crate::fakes::{FakeIndex, FakeOrigin, FakeRefsSource, FixedClock, InMemoryStore};
+    use crate::eviction::Limit;
+    use crate::fakes::{FakeIndex, FakeOrigin, FakeRefsSource, InMemoryStore, ManualClock};
+    use crate::maintenance::EvictionScope;
     use futures::executor::block_on;
+
+    const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
     const REFS: &str = r#"{"version": 1, "refs": {
         ".zgroup": "{\"zarr_format\": 2}",
@@ -375,15 +414,19 @@ mod tests {
         "far/0": ["http://elsewhere.test/f.bin", 0, 1]
     }}"#;
 
-    type FakeBackends = CacheBackends<Rc<FakeIndex>, Rc<InMemoryStore>, Rc<FakeOrigin>, FixedClock>;
+    type FakeBackends =
+        CacheBackends<Rc<FakeIndex>, Rc<InMemoryStore>, Rc<FakeOrigin>, Rc<ManualClock>>;
 
     struct World {
         cache: Rc<FakeBackends>,
         index: Rc<FakeIndex>,
         origin: Rc<FakeOrigin>,
         refs: FakeRefsSource,
+        store: Rc<InMemoryStore>,
+        clock: Rc<ManualClock>,
         registry: DatasetRegistry,
         flights: Flights,
+        total_capacity: Option<Limit>,
     }
 
     fn world() -> World {
@@ -395,14 +438,20 @@ mod tests {
         let index = Rc::new(FakeIndex::healthy());
         let origin =
             Rc::new(FakeOrigin::default().with_file("http://origin.test/f.bin", b"0123456789"));
+        let store = Rc::new(InMemoryStore::default());
+        let clock = Rc::new(ManualClock::default());
+        clock.now.set(1_000);
         World {
             cache: Rc::new(CacheBackends {
                 index: Rc::clone(&index),
-                store: Rc::new(InMemoryStore::default()),
+                store: Rc::clone(&store),
                 origin: Rc::clone(&origin),
-                clock: FixedClock(1_000),
+                clock: Rc::clone(&clock),
                 keys: CacheKeys::new("t"),
             }),
+            store,
+            clock,
+            total_capacity: None,
             index,
             origin,
             refs: FakeRefsSource::default()
@@ -420,6 +469,16 @@ mod tests {
     /// Runs a request with headers and then its write-backs; returns the response with any
     /// streamed body read into `body`.
     fn request(world: &World, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        request_with_body(world, method, path, headers, b"")
+    }
+
+    fn request_with_body(
+        world: &World,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
         let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         let backends = Backends {
             cache: &world.cache,
@@ -429,22 +488,36 @@ mod tests {
             lease_ms: 30_000,
             lease_wait_ms: 1_000,
             origin_timeout_ms: 1_000,
+            admin_token: Some(ADMIN_TOKEN),
+            total_capacity: world.total_capacity,
+            orphan_grace_ms: 1_000,
         };
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let (response, write_backs) = block_on(handle(
             &RequestParts {
                 method,
                 path,
+                query,
+                body,
+                authorization: header("authorization"),
                 nonce: "n1",
                 range: header("range"),
                 if_none_match: header("if-none-match"),
             },
             &backends,
         ));
+        let ids = world.registry.ids();
+        let scope = EvictionScope {
+            datasets: &ids,
+            now_ms: world.cache.clock.now_ms(),
+            token: "wb",
+        };
         for write_back in write_backs {
             block_on(run_write_back(
                 write_back,
                 &world.cache.index,
                 &world.cache.store,
+                &scope,
             ))
             .unwrap();
         }

@@ -1,0 +1,409 @@
+//! Removing cached keys: eviction to capacity, purges, and the scheduled sweep (expired entries,
+//! capacities, orphaned objects, stats snapshots).
+//!
+//! Generic over the backend traits. Every removal follows the same three steps: the index claims
+//! the keys (atomically takes them out of the accounting and marks their entries, so lookups
+//! miss them), the objects no entry holds any more are deleted from storage, and only then are
+//! the marked entries deleted. A crash between the steps leaves a marked entry that expires by
+//! itself and, at worst, an object no entry holds, which the sweep deletes: never an entry that
+//! vouches for a deleted object. Storage is shared by datasets reading the same source range, so
+//! an object is deleted only when no dataset's entry holds it.
+
+use serde::Serialize;
+
+use crate::backend::{ChunkStore, Clock, Index};
+use crate::cache_path::CacheBackends;
+use crate::datasets::DatasetRegistry;
+use crate::cache_entry::{ClaimReason, ClaimSelector, ClaimedKey};
+use crate::cache_keys::CacheKeys;
+use crate::error::Error;
+use crate::eviction::{CapacityLimits, Limit};
+
+/// Keys claimed per index call.
+pub const CLAIM_BATCH: u64 = 200;
+/// Claims one removal makes at most (bounds one request's subrequests: ~2 index calls and up to
+/// a batch of storage deletes each). What is left is removed by the next call or sweep.
+pub const MAX_CLAIM_ROUNDS: usize = 20;
+/// Victims one deployment-wide eviction takes at most, one at a time.
+pub const MAX_TOTAL_EVICTIONS: usize = 200;
+/// Objects listed per storage page in the orphan sweep.
+pub const ORPHAN_PAGE: u32 = 500;
+/// Stats snapshots kept per dataset (a week of hourly sweeps).
+pub const SNAPSHOTS_KEPT: u64 = 168;
+
+/// What an eviction needs besides the index, the store and the dataset.
+#[derive(Debug, Clone, Copy)]
+pub struct EvictionScope<'a> {
+    /// Every dataset (a deployment-wide limit picks its victims among them).
+    pub datasets: &'a [String],
+    /// Now, ms since the epoch (decides which entries have expired).
+    pub now_ms: u64,
+    /// A value unique to this run, marking the entries it claims.
+    pub token: &'a str,
+}
+
+/// What a removal did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RemovalReport {
+    /// Entries removed, whatever the reason.
+    pub entries_removed: u64,
+    /// Of those, expired ones.
+    pub expired_removed: u64,
+    /// Of those, evicted for capacity.
+    pub evicted: u64,
+    /// Storage objects deleted (objects other datasets still hold stay).
+    pub objects_deleted: u64,
+    /// Bytes taken out of the accounting.
+    pub bytes_freed: u64,
+    /// Whether everything selected was removed (false when the round limit stopped it).
+    pub complete: bool,
+    /// Storage deletes that failed (the objects are left for the sweep).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+impl RemovalReport {
+    fn add(&mut self, other: Self) {
+        self.entries_removed += other.entries_removed;
+        self.expired_removed += other.expired_removed;
+        self.evicted += other.evicted;
+        self.objects_deleted += other.objects_deleted;
+        self.bytes_freed += other.bytes_freed;
+        self.complete = other.complete;
+        self.failures.extend(other.failures);
+    }
+}
+
+/// Removes the keys `selector` picks in `dataset` (expired keys always go too), in rounds of
+/// [`CLAIM_BATCH`], at most [`MAX_CLAIM_ROUNDS`].
+///
+/// # Errors
+/// [`Error::Index`] when the index fails (keys claimed before stay claimed and expire).
+pub async fn remove_keys<I: Index, S: ChunkStore>(
+    index: &I,
+    store: &S,
+    dataset: &str,
+    selector: &ClaimSelector,
+    now_ms: u64,
+    token: &str,
+) -> Result<RemovalReport, Error> {
+    let mut report = RemovalReport::default();
+    for _ in 0..MAX_CLAIM_ROUNDS {
+        let claimed = index
+            .claim(dataset, selector, now_ms, token, CLAIM_BATCH)
+            .await?;
+        let last = (claimed.len() as u64) < CLAIM_BATCH;
+        report.add(remove_claimed(index, store, dataset, claimed, token).await?);
+        if last {
+            report.complete = true;
+            return Ok(report);
+        }
+    }
+    report.complete = false;
+    Ok(report)
+}
+
+/// Deletes the objects of `claimed` that no entry holds, then the claimed entries.
+async fn remove_claimed<I: Index, S: ChunkStore>(
+    index: &I,
+    store: &S,
+    dataset: &str,
+    claimed: Vec<ClaimedKey>,
+    token: &str,
+) -> Result<RemovalReport, Error> {
+    let mut report = RemovalReport::default();
+    for key in claimed.iter().filter(|k| k.object_unheld && !k.object_key.is_empty()) {
+        match store.delete(&key.object_key).await {
+            Ok(()) => report.objects_deleted += 1,
+            Err(e) => report.failures.push(format!("delete {}: {e}", key.object_key)),
+        }
+    }
+    for key in &claimed {
+        report.entries_removed += 1;
+        report.bytes_freed += key.size;
+        match key.reason {
+            ClaimReason::Expired => report.expired_removed += 1,
+            ClaimReason::Evicted => report.evicted += 1,
+            ClaimReason::Purged => {}
+        }
+    }
+    let keys: Vec<String> = claimed.into_iter().map(|k| k.key).collect();
+    index.drop_claimed(dataset, &keys, token).await?;
+    Ok(report)
+}
+
+/// Evicts until `dataset` is within its capacity and all datasets within the deployment's.
+///
+/// The deployment-wide limit evicts one key at a time from the dataset whose lowest score (in
+/// that limit's policy order) is lowest overall.
+///
+/// # Errors
+/// [`Error::Index`] when the index fails.
+pub async fn enforce_limits<I: Index, S: ChunkStore>(
+    index: &I,
+    store: &S,
+    dataset: &str,
+    limits: CapacityLimits,
+    scope: &EvictionScope<'_>,
+) -> Result<RemovalReport, Error> {
+    let mut report = RemovalReport {
+        complete: true,
+        ..RemovalReport::default()
+    };
+    if let Some(limit) = limits.dataset {
+        report.add(
+            remove_keys(
+                index,
+                store,
+                dataset,
+                &ClaimSelector::Capacity(limit),
+                scope.now_ms,
+                scope.token,
+            )
+            .await?,
+        );
+    }
+    if let Some(total) = limits.total {
+        report.add(enforce_total(index, store, total, scope).await?);
+    }
+    Ok(report)
+}
+
+/// Evicts across datasets until all of them together are within `total`.
+async fn enforce_total<I: Index, S: ChunkStore>(
+    index: &I,
+    store: &S,
+    total: Limit,
+    scope: &EvictionScope<'_>,
+) -> Result<RemovalReport, Error> {
+    let mut report = RemovalReport {
+        complete: true,
+        ..RemovalReport::default()
+    };
+    for _ in 0..MAX_TOTAL_EVICTIONS {
+        if index.total_stored().await? <= total.capacity_bytes {
+            return Ok(report);
+        }
+        let scores = index
+            .lowest_scores(scope.datasets, total.policy.order())
+            .await?;
+        let victim = scope
+            .datasets
+            .iter()
+            .zip(scores)
+            .filter_map(|(dataset, score)| Some((dataset, score?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((dataset, _)) = victim else {
+            return Ok(report);
+        };
+        let selector = ClaimSelector::Head {
+            count: 1,
+            policy: total.policy,
+        };
+        let claimed = index
+            .claim(dataset, &selector, scope.now_ms, scope.token, 1)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        report.add(remove_claimed(index, store, dataset, claimed, scope.token).await?);
+    }
+    report.complete = false;
+    Ok(report)
+}
+
+/// One dataset's part of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetSweep {
+    /// The dataset.
+    pub id: String,
+    /// What was removed.
+    #[serde(flatten)]
+    pub removed: RemovalReport,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Per dataset: expired entries and evictions.
+    pub datasets: Vec<DatasetSweep>,
+    /// Deployment-wide evictions.
+    pub total_evicted: u64,
+    /// Stored objects looked at for orphans.
+    pub objects_scanned: u64,
+    /// Objects no entry held, deleted.
+    pub orphans_deleted: u64,
+    /// Stats snapshots recorded.
+    pub snapshots: u64,
+    /// What failed (the sweep goes on past failures).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// The sweep's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    /// The deployment-wide limit.
+    pub total: Option<Limit>,
+    /// How old an object with no holder must be to be deleted (a write-back stores its object
+    /// before it indexes it).
+    pub orphan_grace_ms: u64,
+}
+
+/// The scheduled sweep: for every dataset, remove expired entries and enforce its capacity; then
+/// the deployment-wide capacity; then delete stored objects no entry holds that are older than
+/// the grace period; then record a stats snapshot per dataset.
+pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
+    index: &I,
+    store: &S,
+    clock: &C,
+    keys: &CacheKeys,
+    datasets: &[(String, CapacityLimits)],
+    settings: SweepSettings,
+    token: &str,
+) -> SweepReport {
+    let mut report = SweepReport::default();
+    let ids: Vec<String> = datasets.iter().map(|(id, _)| id.clone()).collect();
+    let now_ms = clock.now_ms();
+    for (id, limits) in datasets {
+        let selector = limits
+            .dataset
+            .map_or(ClaimSelector::Expired, ClaimSelector::Capacity);
+        match remove_keys(index, store, id, &selector, now_ms, token).await {
+            Ok(mut removed) => {
+                report.failures.append(&mut removed.failures);
+                report.datasets.push(DatasetSweep {
+                    id: id.clone(),
+                    removed,
+                });
+            }
+            Err(e) => report.failures.push(format!("{id}: {e}")),
+        }
+    }
+    if let Some(total) = settings.total {
+        let scope = EvictionScope {
+            datasets: &ids,
+            now_ms,
+            token,
+        };
+        match enforce_total(index, store, total, &scope).await {
+            Ok(removed) => report.total_evicted = removed.evicted,
+            Err(e) => report.failures.push(format!("total capacity: {e}")),
+        }
+    }
+    if let Err(e) = delete_orphans(index, store, keys, clock.now_ms(), settings, &mut report).await {
+        report.failures.push(format!("orphans: {e}"));
+    }
+    match record_snapshots(index, &ids, clock.now_ms()).await {
+        Ok(n) => report.snapshots = n,
+        Err(e) => report.failures.push(format!("snapshots: {e}")),
+    }
+    report
+}
+
+/// The sweep over every dataset of `registry` (run-time datasets reread first): what the cron
+/// trigger and `POST /api/admin/sweep` run.
+pub async fn scheduled_sweep<I: Index, S: ChunkStore, O, C: Clock>(
+    cache: &CacheBackends<I, S, O, C>,
+    registry: &DatasetRegistry,
+    settings: SweepSettings,
+    token: &str,
+) -> SweepReport {
+    registry
+        .refresh_runtime(&cache.index, cache.clock.now_ms())
+        .await;
+    let datasets: Vec<(String, CapacityLimits)> = registry
+        .datasets()
+        .iter()
+        .map(|d| (d.id.clone(), d.limits(settings.total)))
+        .collect();
+    sweep(
+        &cache.index,
+        &cache.store,
+        &cache.clock,
+        &cache.keys,
+        &datasets,
+        settings,
+        token,
+    )
+    .await
+}
+
+/// Lists every chunk object and deletes those no entry holds, if older than the grace period.
+async fn delete_orphans<I: Index, S: ChunkStore>(
+    index: &I,
+    store: &S,
+    keys: &CacheKeys,
+    now_ms: u64,
+    settings: SweepSettings,
+    report: &mut SweepReport,
+) -> Result<(), Error> {
+    let prefix = keys.object_prefix();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list(&prefix, cursor.as_deref(), ORPHAN_PAGE).await?;
+        report.objects_scanned += page.objects.len() as u64;
+        let old: Vec<String> = page
+            .objects
+            .into_iter()
+            .filter(|o| now_ms.saturating_sub(o.uploaded_ms) >= settings.orphan_grace_ms)
+            .map(|o| o.key)
+            .collect();
+        let held = index.objects_held(&old).await?;
+        for (object, held) in old.iter().zip(held) {
+            if held {
+                continue;
+            }
+            match store.delete(object).await {
+                Ok(()) => report.orphans_deleted += 1,
+                Err(e) => report.failures.push(format!("delete {object}: {e}")),
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A point in a dataset's stats history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StatsSnapshot {
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Reads served from the cache so far.
+    pub hits: u64,
+    /// Reads served from the origin so far.
+    pub misses: u64,
+    /// Bytes served from the cache so far.
+    pub bytes_from_cache: u64,
+    /// Bytes fetched from the origin so far.
+    pub bytes_from_origin: u64,
+    /// Keys cached then.
+    pub entries: u64,
+    /// Bytes stored then.
+    pub bytes_stored: u64,
+}
+
+/// Records one [`StatsSnapshot`] per dataset; returns how many.
+async fn record_snapshots<I: Index>(index: &I, ids: &[String], now_ms: u64) -> Result<u64, Error> {
+    let stats = index.cache_stats(ids).await?;
+    let mut recorded = 0;
+    for (id, stats) in ids.iter().zip(stats) {
+        let c = stats.counters;
+        let snapshot = StatsSnapshot {
+            at_ms: now_ms,
+            hits: c.hits,
+            misses: c.misses,
+            bytes_from_cache: c.bytes_from_cache,
+            bytes_from_origin: c.bytes_from_origin,
+            entries: c.entries,
+            bytes_stored: c.bytes_stored,
+        };
+        let json = serde_json::to_string(&snapshot)
+            .map_err(|e| Error::Internal(format!("snapshot: {e}")))?;
+        index.record_snapshot(id, &json, SNAPSHOTS_KEPT).await?;
+        recorded += 1;
+    }
+    Ok(recorded)
+}

@@ -1,0 +1,192 @@
+//! The stats endpoints: `GET /api/stats` (every dataset's counters, stored bytes, capacity and
+//! fetch-time percentiles), `GET /api/stats/keys` (a dataset's cached keys sorted by the index,
+//! paged) and `GET /api/stats/history` (the sweep's snapshots).
+
+use serde_json::json;
+
+use crate::backend::Index;
+use crate::datasets::DatasetRegistry;
+use crate::error::Error;
+use crate::eviction::{KeySort, Limit};
+use crate::maintenance::StatsSnapshot;
+use crate::response::HttpResponse;
+use crate::route::query_pairs;
+
+/// Default and largest page of `GET /api/stats/keys`.
+pub const KEYS_PAGE: (u64, u64) = (100, 1_000);
+
+/// `GET /api/stats`: one pipeline for every dataset.
+///
+/// # Errors
+/// [`Error::Index`] when the index fails.
+pub async fn all_stats(
+    index: &impl Index,
+    registry: &DatasetRegistry,
+    total: Option<Limit>,
+) -> Result<HttpResponse, Error> {
+    let datasets = registry.datasets();
+    let ids = registry.ids();
+    let stats = index.cache_stats(&ids).await?;
+    let (mut entries, mut bytes_stored) = (0, 0);
+    let listing: Vec<serde_json::Value> = datasets
+        .iter()
+        .zip(stats)
+        .map(|(config, stats)| {
+            let c = &stats.counters;
+            entries += c.entries;
+            bytes_stored += c.bytes_stored;
+            let reads = c.hits + c.misses;
+            #[allow(clippy::cast_precision_loss)] // counters far below 2^52
+            let hit_ratio = (reads > 0).then(|| c.hits as f64 / reads as f64);
+            let mut entry = json!(c);
+            entry["id"] = json!(config.id);
+            entry["hit_ratio"] = json!(hit_ratio);
+            entry["capacity_bytes"] = json!(config.capacity_bytes);
+            entry["eviction"] = json!(config.eviction);
+            entry["fetch_ms_p50"] = json!(stats.fetch_ms_p50);
+            entry["fetch_ms_p95"] = json!(stats.fetch_ms_p95);
+            entry
+        })
+        .collect();
+    Ok(HttpResponse::json(
+        200,
+        &json!({
+            "datasets": listing,
+            "total": {
+                "entries": entries,
+                "bytes_stored": bytes_stored,
+                "capacity_bytes": total.map(|t| t.capacity_bytes),
+                "eviction": total.map(|t| t.policy),
+            },
+        }),
+    ))
+}
+
+/// The `dataset` query parameter, which must name a known dataset.
+fn dataset_param(pairs: &[(String, String)], registry: &DatasetRegistry) -> Result<String, Error> {
+    let id = pairs
+        .iter()
+        .find(|(name, _)| name == "dataset")
+        .map(|(_, value)| value.clone())
+        .ok_or_else(|| Error::BadRequest("the dataset parameter is required".into()))?;
+    registry.config(&id)?;
+    Ok(id)
+}
+
+/// A whole-number query parameter within `1..=max` (or `0..` for offsets when `min` is 0).
+fn number_param(
+    pairs: &[(String, String)],
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, Error> {
+    match pairs.iter().find(|(n, _)| n == name) {
+        None => Ok(default),
+        Some((_, value)) => value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                Error::BadRequest(format!("{name} must be a whole number from {min} to {max}"))
+            }),
+    }
+}
+
+/// `GET /api/stats/keys?dataset=&sort=&order=&limit=&cursor=`.
+///
+/// The cursor is a rank in the chosen order: keys that move between pages while paging (a hit
+/// changes `hits` and `last_access`) can be seen twice or not at all, as with any ranked listing.
+///
+/// # Errors
+/// [`Error::BadRequest`] for a bad parameter, [`Error::NotFound`] for an unknown dataset,
+/// [`Error::Index`] when the index fails.
+pub async fn keys_listing(
+    index: &impl Index,
+    registry: &DatasetRegistry,
+    query: &str,
+) -> Result<HttpResponse, Error> {
+    let pairs = query_pairs(query)?;
+    let dataset = dataset_param(&pairs, registry)?;
+    let param = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let sort = match param("sort") {
+        None => KeySort::LastAccess,
+        Some(name) => KeySort::parse(name).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "sort must be hits, last_access, size, fetch_ms or created, not {name:?}"
+            ))
+        })?,
+    };
+    let descending = match param("order") {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "order must be asc or desc, not {other:?}"
+            )))
+        }
+    };
+    let limit = number_param(&pairs, "limit", KEYS_PAGE.0, 1, KEYS_PAGE.1)?;
+    let offset = number_param(&pairs, "cursor", 0, 0, u64::from(u32::MAX))?;
+    let page = index
+        .list_keys(&dataset, sort, descending, offset, limit)
+        .await?;
+    let keys: Vec<serde_json::Value> = page
+        .keys
+        .iter()
+        .map(|k| {
+            json!({
+                "key": k.key,
+                "size": k.entry.size,
+                "hits": k.entry.hits,
+                "last_access_ms": k.entry.last_access_ms,
+                "created_ms": k.entry.created_ms,
+                "fetch_ms": k.entry.fetch_ms,
+                "expires_ms": k.expires_ms,
+                "checksum": k.entry.checksum,
+                "object_key": k.entry.object_key,
+            })
+        })
+        .collect();
+    let next = offset + limit;
+    Ok(HttpResponse::json(
+        200,
+        &json!({
+            "dataset": dataset,
+            "sort": sort.as_str(),
+            "order": if descending { "desc" } else { "asc" },
+            "keys": keys,
+            "next_cursor": (next < page.accounted).then(|| next.to_string()),
+        }),
+    ))
+}
+
+/// `GET /api/stats/history?dataset=&limit=`: the sweep's snapshots, newest first.
+///
+/// # Errors
+/// As [`keys_listing`].
+pub async fn history(
+    index: &impl Index,
+    registry: &DatasetRegistry,
+    query: &str,
+) -> Result<HttpResponse, Error> {
+    let pairs = query_pairs(query)?;
+    let dataset = dataset_param(&pairs, registry)?;
+    let limit = number_param(
+        &pairs,
+        "limit",
+        crate::maintenance::SNAPSHOTS_KEPT,
+        1,
+        crate::maintenance::SNAPSHOTS_KEPT,
+    )?;
+    let snapshots: Vec<StatsSnapshot> = index
+        .snapshots(&dataset, limit)
+        .await?
+        .iter()
+        .filter_map(|s| serde_json::from_str(s).ok())
+        .collect();
+    Ok(HttpResponse::json(
+        200,
+        &json!({ "dataset": dataset, "snapshots": snapshots }),
+    ))
+}
