@@ -170,9 +170,7 @@ where
     backends.datasets.config(&request.dataset)?;
     let selector = match (request.key, request.prefix) {
         (Some(_), Some(_)) => {
-            return Err(Error::BadRequest(
-                "give a key or a prefix, not both".into(),
-            ))
+            return Err(Error::BadRequest("give a key or a prefix, not both".into()))
         }
         (Some(key), None) if !key.is_empty() => ClaimSelector::Key(key),
         (None, Some(prefix)) if !prefix.is_empty() => ClaimSelector::Prefix(prefix),
@@ -242,6 +240,42 @@ where
     ))
 }
 
+/// The ranged keys of `refs` a warm job selects (explicit and generated, each once), at most
+/// `limit`; `true` when more matched.
+fn matching_keys(
+    refs: &crate::kerchunk::References,
+    request: &WarmRequest,
+    limit: usize,
+) -> (
+    Vec<(String, String, Option<crate::backend::ByteRange>)>,
+    bool,
+) {
+    let wanted = |key: &str| {
+        request.prefix.as_deref().is_none_or(|p| key.starts_with(p))
+            && request
+                .pattern
+                .as_deref()
+                .is_none_or(|p| glob_matches(p, key))
+    };
+    let explicit = refs.explicit_keys().map(str::to_owned);
+    let generated = refs.gen_patterns().flat_map(|p| p.keys());
+    let mut matched = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for key in explicit.chain(generated) {
+        if !wanted(&key) || seen.contains(&key) {
+            continue;
+        }
+        if let Ok(KeyAnswer::Fetch { url, range }) = answer_key(refs, &key) {
+            if matched.len() == limit {
+                return (matched, true);
+            }
+            seen.insert(key.clone());
+            matched.push((key, url, range));
+        }
+    }
+    (matched, false)
+}
+
 /// What happened to one key of a warm job.
 enum Warmed {
     Fetched,
@@ -271,30 +305,13 @@ where
     let config = backends.datasets.config(&request.dataset)?;
     let refs = backends
         .datasets
-        .references(&request.dataset, backends.refs_source, &backends.cache.clock)
+        .references(
+            &request.dataset,
+            backends.refs_source,
+            &backends.cache.clock,
+        )
         .await?;
-    let wanted = |key: &str| {
-        request.prefix.as_deref().is_none_or(|p| key.starts_with(p))
-            && request.pattern.as_deref().is_none_or(|p| glob_matches(p, key))
-    };
-    let explicit = refs.explicit_keys().map(str::to_owned);
-    let generated = refs.gen_patterns().flat_map(|p| p.keys());
-    let mut matched = Vec::new();
-    let mut truncated = false;
-    let mut seen = std::collections::BTreeSet::new();
-    for key in explicit.chain(generated) {
-        if !wanted(&key) || seen.contains(&key) {
-            continue;
-        }
-        if let Ok(KeyAnswer::Fetch { url, range }) = answer_key(&refs, &key) {
-            if matched.len() == limit {
-                truncated = true;
-                break;
-            }
-            seen.insert(key.clone());
-            matched.push((key, url, range));
-        }
-    }
+    let (matched, truncated) = matching_keys(&refs, &request, limit);
     let policy = cache_policy(&config, backends);
     let ids = backends.datasets.ids();
     let now_ms = backends.cache.clock.now_ms();

@@ -4,9 +4,7 @@
 //! `worker::Date`) appear only in their `glue` implementations. Traits are not `Send`: Workers
 //! runs one thread and JS futures are `!Send`.
 
-use crate::cache_entry::{
-    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, StoredBytes,
-};
+use crate::cache_entry::{CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, StoredBytes};
 use crate::eviction::{KeySort, Order};
 use crate::upstash::HttpCall;
 
@@ -105,12 +103,7 @@ pub trait Index {
     /// Undoes a hit that [`lookup`](Self::lookup) recorded for an entry whose bytes turned out
     /// to be missing from the store, and deletes that entry, but only if it is still that entry
     /// (same object and creation time): a fresher entry written meanwhile stays.
-    async fn forget(
-        &self,
-        dataset: &str,
-        key: &str,
-        entry: &IndexEntry,
-    ) -> Result<(), IndexError>;
+    async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError>;
 
     /// Tries to become the one instance fetching `object` from the origin: `SET NX PX`.
     ///
@@ -404,12 +397,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
             .record_miss(dataset, key, origin_bytes, stored, ttl_ms)
             .await
     }
-    async fn forget(
-        &self,
-        dataset: &str,
-        key: &str,
-        entry: &IndexEntry,
-    ) -> Result<(), IndexError> {
+    async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         (**self).forget(dataset, key, entry).await
     }
     async fn adopt(
@@ -438,9 +426,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
         token: &str,
         most: u64,
     ) -> Result<Vec<ClaimedKey>, IndexError> {
-        (**self)
-            .claim(dataset, selector, now_ms, token, most)
-            .await
+        (**self).claim(dataset, selector, now_ms, token, most).await
     }
     async fn drop_claimed(
         &self,

@@ -249,7 +249,11 @@ impl ClaimedKey {
 
 /// A non-negative whole number read from a Redis score or Lua number.
 #[must_use]
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped first
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)] // clamped first
 pub fn f64_to_u64(value: f64) -> u64 {
     if value.is_finite() && value > 0.0 {
         value.round().min(u64::MAX as f64) as u64

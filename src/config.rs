@@ -110,6 +110,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the first variable that is missing or invalid.
+    #[allow(clippy::too_many_lines)] // one validation per variable, in order
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| {
             lookup(name)

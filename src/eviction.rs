@@ -164,7 +164,8 @@ impl CapacityLimits {
     /// Whether stored bytes (`dataset_bytes` of the dataset, `total_bytes` of all) exceed a limit.
     #[must_use]
     pub fn exceeded(&self, dataset_bytes: u64, total_bytes: u64) -> bool {
-        self.dataset.is_some_and(|l| dataset_bytes > l.capacity_bytes)
+        self.dataset
+            .is_some_and(|l| dataset_bytes > l.capacity_bytes)
             || self.total.is_some_and(|l| total_bytes > l.capacity_bytes)
     }
 }

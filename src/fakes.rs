@@ -11,8 +11,8 @@ use crate::backend::{
     StoredObject, TransportError, UpstashTransport,
 };
 use crate::cache_entry::{
-    CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo,
-    KeyPage, StoredBytes,
+    CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo, KeyPage,
+    StoredBytes,
 };
 use crate::eviction::{gdsf_priority, lfu_score, percentile_rank, EvictionPolicy, KeySort, Order};
 use crate::upstash::HttpCall;
@@ -147,7 +147,12 @@ impl FakeIndex {
         keys
     }
     fn counters(&self, dataset: &str, change: impl FnOnce(&mut DatasetStats)) {
-        change(self.stats.borrow_mut().entry(dataset.to_owned()).or_default());
+        change(
+            self.stats
+                .borrow_mut()
+                .entry(dataset.to_owned())
+                .or_default(),
+        );
     }
     fn stored_bytes(&self, dataset: &str) -> StoredBytes {
         let accounting = self.accounting.borrow();
@@ -183,7 +188,12 @@ impl FakeIndex {
         let id = (dataset.to_owned(), key.to_owned());
         self.release(&id);
         let accesses = entry.hits + 1;
-        let clock = self.gdsf_clocks.borrow().get(dataset).copied().unwrap_or(0.0);
+        let clock = self
+            .gdsf_clocks
+            .borrow()
+            .get(dataset)
+            .copied()
+            .unwrap_or(0.0);
         self.accounting.borrow_mut().insert(
             id.clone(),
             Accounting {
@@ -221,10 +231,17 @@ impl FakeIndex {
         Some(key)
     }
     /// Claims the key lowest in `policy`'s order (raising the GDSF clock for `cost`).
-    fn evict_lowest(&self, dataset: &str, policy: EvictionPolicy, token: &str) -> Option<ClaimedKey> {
+    fn evict_lowest(
+        &self,
+        dataset: &str,
+        policy: EvictionPolicy,
+        token: &str,
+    ) -> Option<ClaimedKey> {
         let (id, score) = self.lowest(dataset, policy.order())?;
         if policy == EvictionPolicy::Cost {
-            self.gdsf_clocks.borrow_mut().insert(dataset.to_owned(), score);
+            self.gdsf_clocks
+                .borrow_mut()
+                .insert(dataset.to_owned(), score);
         }
         self.claim_one(&id, ClaimReason::Evicted, token)
     }
@@ -261,7 +278,12 @@ impl Index for FakeIndex {
                 if let Some(a) = self.accounting.borrow_mut().get_mut(&id) {
                     a.accesses = e.entry.hits + 1;
                     a.last_access_ms = now_ms;
-                    let clock = self.gdsf_clocks.borrow().get(dataset).copied().unwrap_or(0.0);
+                    let clock = self
+                        .gdsf_clocks
+                        .borrow()
+                        .get(dataset)
+                        .copied()
+                        .unwrap_or(0.0);
                     a.priority = gdsf_priority(clock, a.accesses, a.fetch_ms, a.size);
                 }
                 self.counters(dataset, |s| {
@@ -460,7 +482,10 @@ impl Index for FakeIndex {
         let mut entries = self.entries.borrow_mut();
         for key in keys {
             let id = (dataset.to_owned(), key.clone());
-            if entries.get(&id).is_some_and(|e| e.evicting.as_deref() == Some(token)) {
+            if entries
+                .get(&id)
+                .is_some_and(|e| e.evicting.as_deref() == Some(token))
+            {
                 entries.remove(&id);
             }
         }

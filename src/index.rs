@@ -107,7 +107,12 @@ impl<T: UpstashTransport> UpstashIndex<T> {
             key.to_owned(),
             ttl_ms.max(1).to_string(),
             now_ms.to_string(),
-            if miss_origin_bytes.is_some() { "miss" } else { "hit" }.to_owned(),
+            if miss_origin_bytes.is_some() {
+                "miss"
+            } else {
+                "hit"
+            }
+            .to_owned(),
             miss_origin_bytes.unwrap_or(0).to_string(),
             entry.object_key.clone(),
             entry.size.to_string(),
@@ -274,14 +279,14 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
         let commands: Vec<Command> = datasets
             .iter()
-            .map(|d| {
-                self.dataset_eval(index_scripts::STATS, d, &[], ["50".into(), "95".into()])
-            })
+            .map(|d| self.dataset_eval(index_scripts::STATS, d, &[], ["50".into(), "95".into()]))
             .collect();
         self.pipeline(&commands)
             .await?
             .iter()
-            .map(|reply| CacheStats::from_stats_reply(reply).ok_or_else(|| unexpected("stats", reply)))
+            .map(|reply| {
+                CacheStats::from_stats_reply(reply).ok_or_else(|| unexpected("stats", reply))
+            })
             .collect()
     }
 
@@ -304,20 +309,27 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             ClaimSelector::All => ("all", String::new(), EvictionPolicy::Lru),
         };
         let reply = self
-            .call(&self.dataset_eval(
-                index_scripts::CLAIM,
-                dataset,
-                &[],
-                [
-                    now_ms.to_string(),
-                    token.to_owned(),
-                    most.max(1).to_string(),
-                    mode.to_owned(),
-                    argument,
-                    policy.order().position().to_string(),
-                    if policy == EvictionPolicy::Cost { "1" } else { "0" }.to_owned(),
-                ],
-            ))
+            .call(
+                &self.dataset_eval(
+                    index_scripts::CLAIM,
+                    dataset,
+                    &[],
+                    [
+                        now_ms.to_string(),
+                        token.to_owned(),
+                        most.max(1).to_string(),
+                        mode.to_owned(),
+                        argument,
+                        policy.order().position().to_string(),
+                        if policy == EvictionPolicy::Cost {
+                            "1"
+                        } else {
+                            "0"
+                        }
+                        .to_owned(),
+                    ],
+                ),
+            )
             .await?;
         ClaimedKey::from_claim_reply(&reply).ok_or_else(|| unexpected("claim", &reply))
     }
@@ -380,7 +392,10 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                     .arg(stats_fields::BYTES_STORED),
             )
             .await?;
-        Ok(reply.as_int().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+        Ok(reply
+            .as_int()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0))
     }
 
     async fn list_keys(
@@ -399,7 +414,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                 &[],
                 [
                     order.position().to_string(),
-                    if descending != negated { "1" } else { "0" }.to_owned(),
+                    if descending == negated { "0" } else { "1" }.to_owned(),
                     offset.to_string(),
                     limit.max(1).to_string(),
                 ],

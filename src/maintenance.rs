@@ -12,10 +12,10 @@
 use serde::Serialize;
 
 use crate::backend::{ChunkStore, Clock, Index};
-use crate::cache_path::CacheBackends;
-use crate::datasets::DatasetRegistry;
 use crate::cache_entry::{ClaimReason, ClaimSelector, ClaimedKey};
 use crate::cache_keys::CacheKeys;
+use crate::cache_path::CacheBackends;
+use crate::datasets::DatasetRegistry;
 use crate::error::Error;
 use crate::eviction::{CapacityLimits, Limit};
 
@@ -112,10 +112,15 @@ async fn remove_claimed<I: Index, S: ChunkStore>(
     token: &str,
 ) -> Result<RemovalReport, Error> {
     let mut report = RemovalReport::default();
-    for key in claimed.iter().filter(|k| k.object_unheld && !k.object_key.is_empty()) {
+    for key in claimed
+        .iter()
+        .filter(|k| k.object_unheld && !k.object_key.is_empty())
+    {
         match store.delete(&key.object_key).await {
             Ok(()) => report.objects_deleted += 1,
-            Err(e) => report.failures.push(format!("delete {}: {e}", key.object_key)),
+            Err(e) => report
+                .failures
+                .push(format!("delete {}: {e}", key.object_key)),
         }
     }
     for key in &claimed {
@@ -291,7 +296,8 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
             Err(e) => report.failures.push(format!("total capacity: {e}")),
         }
     }
-    if let Err(e) = delete_orphans(index, store, keys, clock.now_ms(), settings, &mut report).await {
+    if let Err(e) = delete_orphans(index, store, keys, clock.now_ms(), settings, &mut report).await
+    {
         report.failures.push(format!("orphans: {e}"));
     }
     match record_snapshots(index, &ids, clock.now_ms()).await {

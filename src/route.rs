@@ -87,7 +87,9 @@ fn admin_route(method: &str, rest: &str) -> Result<Route, Error> {
         "/datasets" => return not_allowed("GET, HEAD, OPTIONS"),
         other => {
             let Some(id) = other.strip_prefix("/datasets/") else {
-                return Err(Error::NotFound(format!("no admin route {ADMIN_PREFIX}{rest}")));
+                return Err(Error::NotFound(format!(
+                    "no admin route {ADMIN_PREFIX}{rest}"
+                )));
             };
             let dataset = validate_dataset_id(id)?;
             match method {
@@ -293,9 +295,21 @@ mod tests {
             ("GET", "/api/stats", Ok(Route::Stats)),
             ("GET", "/api/stats/keys", Ok(Route::StatsKeys)),
             ("HEAD", "/api/stats/history", Ok(Route::StatsHistory)),
-            ("POST", "/api/admin/purge", Ok(Route::Admin(AdminRoute::Purge))),
-            ("POST", "/api/admin/warm/", Ok(Route::Admin(AdminRoute::Warm))),
-            ("POST", "/api/admin/sweep", Ok(Route::Admin(AdminRoute::Sweep))),
+            (
+                "POST",
+                "/api/admin/purge",
+                Ok(Route::Admin(AdminRoute::Purge)),
+            ),
+            (
+                "POST",
+                "/api/admin/warm/",
+                Ok(Route::Admin(AdminRoute::Warm)),
+            ),
+            (
+                "POST",
+                "/api/admin/sweep",
+                Ok(Route::Admin(AdminRoute::Sweep)),
+            ),
             ("GET", "/api/admin/purge", Err(405)),
             (
                 "GET",

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use serde_json::json;
 
+use crate::admin::{authorize, handle_admin};
 use crate::backend::{ChunkStore, Clock, Index, Origin, ReferenceSource};
 use crate::cache_keys::content_checksum;
 use crate::cache_path::{
@@ -16,7 +17,6 @@ use crate::cache_path::{
     Timing, WriteBack,
 };
 use crate::conditional::{etag, none_match, range_answer, RangeAnswer};
-use crate::admin::{authorize, handle_admin};
 use crate::datasets::{DatasetConfig, DatasetRegistry, LoadState};
 use crate::error::Error;
 use crate::eviction::Limit;
@@ -172,11 +172,15 @@ where
             }
             plain(HttpResponse::json(200, &json!({ "datasets": listing })))
         }
-        Route::Stats => plain(
-            all_stats(&cache.index, backends.datasets, backends.total_capacity).await?,
-        ),
-        Route::StatsKeys => plain(keys_listing(&cache.index, backends.datasets, request.query).await?),
-        Route::StatsHistory => plain(history(&cache.index, backends.datasets, request.query).await?),
+        Route::Stats => {
+            plain(all_stats(&cache.index, backends.datasets, backends.total_capacity).await?)
+        }
+        Route::StatsKeys => {
+            plain(keys_listing(&cache.index, backends.datasets, request.query).await?)
+        }
+        Route::StatsHistory => {
+            plain(history(&cache.index, backends.datasets, request.query).await?)
+        }
         Route::Admin(admin) => {
             plain(handle_admin(&admin, request.body, request.nonce, backends).await?)
         }
@@ -306,6 +310,7 @@ where
 }
 
 /// The cache path's tunables for a dataset.
+#[must_use]
 pub fn cache_policy<I, S, O, C, R>(
     config: &DatasetConfig,
     backends: &Backends<'_, I, S, O, C, R>,
@@ -411,7 +416,10 @@ mod tests {
         "t/0": ["http://origin.test/f.bin", 2, 3],
         "t/1": "base64:AAEC",
         "short/0": ["http://origin.test/f.bin", 8, 5],
-        "far/0": ["http://elsewhere.test/f.bin", 0, 1]
+        "far/0": ["http://elsewhere.test/f.bin", 0, 1],
+        "g/0": ["http://origin.test/g.bin", 0, 4],
+        "g/1": ["http://origin.test/g.bin", 4, 8],
+        "g/2": ["http://origin.test/g.bin", 12, 16]
     }}"#;
 
     type FakeBackends =
@@ -430,14 +438,22 @@ mod tests {
     }
 
     fn world() -> World {
-        let datasets = parse_datasets(
-            r#"{"demo": {"refs": "http://origin.test/refs.json", "description": "d"},
-                "broken": {"refs": "http://origin.test/broken.json"}}"#,
-        )
+        world_with("")
+    }
+
+    /// The world with more datasets (`"id": {…}` entries, comma-first).
+    fn world_with(extra_datasets: &str) -> World {
+        let datasets = parse_datasets(&format!(
+            r#"{{"demo": {{"refs": "http://origin.test/refs.json", "description": "d"}},
+                "broken": {{"refs": "http://origin.test/broken.json"}}{extra_datasets}}}"#
+        ))
         .unwrap();
         let index = Rc::new(FakeIndex::healthy());
-        let origin =
-            Rc::new(FakeOrigin::default().with_file("http://origin.test/f.bin", b"0123456789"));
+        let origin = Rc::new(
+            FakeOrigin::default()
+                .with_file("http://origin.test/f.bin", b"0123456789")
+                .with_file("http://origin.test/g.bin", &[7u8; 40]),
+        );
         let store = Rc::new(InMemoryStore::default());
         let clock = Rc::new(ManualClock::default());
         clock.now.set(1_000);
@@ -754,5 +770,367 @@ mod tests {
         assert_eq!(demo["bytes_from_cache"], 6);
         assert!((demo["hit_ratio"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(body["datasets"][0]["hit_ratio"], serde_json::Value::Null);
+    }
+
+    /// A dataset over the demo references with `settings` (JSON members), edge tier off.
+    fn dataset(id: &str, settings: &str) -> String {
+        format!(
+            r#", "{id}": {{"refs": "http://origin.test/refs.json", "edge_ttl_seconds": 0{settings}}}"#
+        )
+    }
+
+    /// Reads `key` of `dataset` at `at_ms`, returning `X-Cache`.
+    fn read_at(world: &World, at_ms: u64, dataset: &str, key: &str) -> String {
+        world.clock.now.set(at_ms);
+        let response = run(world, "GET", &format!("/zarr/{dataset}/{key}"));
+        assert_eq!(response.status, 200, "{dataset}/{key}");
+        response.header("x-cache").unwrap().to_owned()
+    }
+
+    const ADMIN: (&str, &str) = ("authorization", "Bearer admin-token-0123456789");
+
+    fn admin(world: &World, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let response = request_with_body(world, method, path, &[ADMIN], body.as_bytes());
+        let json = serde_json::from_slice(&response.body).unwrap_or_default();
+        (response.status, json)
+    }
+
+    /// The same access pattern (g/2 read and hit twice, then g/0, then g/1; 28 bytes against a
+    /// capacity of 24) leaves a different set under each policy.
+    #[test]
+    fn each_policy_evicts_its_own_victim() {
+        for (policy, survivors, evicted) in [
+            ("lru", ["g/0", "g/1"], "g/2"),
+            ("lfu", ["g/1", "g/2"], "g/0"),
+            ("size", ["g/0", "g/1"], "g/2"),
+            ("cost", ["g/0", "g/2"], "g/1"),
+        ] {
+            let settings = format!(r#", "capacity_bytes": 24, "eviction": "{policy}""#);
+            let world = world_with(&dataset("capped", &settings));
+            assert_eq!(read_at(&world, 1_000, "capped", "g/2"), "MISS");
+            for at in [1_001, 1_002] {
+                assert_eq!(read_at(&world, at, "capped", "g/2"), "HIT");
+            }
+            if policy == "cost" {
+                // Cost per byte: g/2 read three times over 16 bytes outranks g/1's once over 8.
+                assert_eq!(read_at(&world, 1_003, "capped", "g/2"), "HIT");
+            }
+            read_at(&world, 2_000, "capped", "g/0");
+            read_at(&world, 3_000, "capped", "g/1");
+            assert_eq!(world.index.cached_keys("capped"), survivors, "{policy}");
+            let stats = world.index.stats_of("capped");
+            assert!(stats.bytes_stored <= 24, "{policy}: {stats:?}");
+            assert_eq!(
+                world.store.len(),
+                2,
+                "{policy}: the evicted object is deleted"
+            );
+            assert_eq!(
+                read_at(&world, 4_000, "capped", evicted),
+                "MISS",
+                "{policy}"
+            );
+        }
+    }
+
+    /// The admission filter stores only what it admits; the rest is served and counted.
+    #[test]
+    fn admission_filter_decides_what_is_stored() {
+        let settings = r#", "admission": {"exclude": ["g/1"], "max_bytes": 8}"#;
+        let world = world_with(&dataset("picky", settings));
+        for key in ["g/0", "g/1", "g/2"] {
+            read_at(&world, 1_000, "picky", key);
+        }
+        assert_eq!(read_at(&world, 2_000, "picky", "g/0"), "HIT");
+        assert_eq!(read_at(&world, 2_000, "picky", "g/1"), "MISS");
+        assert_eq!(read_at(&world, 2_000, "picky", "g/2"), "MISS");
+        assert_eq!(world.index.cached_keys("picky"), ["g/0"]);
+        assert_eq!(world.index.stats_of("picky").misses, 5);
+        assert!(world.index.leases.borrow().is_empty(), "leases released");
+    }
+
+    /// Without the right bearer token the admin API refuses (401/403) and changes nothing.
+    #[test]
+    fn admin_api_needs_the_token() {
+        let world = world();
+        read_at(&world, 1_000, "demo", "g/0");
+        let purge = br#"{"dataset": "demo"}"#;
+        for (headers, status) in [
+            (vec![], 401),
+            (vec![("authorization", "Basic eDp5")], 401),
+            (
+                vec![("authorization", "Bearer wrong-token-0123456789")],
+                403,
+            ),
+        ] {
+            let refused = request_with_body(&world, "POST", "/api/admin/purge", &headers, purge);
+            assert_eq!(refused.status, status);
+            if status == 401 {
+                assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+            }
+            let unknown = request_with_body(&world, "GET", "/api/admin/nothing", &headers, b"");
+            assert_eq!(unknown.status, status, "refused before routing");
+        }
+        assert_eq!(world.index.cached_keys("demo"), ["g/0"]);
+        assert_eq!(read_at(&world, 2_000, "demo", "g/0"), "HIT");
+        assert_eq!(admin(&world, "GET", "/api/admin/nothing", "").0, 404);
+        assert_eq!(admin(&world, "POST", "/api/admin/purge", "{").0, 400);
+    }
+
+    /// Purging a key, a prefix or a dataset removes entries and objects, but an object another
+    /// dataset still holds (same source range) stays.
+    #[test]
+    fn purge_removes_entries_and_unheld_objects() {
+        let world = world_with(&dataset("twin", ""));
+        for key in ["g/0", "g/1", "t/0"] {
+            read_at(&world, 1_000, "demo", key);
+        }
+        assert_eq!(read_at(&world, 1_001, "twin", "g/0"), "HIT", "adopted");
+        let (status, report) = admin(
+            &world,
+            "POST",
+            "/api/admin/purge",
+            r#"{"dataset": "demo", "key": "g/0"}"#,
+        );
+        assert_eq!(status, 200);
+        assert_eq!(report["entries_removed"], 1);
+        assert_eq!(report["objects_deleted"], 0, "twin still holds it");
+        assert_eq!(read_at(&world, 1_002, "twin", "g/0"), "HIT");
+        let (_, report) = admin(
+            &world,
+            "POST",
+            "/api/admin/purge",
+            r#"{"dataset": "demo", "prefix": "g/"}"#,
+        );
+        assert_eq!(
+            (
+                report["entries_removed"].clone(),
+                report["bytes_freed"].clone()
+            ),
+            (1.into(), 8.into())
+        );
+        assert_eq!(world.index.cached_keys("demo"), ["t/0"]);
+        let (_, report) = admin(&world, "POST", "/api/admin/purge", r#"{"dataset": "twin"}"#);
+        assert_eq!(report["objects_deleted"], 1);
+        let (_, report) = admin(&world, "POST", "/api/admin/purge", r#"{"dataset": "demo"}"#);
+        assert_eq!(report["objects_deleted"], 1);
+        assert_eq!(world.store.len(), 0);
+        assert!(world.index.entries.borrow().is_empty());
+        assert_eq!(read_at(&world, 2_000, "demo", "g/0"), "MISS");
+        assert_eq!(
+            admin(&world, "POST", "/api/admin/purge", r#"{"dataset": "nope"}"#).0,
+            404
+        );
+    }
+
+    /// Warming fetches and stores matching ranged keys before answering; a second warm skips
+    /// them; metadata and inline keys are never matched.
+    #[test]
+    fn warm_prefetches_matching_keys() {
+        let world = world();
+        let body = r#"{"dataset": "demo", "prefix": "g/", "concurrency": 2}"#;
+        let (status, report) = admin(&world, "POST", "/api/admin/warm", body);
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(
+            (
+                report["matched"].clone(),
+                report["fetched"].clone(),
+                report["skipped"].clone()
+            ),
+            (3.into(), 3.into(), 0.into())
+        );
+        let (_, again) = admin(&world, "POST", "/api/admin/warm", body);
+        assert_eq!(
+            (again["fetched"].clone(), again["skipped"].clone()),
+            (0.into(), 3.into())
+        );
+        let requests = world.origin.requests.borrow().len();
+        for key in ["g/0", "g/1", "g/2"] {
+            assert_eq!(read_at(&world, 2_000, "demo", key), "HIT");
+        }
+        assert_eq!(world.origin.requests.borrow().len(), requests);
+        let (_, all) = admin(
+            &world,
+            "POST",
+            "/api/admin/warm",
+            r#"{"dataset": "demo", "pattern": "*"}"#,
+        );
+        assert_eq!(all["matched"], 6, "t/0, short/0, far/0 and g/*: {all}");
+        assert_eq!(
+            all["failed"], 2,
+            "short/0 is short, far/0 is not allowed: {all}"
+        );
+    }
+
+    /// Datasets registered at run time are served at once, listed with their source, and
+    /// removed with their cache; static ones cannot be removed.
+    #[test]
+    fn runtime_datasets_lifecycle() {
+        let world = world();
+        let definition = r#"{"refs": "http://origin.test/refs.json", "capacity_bytes": 100}"#;
+        assert_eq!(
+            admin(&world, "PUT", "/api/admin/datasets/fresh", definition).0,
+            201
+        );
+        assert_eq!(
+            admin(&world, "PUT", "/api/admin/datasets/fresh", definition).0,
+            200
+        );
+        assert_eq!(
+            admin(
+                &world,
+                "PUT",
+                "/api/admin/datasets/bad",
+                r#"{"refs": "ftp://x"}"#
+            )
+            .0,
+            400
+        );
+        assert_eq!(read_at(&world, 1_000, "fresh", "g/0"), "MISS");
+        let (_, listing) = admin(&world, "GET", "/api/admin/datasets", "");
+        let fresh = listing["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "fresh")
+            .unwrap()
+            .clone();
+        assert_eq!(fresh["source"], "runtime");
+        assert_eq!(fresh["config"]["capacity_bytes"], 100);
+        let (status, removed) = admin(&world, "DELETE", "/api/admin/datasets/fresh", "");
+        assert_eq!(status, 200);
+        assert_eq!(removed["purged"]["entries_removed"], 1);
+        assert_eq!(run(&world, "GET", "/zarr/fresh/.zgroup").status, 404);
+        assert!(world.index.runtime.borrow().is_empty());
+        assert_eq!(
+            admin(&world, "DELETE", "/api/admin/datasets/demo", "").0,
+            409
+        );
+        assert_eq!(
+            admin(&world, "DELETE", "/api/admin/datasets/fresh", "").0,
+            404
+        );
+    }
+
+    /// The sweep removes expired entries (and their objects), deletes objects no entry holds
+    /// once they are older than the grace period, enforces capacities, and snapshots stats.
+    #[test]
+    fn sweep_removes_expired_orphans_and_excess() {
+        let world = world_with(&dataset("short", r#", "ttl_seconds": 1"#));
+        read_at(&world, 1_000, "short", "g/0");
+        read_at(&world, 1_000, "demo", "g/1");
+        block_on(world.store.put("t/v1/ab/orphan", vec![1, 2, 3])).unwrap();
+        world.store.now.set(5_000);
+        block_on(world.store.put("t/v1/cd/young", vec![1])).unwrap();
+        world.index.now_ms.set(3_000);
+        world.clock.now.set(5_500);
+        let (status, report) = admin(&world, "POST", "/api/admin/sweep", "");
+        assert_eq!(status, 200, "{report}");
+        let short = report["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "short")
+            .unwrap()
+            .clone();
+        assert_eq!(short["expired_removed"], 1);
+        assert_eq!(short["objects_deleted"], 1);
+        assert_eq!(report["orphans_deleted"], 1, "{report}");
+        assert!(
+            world.store.contains("t/v1/cd/young"),
+            "within the grace period"
+        );
+        assert!(!world.store.contains("t/v1/ab/orphan"));
+        assert_eq!(world.index.cached_keys("demo"), ["g/1"]);
+        let history = json_body(&run(&world, "GET", "/api/stats/history?dataset=demo"));
+        assert_eq!(history["snapshots"][0]["entries"], 1);
+        assert_eq!(history["snapshots"][0]["misses"], 1);
+    }
+
+    /// The deployment-wide capacity evicts across datasets by its own policy.
+    #[test]
+    fn total_capacity_evicts_across_datasets() {
+        let mut world = world_with(&dataset("other", ""));
+        world.total_capacity = Some(Limit {
+            capacity_bytes: 20,
+            policy: crate::eviction::EvictionPolicy::Lru,
+        });
+        read_at(&world, 1_000, "demo", "g/1");
+        read_at(&world, 2_000, "other", "t/0");
+        read_at(&world, 3_000, "other", "g/2");
+        assert!(
+            world.index.cached_keys("demo").is_empty(),
+            "oldest, in another dataset"
+        );
+        assert_eq!(world.index.cached_keys("other"), ["g/2", "t/0"]);
+        let total = json_body(&run(&world, "GET", "/api/stats"))["total"].clone();
+        assert_eq!(total["bytes_stored"], 19);
+        assert_eq!(total["capacity_bytes"], 20);
+    }
+
+    /// Stats count entries, bytes stored and fetch-time percentiles; the keys listing sorts by
+    /// the index and pages with a cursor.
+    #[test]
+    fn stats_and_keys_listing() {
+        let world = world();
+        for (at, key) in [
+            (1_000, "g/1"),
+            (1_001, "g/0"),
+            (1_002, "g/2"),
+            (1_003, "g/0"),
+        ] {
+            read_at(&world, at, "demo", key);
+        }
+        let stats = json_body(&run(&world, "GET", "/api/stats"));
+        let demo = stats["datasets"][1].clone();
+        assert_eq!(demo["id"], "demo");
+        assert_eq!(
+            (demo["entries"].clone(), demo["bytes_stored"].clone()),
+            (3.into(), 28.into())
+        );
+        assert_eq!(
+            (demo["hits"].clone(), demo["misses"].clone()),
+            (1.into(), 3.into())
+        );
+        assert_eq!(demo["fetch_ms_p50"], 0);
+        assert_eq!(demo["capacity_bytes"], serde_json::Value::Null);
+        assert_eq!(demo["eviction"], "lru");
+        let page =
+            |query: &str| json_body(&run(&world, "GET", &format!("/api/stats/keys?{query}")));
+        let keys = |page: &serde_json::Value| -> Vec<String> {
+            page["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["key"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = page("dataset=demo&sort=size&order=asc&limit=2");
+        assert_eq!(keys(&first), ["g/0", "g/1"]);
+        assert_eq!(first["next_cursor"], "2");
+        let second = page("dataset=demo&sort=size&order=asc&limit=2&cursor=2");
+        assert_eq!(keys(&second), ["g/2"]);
+        assert_eq!(second["next_cursor"], serde_json::Value::Null);
+        assert_eq!(keys(&page("dataset=demo&sort=hits")), ["g/0", "g/2", "g/1"]);
+        assert_eq!(
+            keys(&page("dataset=demo")),
+            ["g/0", "g/2", "g/1"],
+            "last access, newest first"
+        );
+        assert_eq!(page("dataset=demo&sort=size")["keys"][0]["size"], 16);
+        for (query, status) in [
+            ("sort=size", 400),
+            ("dataset=nope", 404),
+            ("dataset=demo&sort=colour", 400),
+            ("dataset=demo&order=up", 400),
+            ("dataset=demo&limit=0", 400),
+            ("dataset=demo&limit=1001", 400),
+        ] {
+            assert_eq!(
+                run(&world, "GET", &format!("/api/stats/keys?{query}")).status,
+                status,
+                "{query}"
+            );
+        }
     }
 }

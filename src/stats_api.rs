@@ -108,7 +108,12 @@ pub async fn keys_listing(
 ) -> Result<HttpResponse, Error> {
     let pairs = query_pairs(query)?;
     let dataset = dataset_param(&pairs, registry)?;
-    let param = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     let sort = match param("sort") {
         None => KeySort::LastAccess,
         Some(name) => KeySort::parse(name).ok_or_else(|| {

@@ -12,8 +12,11 @@ mod upstash_fetch;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{event, Cache, Context, Env, Headers, Request, Response};
+use worker::{
+    event, Cache, Context, Env, Headers, Request, Response, ScheduleContext, ScheduledEvent,
+};
 
+use crate::admin::MAX_ADMIN_BODY_BYTES;
 use crate::backend::Clock;
 use crate::cache_keys::CacheKeys;
 use crate::cache_path::{run_write_back, CacheBackends, Flights};
@@ -21,8 +24,9 @@ use crate::config::Config;
 use crate::datasets::DatasetRegistry;
 use crate::error::Error;
 use crate::index::UpstashIndex;
+use crate::maintenance::{scheduled_sweep, EvictionScope, SweepSettings};
 use crate::response::error_response;
-use crate::route::{route, Route};
+use crate::route::{is_admin_path, route, Route};
 use crate::service::{finish, handle, Backends, RequestParts};
 
 pub use convert::to_worker_response;
@@ -56,17 +60,40 @@ impl Clock for WorkerClock {
 
 type WorkerBackends = CacheBackends<UpstashIndex<FetchTransport>, R2Store, HttpOrigin, WorkerClock>;
 
+/// Random digits of `Math.random()`: unique enough for probe keys, lease holders and claim
+/// tokens.
+fn nonce() -> String {
+    js_sys::Math::random().to_string().replace("0.", "")
+}
+
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let method = req.method().to_string();
     let url = req.url()?;
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let (range, if_none_match) = (header("range"), header("if-none-match"));
-    // Random digits of Math.random(): unique enough for probe keys and lease holders.
-    let nonce = js_sys::Math::random().to_string().replace("0.", "");
+    let (range, if_none_match, authorization) = (
+        header("range"),
+        header("if-none-match"),
+        header("authorization"),
+    );
+    let nonce = nonce();
+    // Only admin calls have a body worth reading; a larger one than allowed is refused there.
+    let body = if is_admin_path(url.path()) && matches!(method.as_str(), "POST" | "PUT") {
+        let declared = header("content-length").and_then(|l| l.parse::<usize>().ok());
+        if declared.is_some_and(|l| l > MAX_ADMIN_BODY_BYTES) {
+            vec![0; MAX_ADMIN_BODY_BYTES + 1]
+        } else {
+            req.bytes().await.unwrap_or_default()
+        }
+    } else {
+        Vec::new()
+    };
     let parts = RequestParts {
         method: &method,
         path: url.path(),
+        query: url.query().unwrap_or(""),
+        body: &body,
+        authorization: authorization.as_deref(),
         nonce: &nonce,
         range: range.as_deref(),
         if_none_match: if_none_match.as_deref(),
@@ -78,13 +105,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             return to_worker_response(finish(&parts, error_response(&error)));
         }
     };
-    let edge_ttl = edge_ttl_seconds(&parts, &config);
+    let registry = registry(&config);
+    let edge_ttl = edge_ttl_seconds(&parts, &registry);
     if edge_ttl.is_some() {
         if let Some(hit) = edge_lookup(&req).await {
             return Ok(hit);
         }
     }
-    let (response, write_backs) = match serve(&parts, &env, &config).await {
+    let (response, write_backs) = match serve(&parts, &env, &config, &registry).await {
         Ok(done) => done,
         Err(error) => {
             worker::console_error!("{error}");
@@ -114,9 +142,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             index_from(&config),
             store_from(&env).map_err(|e| e.to_string())?,
         );
+        let datasets = registry.ids();
         ctx.wait_until(async move {
+            let scope = EvictionScope {
+                datasets: &datasets,
+                now_ms: WorkerClock.now_ms(),
+                token: &nonce,
+            };
             for write_back in write_backs {
-                if let Err(e) = run_write_back(write_back, &index, &store).await {
+                if let Err(e) = run_write_back(write_back, &index, &store, &scope).await {
                     worker::console_warn!("write-back: {e}");
                 }
             }
@@ -125,19 +159,72 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     Ok(js)
 }
 
+/// The cron trigger (`[triggers] crons` in wrangler.toml): the sweep over every dataset.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let config = match read_config(&env) {
+        Ok(config) => config,
+        Err(error) => {
+            worker::console_error!("scheduled sweep: {error}");
+            return;
+        }
+    };
+    let store = match store_from(&env) {
+        Ok(store) => store,
+        Err(error) => {
+            worker::console_error!("scheduled sweep: {error}");
+            return;
+        }
+    };
+    let cache = CacheBackends {
+        index: index_from(&config),
+        store,
+        origin: HttpOrigin::new(config.origin_timeout_ms),
+        clock: WorkerClock,
+        keys: CacheKeys::new(&config.key_prefix),
+    };
+    let settings = SweepSettings {
+        total: config.total_capacity,
+        orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
+    };
+    let token = format!("cron-{}", nonce());
+    let report = scheduled_sweep(&cache, &registry(&config), settings, &token).await;
+    let summary = serde_json::to_string(&report).unwrap_or_default();
+    if report.failures.is_empty() {
+        worker::console_log!("sweep ({}): {summary}", event.cron());
+    } else {
+        worker::console_error!("sweep ({}): {summary}", event.cron());
+    }
+}
+
+/// The isolate's dataset registry (created on first use).
+fn registry(config: &Config) -> Rc<DatasetRegistry> {
+    REGISTRY.with(|cell| {
+        Rc::clone(cell.borrow_mut().get_or_insert_with(|| {
+            Rc::new(
+                DatasetRegistry::new(
+                    config.datasets.clone(),
+                    config.refs_budget_bytes,
+                    u64::from(config.refs_revalidate_seconds) * 1000,
+                )
+                .with_runtime_refresh_ms(u64::from(config.datasets_refresh_seconds) * 1000),
+            )
+        }))
+    })
+}
+
 /// The dataset's edge TTL when this request may use the edge cache (a `GET` of a Zarr key of a
 /// dataset with the edge tier on).
-fn edge_ttl_seconds(parts: &RequestParts<'_>, config: &Config) -> Option<u64> {
+fn edge_ttl_seconds(parts: &RequestParts<'_>, registry: &DatasetRegistry) -> Option<u64> {
     if parts.method != "GET" {
         return None;
     }
     let Ok(Route::ZarrKey { dataset, .. }) = route(parts.method, parts.path) else {
         return None;
     };
-    config
-        .datasets
-        .iter()
-        .find(|d| d.id == dataset)
+    registry
+        .config(&dataset)
+        .ok()
         .map(|d| d.edge_ttl_seconds)
         .filter(|ttl| *ttl > 0)
 }
@@ -186,6 +273,7 @@ async fn serve(
     parts: &RequestParts<'_>,
     env: &Env,
     config: &Config,
+    registry: &DatasetRegistry,
 ) -> Result<
     (
         crate::response::HttpResponse<worker::Object>,
@@ -193,15 +281,6 @@ async fn serve(
     ),
     Error,
 > {
-    let registry = REGISTRY.with(|cell| {
-        Rc::clone(cell.borrow_mut().get_or_insert_with(|| {
-            Rc::new(DatasetRegistry::new(
-                config.datasets.clone(),
-                config.refs_budget_bytes,
-                u64::from(config.refs_revalidate_seconds) * 1000,
-            ))
-        }))
-    });
     let flights = FLIGHTS.with(Rc::clone);
     let store = store_from(env)?;
     let bucket = env
@@ -221,11 +300,14 @@ async fn serve(
     let backends = Backends {
         cache: &cache,
         refs_source: &refs_source,
-        datasets: &registry,
+        datasets: registry,
         flights: &flights,
         lease_ms: u64::from(config.lease_ms),
         lease_wait_ms: u64::from(config.lease_wait_ms),
         origin_timeout_ms: u64::from(config.origin_timeout_ms),
+        admin_token: config.admin_token.as_deref(),
+        total_capacity: config.total_capacity,
+        orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
     };
     Ok(handle(parts, &backends).await)
 }

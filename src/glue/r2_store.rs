@@ -4,7 +4,7 @@
 
 use worker::{Bucket, Object};
 
-use crate::backend::{ChunkStore, StoreError, StoredObject};
+use crate::backend::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
 
 /// Chunk storage in R2.
 #[derive(Clone)]
@@ -73,5 +73,36 @@ impl ChunkStore for R2Store {
             .delete(key)
             .await
             .map_err(|e| store_error(key, &e))
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ObjectPage, StoreError> {
+        let mut request = self.bucket.list().prefix(prefix).limit(limit);
+        if let Some(cursor) = cursor {
+            request = request.cursor(cursor);
+        }
+        let listing = request
+            .execute()
+            .await
+            .map_err(|e| store_error(prefix, &e))?;
+        Ok(ObjectPage {
+            objects: listing
+                .objects()
+                .iter()
+                .map(|o| ListedObject {
+                    key: o.key(),
+                    uploaded_ms: o.uploaded().as_millis(),
+                })
+                .collect(),
+            next_cursor: if listing.truncated() {
+                listing.cursor()
+            } else {
+                None
+            },
+        })
     }
 }
