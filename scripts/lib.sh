@@ -66,7 +66,7 @@ stop() {
 
 stop_all() {
   local state=$1 name
-  for name in worker2 worker origin upstash redis; do stop "$state" "$name"; done
+  for name in worker2 worker slowproxy origin upstash redis; do stop "$state" "$name"; done
 }
 
 # start_redis STATE PORT [persist]: throwaway unless "persist" (then RDB snapshots in STATE/redis).
@@ -101,7 +101,9 @@ start_origin() {
 
 # write_worker_vars FILE UPSTASH_PORT TOKEN DEMO_DIR ORIGIN_URL [EXTRA_JSON]: the worker's secrets
 # and the DATASETS variable (one dataset per entry of DEMO_DIR/datasets.json, refs served by the
-# origin), merged with EXTRA_JSON (more datasets, e.g. for tests).
+# origin), merged with EXTRA_JSON (more datasets, e.g. for tests). Optional settings come from the
+# environment when set: ZEC_ADMIN_TOKEN (ADMIN_TOKEN), ZEC_ORPHAN_GRACE_SECONDS,
+# ZEC_DATASETS_REFRESH_SECONDS, ZEC_CACHE_CAPACITY_BYTES, ZEC_CACHE_EVICTION.
 write_worker_vars() {
   local file=$1 upstash_port=$2 token=$3 demo=$4 origin=$5 extra=${6:-"{}"} datasets
   datasets=$(python3 - "$demo/datasets.json" "$origin" "$extra" <<'PY'
@@ -118,16 +120,23 @@ PY
     echo "UPSTASH_REDIS_REST_URL=http://127.0.0.1:$upstash_port"
     echo "UPSTASH_REDIS_REST_TOKEN=$token"
     echo "DATASETS='$datasets'"
+    [ -n "${ZEC_ADMIN_TOKEN:-}" ] && echo "ADMIN_TOKEN=$ZEC_ADMIN_TOKEN"
+    [ -n "${ZEC_ORPHAN_GRACE_SECONDS:-}" ] && echo "ORPHAN_GRACE_SECONDS=$ZEC_ORPHAN_GRACE_SECONDS"
+    [ -n "${ZEC_DATASETS_REFRESH_SECONDS:-}" ] && echo "DATASETS_REFRESH_SECONDS=$ZEC_DATASETS_REFRESH_SECONDS"
+    [ -n "${ZEC_CACHE_CAPACITY_BYTES:-}" ] && echo "CACHE_CAPACITY_BYTES=$ZEC_CACHE_CAPACITY_BYTES"
+    [ -n "${ZEC_CACHE_EVICTION:-}" ] && echo "CACHE_EVICTION=$ZEC_CACHE_EVICTION"
+    true
   } >"$file"
 }
 
-# start_worker STATE PORT ENV_FILE: wrangler dev in local mode (the build runs before it starts).
+# start_worker STATE PORT ENV_FILE: wrangler dev in local mode (the build runs before it starts),
+# with --test-scheduled so that GET /__scheduled?cron=... runs the cron trigger.
 # ZEC_WORKER_NAME names a further instance (same --persist-to: it shares local R2).
 start_worker() {
   local state=$1 port=$2 env_file=$3 name=${ZEC_WORKER_NAME:-worker}
   local inspector=$((port + 1000))
   spawn "$state" "$name" "$ZEC_ROOT/node_modules/.bin/wrangler" dev --local --ip 127.0.0.1 \
     --port "$port" --inspector-port "$inspector" --persist-to "$state/wrangler" \
-    --env-file "$env_file" --show-interactive-dev-session=false --log-level info
+    --env-file "$env_file" --show-interactive-dev-session=false --log-level info --test-scheduled
   wait_for_http "http://127.0.0.1:$port/api/health" 300 "wrangler dev ($name)" "$state/logs/$name.log"
 }
