@@ -301,12 +301,12 @@ test("explorer page: datasets, heatmap of air/air_temperature, cache report", { 
       await page.locator("#stats-refresh").click();
       await page.waitForFunction(() => !document.getElementById("stats-refresh").disabled);
     };
-    const canned = { datasets: [{ id: "air", hits: 30, misses: 10, hit_ratio: 0.75, bytes_from_cache: 300 * 1024, bytes_from_origin: 100 * 1024, entries_written: 10, bytes_written: 100 * 1024 }] };
+    const canned = { datasets: [{ id: "air", hits: 30, misses: 10, hit_ratio: 0.75, bytes_from_cache: 300 * 1024, bytes_from_origin: 100 * 1024, entries_written: 10, bytes_written: 100 * 1024, entries: 8, bytes_stored: 80 * 1024, capacity_bytes: 1024 * 1024, eviction: "cost", fetch_ms_p50: 12, fetch_ms_p95: 80 }] };
     await page.route("**/api/stats", (route) => route.fulfill({ status: 200, contentType: "application/json", headers: { "access-control-allow-origin": "*" }, body: JSON.stringify(canned) }));
     await refresh();
     const row = (await page.locator("#stats-rows tr").first().innerText()).replace(/\s+/g, " ");
     log(`stats row (canned): ${row}`);
-    assert.match(row, /air 30 10 75% 300 KiB 100 KiB 10 \/ 100 KiB/);
+    assert.match(row, /air 30 10 75% 300 KiB 100 KiB 8 \/ 80 KiB of 1.0 MiB cost 12 \/ 80 ms/);
     await page.unroute("**/api/stats");
     await page.route("**/api/stats", (route) => route.abort("connectionrefused"));
     await refresh();

@@ -751,6 +751,18 @@ function scheduleStats() {
   statsTimer = setTimeout(loadStats, 500);
 }
 
+// "12 / 340 KiB of 1 MiB" (or "… unbounded"): what the dataset keeps stored against its capacity
+function storedText(d) {
+  const capacity = typeof d.capacity_bytes === "number" ? fmtBytes(d.capacity_bytes) : "unbounded";
+  return `${d.entries ?? "—"} / ${fmtBytes(Number(d.bytes_stored ?? NaN))} of ${capacity}`;
+}
+
+// "12 / 80 ms": nearest-rank percentiles of the cached keys' origin fetch times
+function fetchText(d) {
+  const ms = (v) => (typeof v === "number" ? `${v}` : "—");
+  return d.fetch_ms_p50 == null ? "—" : `${ms(d.fetch_ms_p50)} / ${ms(d.fetch_ms_p95)} ms`;
+}
+
 async function loadStats() {
   clearTimeout(statsTimer);
   els.statsRefresh.disabled = true;
@@ -777,7 +789,9 @@ async function loadStats() {
           ),
           el("td", { class: "num", text: fmtBytes(Number(d.bytes_from_cache ?? NaN)) }),
           el("td", { class: "num", text: fmtBytes(Number(d.bytes_from_origin ?? NaN)) }),
-          el("td", { class: "num", text: `${d.entries_written ?? "—"} / ${fmtBytes(Number(d.bytes_written ?? NaN))}` }),
+          el("td", { class: "num", text: storedText(d) }),
+          el("td", { text: d.eviction ?? "—" }),
+          el("td", { class: "num", text: fetchText(d) }),
         );
       }),
     );
