@@ -235,6 +235,11 @@ pub trait ChunkStore {
     /// Deletes the object under `key`. Idempotent: deleting nothing is `Ok`.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Deletes the objects under `keys` (at most [`MAX_DELETE_BATCH`]) in one call. Idempotent.
+    ///
+    /// Contract: on `Err` any subset may have been deleted.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
+
     /// One page of the objects whose key starts with `prefix`, in key order, after `cursor` (from
     /// the previous page).
     ///
@@ -246,6 +251,9 @@ pub trait ChunkStore {
         limit: u32,
     ) -> Result<ObjectPage, StoreError>;
 }
+
+/// The most keys one [`ChunkStore::delete_many`] call takes (R2's limit).
+pub const MAX_DELETE_BATCH: usize = 1_000;
 
 /// An object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -499,6 +507,9 @@ impl<T: ChunkStore> ChunkStore for std::rc::Rc<T> {
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        (**self).delete_many(keys).await
     }
     async fn list(
         &self,

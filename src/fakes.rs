@@ -711,6 +711,13 @@ impl ChunkStore for InMemoryStore {
         Ok(())
     }
 
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
+
     async fn list(
         &self,
         prefix: &str,

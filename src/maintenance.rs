@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::backend::{ChunkStore, Clock, Index};
+use crate::backend::{ChunkStore, Clock, Index, MAX_DELETE_BATCH};
 use crate::cache_entry::{ClaimReason, ClaimSelector, ClaimedKey};
 use crate::cache_keys::CacheKeys;
 use crate::cache_path::CacheBackends;
@@ -21,8 +21,8 @@ use crate::eviction::{CapacityLimits, Limit};
 
 /// Keys claimed per index call.
 pub const CLAIM_BATCH: u64 = 200;
-/// Claims one removal makes at most (bounds one request's subrequests: ~2 index calls and up to
-/// a batch of storage deletes each). What is left is removed by the next call or sweep.
+/// Claims one removal makes at most (bounds one request's subrequests: two index calls and one
+/// batched storage delete each). What is left is removed by the next call or sweep.
 pub const MAX_CLAIM_ROUNDS: usize = 20;
 /// Victims one deployment-wide eviction takes at most, one at a time.
 pub const MAX_TOTAL_EVICTIONS: usize = 200;
@@ -112,15 +112,17 @@ async fn remove_claimed<I: Index, S: ChunkStore>(
     token: &str,
 ) -> Result<RemovalReport, Error> {
     let mut report = RemovalReport::default();
-    for key in claimed
+    let unheld: Vec<String> = claimed
         .iter()
         .filter(|k| k.object_unheld && !k.object_key.is_empty())
-    {
-        match store.delete(&key.object_key).await {
-            Ok(()) => report.objects_deleted += 1,
+        .map(|k| k.object_key.clone())
+        .collect();
+    for batch in unheld.chunks(MAX_DELETE_BATCH) {
+        match store.delete_many(batch).await {
+            Ok(()) => report.objects_deleted += batch.len() as u64,
             Err(e) => report
                 .failures
-                .push(format!("delete {}: {e}", key.object_key)),
+                .push(format!("delete {} objects: {e}", batch.len())),
         }
     }
     for key in &claimed {
@@ -356,13 +358,17 @@ async fn delete_orphans<I: Index, S: ChunkStore>(
             .map(|o| o.key)
             .collect();
         let held = index.objects_held(&old).await?;
-        for (object, held) in old.iter().zip(held) {
-            if held {
-                continue;
-            }
-            match store.delete(object).await {
-                Ok(()) => report.orphans_deleted += 1,
-                Err(e) => report.failures.push(format!("delete {object}: {e}")),
+        let orphans: Vec<String> = old
+            .into_iter()
+            .zip(held)
+            .filter_map(|(object, held)| (!held).then_some(object))
+            .collect();
+        if !orphans.is_empty() {
+            match store.delete_many(&orphans).await {
+                Ok(()) => report.orphans_deleted += orphans.len() as u64,
+                Err(e) => report
+                    .failures
+                    .push(format!("delete {} orphans: {e}", orphans.len())),
             }
         }
         match page.next_cursor {

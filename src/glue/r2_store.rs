@@ -75,6 +75,16 @@ impl ChunkStore for R2Store {
             .map_err(|e| store_error(key, &e))
     }
 
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.bucket
+            .delete_multiple(keys.iter().map(String::as_str).collect())
+            .await
+            .map_err(|e| store_error(&keys[0], &e))
+    }
+
     async fn list(
         &self,
         prefix: &str,
