@@ -101,3 +101,27 @@ pub fn stack_ctl(action: &str) {
         .unwrap_or_else(|e| panic!("{line}: {e}"));
     assert!(status.success(), "{line} failed: {status}");
 }
+
+/// The admin API's bearer token (`ZEC_ADMIN_TOKEN`, written into the worker's `ADMIN_TOKEN`).
+pub fn admin_token() -> String {
+    stack_var("ZEC_ADMIN_TOKEN")
+}
+
+/// Calls `probe` every 50 ms until it returns `Ok`, for asynchronous effects (write-backs and
+/// evictions run after the answer). Panics with `what` and the last `Err` after `deadline`.
+pub fn poll<T>(
+    what: &str,
+    deadline: std::time::Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if start.elapsed() >= deadline => {
+                panic!("{what}: not within {deadline:?}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
