@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{admin_token, agent, poll, stack_var, UreqTransport};
+use common::{admin_token, agent, get_json, poll, stack_var, UreqTransport};
 use futures::executor::block_on;
 use serde_json::{json, Value as Json};
 use zarr_edge_cache::backend::{ByteRange, UpstashTransport};
@@ -1027,6 +1027,16 @@ fn sweeps_enforce_a_lowered_capacity() {
     assert_eq!(uint(&row, "expired_removed"), 0, "{row}");
     s.assert_keys(&[p0, p1, a0]);
     s.verify(&[p0, p1, a0], &[a1, a2, a3]);
+
+    // Each sweep recorded a snapshot of the dataset's stats, newest first.
+    let (status, history) = get_json("/api/stats/history?dataset=cm-shrink");
+    assert_eq!(status, 200, "{history}");
+    let snapshots = history["snapshots"].as_array().unwrap();
+    assert!(snapshots.len() >= 2, "{history}");
+    assert_eq!(uint(&snapshots[0], "entries"), 3, "{history}");
+    assert_eq!(uint(&snapshots[0], "bytes_stored"), second, "{history}");
+    assert_eq!(uint(&snapshots[1], "entries"), 4, "{history}");
+    assert!(uint(&snapshots[0], "at_ms") >= uint(&snapshots[1], "at_ms"));
 }
 
 /// Entries past their TTL are removed by the sweep: the report counts them, the dataset holds
