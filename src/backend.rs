@@ -4,7 +4,10 @@
 //! `worker::Date`) appear only in their `glue` implementations. Traits are not `Send`: Workers
 //! runs one thread and JS futures are `!Send`.
 
-use crate::cache_entry::{CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, StoredBytes};
+use crate::cache_entry::{
+    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup, RuntimeDatasets,
+    StoredBytes,
+};
 use crate::eviction::{KeySort, Order};
 use crate::upstash::HttpCall;
 
@@ -64,16 +67,12 @@ pub trait Index {
     async fn ping(&self) -> Result<(), IndexError>;
 
     /// The entry for `key` of `dataset`, recording the read as a hit (entry hits and last
-    /// access, dataset hits and bytes served from cache) in the same round trip.
+    /// access, dataset hits and bytes served from cache, eviction orders) in the same round trip,
+    /// with the run-time datasets' version.
     ///
-    /// Contract: `Ok(None)` when there is no live entry (never written, or expired); then
-    /// nothing is recorded. Not idempotent (counts the hit).
-    async fn lookup(
-        &self,
-        dataset: &str,
-        key: &str,
-        now_ms: u64,
-    ) -> Result<Option<IndexEntry>, IndexError>;
+    /// Contract: `entry` is `None` when there is no live entry (never written, expired, or
+    /// claimed for removal); then nothing is recorded. Not idempotent (counts the hit).
+    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError>;
 
     /// Records a read served from the origin: the dataset's misses and origin bytes, and, when
     /// `stored` is given (its bytes are already in the chunk store), writes that entry with a
@@ -164,13 +163,13 @@ pub trait Index {
     /// For each storage object, whether any entry still holds it (one round trip).
     async fn objects_held(&self, objects: &[String]) -> Result<Vec<bool>, IndexError>;
 
-    /// Datasets registered at run time: `(id, configuration JSON)`.
-    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError>;
+    /// Datasets registered at run time, with their version.
+    async fn runtime_datasets(&self) -> Result<RuntimeDatasets, IndexError>;
 
-    /// Registers or replaces a run-time dataset; `true` when it is new.
+    /// Registers or replaces a run-time dataset and raises the version; `true` when it is new.
     async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError>;
 
-    /// Removes a run-time dataset; `true` when there was one.
+    /// Removes a run-time dataset and raises the version; `true` when there was one.
     async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError>;
 
     /// Deletes a dataset's counters, orders and snapshots (after its keys were purged).
@@ -385,12 +384,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
     async fn ping(&self) -> Result<(), IndexError> {
         (**self).ping().await
     }
-    async fn lookup(
-        &self,
-        dataset: &str,
-        key: &str,
-        now_ms: u64,
-    ) -> Result<Option<IndexEntry>, IndexError> {
+    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
         (**self).lookup(dataset, key, now_ms).await
     }
     async fn record_miss(
@@ -469,7 +463,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
     async fn objects_held(&self, objects: &[String]) -> Result<Vec<bool>, IndexError> {
         (**self).objects_held(objects).await
     }
-    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError> {
+    async fn runtime_datasets(&self) -> Result<RuntimeDatasets, IndexError> {
         (**self).runtime_datasets().await
     }
     async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError> {

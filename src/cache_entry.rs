@@ -192,6 +192,24 @@ impl DatasetStats {
     }
 }
 
+/// What [`Index::lookup`](crate::backend::Index::lookup) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The live entry, if any.
+    pub entry: Option<IndexEntry>,
+    /// The version of the run-time datasets (see `cache_keys::CacheKeys::runtime_datasets_version`).
+    pub datasets_version: u64,
+}
+
+/// The datasets registered at run time, as the index holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeDatasets {
+    /// Their version (raised by every change).
+    pub version: u64,
+    /// `(id, definition JSON)`.
+    pub definitions: Vec<(String, String)>,
+}
+
 /// Why [`Index::claim`](crate::backend::Index::claim) took a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimReason {

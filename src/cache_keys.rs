@@ -91,6 +91,13 @@ impl CacheKeys {
         format!("{}:v1:datasets", self.prefix)
     }
 
+    /// A counter raised by every change of the run-time datasets; lookups return it, so an
+    /// isolate notices a change without a round trip of its own.
+    #[must_use]
+    pub fn runtime_datasets_version(&self) -> String {
+        format!("{}:v1:datasets:version", self.prefix)
+    }
+
     /// The list of a dataset's stats snapshots, newest first (written by the scheduled sweep).
     #[must_use]
     pub fn history(&self, dataset: &str) -> String {

@@ -91,6 +91,8 @@ pub struct Chunk<B> {
     pub source: CacheSource,
     /// What it cost.
     pub timing: Timing,
+    /// The run-time datasets' version the index lookup returned (`None` without a lookup).
+    pub datasets_version: Option<u64>,
 }
 
 /// Work to do after the response, in `ctx.wait_until`.
@@ -276,20 +278,9 @@ where
     } = request;
     let object_key = backends.keys.object(url, range);
     let start = backends.clock.now_ms();
-    let index_read = async {
-        let entry = backends.index.lookup(dataset, key, start).await;
-        (entry, backends.clock.now_ms())
-    };
-    let storage_read = async {
-        let object = backends.store.get(&object_key).await;
-        (object, backends.clock.now_ms())
-    };
-    let ((entry, index_done), (object, storage_done)) = join!(index_read, storage_read);
-    let mut timing = Timing {
-        index_ms: index_done.saturating_sub(start),
-        storage_ms: storage_done.saturating_sub(start),
-        origin_ms: 0,
-    };
+    let (lookup, object, mut timing) = look_up_and_open(backends, dataset, key, &object_key).await;
+    let datasets_version = lookup.as_ref().ok().map(|l| l.datasets_version);
+    let entry = lookup.map(|l| l.entry);
     let mut deferred = Vec::new();
     let index_down = matches!(entry, Err(IndexError::Unavailable(_)));
     match (entry, object) {
@@ -303,6 +294,7 @@ where
                     checksum: entry.checksum,
                     source: CacheSource::Hit,
                     timing,
+                    datasets_version,
                 },
                 deferred,
             ));
@@ -317,8 +309,11 @@ where
         (Ok(None), Ok(Some(object)))
             if start.saturating_sub(object.uploaded_ms) < policy.ttl_ms =>
         {
-            if let Some(adopted) = adopt(&request, &object_key, object, policy, backends).await {
-                return Ok(adopted);
+            if let Some((mut chunk, write_backs)) =
+                adopt(&request, &object_key, object, policy, backends).await
+            {
+                chunk.datasets_version = datasets_version;
+                return Ok((chunk, write_backs));
             }
         }
         _ => {}
@@ -365,9 +360,45 @@ where
             body: ChunkBody::Bytes(Rc::clone(&fetched.bytes)),
             source: fetched.source,
             timing,
+            datasets_version,
         },
         deferred,
     ))
+}
+
+/// The index lookup and the storage open, started together (time to first byte is one round
+/// trip), with what each took.
+async fn look_up_and_open<I, S, O, C>(
+    backends: &CacheBackends<I, S, O, C>,
+    dataset: &str,
+    key: &str,
+    object_key: &str,
+) -> (
+    Result<crate::cache_entry::Lookup, IndexError>,
+    Result<Option<crate::backend::StoredObject<S::Body>>, StoreError>,
+    Timing,
+)
+where
+    I: Index,
+    S: ChunkStore,
+    C: Clock,
+{
+    let start = backends.clock.now_ms();
+    let index_read = async {
+        let lookup = backends.index.lookup(dataset, key, start).await;
+        (lookup, backends.clock.now_ms())
+    };
+    let storage_read = async {
+        let object = backends.store.get(object_key).await;
+        (object, backends.clock.now_ms())
+    };
+    let ((lookup, index_done), (object, storage_done)) = join!(index_read, storage_read);
+    let timing = Timing {
+        index_ms: index_done.saturating_sub(start),
+        storage_ms: storage_done.saturating_sub(start),
+        origin_ms: 0,
+    };
+    (lookup, object, timing)
 }
 
 /// The leader's miss: take the lease and fetch, or wait for the holder's bytes in storage.
@@ -550,6 +581,7 @@ where
             checksum,
             source: CacheSource::Hit,
             timing: Timing::default(),
+            datasets_version: None,
         },
         vec![write_back],
     ))

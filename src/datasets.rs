@@ -272,6 +272,8 @@ pub struct DatasetRegistry {
     merged: RefCell<Rc<Vec<DatasetConfig>>>,
     runtime_refresh_ms: u64,
     runtime_checked_ms: Cell<Option<u64>>,
+    /// The version of the run-time datasets last read from the index.
+    runtime_version: Cell<Option<u64>>,
     budget_bytes: usize,
     revalidate_after_ms: u64,
     loaded: RefCell<BTreeMap<String, Loaded>>,
@@ -299,6 +301,7 @@ impl DatasetRegistry {
             runtime_datasets: RefCell::default(),
             runtime_refresh_ms: u64::from(crate::config::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
             runtime_checked_ms: Cell::new(None),
+            runtime_version: Cell::new(None),
             budget_bytes,
             revalidate_after_ms,
             loaded: RefCell::default(),
@@ -358,14 +361,29 @@ impl DatasetRegistry {
     }
 
     /// Rereads the run-time datasets from the index when the last read is older than the refresh
-    /// interval. An index failure keeps the datasets already known (retried after the interval);
-    /// a stored definition that no longer parses is left out and reported as the dataset's
-    /// failure.
+    /// interval (`DATASETS_REFRESH_SECONDS`).
     pub async fn refresh_runtime(&self, index: &impl Index, now_ms: u64) {
+        self.refresh_runtime_if_older(index, now_ms, self.runtime_refresh_ms)
+            .await;
+    }
+
+    /// Whether a lookup's run-time datasets `version` differs from the one this isolate read
+    /// last (then [`refresh_runtime_if_older`](Self::refresh_runtime_if_older) with 0 picks the
+    /// change up).
+    #[must_use]
+    pub fn runtime_version_changed(&self, version: u64) -> bool {
+        self.runtime_version.get() != Some(version)
+    }
+
+    /// Rereads the run-time datasets from the index when the last read is older than
+    /// `max_age_ms`. An index failure keeps the datasets already known (retried after the
+    /// interval); a stored definition that no longer parses is left out and reported as the
+    /// dataset's failure.
+    pub async fn refresh_runtime_if_older(&self, index: &impl Index, now_ms: u64, max_age_ms: u64) {
         let fresh = self
             .runtime_checked_ms
             .get()
-            .is_some_and(|at| now_ms.saturating_sub(at) < self.runtime_refresh_ms);
+            .is_some_and(|at| now_ms.saturating_sub(at) < max_age_ms);
         if fresh {
             return;
         }
@@ -374,7 +392,7 @@ impl DatasetRegistry {
             return;
         };
         let mut parsed = BTreeMap::new();
-        for (id, json) in stored {
+        for (id, json) in stored.definitions {
             let config = serde_json::from_str(&json)
                 .map_err(|e| e.to_string())
                 .and_then(|definition| parse_dataset(&id, definition));
@@ -388,6 +406,7 @@ impl DatasetRegistry {
             }
         }
         self.replace_runtime(parsed);
+        self.runtime_version.set(Some(stored.version));
     }
 
     /// Registers (or replaces) a run-time dataset in this isolate at once.

@@ -12,7 +12,7 @@ use crate::backend::{
 };
 use crate::cache_entry::{
     CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo, KeyPage,
-    StoredBytes,
+    Lookup, RuntimeDatasets, StoredBytes,
 };
 use crate::eviction::{gdsf_priority, lfu_score, percentile_rank, EvictionPolicy, KeySort, Order};
 use crate::upstash::HttpCall;
@@ -99,6 +99,7 @@ pub struct FakeIndex {
     pub stats: RefCell<HashMap<String, DatasetStats>>,
     pub leases: RefCell<HashMap<String, String>>,
     pub runtime: RefCell<BTreeMap<String, String>>,
+    pub runtime_version: Cell<u64>,
     pub snapshots: RefCell<HashMap<String, Vec<String>>>,
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
@@ -245,29 +246,8 @@ impl FakeIndex {
         }
         self.claim_one(&id, ClaimReason::Evicted, token)
     }
-    /// The accounted key of `dataset` lowest in `order` (ties by key, as Redis orders them).
-    fn lowest(&self, dataset: &str, order: Order) -> Option<(Id, f64)> {
-        self.accounting
-            .borrow()
-            .iter()
-            .filter(|((d, _), _)| d == dataset)
-            .map(|(id, a)| (id.clone(), a.score(order)))
-            .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
-    }
-}
-
-impl Index for FakeIndex {
-    async fn ping(&self) -> Result<(), IndexError> {
-        self.trip()
-    }
-
-    async fn lookup(
-        &self,
-        dataset: &str,
-        key: &str,
-        now_ms: u64,
-    ) -> Result<Option<IndexEntry>, IndexError> {
-        self.trip()?;
+    /// The live entry of `key` (counting the hit), as the lookup script does.
+    fn lookup_entry(&self, dataset: &str, key: &str, now_ms: u64) -> Option<IndexEntry> {
         let id = (dataset.to_owned(), key.to_owned());
         let mut entries = self.entries.borrow_mut();
         match entries.get_mut(&id) {
@@ -290,14 +270,38 @@ impl Index for FakeIndex {
                     s.hits += 1;
                     s.bytes_from_cache += found.size;
                 });
-                Ok(Some(found))
+                Some(found)
             }
             Some(e) if e.expires_ms <= self.now_ms.get() => {
                 entries.remove(&id);
-                Ok(None)
+                None
             }
-            _ => Ok(None),
+            _ => None,
         }
+    }
+
+    /// The accounted key of `dataset` lowest in `order` (ties by key, as Redis orders them).
+    fn lowest(&self, dataset: &str, order: Order) -> Option<(Id, f64)> {
+        self.accounting
+            .borrow()
+            .iter()
+            .filter(|((d, _), _)| d == dataset)
+            .map(|(id, a)| (id.clone(), a.score(order)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
+    }
+}
+
+impl Index for FakeIndex {
+    async fn ping(&self) -> Result<(), IndexError> {
+        self.trip()
+    }
+
+    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
+        self.trip()?;
+        Ok(Lookup {
+            entry: self.lookup_entry(dataset, key, now_ms),
+            datasets_version: self.runtime_version.get(),
+        })
     }
 
     async fn record_miss(
@@ -557,18 +561,22 @@ impl Index for FakeIndex {
             .collect())
     }
 
-    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError> {
+    async fn runtime_datasets(&self) -> Result<RuntimeDatasets, IndexError> {
         self.trip()?;
-        Ok(self
-            .runtime
-            .borrow()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(RuntimeDatasets {
+            version: self.runtime_version.get(),
+            definitions: self
+                .runtime
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
     }
 
     async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError> {
         self.trip()?;
+        self.runtime_version.set(self.runtime_version.get() + 1);
         Ok(self
             .runtime
             .borrow_mut()
@@ -578,6 +586,7 @@ impl Index for FakeIndex {
 
     async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError> {
         self.trip()?;
+        self.runtime_version.set(self.runtime_version.get() + 1);
         Ok(self.runtime.borrow_mut().remove(id).is_some())
     }
 

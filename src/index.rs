@@ -4,13 +4,21 @@
 
 use crate::backend::{Index, IndexError, UpstashTransport};
 use crate::cache_entry::{
-    f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage,
-    StoredBytes,
+    f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup,
+    RuntimeDatasets, StoredBytes,
 };
 use crate::cache_keys::CacheKeys;
 use crate::eviction::{EvictionPolicy, KeySort, Order};
 use crate::index_scripts;
 use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
+
+/// A counter reply (`GET` of a number, absent = 0).
+fn counter(reply: &Value) -> u64 {
+    reply
+        .as_int()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
 
 /// The index, speaking the Upstash REST protocol through `T`.
 #[derive(Debug)]
@@ -173,21 +181,25 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
     }
 
-    async fn lookup(
-        &self,
-        dataset: &str,
-        key: &str,
-        now_ms: u64,
-    ) -> Result<Option<IndexEntry>, IndexError> {
+    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
         let reply = self
             .call(&self.dataset_eval(
                 index_scripts::LOOKUP,
                 dataset,
-                &[self.keys.entry(dataset, key)],
+                &[
+                    self.keys.entry(dataset, key),
+                    self.keys.runtime_datasets_version(),
+                ],
                 [now_ms.to_string(), key.to_owned()],
             ))
             .await?;
-        Ok(IndexEntry::from_hgetall(&reply))
+        match &reply {
+            Value::Array(items) if items.len() == 2 => Ok(Lookup {
+                datasets_version: counter(&items[0]),
+                entry: IndexEntry::from_hgetall(&items[1]),
+            }),
+            _ => Err(unexpected("lookup", &reply)),
+        }
     }
 
     async fn record_miss(
@@ -439,43 +451,59 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             .collect())
     }
 
-    async fn runtime_datasets(&self) -> Result<Vec<(String, String)>, IndexError> {
-        let reply = self
-            .call(&Command::new("HGETALL").arg(self.keys.runtime_datasets()))
+    async fn runtime_datasets(&self) -> Result<RuntimeDatasets, IndexError> {
+        let replies = self
+            .pipeline(&[
+                Command::new("GET").arg(self.keys.runtime_datasets_version()),
+                Command::new("HGETALL").arg(self.keys.runtime_datasets()),
+            ])
             .await?;
-        let Value::Array(items) = &reply else {
-            return Err(unexpected("runtime datasets", &reply));
+        let (Some(version), Some(Value::Array(items))) = (replies.first(), replies.get(1)) else {
+            return Err(IndexError::Protocol(format!(
+                "runtime datasets: unexpected reply {replies:?}"
+            )));
         };
-        Ok(items
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [id, json] => Some((id.as_str()?.to_owned(), json.as_str()?.to_owned())),
-                _ => None,
-            })
-            .collect())
+        Ok(RuntimeDatasets {
+            version: counter(version),
+            definitions: items
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [id, json] => Some((id.as_str()?.to_owned(), json.as_str()?.to_owned())),
+                    _ => None,
+                })
+                .collect(),
+        })
     }
 
     async fn put_runtime_dataset(&self, id: &str, json: &str) -> Result<bool, IndexError> {
-        let reply = self
-            .call(
-                &Command::new("HSET")
-                    .arg(self.keys.runtime_datasets())
-                    .arg(id)
-                    .arg(json),
+        let replies = self
+            .batch(
+                Batch::Transaction,
+                &[
+                    Command::new("HSET")
+                        .arg(self.keys.runtime_datasets())
+                        .arg(id)
+                        .arg(json),
+                    Command::new("INCR").arg(self.keys.runtime_datasets_version()),
+                ],
             )
             .await?;
-        Ok(reply.as_int() == Some(1))
+        Ok(replies.first().and_then(Value::as_int) == Some(1))
     }
 
     async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError> {
-        let reply = self
-            .call(
-                &Command::new("HDEL")
-                    .arg(self.keys.runtime_datasets())
-                    .arg(id),
+        let replies = self
+            .batch(
+                Batch::Transaction,
+                &[
+                    Command::new("HDEL")
+                        .arg(self.keys.runtime_datasets())
+                        .arg(id),
+                    Command::new("INCR").arg(self.keys.runtime_datasets_version()),
+                ],
             )
             .await?;
-        Ok(reply.as_int() == Some(1))
+        Ok(replies.first().and_then(Value::as_int) == Some(1))
     }
 
     async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {

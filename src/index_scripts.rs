@@ -62,15 +62,18 @@ end
 }
 
 /// `Index::lookup`: read the entry and, only if it is live (present, not being evicted), count
-/// the hit on the entry, the dataset and the eviction orders. Returns the entry as read.
-/// Dataset keys, then `KEYS[12]` entry; `ARGV[4]` now ms, `ARGV[5]` Zarr key.
+/// the hit on the entry, the dataset and the eviction orders. Returns `[datasets version, entry
+/// as read]`.
+/// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` run-time datasets version; `ARGV[4]` now ms,
+/// `ARGV[5]` Zarr key.
 pub const LOOKUP: &str = concat!(
     prelude!(),
-    r"local e = redis.call('HGETALL', KEYS[12])
-if #e == 0 then return e end
+    r"local version = redis.call('GET', KEYS[13]) or '0'
+local e = redis.call('HGETALL', KEYS[12])
+if #e == 0 then return {version, e} end
 local f = {}
 for i = 1, #e, 2 do f[e[i]] = e[i + 1] end
-if f['evicting'] then return {} end
+if f['evicting'] then return {version, {}} end
 local now, m, size = tonumber(ARGV[4]), ARGV[5], num(f['size'])
 local accesses = redis.call('HINCRBY', KEYS[12], 'hits', 1) + 1
 redis.call('HSET', KEYS[12], 'last_access_ms', ARGV[4])
@@ -79,7 +82,7 @@ redis.call('HINCRBY', STATS, 'bytes_from_cache', size)
 redis.call('ZADD', BY_LAST_ACCESS, 'XX', now, m)
 redis.call('ZADD', BY_FREQUENCY, 'XX', lfu_score(accesses, now), m)
 redis.call('ZADD', BY_PRIORITY, 'XX', priority(gdsf_clock(), accesses, num(f['fetch_ms']), size), m)
-return e"
+return {version, e}"
 );
 
 /// `Index::record_miss` with a stored entry and `Index::adopt`: replace the key's entry (its

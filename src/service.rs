@@ -147,12 +147,7 @@ where
         authorize(request.authorization, backends.admin_token)?;
     }
     let route = route(request.method, request.path)?;
-    if !matches!(route, Route::Preflight | Route::Health) {
-        backends
-            .datasets
-            .refresh_runtime(&cache.index, cache.clock.now_ms())
-            .await;
-    }
+    refresh_datasets_for(&route, backends).await;
     match route {
         Route::Preflight => plain(HttpResponse {
             status: 204,
@@ -192,6 +187,34 @@ where
             ))
         }
         Route::ZarrKey { dataset, key } => zarr_key(request, &dataset, &key, backends).await,
+    }
+}
+
+/// How often an isolate may reread the run-time datasets for ids it does not know (a client
+/// reading a dataset registered on another instance a moment ago).
+const UNKNOWN_DATASET_REFRESH_MS: u64 = 1_000;
+
+/// Keeps the run-time datasets current without a round trip on the chunk path: listings and
+/// admin calls reread them after `DATASETS_REFRESH_SECONDS`; a request for an id this isolate
+/// does not know rereads them at most every second; chunk reads learn the version from their
+/// index lookup (see [`zarr_key`]).
+async fn refresh_datasets_for<I, S, O, C, R>(route: &Route, backends: &Backends<'_, I, S, O, C, R>)
+where
+    I: Index,
+    C: Clock,
+{
+    let (index, now_ms) = (&backends.cache.index, backends.cache.clock.now_ms());
+    let registry = backends.datasets;
+    match route {
+        Route::Preflight | Route::Health => {}
+        Route::ZarrKey { dataset, .. } | Route::DatasetRoot { dataset } => {
+            if registry.config(dataset).is_err() {
+                registry
+                    .refresh_runtime_if_older(index, now_ms, UNKNOWN_DATASET_REFRESH_MS)
+                    .await;
+            }
+        }
+        _ => registry.refresh_runtime(index, now_ms).await,
     }
 }
 
@@ -279,6 +302,7 @@ where
                 body: ChunkBody::Bytes(Rc::new(bytes)),
                 source: CacheSource::Inline,
                 timing: Timing::default(),
+                datasets_version: None,
             },
             Vec::new(),
         ),
@@ -305,6 +329,21 @@ where
             (chunk, admitted)
         }
     };
+    let (index, now_ms) = (&backends.cache.index, backends.cache.clock.now_ms());
+    match (chunk.source, chunk.datasets_version) {
+        // No lookup (inline and metadata keys): reread them after the interval.
+        (CacheSource::Inline, _) => backends.datasets.refresh_runtime(index, now_ms).await,
+        // The lookup saw another version of the run-time datasets: reread them (a round trip
+        // only when they changed).
+        (_, Some(version)) if backends.datasets.runtime_version_changed(version) => {
+            backends
+                .datasets
+                .refresh_runtime_if_older(index, now_ms, 0)
+                .await;
+        }
+        // Same version, or no answer from the index (do not wait on it twice).
+        _ => {}
+    }
     let response = respond_with_chunk(request, chunk, key, max_age, &backends.cache.store).await?;
     Ok((response, write_backs))
 }
@@ -1132,5 +1171,28 @@ mod tests {
                 "{query}"
             );
         }
+    }
+
+    /// A warm hit stays one index round trip however long since the run-time datasets were
+    /// read; a change made on another instance arrives with the next lookup, and an unknown id
+    /// is looked up in the index.
+    #[test]
+    fn runtime_datasets_propagate_without_extra_round_trips() {
+        let world = world();
+        read_at(&world, 1_000, "demo", "g/0");
+        assert_eq!(read_at(&world, 1_001, "demo", "g/0"), "HIT");
+        let before = world.index.round_trips.get();
+        assert_eq!(read_at(&world, 900_000, "demo", "g/0"), "HIT");
+        assert_eq!(world.index.round_trips.get() - before, 1, "one lookup");
+        let definition = r#"{"refs": "http://origin.test/refs.json"}"#;
+        block_on(world.index.put_runtime_dataset("elsewhere", definition)).unwrap();
+        read_at(&world, 900_001, "demo", "g/0");
+        assert!(
+            world.registry.config("elsewhere").is_ok(),
+            "seen via the lookup"
+        );
+        block_on(world.index.put_runtime_dataset("later", definition)).unwrap();
+        world.clock.now.set(902_000);
+        assert_eq!(run(&world, "GET", "/zarr/later/.zgroup").status, 200);
     }
 }

@@ -52,6 +52,7 @@ fn hit(index: &UpstashIndex<UreqTransport>, dataset: &str, key: &str, at_ms: u64
     assert!(
         block_on(index.lookup(dataset, key, at_ms))
             .unwrap()
+            .entry
             .is_some(),
         "{key} should be cached"
     );
@@ -135,7 +136,9 @@ fn each_policy_claims_its_victim() {
         assert!(claimed[0].object_unheld);
         // Marked: lookups miss it before it is dropped; listings leave it out.
         assert_eq!(
-            block_on(index.lookup("ds", evicted, T0 + 30_001)).unwrap(),
+            block_on(index.lookup("ds", evicted, T0 + 30_001))
+                .unwrap()
+                .entry,
             None
         );
         let mut left = listed(&index, "ds", KeySort::Created);
@@ -174,9 +177,11 @@ fn claims_respect_shared_objects_and_rewrites() {
     block_on(index.drop_claimed("a", &["v/0".into(), "v/1".into()], "t1")).unwrap();
     assert!(block_on(index.lookup("a", "v/1", T0 + 6))
         .unwrap()
+        .entry
         .is_some());
     assert!(block_on(index.lookup("a", "v/0", T0 + 6))
         .unwrap()
+        .entry
         .is_none());
     let key = block_on(index.claim("b", &ClaimSelector::Key("v/0".into()), T0, "t2", 10)).unwrap();
     assert!(key[0].object_unheld, "the last holder let go");
@@ -218,14 +223,27 @@ fn expired_keys_are_claimed_first() {
 #[ignore = "needs the local stack (scripts/test)"]
 fn runtime_datasets_and_snapshots() {
     let index = index();
+    let version = || {
+        block_on(index.lookup("ds", "k", T0))
+            .unwrap()
+            .datasets_version
+    };
+    assert_eq!(version(), 0);
     assert!(block_on(index.put_runtime_dataset("x", r#"{"refs":"http://a/r.json"}"#)).unwrap());
     assert!(!block_on(index.put_runtime_dataset("x", r#"{"refs":"http://b/r.json"}"#)).unwrap());
+    let stored = block_on(index.runtime_datasets()).unwrap();
     assert_eq!(
-        block_on(index.runtime_datasets()).unwrap(),
+        stored.definitions,
         [("x".to_owned(), r#"{"refs":"http://b/r.json"}"#.to_owned())]
+    );
+    assert_eq!(
+        (stored.version, version()),
+        (2, 2),
+        "every change raises it"
     );
     assert!(block_on(index.remove_runtime_dataset("x")).unwrap());
     assert!(!block_on(index.remove_runtime_dataset("x")).unwrap());
+    assert_eq!(version(), 4);
     for n in 0..4 {
         block_on(index.record_snapshot("ds", &format!("{{\"n\":{n}}}"), 3)).unwrap();
     }
