@@ -324,9 +324,8 @@ where
         .map(|(i, (key, url, range))| {
             let (config, scope) = (&config, &scope);
             async move {
-                if !config.allows(url) {
-                    let why = format!("{url}: host not in the dataset's allowed_hosts");
-                    return (key.clone(), Warmed::Failed(why));
+                if let Err(forbidden) = config.check_allowed(key, url) {
+                    return (key.clone(), Warmed::Failed(forbidden.to_string()));
                 }
                 let holder = format!("{token}-{i}");
                 let chunk_request = ChunkRequest {

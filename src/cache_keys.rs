@@ -73,10 +73,11 @@ impl CacheKeys {
         format!("{}{object}", self.holders_prefix())
     }
 
-    /// A member of a holders set: the entry of `key` in `dataset`.
+    /// What the members of a holders set for `dataset`'s entries start with: a member is
+    /// `{dataset}\n{key}` (the index scripts append the key).
     #[must_use]
-    pub fn holder(dataset: &str, key: &str) -> String {
-        format!("{dataset}\n{key}")
+    pub fn holder_prefix(dataset: &str) -> String {
+        format!("{dataset}\n")
     }
 
     /// The hash of counters over all datasets (entries, bytes stored).

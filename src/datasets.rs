@@ -201,6 +201,21 @@ impl DatasetConfig {
         })
     }
 
+    /// `Ok` when chunks of `key` may be fetched from `url` for this dataset.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] naming the key and the URL.
+    pub fn check_allowed(&self, key: &str, url: &str) -> Result<(), Error> {
+        if self.allows(url) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{}/{key} points at {url}, whose host is not in the dataset's allowed_hosts",
+                self.id
+            )))
+        }
+    }
+
     /// The limits a write-back of this dataset checks, with the deployment-wide one.
     #[must_use]
     pub fn limits(&self, total: Option<Limit>) -> CapacityLimits {

@@ -92,7 +92,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         command = command
             .arg(self.keys.entry_prefix(dataset))
             .arg(self.keys.holders_prefix())
-            .arg(CacheKeys::holder(dataset, ""));
+            .arg(CacheKeys::holder_prefix(dataset));
         for arg in args {
             command = command.arg(arg);
         }

@@ -307,11 +307,7 @@ where
             Vec::new(),
         ),
         KeyAnswer::Fetch { url, range } => {
-            if !config.allows(&url) {
-                return Err(Error::Forbidden(format!(
-                    "{dataset}/{key} points at {url}, whose host is not in the dataset's allowed_hosts"
-                )));
-            }
+            config.check_allowed(key, &url)?;
             let policy = cache_policy(&config, backends);
             let chunk_request = ChunkRequest {
                 dataset,
