@@ -630,6 +630,27 @@ mod tests {
         assert!(!parsed[0].allows("https://data.test/x.nc"));
         assert_eq!(parsed[1].refs, RefsLocation::Bucket("refs/b.json".into()));
         assert_eq!(
+            (parsed[0].capacity_bytes, parsed[0].eviction),
+            (None, EvictionPolicy::Lru)
+        );
+        assert!(parsed[0].admission.is_open());
+        let managed = parse_datasets(
+            r#"{"m": {"refs": "http://x/r.json", "capacity_bytes": 1000, "eviction": "cost",
+                      "admission": {"include": ["t/*"], "min_fetch_ms": 5}}}"#,
+        )
+        .unwrap();
+        let limits = managed[0].limits(None);
+        assert_eq!(
+            limits.dataset,
+            Some(Limit {
+                capacity_bytes: 1000,
+                policy: EvictionPolicy::Cost
+            })
+        );
+        assert!(managed[0].admission.admits("t/0", 1, 5));
+        assert!(!managed[0].admission.admits("t/0", 1, 4));
+        assert_eq!(managed[0].definition["capacity_bytes"], 1000);
+        assert_eq!(
             parsed[1].s3_endpoint.as_ref().map(|s| s.path_style),
             Some(false)
         );
@@ -652,6 +673,22 @@ mod tests {
                 "unknown field",
             ),
             (r#"{"a": {}}"#, "missing field"),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "eviction": "fifo"}}"#,
+                "eviction must be one of lru, lfu, size, cost",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "admission": {"include": "x"}}}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "admission": {"max_size": 1}}}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "capacity_bytes": -1}}"#,
+                "invalid value",
+            ),
         ] {
             let error = parse_datasets(json).unwrap_err().to_string();
             assert!(error.contains(want), "{json}: {error}");
