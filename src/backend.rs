@@ -99,6 +99,10 @@ pub trait Index {
         ttl_ms: u64,
     ) -> Result<StoredBytes, IndexError>;
 
+    /// Counts a read that shared another read's outcome: a hit (and its bytes served from cache)
+    /// or a miss (no origin bytes: the shared fetch counted them).
+    async fn count_read(&self, dataset: &str, hit: bool, bytes: u64) -> Result<(), IndexError>;
+
     /// Undoes a hit that [`lookup`](Self::lookup) recorded for an entry whose bytes turned out
     /// to be missing from the store, and deletes that entry, but only if it is still that entry
     /// (same object and creation time): a fresher entry written meanwhile stays.
@@ -401,6 +405,9 @@ impl<T: Index> Index for std::rc::Rc<T> {
     }
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         (**self).forget(dataset, key, entry).await
+    }
+    async fn count_read(&self, dataset: &str, hit: bool, bytes: u64) -> Result<(), IndexError> {
+        (**self).count_read(dataset, hit, bytes).await
     }
     async fn adopt(
         &self,

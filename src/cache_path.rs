@@ -142,6 +142,17 @@ pub enum WriteBack {
         /// The capacities to enforce once it is indexed.
         limits: CapacityLimits,
     },
+    /// Count a read that shared another read's outcome (a follower of a fetch in this isolate, or
+    /// a reader served by another instance's stored bytes) as the hit or miss it answers. Origin
+    /// bytes are not added: the fetch that brought them counted them.
+    CountRead {
+        /// Dataset id.
+        dataset: String,
+        /// Whether it answers `HIT` (else `MISS`).
+        hit: bool,
+        /// Bytes served.
+        bytes: u64,
+    },
     /// The index vouched for an object the store does not have: drop the entry and undo the hit.
     Forget {
         /// Dataset id.
@@ -350,8 +361,15 @@ where
     } else {
         backends.clock.now_ms().saturating_sub(miss_start)
     };
-    if leader {
-        deferred.extend(fetched.write_back.clone());
+    match (&fetched.write_back, leader) {
+        (Some(write_back), true) => deferred.push(write_back.clone()),
+        // Served by another request's fetch in this isolate, or by another instance's bytes
+        // in storage: nothing else records this read, so count it as what it answers.
+        _ => deferred.push(WriteBack::CountRead {
+            dataset: dataset.to_owned(),
+            hit: fetched.source == CacheSource::Hit,
+            bytes: fetched.bytes.len() as u64,
+        }),
     }
     Ok((
         Chunk {
@@ -727,6 +745,16 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             }
             return recorded.map(|_| ());
         }
+        WriteBack::CountRead {
+            dataset,
+            hit,
+            bytes,
+        } => {
+            return index
+                .count_read(&dataset, hit, bytes)
+                .await
+                .map_err(|e| format!("index {dataset}: {e}"))
+        }
         WriteBack::Forget {
             dataset,
             key,
@@ -899,8 +927,19 @@ mod tests {
         let results = results.borrow();
         assert_eq!(results.len(), 20);
         assert_eq!(b.origin.requests.borrow().len(), 1);
-        let write_backs: usize = results.iter().map(|(_, wbs)| wbs.len()).sum();
-        assert_eq!(write_backs, 1);
+        let write_backs: Vec<WriteBack> = results
+            .iter()
+            .flat_map(|(_, wbs)| wbs.iter().cloned())
+            .collect();
+        assert_eq!(write_backs.iter().filter(|w| w.stores()).count(), 1);
+        assert_eq!(write_backs.len(), 20, "the 19 followers are counted too");
+        write_back_all(&b, write_backs);
+        let stats = b.index.stats_of("ds");
+        assert_eq!(
+            (stats.misses, stats.bytes_from_origin, stats.hits),
+            (20, 3, 0),
+            "every reader answered MISS; the origin sent 3 bytes once"
+        );
     }
 
     /// When another instance holds the lease, the reader waits for its bytes in storage and
@@ -918,7 +957,15 @@ mod tests {
         b.clock.now.set(POLICY.ttl_ms);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
-        assert!(wbs.is_empty());
+        assert_eq!(
+            wbs,
+            [WriteBack::CountRead {
+                dataset: "ds".into(),
+                hit: true,
+                bytes: 3
+            }],
+            "counted as the hit it answers"
+        );
         assert_eq!(body(chunk), b"234");
         assert!(b.origin.requests.borrow().is_empty());
     }

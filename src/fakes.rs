@@ -327,6 +327,19 @@ impl Index for FakeIndex {
         }))
     }
 
+    async fn count_read(&self, dataset: &str, hit: bool, bytes: u64) -> Result<(), IndexError> {
+        self.trip()?;
+        self.counters(dataset, |s| {
+            if hit {
+                s.hits += 1;
+                s.bytes_from_cache += bytes;
+            } else {
+                s.misses += 1;
+            }
+        });
+        Ok(())
+    }
+
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.trip()?;
         let id = (dataset.to_owned(), key.to_owned());

@@ -232,6 +232,19 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         .map(|_| None)
     }
 
+    async fn count_read(&self, dataset: &str, hit: bool, bytes: u64) -> Result<(), IndexError> {
+        let stats = self.keys.stats(dataset);
+        let commands = if hit {
+            vec![
+                count(&stats, stats_fields::HITS, 1),
+                count(&stats, stats_fields::BYTES_FROM_CACHE, bytes),
+            ]
+        } else {
+            vec![count(&stats, stats_fields::MISSES, 1)]
+        };
+        self.pipeline(&commands).await.map(|_| ())
+    }
+
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.call(&self.dataset_eval(
             index_scripts::FORGET,
