@@ -167,7 +167,13 @@ where
     S: ChunkStore,
     C: Clock,
 {
-    backends.datasets.config(&request.dataset)?;
+    // A dataset no longer configured can still be purged while it has cached keys.
+    if let Err(unknown) = backends.datasets.config(&request.dataset) {
+        let cached = backends.cache.index.cached_datasets().await?;
+        if !cached.contains(&request.dataset) {
+            return Err(unknown);
+        }
+    }
     let selector = match (request.key, request.prefix) {
         (Some(_), Some(_)) => {
             return Err(Error::BadRequest("give a key or a prefix, not both".into()))

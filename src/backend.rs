@@ -176,7 +176,11 @@ pub trait Index {
     /// Removes a run-time dataset and raises the version; `true` when there was one.
     async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError>;
 
-    /// Deletes a dataset's counters, orders and snapshots (after its keys were purged).
+    /// The ids of every dataset with cached keys (configured or not), sorted.
+    async fn cached_datasets(&self) -> Result<Vec<String>, IndexError>;
+
+    /// Deletes a dataset's counters, orders and snapshots, and takes it off the cached datasets
+    /// (after its keys were removed).
     async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError>;
 
     /// Prepends a stats snapshot (JSON) to the dataset's history, keeping the newest `keep`.
@@ -478,6 +482,9 @@ impl<T: Index> Index for std::rc::Rc<T> {
     }
     async fn remove_runtime_dataset(&self, id: &str) -> Result<bool, IndexError> {
         (**self).remove_runtime_dataset(id).await
+    }
+    async fn cached_datasets(&self) -> Result<Vec<String>, IndexError> {
+        (**self).cached_datasets().await
     }
     async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {
         (**self).drop_dataset_records(dataset).await

@@ -86,6 +86,13 @@ impl CacheKeys {
         format!("{}:v1:totals", self.prefix)
     }
 
+    /// The set of dataset ids that have (or had) cached keys: the sweep expires keys of datasets
+    /// that are no longer configured, so their objects do not stay forever.
+    #[must_use]
+    pub fn cached_datasets(&self) -> String {
+        format!("{}:v1:cached-datasets", self.prefix)
+    }
+
     /// The hash of datasets registered at run time (id → configuration JSON).
     #[must_use]
     pub fn runtime_datasets(&self) -> String {

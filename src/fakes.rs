@@ -100,6 +100,8 @@ pub struct FakeIndex {
     pub leases: RefCell<HashMap<String, String>>,
     pub runtime: RefCell<BTreeMap<String, String>>,
     pub runtime_version: Cell<u64>,
+    /// Datasets that have (had) cached keys.
+    cached: RefCell<BTreeSet<String>>,
     pub snapshots: RefCell<HashMap<String, Vec<String>>>,
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
@@ -188,6 +190,7 @@ impl FakeIndex {
     fn put_entry(&self, dataset: &str, key: &str, entry: &IndexEntry, ttl_ms: u64, now_ms: u64) {
         let id = (dataset.to_owned(), key.to_owned());
         self.release(&id);
+        self.cached.borrow_mut().insert(dataset.to_owned());
         let accesses = entry.hits + 1;
         let clock = self
             .gdsf_clocks
@@ -603,8 +606,16 @@ impl Index for FakeIndex {
         Ok(self.runtime.borrow_mut().remove(id).is_some())
     }
 
+    async fn cached_datasets(&self) -> Result<Vec<String>, IndexError> {
+        self.trip()?;
+        let mut ids: Vec<String> = self.cached.borrow().iter().cloned().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {
         self.trip()?;
+        self.cached.borrow_mut().remove(dataset);
         self.stats.borrow_mut().remove(dataset);
         self.snapshots.borrow_mut().remove(dataset);
         self.gdsf_clocks.borrow_mut().remove(dataset);

@@ -134,7 +134,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
             .call(&self.dataset_eval(
                 index_scripts::PUT_ENTRY,
                 dataset,
-                &[self.keys.entry(dataset, key)],
+                &[self.keys.entry(dataset, key), self.keys.cached_datasets()],
                 args,
             ))
             .await?;
@@ -519,7 +519,28 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         Ok(replies.first().and_then(Value::as_int) == Some(1))
     }
 
+    async fn cached_datasets(&self) -> Result<Vec<String>, IndexError> {
+        let reply = self
+            .call(&Command::new("SMEMBERS").arg(self.keys.cached_datasets()))
+            .await?;
+        let Value::Array(items) = &reply else {
+            return Err(unexpected("cached datasets", &reply));
+        };
+        let mut ids: Vec<String> = items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError> {
+        self.call(
+            &Command::new("SREM")
+                .arg(self.keys.cached_datasets())
+                .arg(dataset),
+        )
+        .await?;
         let mut command = Command::new("DEL")
             .arg(self.keys.stats(dataset))
             .arg(self.keys.objects(dataset))

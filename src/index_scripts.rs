@@ -89,7 +89,8 @@ return {version, e}"
 /// old accounting released first), account it in every order and in its object's holders, and
 /// count the read (a miss from the origin, or a hit on adopted bytes). Returns the dataset's and
 /// the total stored bytes, for the capacity check.
-/// Dataset keys, then `KEYS[12]` entry; `ARGV[4]` Zarr key, `ARGV[5]` TTL ms, `ARGV[6]` now ms,
+/// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` the set of datasets with cached keys;
+/// `ARGV[4]` Zarr key, `ARGV[5]` TTL ms, `ARGV[6]` now ms,
 /// `ARGV[7]` `miss` or `hit`, `ARGV[8]` origin bytes, `ARGV[9]` object key, `ARGV[10]` size,
 /// `ARGV[11]` fetch ms, `ARGV[12]` created ms, `ARGV[13]` hits so far, `ARGV[14..]` the entry's
 /// `HSET` field/value pairs.
@@ -102,6 +103,7 @@ if redis.call('ZSCORE', BY_KEY, m) then release(m) end
 redis.call('DEL', KEYS[12])
 redis.call('HSET', KEYS[12], unpack(ARGV, 14))
 redis.call('PEXPIRE', KEYS[12], ttl)
+redis.call('SADD', KEYS[13], string.sub(HOLDER_PREFIX, 1, -2))
 redis.call('ZADD', BY_LAST_ACCESS, now, m)
 redis.call('ZADD', BY_FREQUENCY, lfu_score(accesses, now), m)
 redis.call('ZADD', BY_SIZE, -size, m)

@@ -242,6 +242,8 @@ pub struct SweepReport {
     pub orphans_deleted: u64,
     /// Stats snapshots recorded.
     pub snapshots: u64,
+    /// Datasets no longer configured whose last cached key is gone, forgotten.
+    pub forgotten_datasets: Vec<String>,
     /// What failed (the sweep goes on past failures).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
@@ -257,7 +259,8 @@ pub struct SweepSettings {
     pub orphan_grace_ms: u64,
 }
 
-/// The scheduled sweep: for every dataset, remove expired entries and enforce its capacity; then
+/// The scheduled sweep: for every dataset, remove expired entries and enforce its capacity
+/// (datasets no longer configured only expire, and are forgotten once empty); then
 /// the deployment-wide capacity; then delete stored objects no entry holds that are older than
 /// the grace period; then record a stats snapshot per dataset.
 pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
@@ -270,9 +273,27 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
     token: &str,
 ) -> SweepReport {
     let mut report = SweepReport::default();
-    let ids: Vec<String> = datasets.iter().map(|(id, _)| id.clone()).collect();
+    let configured: Vec<String> = datasets.iter().map(|(id, _)| id.clone()).collect();
+    // Datasets no longer configured keep their cached keys until these expire; then they are
+    // forgotten, so their objects do not stay forever.
+    let unconfigured: Vec<(String, CapacityLimits)> = match index.cached_datasets().await {
+        Ok(cached) => cached
+            .into_iter()
+            .filter(|id| !configured.contains(id))
+            .map(|id| (id, CapacityLimits::default()))
+            .collect(),
+        Err(e) => {
+            report.failures.push(format!("cached datasets: {e}"));
+            Vec::new()
+        }
+    };
+    let ids: Vec<String> = configured
+        .iter()
+        .cloned()
+        .chain(unconfigured.iter().map(|(id, _)| id.clone()))
+        .collect();
     let now_ms = clock.now_ms();
-    for (id, limits) in datasets {
+    for (id, limits) in datasets.iter().chain(&unconfigured) {
         let selector = limits
             .dataset
             .map_or(ClaimSelector::Expired, ClaimSelector::Capacity);
@@ -302,7 +323,10 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
     {
         report.failures.push(format!("orphans: {e}"));
     }
-    match record_snapshots(index, &ids, clock.now_ms()).await {
+    if let Err(e) = forget_emptied(index, &unconfigured, &mut report).await {
+        report.failures.push(format!("unconfigured datasets: {e}"));
+    }
+    match record_snapshots(index, &configured, clock.now_ms()).await {
         Ok(n) => report.snapshots = n,
         Err(e) => report.failures.push(format!("snapshots: {e}")),
     }
@@ -335,6 +359,23 @@ pub async fn scheduled_sweep<I: Index, S: ChunkStore, O, C: Clock>(
         token,
     )
     .await
+}
+
+/// Forgets the unconfigured datasets that have no cached key left.
+async fn forget_emptied<I: Index>(
+    index: &I,
+    unconfigured: &[(String, CapacityLimits)],
+    report: &mut SweepReport,
+) -> Result<(), Error> {
+    let ids: Vec<String> = unconfigured.iter().map(|(id, _)| id.clone()).collect();
+    let stats = index.cache_stats(&ids).await?;
+    for (id, stats) in ids.into_iter().zip(stats) {
+        if stats.counters.entries == 0 {
+            index.drop_dataset_records(&id).await?;
+            report.forgotten_datasets.push(id);
+        }
+    }
+    Ok(())
 }
 
 /// Lists every chunk object and deletes those no entry holds, if older than the grace period.

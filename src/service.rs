@@ -1191,4 +1191,52 @@ mod tests {
         world.clock.now.set(902_000);
         assert_eq!(run(&world, "GET", "/zarr/later/.zgroup").status, 200);
     }
+
+    /// A dataset that is no longer configured keeps its cached keys until they expire (and can
+    /// be purged meanwhile); the sweep then removes them, deletes their objects and forgets it.
+    #[test]
+    fn unconfigured_datasets_expire_and_are_forgotten() {
+        let world = world();
+        let definition = r#"{"refs": "http://origin.test/refs.json", "ttl_seconds": 60}"#;
+        for id in ["old", "older"] {
+            admin(
+                &world,
+                "PUT",
+                &format!("/api/admin/datasets/{id}"),
+                definition,
+            );
+            read_at(&world, 1_000, id, "g/2");
+            read_at(&world, 1_000, id, "t/0");
+            // Removed from the configuration without a purge (as an edited DATASETS would).
+            block_on(world.index.remove_runtime_dataset(id)).unwrap();
+            world.registry.remove_runtime(id);
+        }
+        assert_eq!(world.store.len(), 2, "both datasets share the objects");
+        let (status, purged) = admin(
+            &world,
+            "POST",
+            "/api/admin/purge",
+            r#"{"dataset": "older", "key": "t/0"}"#,
+        );
+        assert_eq!((status, purged["entries_removed"].clone()), (200, 1.into()));
+        let (_, report) = admin(&world, "POST", "/api/admin/sweep", "");
+        assert_eq!(
+            report["forgotten_datasets"],
+            serde_json::json!([]),
+            "not expired yet"
+        );
+        world.index.now_ms.set(70_000);
+        world.clock.now.set(70_000);
+        let (_, report) = admin(&world, "POST", "/api/admin/sweep", "");
+        assert_eq!(
+            report["forgotten_datasets"],
+            serde_json::json!(["old", "older"])
+        );
+        assert_eq!(world.store.len(), 0);
+        assert!(world.index.cached_keys("old").is_empty());
+        assert_eq!(
+            admin(&world, "POST", "/api/admin/purge", r#"{"dataset": "old"}"#).0,
+            404
+        );
+    }
 }

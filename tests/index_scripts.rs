@@ -194,6 +194,9 @@ fn claims_respect_shared_objects_and_rewrites() {
         (0, 0)
     );
     assert_eq!(block_on(index.total_stored()).unwrap(), 0);
+    assert_eq!(block_on(index.cached_datasets()).unwrap(), ["a", "b"]);
+    block_on(index.drop_dataset_records("a")).unwrap();
+    assert_eq!(block_on(index.cached_datasets()).unwrap(), ["b"]);
 }
 
 /// Expired keys are claimed first by any claim, as `expired`.
