@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{admin_token, agent, get_json, poll, stack_var, UreqTransport};
+use common::{admin_token, get_json, poll, send, stack_var, Answer, UreqTransport};
 use futures::executor::block_on;
 use serde_json::{json, Value as Json};
 use zarr_edge_cache::backend::{ByteRange, UpstashTransport};
@@ -57,72 +57,8 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn x_cache(&self) -> &str {
-        self.header("x-cache").unwrap_or("(none)")
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{} answer is not JSON ({e}): {}", self.status, self.text()))
-    }
-}
-
 fn worker() -> String {
     stack_var("ZEC_BASE_URL")
-}
-
-fn send(
-    base: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Answer {
-    let url = format!("{base}{path}");
-    let mut builder = ureq::http::Request::builder()
-        .method(method)
-        .uri(&url)
-        .header("Accept-Encoding", "identity");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let sent = match body {
-        Some(body) => agent().run(
-            builder
-                .header("Content-Type", "application/json")
-                .body(body.to_owned())
-                .unwrap(),
-        ),
-        None => agent().run(builder.body(()).unwrap()),
-    };
-    let mut response = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    Answer {
-        status: response.status().as_u16(),
-        headers: response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
-            .collect(),
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
 }
 
 /// `GET /zarr/{id}/{key}` on worker 1.

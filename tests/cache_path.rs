@@ -15,7 +15,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{agent, stack_var, UreqTransport};
+use common::{agent, send, stack_var, Answer, UreqTransport};
 use futures::executor::block_on;
 use zarr_edge_cache::backend::UpstashTransport;
 use zarr_edge_cache::upstash::{decode_single, Command, HttpCall, Value};
@@ -57,38 +57,8 @@ impl Chunk {
     }
 }
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = agent()
-        .get(&format!("{base}{path}"))
-        .header("Accept-Encoding", "identity");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call().unwrap();
-    Answer {
-        status: response.status().as_u16(),
-        headers: response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
-            .collect(),
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
+    send(base, "GET", path, headers, None)
 }
 
 fn worker() -> String {

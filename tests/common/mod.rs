@@ -125,3 +125,73 @@ pub fn poll<T>(
         }
     }
 }
+
+/// A worker answer: status, headers and the whole body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `X-Cache`, or `(none)`.
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache").unwrap_or("(none)")
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (a panic naming the answer if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{} answer is not JSON ({e}): {}", self.status, self.text()))
+    }
+}
+
+/// Sends `method` to `base` + `path` with `headers`, and a JSON `body` when given.
+pub fn send(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
+    let url = format!("{base}{path}");
+    let mut builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("Accept-Encoding", "identity");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let sent = match body {
+        Some(body) => agent().run(
+            builder
+                .header("Content-Type", "application/json")
+                .body(body.to_owned())
+                .unwrap(),
+        ),
+        None => agent().run(builder.body(()).unwrap()),
+    };
+    let mut response = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    Answer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body: response.body_mut().read_to_vec().unwrap(),
+    }
+}
