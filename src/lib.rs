@@ -14,7 +14,14 @@
 //!   write-back instructions).
 //! - [`single_flight`]: concurrent misses in one isolate share one fetch.
 //! - [`cache_keys`]: the only place index and storage keys are formatted (content-addressed storage).
-//! - [`cache_entry`]: the index entry and dataset counters schema, and the index's Lua scripts.
+//! - [`cache_entry`]: the index schema: entries, dataset counters, what management calls return.
+//! - [`index_scripts`]: the index's Lua scripts (lookup, put entry, claim, drop, stats, listing).
+//! - [`eviction`]: cache management policy, pure: eviction policies and scores, capacity limits,
+//!   admission, listing orders.
+//! - [`maintenance`]: removing keys (claim, delete unheld objects, drop entries): eviction to
+//!   capacity, purges, the scheduled sweep.
+//! - [`admin`]: the admin API (bearer token): purge, warm, sweep, run-time datasets.
+//! - [`stats_api`]: `/api/stats`, `/api/stats/keys`, `/api/stats/history`.
 //! - [`conditional`]: `Range` and `If-None-Match` for every key.
 //! - [`health`]: `/api/health`, probing the index and the chunk store.
 //! - [`backend`]: the I/O traits ([`backend::Index`], [`backend::ChunkStore`],
@@ -24,8 +31,8 @@
 //! - [`upstash`]: the sans-IO Upstash REST protocol (commands, pipelines, base64 replies).
 //! - [`response`]: plain responses and the one error → HTTP status mapping.
 //! - [`error`]: the crate-level error, grouped by what the caller must do.
-//! - `glue` (wasm32 only): the `#[event(fetch)]` entry point and the `worker`-backed
-//!   implementations of the traits (Fetch transport, R2 store, clock).
+//! - `glue` (wasm32 only): the `#[event(fetch)]` and `#[event(scheduled)]` entry points and the
+//!   `worker`-backed implementations of the traits (Fetch transport, R2 store, clock).
 
 pub mod admin;
 pub mod backend;

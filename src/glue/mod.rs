@@ -1,8 +1,9 @@
-//! The Workers entry point (wasm32 only): the sole user of the `worker` crate.
+//! The Workers entry points (wasm32 only): the sole user of the `worker` crate.
 //!
-//! Builds the real backends from `Env`, keeps the per-isolate state (dataset registry, single
-//! flight), answers from the edge cache (Cache API) when it can, hands the request to
-//! `service::handle`, converts the answer, and runs write-backs in `ctx.wait_until`.
+//! `fetch` builds the real backends from `Env`, keeps the per-isolate state (dataset registry,
+//! single flight), answers from the edge cache (Cache API) when it can, hands the request to
+//! `service::handle`, converts the answer, and runs write-backs (and the evictions they trigger)
+//! in `ctx.wait_until`. `scheduled` (the cron trigger) runs `maintenance::scheduled_sweep`.
 
 mod convert;
 mod http_origin;
