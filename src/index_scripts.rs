@@ -3,7 +3,7 @@
 //!
 //! # Layout the scripts share
 //! Scripts that touch a dataset's accounting take the dataset's keys first, in this order
-//! (`index::UpstashIndex::dataset_keys`): `KEYS[1]` stats hash, `KEYS[2]` totals hash,
+//! (`index::UpstashIndex::dataset_eval`): `KEYS[1]` stats hash, `KEYS[2]` totals hash,
 //! `KEYS[3]` objects hash (key → storage object), `KEYS[4..11]` the sorted sets of
 //! `eviction::Order::ALL`, then script-specific keys. `ARGV[1]` is the dataset's entry key
 //! prefix, `ARGV[2]` the holders key prefix, `ARGV[3]` the holder prefix (`{dataset}\n`), then

@@ -63,13 +63,22 @@ pub struct RemovalReport {
 }
 
 impl RemovalReport {
+    /// Nothing removed yet, nothing left over.
+    fn complete() -> Self {
+        Self {
+            complete: true,
+            ..Self::default()
+        }
+    }
+
+    /// Adds `other`'s removals; the result is complete only if both parts are.
     fn add(&mut self, other: Self) {
         self.entries_removed += other.entries_removed;
         self.expired_removed += other.expired_removed;
         self.evicted += other.evicted;
         self.objects_deleted += other.objects_deleted;
         self.bytes_freed += other.bytes_freed;
-        self.complete = other.complete;
+        self.complete &= other.complete;
         self.failures.extend(other.failures);
     }
 }
@@ -87,7 +96,7 @@ pub async fn remove_keys<I: Index, S: ChunkStore>(
     now_ms: u64,
     token: &str,
 ) -> Result<RemovalReport, Error> {
-    let mut report = RemovalReport::default();
+    let mut report = RemovalReport::complete();
     for _ in 0..MAX_CLAIM_ROUNDS {
         let claimed = index
             .claim(dataset, selector, now_ms, token, CLAIM_BATCH)
@@ -95,7 +104,6 @@ pub async fn remove_keys<I: Index, S: ChunkStore>(
         let last = (claimed.len() as u64) < CLAIM_BATCH;
         report.add(remove_claimed(index, store, dataset, claimed, token).await?);
         if last {
-            report.complete = true;
             return Ok(report);
         }
     }
@@ -111,7 +119,7 @@ async fn remove_claimed<I: Index, S: ChunkStore>(
     claimed: Vec<ClaimedKey>,
     token: &str,
 ) -> Result<RemovalReport, Error> {
-    let mut report = RemovalReport::default();
+    let mut report = RemovalReport::complete();
     let unheld: Vec<String> = claimed
         .iter()
         .filter(|k| k.object_unheld && !k.object_key.is_empty())
@@ -153,10 +161,7 @@ pub async fn enforce_limits<I: Index, S: ChunkStore>(
     limits: CapacityLimits,
     scope: &EvictionScope<'_>,
 ) -> Result<RemovalReport, Error> {
-    let mut report = RemovalReport {
-        complete: true,
-        ..RemovalReport::default()
-    };
+    let mut report = RemovalReport::complete();
     if let Some(limit) = limits.dataset {
         report.add(
             remove_keys(
@@ -183,10 +188,7 @@ async fn enforce_total<I: Index, S: ChunkStore>(
     total: Limit,
     scope: &EvictionScope<'_>,
 ) -> Result<RemovalReport, Error> {
-    let mut report = RemovalReport {
-        complete: true,
-        ..RemovalReport::default()
-    };
+    let mut report = RemovalReport::complete();
     for _ in 0..MAX_TOTAL_EVICTIONS {
         if index.total_stored().await? <= total.capacity_bytes {
             return Ok(report);
@@ -459,4 +461,88 @@ async fn record_snapshots<I: Index>(index: &I, ids: &[String], now_ms: u64) -> R
         recorded += 1;
     }
     Ok(recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::StoreError;
+    use crate::cache_entry::IndexEntry;
+    use crate::fakes::{FakeIndex, InMemoryStore, StoreFault};
+    use futures::executor::block_on;
+
+    fn store_keys(index: &FakeIndex, store: &InMemoryStore, dataset: &str, n: usize) {
+        for i in 0..n {
+            let object = format!("t/v1/{i:05}");
+            block_on(store.put(&object, vec![0; 10])).unwrap();
+            let entry = IndexEntry {
+                object_key: object,
+                size: 10,
+                checksum: String::new(),
+                created_ms: 0,
+                last_access_ms: 0,
+                hits: 0,
+                fetch_ms: 1,
+                origin_validator: None,
+            };
+            let key = format!("k/{i:05}");
+            block_on(index.record_miss(dataset, &key, 10, Some(&entry), 1_000_000)).unwrap();
+        }
+    }
+
+    /// A removal stops after its round limit and says so; the next call finishes the job.
+    #[test]
+    fn removal_is_bounded_and_reports_completeness() {
+        let (index, store) = (FakeIndex::healthy(), InMemoryStore::default());
+        let most = usize::try_from(CLAIM_BATCH).unwrap() * MAX_CLAIM_ROUNDS;
+        store_keys(&index, &store, "ds", most + 1);
+        let first = block_on(remove_keys(
+            &index,
+            &store,
+            "ds",
+            &ClaimSelector::All,
+            0,
+            "t",
+        ))
+        .unwrap();
+        assert!(!first.complete);
+        assert_eq!(first.entries_removed, most as u64);
+        assert_eq!(first.objects_deleted, most as u64);
+        let second = block_on(remove_keys(
+            &index,
+            &store,
+            "ds",
+            &ClaimSelector::All,
+            0,
+            "t",
+        ))
+        .unwrap();
+        assert!(second.complete);
+        assert_eq!((second.entries_removed, second.bytes_freed), (1, 10));
+        assert_eq!(store.len(), 0);
+        assert!(index.entries.borrow().is_empty());
+    }
+
+    /// A failed storage delete is reported, the entries still go (the sweep deletes the objects
+    /// later), and the removal is not an error.
+    #[test]
+    fn failed_deletes_leave_orphans_for_the_sweep() {
+        let index = FakeIndex::healthy();
+        let store =
+            InMemoryStore::with_fault(StoreFault::Delete(StoreError::Unavailable("down".into())));
+        store_keys(&index, &store, "ds", 3);
+        let report = block_on(remove_keys(
+            &index,
+            &store,
+            "ds",
+            &ClaimSelector::All,
+            0,
+            "t",
+        ))
+        .unwrap();
+        assert_eq!((report.entries_removed, report.objects_deleted), (3, 0));
+        assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+        assert!(index.entries.borrow().is_empty());
+        assert_eq!(store.len(), 3);
+    }
 }
