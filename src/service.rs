@@ -584,6 +584,17 @@ mod tests {
         request(world, method, path, &[])
     }
 
+    /// The row of dataset `id` in a `{"datasets": [...]}` answer.
+    fn dataset_row(body: &serde_json::Value, id: &str) -> serde_json::Value {
+        body["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {body}"))
+            .clone()
+    }
+
     fn json_body(response: &HttpResponse) -> serde_json::Value {
         serde_json::from_slice(&response.body).unwrap()
     }
@@ -792,13 +803,7 @@ mod tests {
         run(&world, "GET", "/zarr/demo/t/0");
         run(&world, "GET", "/zarr/demo/t/0");
         let body = json_body(&run(&world, "GET", "/api/stats"));
-        let demo = body["datasets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == "demo")
-            .unwrap()
-            .clone();
+        let demo = dataset_row(&body, "demo");
         assert_eq!(demo["hits"], 2);
         assert_eq!(demo["misses"], 1);
         assert_eq!(demo["bytes_from_origin"], 3);
@@ -1023,13 +1028,7 @@ mod tests {
         );
         assert_eq!(read_at(&world, 1_000, "fresh", "g/0"), "MISS");
         let (_, listing) = admin(&world, "GET", "/api/admin/datasets", "");
-        let fresh = listing["datasets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == "fresh")
-            .unwrap()
-            .clone();
+        let fresh = dataset_row(&listing, "fresh");
         assert_eq!(fresh["source"], "runtime");
         assert_eq!(fresh["config"]["capacity_bytes"], 100);
         let (status, removed) = admin(&world, "DELETE", "/api/admin/datasets/fresh", "");
@@ -1061,13 +1060,7 @@ mod tests {
         world.clock.now.set(5_500);
         let (status, report) = admin(&world, "POST", "/api/admin/sweep", "");
         assert_eq!(status, 200, "{report}");
-        let short = report["datasets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == "short")
-            .unwrap()
-            .clone();
+        let short = dataset_row(&report, "short");
         assert_eq!(short["expired_removed"], 1);
         assert_eq!(short["objects_deleted"], 1);
         assert_eq!(report["orphans_deleted"], 1, "{report}");

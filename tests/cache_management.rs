@@ -175,23 +175,12 @@ impl Chunk {
     /// Requests for exactly this URL (path and query) and range so far, in nginx's access log.
     /// The slow proxy forwards path, query and `Range` unchanged, so its requests count too.
     fn origin_requests(&self) -> usize {
-        let log = PathBuf::from(stack_var("ZEC_STATE_DIR")).join("nginx/access.log");
         let path = self
             .url
             .splitn(4, '/')
             .nth(3)
             .unwrap_or_else(|| panic!("no path in {}", self.url));
-        let request = format!("\"GET /{path} HTTP/");
-        let range = format!(
-            "\"bytes={}-{}\"",
-            self.offset,
-            self.offset + self.length - 1
-        );
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.contains(&request) && line.ends_with(&range))
-            .count()
+        common::origin_requests(path, self.offset, self.length)
     }
 
     /// Polls until the origin has seen exactly `n` requests for this chunk.

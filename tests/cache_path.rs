@@ -41,19 +41,9 @@ fn chunk(key: &str) -> Chunk {
 impl Chunk {
     /// Origin requests for exactly this range so far (nginx access log).
     fn origin_requests(&self) -> usize {
-        let log = PathBuf::from(stack_var("ZEC_STATE_DIR")).join("nginx/access.log");
-        let needle = format!(
-            "\"bytes={}-{}\"",
-            self.offset,
-            self.offset + self.length - 1
-        );
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            // `GET /air.nc ` exactly: other tests read copies of these references whose URLs
-            // carry a query string (`/air.nc?copy=…`), with the same ranges.
-            .filter(|line| line.contains("\"GET /air.nc HTTP/") && line.ends_with(&needle))
-            .count()
+        // `GET /air.nc ` exactly: other tests read copies of these references whose URLs carry
+        // a query string (`/air.nc?copy=…`), with the same ranges.
+        common::origin_requests("air.nc", self.offset, self.length)
     }
 }
 

@@ -91,6 +91,19 @@ impl UpstashTransport for UreqTransport {
     }
 }
 
+/// Requests the origin (nginx, whose access log `scripts/test` keeps) answered so far for
+/// exactly `GET /{path}` (with its query, if any) and the range `offset`, `length`.
+pub fn origin_requests(path: &str, offset: u64, length: u64) -> usize {
+    let log = std::path::PathBuf::from(stack_var("ZEC_STATE_DIR")).join("nginx/access.log");
+    let request = format!("\"GET /{path} HTTP/");
+    let range = format!("\"bytes={}-{}\"", offset, offset + length - 1);
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&request) && line.ends_with(&range))
+        .count()
+}
+
 /// Runs a shell command line from `ZEC_STACK_CTL` plus `action` and asserts it succeeded.
 pub fn stack_ctl(action: &str) {
     let line = format!("{} {action}", stack_var("ZEC_STACK_CTL"));
