@@ -330,14 +330,12 @@ where
         .map(|(i, (key, url, range))| {
             let (config, scope) = (&config, &scope);
             async move {
-                if let Err(forbidden) = config.check_allowed(key, url) {
-                    return (key.clone(), Warmed::Failed(forbidden.to_string()));
-                }
                 let holder = format!("{token}-{i}");
                 let chunk_request = ChunkRequest {
                     dataset: &config.id,
                     key,
                     url,
+                    hosts: &config.hosts,
                     range: *range,
                     holder: &holder,
                 };

@@ -207,6 +207,33 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// R2's error code for more than one write per second to a key.
+pub const R2_RATE_LIMITED: u32 = 10_058;
+
+impl StoreError {
+    /// Classifies an R2 binding error. Its message ends with R2's numeric code in parentheses
+    /// (`put: Reduce your rate of simultaneous writes to the same object. (10058)`); only that
+    /// code means "rate limited on this key". Digits elsewhere in the message (an object key
+    /// containing `429`) say nothing.
+    #[must_use]
+    pub fn from_r2(key: &str, message: &str) -> Self {
+        if r2_error_code(message) == Some(R2_RATE_LIMITED) {
+            Self::RateLimited(key.to_owned())
+        } else {
+            Self::Unavailable(format!("R2: {message}"))
+        }
+    }
+}
+
+/// The code at the end of an R2 error message: `… (10058)` → 10058.
+fn r2_error_code(message: &str) -> Option<u32> {
+    let inner = message.trim_end().strip_suffix(')')?;
+    let (_, code) = inner.rsplit_once('(')?;
+    (code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| code.parse().ok())
+        .flatten()
+}
+
 /// An object found in the chunk store: its size and its not yet read body.
 #[derive(Debug)]
 pub struct StoredObject<B> {
@@ -296,6 +323,11 @@ pub trait Clock {
 pub enum RefsFetch {
     /// The validator still matches: keep the references already loaded.
     NotModified,
+    /// The source answered a redirect to `location` (not followed: the caller checks it).
+    Redirect {
+        /// The `Location` header, as sent.
+        location: String,
+    },
     /// The reference file, with its validator when the source gave one.
     Body {
         /// The file's bytes (JSON).
@@ -311,6 +343,7 @@ pub trait ReferenceSource {
     /// Fetches the reference file at `location`, conditionally when `if_none_match` is given.
     ///
     /// Contract: [`RefsFetch::NotModified`] only when `if_none_match` was given and matches;
+    /// a redirect is returned as [`RefsFetch::Redirect`], never followed;
     /// `Err` is [`Error::Upstream`](crate::error::Error::Upstream) (unreachable, non-success status)
     /// or [`Error::NotFound`](crate::error::Error::NotFound) (no such object in the bucket).
     async fn fetch_refs(
@@ -349,6 +382,8 @@ pub struct OriginResponse {
     pub etag: Option<String>,
     /// The `Last-Modified` header, if any.
     pub last_modified: Option<String>,
+    /// The `Location` header of a redirect, if any.
+    pub location: Option<String>,
     /// The whole body.
     pub body: Vec<u8>,
 }
@@ -373,7 +408,9 @@ pub trait Origin {
     /// GETs `url`, with `Range: bytes=…` when `range` is given, and returns the whole answer.
     ///
     /// Contract: `Err` only when there is no HTTP answer; any status is `Ok` and is checked by the
-    /// caller (`origin::checked_body`). Not retried here. Idempotent.
+    /// caller (`origin::checked_body`). Redirects are **not** followed: a 3xx is returned with its
+    /// `location`, and the caller decides whether its target may be fetched
+    /// (`origin::fetch_following_redirects`). Not retried here. Idempotent.
     async fn get(&self, url: &str, range: Option<ByteRange>)
         -> Result<OriginResponse, OriginError>;
 }
@@ -535,5 +572,33 @@ impl<T: Clock> Clock for std::rc::Rc<T> {
     }
     async fn sleep(&self, ms: u64) {
         (**self).sleep(ms).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only R2's trailing code 10058 is a rate limit; a key or message with "429" is not.
+    #[test]
+    fn r2_errors_are_classified_by_their_code() {
+        let limited = "put: Reduce your rate of simultaneous writes to the same object. (10058)";
+        assert_eq!(
+            StoreError::from_r2("k", limited),
+            StoreError::RateLimited("k".into())
+        );
+        for other in [
+            "get: zec/v1/42/429abc not found (10007)",
+            "put: object zec/v1/429/x failed: HTTP 429",
+            "put: rate limit exceeded",
+            "put: internal error (10001)",
+            "put: (10058) in the middle, then (10001)",
+            "",
+        ] {
+            assert!(
+                matches!(StoreError::from_r2("zec/v1/429", other), StoreError::Unavailable(_)),
+                "{other}"
+            );
+        }
     }
 }

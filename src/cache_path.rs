@@ -14,6 +14,7 @@
 use std::rc::Rc;
 
 use futures::join;
+use url::Url;
 
 use crate::backend::{ByteRange, ChunkStore, Clock, Index, IndexError, Origin, StoreError};
 use crate::cache_entry::IndexEntry;
@@ -21,8 +22,9 @@ use crate::cache_keys::{content_checksum, CacheKeys};
 use crate::error::Error;
 use crate::eviction::{Admission, CapacityLimits};
 use crate::maintenance::{enforce_limits, EvictionScope};
-use crate::origin::checked_body;
+use crate::origin::{checked_body, fetch_following_redirects};
 use crate::single_flight::SingleFlight;
+use crate::url_policy::{redact, HostPolicy};
 
 /// How the bytes were obtained, as reported in `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,8 +254,11 @@ pub struct ChunkRequest<'a> {
     pub dataset: &'a str,
     /// Zarr key.
     pub key: &'a str,
-    /// The resolved origin URL.
+    /// The resolved reference URL (storage is addressed by it).
     pub url: &'a str,
+    /// The hosts the dataset may fetch from: the URL, and any redirect, is checked against them
+    /// before anything is read.
+    pub hosts: &'a HostPolicy,
     /// The byte range, or `None` for the whole file.
     pub range: Option<ByteRange>,
     /// Identifies this request as a lease holder.
@@ -266,8 +271,10 @@ pub struct ChunkRequest<'a> {
 /// fetch gets one).
 ///
 /// # Errors
-/// [`Error::Upstream`] when the origin fails or answers wrongly. Index and storage failures are
-/// not errors for the reader: the origin answers instead.
+/// [`Error::Forbidden`] when the URL's host is not allowed (nothing is read, not even from the
+/// cache); [`Error::Upstream`] when the origin fails, answers wrongly or redirects to a host that
+/// is not allowed. Index and storage failures are not errors for the reader: the origin answers
+/// instead.
 pub async fn read_chunk<I, S, O, C>(
     request: ChunkRequest<'_>,
     policy: CachePolicy,
@@ -284,9 +291,13 @@ where
         dataset,
         key,
         url,
+        hosts,
         range,
         holder,
     } = request;
+    let target = hosts
+        .check_chunk_url(url)
+        .map_err(|refusal| Error::Forbidden(format!("{dataset}/{key}: {refusal}")))?;
     let object_key = backends.keys.object(url, range);
     let start = backends.clock.now_ms();
     let (lookup, object, mut timing) = look_up_and_open(backends, dataset, key, &object_key).await;
@@ -342,7 +353,7 @@ where
                 fetch_once(
                     dataset.to_owned(),
                     key.to_owned(),
-                    url.to_owned(),
+                    (url.to_owned(), target, hosts.clone()),
                     range,
                     object_key.clone(),
                     policy,
@@ -424,7 +435,7 @@ where
 async fn fetch_once<I, S, O, C>(
     dataset: String,
     key: String,
-    url: String,
+    (url, target, hosts): (String, Url, HostPolicy),
     range: Option<ByteRange>,
     object_key: String,
     policy: CachePolicy,
@@ -469,6 +480,7 @@ where
             dataset: &dataset,
             key: &key,
             url: &url,
+            hosts: &hosts,
             range,
             holder,
         };
@@ -476,14 +488,17 @@ where
             return stored;
         }
     }
-    let response = backends
-        .origin
-        .get(&url, range)
-        .await
-        .map_err(|e| Error::Upstream(format!("{url}: {e}")));
-    let body = match response.and_then(|r| {
+    let response = fetch_following_redirects(
+        &backends.origin,
+        &hosts,
+        &format!("{dataset}/{key}"),
+        target,
+        range,
+    )
+    .await;
+    let body = match response.and_then(|(fetched_url, r)| {
         let validator = r.etag.clone().or_else(|| r.last_modified.clone());
-        checked_body(&url, range, r).map(|body| (body, validator))
+        checked_body(&redact(fetched_url.as_str()), range, r).map(|body| (body, validator))
     }) {
         Ok(body) => body,
         Err(error) => {
@@ -787,6 +802,8 @@ mod tests {
     use std::cell::RefCell;
 
     const URL: &str = "http://origin.test/f.bin";
+    static HOSTS: std::sync::LazyLock<HostPolicy> =
+        std::sync::LazyLock::new(|| HostPolicy::new(&["origin.test".to_owned()], true).unwrap());
     const RANGE: Option<ByteRange> = Some(ByteRange {
         offset: 2,
         length: 3,
@@ -826,6 +843,7 @@ mod tests {
             dataset: "ds",
             key: "v/0",
             url: URL,
+            hosts: &HOSTS,
             range,
             holder: "me",
         }
@@ -850,6 +868,81 @@ mod tests {
             ChunkBody::Stored(bytes) => bytes,
             ChunkBody::Bytes(bytes) => bytes.to_vec(),
         }
+    }
+
+    fn with_origin(origin: FakeOrigin) -> Backends {
+        Rc::new(CacheBackends {
+            origin: Rc::new(origin),
+            ..Rc::try_unwrap(backends()).ok().unwrap()
+        })
+    }
+
+    /// A URL whose host is not allowed is refused before the index, storage or origin is asked.
+    #[test]
+    fn disallowed_hosts_read_nothing() {
+        let b = backends();
+        let flights = Flights::default();
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://origin.test:8080/f.bin",
+            "http://evil.test\\@origin.test/f.bin",
+            "http://user@origin.test/f.bin",
+        ] {
+            let request = ChunkRequest {
+                url,
+                ..request(RANGE)
+            };
+            let got = block_on(read_chunk(request, POLICY, &b, &flights));
+            assert!(matches!(got, Err(Error::Forbidden(_))), "{url}");
+        }
+        assert!(b.origin.requests.borrow().is_empty());
+        assert_eq!(b.index.round_trips.get(), 0);
+        assert_eq!(b.store.calls(), (0, 0, 0));
+    }
+
+    /// Redirects are followed only to allowed hosts, at most `MAX_REDIRECTS` times; a refused
+    /// one is a 502 naming the dataset and key, and its target is never requested.
+    #[test]
+    fn redirects_are_checked() {
+        let flights = Flights::default();
+        let moved = "http://origin.test/moved.bin";
+        let allowed = with_origin(
+            FakeOrigin::default()
+                .with_redirect(URL, "/moved.bin")
+                .with_file(moved, b"0123456789"),
+        );
+        let (chunk, _) = block_on(read_chunk(request(RANGE), POLICY, &allowed, &flights)).unwrap();
+        assert_eq!(body(chunk), b"234");
+        assert_eq!(allowed.origin.requests.borrow()[1].0, moved);
+
+        let stolen = "http://127.0.0.1:9/stolen";
+        let refused = with_origin(
+            FakeOrigin::default()
+                .with_redirect(URL, stolen)
+                .with_file(stolen, b"secret-bytes"),
+        );
+        let got = block_on(read_chunk(request(RANGE), POLICY, &refused, &Flights::default()));
+        let Err(Error::Upstream(message)) = got else {
+            panic!("{:?}", got.map(|_| ()))
+        };
+        assert!(message.starts_with("ds/v/0: "), "{message}");
+        assert!(message.contains("does not allow"), "{message}");
+        let requested: Vec<String> =
+            refused.origin.requests.borrow().iter().map(|r| r.0.clone()).collect();
+        assert_eq!(requested, [URL]);
+
+        let mut looping = FakeOrigin::default();
+        for hop in 0..10 {
+            let from = if hop == 0 { URL.to_owned() } else { format!("http://origin.test/{hop}") };
+            looping = looping.with_redirect(&from, &format!("/{}", hop + 1));
+        }
+        let looping = with_origin(looping);
+        let got = block_on(read_chunk(request(RANGE), POLICY, &looping, &Flights::default()));
+        assert!(matches!(got, Err(Error::Upstream(m)) if m.contains("redirects")));
+        assert_eq!(
+            looping.origin.requests.borrow().len(),
+            crate::url_policy::MAX_REDIRECTS + 1
+        );
     }
 
     /// A miss fetches once, writes storage then index, releases the lease; the next read hits.

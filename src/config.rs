@@ -60,6 +60,12 @@ pub struct Config {
     /// (`ORPHAN_GRACE_SECONDS`): longer than any write-back takes between its storage write and
     /// its index write.
     pub orphan_grace_seconds: u32,
+    /// The largest reference file the worker downloads (`REFS_MAX_BYTES`).
+    pub refs_max_bytes: u64,
+    /// How long downloading one reference file may take, body included (`REFS_TIMEOUT_MS`).
+    pub refs_timeout_ms: u32,
+    /// How long one chunk-store call (get, put, delete, list) may take (`STORAGE_TIMEOUT_MS`).
+    pub storage_timeout_ms: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -82,6 +88,9 @@ impl std::fmt::Debug for Config {
             .field("total_capacity", &self.total_capacity)
             .field("datasets_refresh_seconds", &self.datasets_refresh_seconds)
             .field("orphan_grace_seconds", &self.orphan_grace_seconds)
+            .field("refs_max_bytes", &self.refs_max_bytes)
+            .field("refs_timeout_ms", &self.refs_timeout_ms)
+            .field("storage_timeout_ms", &self.storage_timeout_ms)
             .finish()
     }
 }
@@ -102,6 +111,13 @@ pub const DEFAULT_LEASE_WAIT_MS: u32 = 5_000;
 pub const DEFAULT_DATASETS_REFRESH_SECONDS: u32 = 10;
 /// Default for `ORPHAN_GRACE_SECONDS`: an hour, far beyond the 30 s a write-back may run.
 pub const DEFAULT_ORPHAN_GRACE_SECONDS: u32 = 3_600;
+/// Default for `REFS_MAX_BYTES`: 100 MiB, about a million JSON references (parsed, they must
+/// also fit in `REFS_BUDGET_BYTES`).
+pub const DEFAULT_REFS_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// Default for `REFS_TIMEOUT_MS`.
+pub const DEFAULT_REFS_TIMEOUT_MS: u32 = 60_000;
+/// Default for `STORAGE_TIMEOUT_MS`.
+pub const DEFAULT_STORAGE_TIMEOUT_MS: u32 = 10_000;
 /// Default for `KEY_PREFIX`.
 pub const DEFAULT_KEY_PREFIX: &str = "zec";
 
@@ -190,6 +206,13 @@ impl Config {
             DEFAULT_ORPHAN_GRACE_SECONDS.into(),
             86_400 * 30,
         )?;
+        let refs_max_bytes = number("REFS_MAX_BYTES", DEFAULT_REFS_MAX_BYTES, 1 << 32)?;
+        let refs_timeout_ms = number("REFS_TIMEOUT_MS", DEFAULT_REFS_TIMEOUT_MS.into(), 600_000)?;
+        let storage_timeout_ms = number(
+            "STORAGE_TIMEOUT_MS",
+            DEFAULT_STORAGE_TIMEOUT_MS.into(),
+            300_000,
+        )?;
         let total_policy = match get("CACHE_EVICTION") {
             None => EvictionPolicy::Lru,
             Some(name) => EvictionPolicy::parse(&name).ok_or(ConfigError::Invalid {
@@ -228,6 +251,9 @@ impl Config {
             total_capacity,
             datasets_refresh_seconds: narrow(datasets_refresh_seconds),
             orphan_grace_seconds: narrow(orphan_grace_seconds),
+            refs_max_bytes,
+            refs_timeout_ms: narrow(refs_timeout_ms),
+            storage_timeout_ms: narrow(storage_timeout_ms),
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::eviction::{Admission, CapacityLimits, EvictionPolicy, Limit};
 use crate::kerchunk::{LoadOptions, References, S3Endpoint};
 use crate::route::validate_dataset_id;
+use crate::url_policy::{redirect_target, HostPolicy, MAX_REDIRECTS};
 
 /// Where a dataset's reference file lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +43,11 @@ pub struct DatasetConfig {
     pub ttl_seconds: u64,
     /// How long the edge tier (Workers Cache API) keeps answers, in seconds; 0 turns it off.
     pub edge_ttl_seconds: u64,
-    /// Hosts (`host` or `host:port`) the worker may fetch chunks from for this dataset.
+    /// Hosts (`host` or `host:port`) the worker may fetch chunks from for this dataset, as
+    /// normalised by the URL parser.
     pub allowed_hosts: Vec<String>,
+    /// The same hosts, parsed: what every fetch for this dataset is checked against.
+    pub hosts: HostPolicy,
     /// A human description for listings.
     pub description: String,
     /// How many bytes of chunks the dataset may keep stored; `None` is unbounded.
@@ -140,15 +144,23 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             raw.refs
         )));
     };
-    let allowed_hosts = match (raw.allowed_hosts, &refs) {
-        (Some(hosts), _) => hosts,
-        (None, RefsLocation::Url(url)) => url_host(url).into_iter().collect(),
+    let hosts = match (raw.allowed_hosts, &refs) {
+        (Some(hosts), _) => HostPolicy::new(&hosts, true).map_err(in_dataset)?,
+        (None, RefsLocation::Url(url)) => {
+            HostPolicy::derived_from(url).map_err(|e| in_dataset(format!("refs: {e}")))?
+        }
         (None, RefsLocation::Bucket(_)) => {
             return Err(in_dataset(
                 "allowed_hosts is required when refs live in the bucket".into(),
             ))
         }
     };
+    // A refs URL on a loopback or private address must be listed explicitly.
+    if let RefsLocation::Url(url) = &refs {
+        hosts
+            .check_refs_url(url)
+            .map_err(|e| in_dataset(format!("refs: {e}")))?;
+    }
     let ttl_seconds = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl_seconds == 0 {
         return Err(in_dataset("ttl_seconds must be at least 1".into()));
@@ -169,7 +181,8 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         }),
         ttl_seconds,
         edge_ttl_seconds: raw.edge_ttl_seconds.unwrap_or(ttl_seconds),
-        allowed_hosts,
+        allowed_hosts: hosts.entries(),
+        hosts,
         description: raw.description,
         capacity_bytes: raw.capacity_bytes,
         eviction,
@@ -179,43 +192,7 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
     })
 }
 
-/// The `host[:port]` of an absolute http(s) URL, lower-cased.
-#[must_use]
-pub fn url_host(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit('@').next()?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
 impl DatasetConfig {
-    /// Whether chunks may be fetched from `url` for this dataset.
-    #[must_use]
-    pub fn allows(&self, url: &str) -> bool {
-        url_host(url).is_some_and(|host| {
-            self.allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&host))
-        })
-    }
-
-    /// `Ok` when chunks of `key` may be fetched from `url` for this dataset.
-    ///
-    /// # Errors
-    /// [`Error::Forbidden`] naming the key and the URL.
-    pub fn check_allowed(&self, key: &str, url: &str) -> Result<(), Error> {
-        if self.allows(url) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!(
-                "{}/{key} points at {url}, whose host is not in the dataset's allowed_hosts",
-                self.id
-            )))
-        }
-    }
-
     /// The limits a write-back of this dataset checks, with the deployment-wide one.
     #[must_use]
     pub fn limits(&self, total: Option<Limit>) -> CapacityLimits {
@@ -527,7 +504,7 @@ impl DatasetRegistry {
             return Ok(Rc::clone(refs));
         }
         let etag = cached.as_ref().and_then(|(_, etag, _)| etag.clone());
-        let fetched = source.fetch_refs(&config.refs, etag.as_deref()).await;
+        let fetched = fetch_refs_checked(&config, source, etag.as_deref()).await;
         match (fetched, cached) {
             (Ok(RefsFetch::NotModified), Some((refs, _, _))) => {
                 if let Some(entry) = self.loaded.borrow_mut().get_mut(id) {
@@ -542,6 +519,9 @@ impl DatasetRegistry {
                 }
                 Ok(refs)
             }
+            (Ok(RefsFetch::Redirect { .. }), _) => Err(Error::Internal(format!(
+                "reference source for {id} answered a redirect that was not followed"
+            ))),
             (Ok(RefsFetch::NotModified), None) => Err(Error::Internal(format!(
                 "reference source answered 'not modified' for {id} without a validator"
             ))),
@@ -599,6 +579,47 @@ impl DatasetRegistry {
     }
 }
 
+/// Fetches `config`'s reference file, following at most [`MAX_REDIRECTS`] redirects, each only
+/// to a URL its hosts allow for references (any public host; an internal one only when listed).
+async fn fetch_refs_checked(
+    config: &DatasetConfig,
+    source: &impl ReferenceSource,
+    if_none_match: Option<&str>,
+) -> Result<RefsFetch, Error> {
+    let id = &config.id;
+    let mut location = config.refs.clone();
+    let mut hops = 0;
+    loop {
+        if let RefsLocation::Url(url) = &location {
+            // Fetch exactly the URL that was checked (its WHATWG serialisation).
+            let checked = config.hosts.check_refs_url(url).map_err(|refusal| {
+                Error::Upstream(format!("dataset {id}: references: {refusal}"))
+            })?;
+            location = RefsLocation::Url(checked.into());
+        }
+        let next = match source.fetch_refs(&location, if_none_match).await? {
+            RefsFetch::Redirect { location: next } => next,
+            answer => return Ok(answer),
+        };
+        let RefsLocation::Url(from) = &location else {
+            return Err(Error::Internal(format!(
+                "dataset {id}: the bucket answered a redirect"
+            )));
+        };
+        if hops == MAX_REDIRECTS {
+            return Err(Error::Upstream(format!(
+                "dataset {id}: references: more than {MAX_REDIRECTS} redirects"
+            )));
+        }
+        hops += 1;
+        let from = url::Url::parse(from)
+            .map_err(|e| Error::Internal(format!("dataset {id}: references: {e}")))?;
+        let target = redirect_target(&from, &next)
+            .map_err(|e| Error::Upstream(format!("dataset {id}: references redirected to {e}")))?;
+        location = RefsLocation::Url(target);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,8 +647,9 @@ mod tests {
         assert_eq!(parsed[0].id, "air");
         assert_eq!(parsed[0].allowed_hosts, ["data.test:8443"]);
         assert_eq!(parsed[0].ttl_seconds, DEFAULT_TTL_SECONDS);
-        assert!(parsed[0].allows("https://DATA.test:8443/x.nc"));
-        assert!(!parsed[0].allows("https://data.test/x.nc"));
+        let hosts = &parsed[0].hosts;
+        assert!(hosts.check_chunk_url("https://DATA.test:8443/x.nc").is_ok());
+        assert!(hosts.check_chunk_url("https://data.test/x.nc").is_err());
         assert_eq!(parsed[1].refs, RefsLocation::Bucket("refs/b.json".into()));
         assert_eq!(
             (parsed[0].capacity_bytes, parsed[0].eviction),
@@ -656,6 +678,22 @@ mod tests {
         );
         for (json, want) in [
             (r#"{"a": {"refs": "ftp://x/r.json"}}"#, "refs must be"),
+            (
+                r#"{"a": {"refs": "http://127.0.0.1:8090/r.json"}}"#,
+                "list it in the dataset's allowed_hosts",
+            ),
+            (
+                r#"{"a": {"refs": "http://169.254.169.254/r.json", "allowed_hosts": ["s3.test"]}}"#,
+                "list it in the dataset's allowed_hosts",
+            ),
+            (
+                r#"{"a": {"refs": "http://u:p@x/r.json"}}"#,
+                "user info",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r.json", "allowed_hosts": ["x/y"]}}"#,
+                "must be a host or host:port",
+            ),
             (
                 r#"{"a": {"refs": "r2://r.json"}}"#,
                 "allowed_hosts is required",
@@ -710,6 +748,33 @@ mod tests {
         source.replace("http://o.test/a.json", &big(3), "\"2\"");
         let refs = block_on(registry.references_at("a", &source, 2_500)).unwrap();
         assert_eq!(refs.len_explicit(), 3);
+    }
+
+    /// Reference redirects are followed to public hosts and to internal hosts the dataset lists;
+    /// a redirect to any other internal address is refused and never fetched.
+    #[test]
+    fn refs_redirects_are_checked() {
+        let datasets = parse_datasets(
+            r#"{"pub": {"refs": "http://o.test/a.json"},
+                "local": {"refs": "http://127.0.0.1:8090/a.json",
+                          "allowed_hosts": ["127.0.0.1:8090"]}}"#,
+        )
+        .unwrap();
+        let registry = DatasetRegistry::new(datasets, 1 << 20, 1_000);
+        let source = FakeRefsSource::default()
+            .with_redirect("http://o.test/a.json", "https://cdn.test/a.json")
+            .with("https://cdn.test/a.json", SMALL, "\"1\"")
+            .with_redirect("http://127.0.0.1:8090/a.json", "http://169.254.169.254/meta")
+            .with("http://169.254.169.254/meta", SMALL, "\"1\"");
+        assert!(block_on(registry.references_at("pub", &source, 0)).is_ok());
+        assert_eq!(source.fetches.get(), 2);
+        let refused = block_on(registry.references_at("local", &source, 0));
+        assert!(
+            matches!(&refused, Err(Error::Upstream(m)) if m.contains("169.254.169.254")),
+            "{:?}",
+            refused.map(|_| ())
+        );
+        assert_eq!(source.fetches.get(), 3, "the internal target is never fetched");
     }
 
     /// A failed revalidation keeps serving the references already loaded; a failed first load

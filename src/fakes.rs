@@ -821,6 +821,8 @@ impl UpstashTransport for CannedTransport {
 #[derive(Default)]
 pub struct FakeOrigin {
     files: HashMap<String, Vec<u8>>,
+    /// URL → the `Location` of a 302 it answers.
+    redirects: HashMap<String, String>,
     gate: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
     pub requests: RefCell<Vec<(String, Option<crate::backend::ByteRange>)>>,
 }
@@ -835,6 +837,12 @@ impl FakeOrigin {
 
     pub fn with_file(mut self, url: &str, bytes: &[u8]) -> Self {
         self.files.insert(url.to_owned(), bytes.to_vec());
+        self
+    }
+
+    /// `url` answers `302 Location: location`.
+    pub fn with_redirect(mut self, url: &str, location: &str) -> Self {
+        self.redirects.insert(url.to_owned(), location.to_owned());
         self
     }
 }
@@ -854,8 +862,15 @@ impl crate::backend::Origin for FakeOrigin {
             content_range,
             etag: None,
             last_modified: None,
+            location: None,
             body,
         };
+        if let Some(location) = self.redirects.get(url) {
+            return Ok(crate::backend::OriginResponse {
+                location: Some(location.clone()),
+                ..answer(302, Vec::new(), None)
+            });
+        }
         let Some(file) = self.files.get(url) else {
             return Ok(answer(404, b"not found".to_vec(), None));
         };
@@ -879,6 +894,8 @@ impl crate::backend::Origin for FakeOrigin {
 #[derive(Default)]
 pub struct FakeRefsSource {
     files: RefCell<HashMap<String, (Vec<u8>, String)>>,
+    /// Location → where it redirects.
+    redirects: RefCell<HashMap<String, String>>,
     pub fetches: Cell<usize>,
     pub not_modified: Cell<usize>,
 }
@@ -886,6 +903,13 @@ pub struct FakeRefsSource {
 impl FakeRefsSource {
     pub fn with(self, location: &str, json: &str, etag: &str) -> Self {
         self.replace(location, json, etag);
+        self
+    }
+    /// `location` answers a redirect to `target`.
+    pub fn with_redirect(self, location: &str, target: &str) -> Self {
+        self.redirects
+            .borrow_mut()
+            .insert(location.to_owned(), target.to_owned());
         self
     }
     pub fn replace(&self, location: &str, json: &str, etag: &str) {
@@ -909,6 +933,11 @@ impl crate::backend::ReferenceSource for FakeRefsSource {
             crate::datasets::RefsLocation::Url(url) => url.clone(),
             crate::datasets::RefsLocation::Bucket(key) => format!("r2://{key}"),
         };
+        if let Some(target) = self.redirects.borrow().get(&name) {
+            return Ok(crate::backend::RefsFetch::Redirect {
+                location: target.clone(),
+            });
+        }
         let files = self.files.borrow();
         let Some((bytes, etag)) = files.get(&name) else {
             return Err(crate::error::Error::Upstream(format!("{name}: HTTP 404")));

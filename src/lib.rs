@@ -9,7 +9,10 @@
 //! - [`service`]: the request handler, generic over the backends.
 //! - [`datasets`]: the configured datasets and the per-isolate cache of their references.
 //! - [`zarr_store`]: the Zarr v2 store surface (key answers, synthesised `.zmetadata`, variables).
-//! - [`origin`]: checking an origin's (ranged) answer: status and exact length.
+//! - [`origin`]: checking an origin's (ranged) answer: status and exact length; redirects
+//!   followed only to allowed hosts.
+//! - [`url_policy`]: which URLs may be fetched (one WHATWG parser for the check and the request;
+//!   allowed hosts; loopback and private addresses; redaction of URLs in answers and logs).
 //! - [`cache_path`]: the read-through cache for a ranged key (hit, miss, single flight,
 //!   write-back instructions).
 //! - [`single_flight`]: concurrent misses in one isolate share one fetch.
@@ -56,6 +59,7 @@ pub mod service;
 pub mod single_flight;
 pub mod stats_api;
 pub mod upstash;
+pub mod url_policy;
 pub mod zarr_store;
 
 #[cfg(test)]

@@ -2,8 +2,65 @@
 //!
 //! Pure. Nothing short, failed or mismatched ever reaches a client as a chunk (or, later, storage).
 
-use crate::backend::{ByteRange, OriginResponse};
+use url::Url;
+
+use crate::backend::{ByteRange, Origin, OriginResponse};
 use crate::error::Error;
+use crate::url_policy::{redact, redirect_target, HostPolicy, MAX_REDIRECTS};
+
+/// Whether `status` is a redirect that carries a `Location` to follow.
+#[must_use]
+pub fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// GETs `target` from `origin`, following at most [`MAX_REDIRECTS`] redirects, each only when
+/// its target passes `hosts` (the dataset's allowed hosts). Returns the URL that answered and
+/// its answer, not yet checked ([`checked_body`]).
+///
+/// # Errors
+/// [`Error::Upstream`] (502) naming `what` (the dataset and key) when the origin gives no
+/// answer, redirects without a `Location`, too often, or to a URL the dataset does not allow.
+pub async fn fetch_following_redirects<O: Origin>(
+    origin: &O,
+    hosts: &HostPolicy,
+    what: &str,
+    target: Url,
+    range: Option<ByteRange>,
+) -> Result<(Url, OriginResponse), Error> {
+    let mut url = target;
+    let mut hops = 0;
+    loop {
+        let shown = redact(url.as_str());
+        let response = origin
+            .get(url.as_str(), range)
+            .await
+            .map_err(|e| Error::Upstream(format!("{what}: {shown}: {e}")))?;
+        if !is_redirect(response.status) {
+            return Ok((url, response));
+        }
+        let status = response.status;
+        let Some(location) = response.location else {
+            return Err(Error::Upstream(format!(
+                "{what}: {shown} answered HTTP {status} without a Location"
+            )));
+        };
+        if hops == MAX_REDIRECTS {
+            return Err(Error::Upstream(format!(
+                "{what}: more than {MAX_REDIRECTS} redirects (the last from {shown})"
+            )));
+        }
+        hops += 1;
+        let next = redirect_target(&url, &location)
+            .map_err(|e| Error::Upstream(format!("{what}: {shown} redirected to {e}")))?;
+        url = hosts.check_chunk_url(&next).map_err(|refusal| {
+            Error::Upstream(format!(
+                "{what}: {shown} redirected (HTTP {status}) to a URL the dataset does not allow: \
+                 {refusal}"
+            ))
+        })?;
+    }
+}
 
 /// The body of `response` if it is exactly what `range` asked for (or the whole file when `range`
 /// is `None`).
@@ -89,6 +146,7 @@ mod tests {
             content_range: content_range.map(str::to_owned),
             etag: None,
             last_modified: None,
+            location: None,
             body: body.to_vec(),
         }
     }

@@ -307,12 +307,12 @@ where
             Vec::new(),
         ),
         KeyAnswer::Fetch { url, range } => {
-            config.check_allowed(key, &url)?;
             let policy = cache_policy(&config, backends);
             let chunk_request = ChunkRequest {
                 dataset,
                 key,
                 url: &url,
+                hosts: &config.hosts,
                 range,
                 holder: request.nonce,
             };

@@ -1,19 +1,33 @@
-//! [`HttpOrigin`]: the origin over `worker::Fetch` (with `Range` and a timeout), and
+//! [`HttpOrigin`]: the origin over `worker::Fetch` (with `Range`, a timeout covering the body,
+//! a size cap enforced while reading, and redirects returned rather than followed), and
 //! [`WorkerRefsSource`]: reference files from an HTTP URL or from the R2 bucket.
 
-use futures::future::{select, Either};
-use futures::pin_mut;
-use worker::{AbortController, Bucket, Delay, Fetch, Headers, Method, Request, RequestInit};
+use futures::StreamExt as _;
+use worker::{AbortController, Bucket, Fetch, Headers, Method, Request, RequestInit};
+use worker::{RequestRedirect, Response};
 
+use super::timeout::within;
 use crate::backend::Origin;
 use crate::backend::{ByteRange, OriginError, OriginResponse, ReferenceSource, RefsFetch};
 use crate::datasets::RefsLocation;
 use crate::error::Error;
+use crate::origin::is_redirect;
+use crate::url_policy::{redact, redact_text};
 
 /// Fetches from origins with the runtime's `fetch`, aborting after `timeout_ms`.
 #[derive(Clone)]
 pub struct HttpOrigin {
     timeout_ms: u32,
+}
+
+/// The most a chunk answer may hold: a server that ignores `Range` and sends a multi-gigabyte
+/// file must not exhaust the isolate's 128 MB. Enforced while reading, so an answer without a
+/// `Content-Length` is cut off too.
+const MAX_ORIGIN_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A worker error's text without URL queries (presigned signatures).
+fn network(e: &worker::Error) -> OriginError {
+    OriginError::Network(redact_text(&e.to_string()))
 }
 
 impl HttpOrigin {
@@ -22,51 +36,68 @@ impl HttpOrigin {
         Self { timeout_ms }
     }
 
-    async fn send(&self, url: &str, headers: Headers) -> Result<worker::Response, OriginError> {
-        self.exchange(url, headers, |response| async move { Ok(response) })
-            .await
-    }
-
-    /// Sends a GET and runs `read` on the response, all within the timeout (a body that trickles
-    /// in counts against it too).
+    /// Sends a GET (redirects not followed) and runs `read` on the response, all within
+    /// `timeout_ms` (a body that trickles in counts against it too).
     async fn exchange<T, F>(
-        &self,
         url: &str,
         headers: Headers,
-        read: impl FnOnce(worker::Response) -> F,
+        timeout_ms: u32,
+        read: impl FnOnce(Response) -> F,
     ) -> Result<T, OriginError>
     where
         F: std::future::Future<Output = Result<T, OriginError>>,
     {
-        let network = |e: worker::Error| OriginError::Network(e.to_string());
         let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers);
-        let request = Request::new_with_init(url, &init).map_err(network)?;
+        init.with_method(Method::Get)
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
+        let request = Request::new_with_init(url, &init).map_err(|e| network(&e))?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
         let exchange = async {
-            let response = fetch.send_with_signal(&signal).await.map_err(network)?;
+            let response = fetch
+                .send_with_signal(&signal)
+                .await
+                .map_err(|e| network(&e))?;
             read(response).await
         };
-        let timeout = Delay::from(std::time::Duration::from_millis(u64::from(self.timeout_ms)));
-        pin_mut!(exchange);
-        match select(exchange, timeout).await {
-            Either::Left((outcome, _)) => outcome,
-            Either::Right(((), _)) => {
+        match within(timeout_ms, exchange).await {
+            Some(outcome) => outcome,
+            None => {
                 controller.abort();
-                Err(OriginError::Timeout(self.timeout_ms))
+                Err(OriginError::Timeout(timeout_ms))
             }
         }
     }
 }
 
-/// The most an origin answer may hold: a server that ignores `Range` and sends a multi-gigabyte
-/// file must not exhaust the isolate's 128 MB.
-const MAX_ORIGIN_BODY_BYTES: u64 = 64 * 1024 * 1024;
-
-fn header(response: &worker::Response, name: &str) -> Option<String> {
+fn header(response: &Response, name: &str) -> Option<String> {
     response.headers().get(name).ok().flatten()
+}
+
+/// Reads the body, failing as soon as more than `cap` bytes arrived (whatever `Content-Length`
+/// said, or without one).
+async fn read_capped(response: &mut Response, cap: u64) -> Result<Vec<u8>, OriginError> {
+    let announced = header(response, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = announced.filter(|l| *l > cap) {
+        return Err(OriginError::TooLarge(length));
+    }
+    let Ok(mut stream) = response.stream() else {
+        // No stream: an empty body (or one already in memory).
+        return response.bytes().await.map_err(|e| network(&e));
+    };
+    let mut body = Vec::with_capacity(
+        usize::try_from(announced.unwrap_or(0).min(cap)).unwrap_or_default(),
+    );
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| network(&e))?;
+        if (body.len() + piece.len()) as u64 > cap {
+            return Err(OriginError::TooLarge((body.len() + piece.len()) as u64));
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
 }
 
 impl Origin for HttpOrigin {
@@ -79,22 +110,22 @@ impl Origin for HttpOrigin {
         if let Some(range) = range {
             headers
                 .set("range", &range.header_value())
-                .map_err(|e| OriginError::Network(e.to_string()))?;
+                .map_err(|e| network(&e))?;
         }
-        self.exchange(url, headers, |mut response| async move {
-            let announced = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok());
-            if let Some(length) = announced.filter(|l| *l > MAX_ORIGIN_BODY_BYTES) {
-                return Err(OriginError::TooLarge(length));
-            }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| OriginError::Network(e.to_string()))?;
+        Self::exchange(url, headers, self.timeout_ms, |mut response| async move {
+            let status = response.status_code();
+            // A redirect's body is not wanted; the caller decides about its Location.
+            let body = if is_redirect(status) {
+                Vec::new()
+            } else {
+                read_capped(&mut response, MAX_ORIGIN_BODY_BYTES).await?
+            };
             Ok(OriginResponse {
-                status: response.status_code(),
+                status,
                 content_range: header(&response, "content-range"),
                 etag: header(&response, "etag"),
                 last_modified: header(&response, "last-modified"),
+                location: header(&response, "location"),
                 body,
             })
         })
@@ -102,12 +133,90 @@ impl Origin for HttpOrigin {
     }
 }
 
-/// Reference files over HTTP(S) (conditional GET with `If-None-Match`) or from the bucket.
+/// Reference files over HTTP(S) (conditional GET with `If-None-Match`, redirects returned to the
+/// caller) or from the bucket, each bounded in size and in time.
 pub struct WorkerRefsSource<'a> {
-    /// The HTTP client.
-    pub origin: &'a HttpOrigin,
     /// The bucket for `r2://` locations.
     pub bucket: &'a Bucket,
+    /// The largest reference file accepted, in bytes.
+    pub max_bytes: u64,
+    /// How long one download may take, body included.
+    pub timeout_ms: u32,
+}
+
+impl WorkerRefsSource<'_> {
+    async fn from_url(&self, url: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
+        let shown = redact(url);
+        let fail = |why: String| Error::Upstream(format!("references {shown}: {why}"));
+        let headers = Headers::new();
+        if let Some(etag) = if_none_match {
+            headers
+                .set("if-none-match", etag)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        let max_bytes = self.max_bytes;
+        let outcome = HttpOrigin::exchange(url, headers, self.timeout_ms, |mut response| {
+            async move {
+                let status = response.status_code();
+                let location = header(&response, "location");
+                let etag = header(&response, "etag");
+                let body = if status == 200 {
+                    read_capped(&mut response, max_bytes).await?
+                } else {
+                    Vec::new()
+                };
+                Ok((status, location, etag, body))
+            }
+        })
+        .await;
+        match outcome {
+            Err(OriginError::TooLarge(size)) => Err(fail(format!(
+                "{size} bytes is more than REFS_MAX_BYTES ({max_bytes})"
+            ))),
+            Err(e) => Err(fail(e.to_string())),
+            Ok((304, _, _, _)) if if_none_match.is_some() => Ok(RefsFetch::NotModified),
+            Ok((200, _, etag, bytes)) => Ok(RefsFetch::Body { bytes, etag }),
+            Ok((status, Some(location), _, _)) if is_redirect(status) => {
+                Ok(RefsFetch::Redirect { location })
+            }
+            Ok((status, ..)) => Err(fail(format!("HTTP {status}"))),
+        }
+    }
+
+    async fn from_bucket(&self, key: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
+        let fail = |why: String| Error::Upstream(format!("references r2://{key}: {why}"));
+        let max_bytes = self.max_bytes;
+        let read = async {
+            let object = self
+                .bucket
+                .get(key)
+                .execute()
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| Error::NotFound(format!("references r2://{key} do not exist")))?;
+            let etag = object.http_etag();
+            if if_none_match == Some(etag.as_str()) {
+                return Ok(RefsFetch::NotModified);
+            }
+            if object.size() > max_bytes {
+                return Err(fail(format!(
+                    "{} bytes is more than REFS_MAX_BYTES ({max_bytes})",
+                    object.size()
+                )));
+            }
+            let body = object.body().ok_or_else(|| fail("no body".into()))?;
+            Ok(RefsFetch::Body {
+                bytes: body.bytes().await.map_err(|e| fail(e.to_string()))?,
+                etag: Some(etag),
+            })
+        };
+        within(self.timeout_ms, read).await.unwrap_or_else(|| {
+            Err(fail(format!(
+                "not read within REFS_TIMEOUT_MS ({} ms)",
+                self.timeout_ms
+            )))
+        })
+    }
 }
 
 impl ReferenceSource for WorkerRefsSource<'_> {
@@ -117,55 +226,8 @@ impl ReferenceSource for WorkerRefsSource<'_> {
         if_none_match: Option<&str>,
     ) -> Result<RefsFetch, Error> {
         match location {
-            RefsLocation::Url(url) => {
-                let headers = Headers::new();
-                if let Some(etag) = if_none_match {
-                    headers
-                        .set("if-none-match", etag)
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                }
-                let mut response = self
-                    .origin
-                    .send(url, headers)
-                    .await
-                    .map_err(|e| Error::Upstream(format!("references {url}: {e}")))?;
-                match response.status_code() {
-                    304 if if_none_match.is_some() => Ok(RefsFetch::NotModified),
-                    200 => Ok(RefsFetch::Body {
-                        etag: header(&response, "etag"),
-                        bytes: response
-                            .bytes()
-                            .await
-                            .map_err(|e| Error::Upstream(format!("references {url}: {e}")))?,
-                    }),
-                    status => Err(Error::Upstream(format!("references {url}: HTTP {status}"))),
-                }
-            }
-            RefsLocation::Bucket(key) => {
-                let object = self
-                    .bucket
-                    .get(key.as_str())
-                    .execute()
-                    .await
-                    .map_err(|e| Error::Upstream(format!("references r2://{key}: {e}")))?
-                    .ok_or_else(|| {
-                        Error::NotFound(format!("references r2://{key} do not exist"))
-                    })?;
-                let etag = object.http_etag();
-                if if_none_match == Some(etag.as_str()) {
-                    return Ok(RefsFetch::NotModified);
-                }
-                let body = object
-                    .body()
-                    .ok_or_else(|| Error::Upstream(format!("references r2://{key}: no body")))?;
-                Ok(RefsFetch::Body {
-                    bytes: body
-                        .bytes()
-                        .await
-                        .map_err(|e| Error::Upstream(format!("references r2://{key}: {e}")))?,
-                    etag: Some(etag),
-                })
-            }
+            RefsLocation::Url(url) => self.from_url(url, if_none_match).await,
+            RefsLocation::Bucket(key) => self.from_bucket(key, if_none_match).await,
         }
     }
 }

@@ -8,6 +8,7 @@
 mod convert;
 mod http_origin;
 mod r2_store;
+mod timeout;
 mod upstash_fetch;
 
 use std::cell::RefCell;
@@ -141,7 +142,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     if !write_backs.is_empty() {
         let (index, store) = (
             index_from(&config),
-            store_from(&env).map_err(|e| e.to_string())?,
+            store_from(&env, &config).map_err(|e| e.to_string())?,
         );
         let datasets = registry.ids();
         ctx.wait_until(async move {
@@ -170,7 +171,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    let store = match store_from(&env) {
+    let store = match store_from(&env, &config) {
         Ok(store) => store,
         Err(error) => {
             worker::console_error!("scheduled sweep: {error}");
@@ -263,11 +264,13 @@ fn index_from(config: &Config) -> UpstashIndex<FetchTransport> {
     )
 }
 
-fn store_from(env: &Env) -> Result<R2Store, Error> {
-    let bucket = env
-        .bucket(CHUNKS_BINDING)
-        .map_err(|e| Error::Internal(format!("R2 binding {CHUNKS_BINDING} is missing: {e}")))?;
-    Ok(R2Store::new(bucket))
+fn bucket_from(env: &Env) -> Result<worker::Bucket, Error> {
+    env.bucket(CHUNKS_BINDING)
+        .map_err(|e| Error::Internal(format!("R2 binding {CHUNKS_BINDING} is missing: {e}")))
+}
+
+fn store_from(env: &Env, config: &Config) -> Result<R2Store, Error> {
+    Ok(R2Store::new(bucket_from(env)?, config.storage_timeout_ms))
 }
 
 async fn serve(
@@ -283,10 +286,8 @@ async fn serve(
     Error,
 > {
     let flights = FLIGHTS.with(Rc::clone);
-    let store = store_from(env)?;
-    let bucket = env
-        .bucket(CHUNKS_BINDING)
-        .map_err(|e| Error::Internal(format!("R2 binding {CHUNKS_BINDING} is missing: {e}")))?;
+    let store = store_from(env, config)?;
+    let bucket = bucket_from(env)?;
     let cache: Rc<WorkerBackends> = Rc::new(CacheBackends {
         index: index_from(config),
         store,
@@ -295,8 +296,9 @@ async fn serve(
         keys: CacheKeys::new(&config.key_prefix),
     });
     let refs_source = WorkerRefsSource {
-        origin: &cache.origin,
         bucket: &bucket,
+        max_bytes: config.refs_max_bytes,
+        timeout_ms: config.refs_timeout_ms,
     };
     let backends = Backends {
         cache: &cache,

@@ -1,54 +1,68 @@
 //! [`R2Store`]: the chunk store over an R2 bucket binding. Object keys come from `cache_keys`,
 //! already prefixed with the deployment's key prefix. Bodies are R2 objects, streamed to the
-//! client by `convert` without passing through wasm.
+//! client by `convert` without passing through wasm. Every call is bounded by a timeout.
 
 use worker::{Bucket, Object};
 
+use super::timeout::within;
 use crate::backend::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
 
 /// Chunk storage in R2.
 #[derive(Clone)]
 pub struct R2Store {
     bucket: Bucket,
+    timeout_ms: u32,
 }
 
 impl R2Store {
-    /// A store in `bucket`.
-    pub fn new(bucket: Bucket) -> Self {
-        Self { bucket }
+    /// A store in `bucket` whose calls fail after `timeout_ms`.
+    pub fn new(bucket: Bucket, timeout_ms: u32) -> Self {
+        Self { bucket, timeout_ms }
+    }
+
+    /// `call` within the timeout; a late call is [`StoreError::Unavailable`].
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        within(self.timeout_ms, call).await.unwrap_or_else(|| {
+            Err(StoreError::Unavailable(format!(
+                "R2 {what}: no answer within {} ms",
+                self.timeout_ms
+            )))
+        })
     }
 }
 
-/// R2 answers more than one write per second to a key with 429 (error code 10058).
 fn store_error(key: &str, error: &worker::Error) -> StoreError {
-    let text = error.to_string();
-    if text.contains("10058") || text.contains("429") || text.to_lowercase().contains("rate limit")
-    {
-        StoreError::RateLimited(key.to_owned())
-    } else {
-        StoreError::Unavailable(format!("R2: {text}"))
-    }
+    StoreError::from_r2(key, &error.to_string())
 }
 
 impl ChunkStore for R2Store {
     type Body = Object;
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.bucket
-            .put(key, bytes)
-            .execute()
-            .await
-            .map(|_| ())
-            .map_err(|e| store_error(key, &e))
+        let put = async {
+            self.bucket
+                .put(key, bytes)
+                .execute()
+                .await
+                .map(|_| ())
+                .map_err(|e| store_error(key, &e))
+        };
+        self.bounded("put", put).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject<Object>>, StoreError> {
-        let object = self
-            .bucket
-            .get(key)
-            .execute()
-            .await
-            .map_err(|e| store_error(key, &e))?;
+        let get = async {
+            self.bucket
+                .get(key)
+                .execute()
+                .await
+                .map_err(|e| store_error(key, &e))
+        };
+        let object = self.bounded("get", get).await?;
         Ok(object
             .filter(|o| o.body().is_some())
             .map(|body| StoredObject {
@@ -61,7 +75,10 @@ impl ChunkStore for R2Store {
     async fn read_body(&self, body: Object) -> Result<Vec<u8>, StoreError> {
         let key = body.key();
         match body.body() {
-            Some(stream) => stream.bytes().await.map_err(|e| store_error(&key, &e)),
+            Some(stream) => {
+                let read = async { stream.bytes().await.map_err(|e| store_error(&key, &e)) };
+                self.bounded("read", read).await
+            }
             None => Err(StoreError::Unavailable(format!(
                 "R2 object {key} has no body"
             ))),
@@ -69,20 +86,26 @@ impl ChunkStore for R2Store {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.bucket
-            .delete(key)
-            .await
-            .map_err(|e| store_error(key, &e))
+        let delete = async {
+            self.bucket
+                .delete(key)
+                .await
+                .map_err(|e| store_error(key, &e))
+        };
+        self.bounded("delete", delete).await
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
-        self.bucket
-            .delete_multiple(keys.iter().map(String::as_str).collect())
-            .await
-            .map_err(|e| store_error(&keys[0], &e))
+        let delete = async {
+            self.bucket
+                .delete_multiple(keys.iter().map(String::as_str).collect())
+                .await
+                .map_err(|e| store_error(&keys[0], &e))
+        };
+        self.bounded("delete_multiple", delete).await
     }
 
     async fn list(
@@ -95,10 +118,8 @@ impl ChunkStore for R2Store {
         if let Some(cursor) = cursor {
             request = request.cursor(cursor);
         }
-        let listing = request
-            .execute()
-            .await
-            .map_err(|e| store_error(prefix, &e))?;
+        let list = async { request.execute().await.map_err(|e| store_error(prefix, &e)) };
+        let listing = self.bounded("list", list).await?;
         Ok(ObjectPage {
             objects: listing
                 .objects()

@@ -1,10 +1,9 @@
 //! [`FetchTransport`]: the Upstash transport over `worker::Fetch`, with a timeout.
 
-use futures::future::{select, Either};
-use futures::pin_mut;
-use worker::{AbortController, Delay, Fetch};
+use worker::{AbortController, Fetch};
 
 use super::convert::to_worker_request;
+use super::timeout::within;
 use crate::backend::{RawReply, TransportError, UpstashTransport};
 use crate::upstash::HttpCall;
 
@@ -42,11 +41,9 @@ impl UpstashTransport for FetchTransport {
                 body,
             })
         };
-        let timeout = Delay::from(std::time::Duration::from_millis(u64::from(self.timeout_ms)));
-        pin_mut!(exchange);
-        match select(exchange, timeout).await {
-            Either::Left((reply, _)) => reply,
-            Either::Right(((), _)) => {
+        match within(self.timeout_ms, exchange).await {
+            Some(reply) => reply,
+            None => {
                 controller.abort();
                 Err(TransportError::Timeout(self.timeout_ms))
             }
