@@ -117,7 +117,11 @@ fn exercise_references(refs: &References) {
         previous = Some(key);
         listed += 1;
     }
-    assert_eq!(listed, refs.len_explicit(), "len_explicit() and the listing");
+    assert_eq!(
+        listed,
+        refs.len_explicit(),
+        "len_explicit() and the listing"
+    );
 
     let mut derived: Vec<String> = [
         "",
@@ -131,11 +135,7 @@ fn exercise_references(refs: &References) {
     ]
     .map(str::to_owned)
     .into();
-    for (i, key) in refs
-        .explicit_keys()
-        .take(MAX_EXPLICIT_LOOKUPS)
-        .enumerate()
-    {
+    for (i, key) in refs.explicit_keys().take(MAX_EXPLICIT_LOOKUPS).enumerate() {
         let found = refs.get(key);
         if no_gen {
             let Some(reference) = &found else {
@@ -251,7 +251,10 @@ fn check_zarr_key(raw: &str) {
     let Ok(key) = parse_zarr_key(raw) else {
         return;
     };
-    assert!(key.len() <= MAX_KEY_BYTES, "{raw:?}: key longer than the limit");
+    assert!(
+        key.len() <= MAX_KEY_BYTES,
+        "{raw:?}: key longer than the limit"
+    );
     assert!(
         !key.chars().any(char::is_control),
         "{raw:?}: key {key:?} has a control character"
@@ -363,7 +366,10 @@ fn check_route(method: &str, path: &str) {
         }
         Route::DatasetRoot { dataset } => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
-            assert!(validate_dataset_id(dataset).is_ok(), "{path:?}: {dataset:?}");
+            assert!(
+                validate_dataset_id(dataset).is_ok(),
+                "{path:?}: {dataset:?}"
+            );
             assert!(
                 path == format!("/zarr/{dataset}") || path == format!("/zarr/{dataset}/"),
                 "{path:?} routes to {routed:?}"
@@ -371,7 +377,10 @@ fn check_route(method: &str, path: &str) {
         }
         Route::ZarrKey { dataset, key } => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
-            assert!(validate_dataset_id(dataset).is_ok(), "{path:?}: {dataset:?}");
+            assert!(
+                validate_dataset_id(dataset).is_ok(),
+                "{path:?}: {dataset:?}"
+            );
             let raw_key = path
                 .strip_prefix("/zarr/")
                 .and_then(|rest| rest.strip_prefix(dataset.as_str()))
@@ -386,11 +395,7 @@ fn check_route(method: &str, path: &str) {
             );
             check_zarr_key(raw_key);
         }
-        Route::Health
-        | Route::Datasets
-        | Route::Stats
-        | Route::StatsKeys
-        | Route::StatsHistory => {
+        Route::Health | Route::Datasets | Route::Stats | Route::StatsKeys | Route::StatsHistory => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
             assert!(path.starts_with("/api/"), "{path:?} routes to {routed:?}");
         }
@@ -440,7 +445,8 @@ pub fn range_header(data: &[u8]) {
     let hex: String = checksum
         .bytes()
         .take(16)
-        .map(|b| format!("{b:02x}"))
+        .flat_map(|b| [b >> 4, b & 0xf])
+        .filter_map(|nibble| char::from_digit(u32::from(nibble), 16))
         .collect();
     let tag = etag(&hex);
     assert!(!none_match(None, &tag), "no If-None-Match matched");
@@ -484,7 +490,12 @@ fn check_range(header: &str, size: u64) {
             s.parse::<u64>().ok()
         }
     };
-    let want = match (first.is_empty(), number(first), last.is_empty(), number(last)) {
+    let want = match (
+        first.is_empty(),
+        number(first),
+        last.is_empty(),
+        number(last),
+    ) {
         (false, Some(a), false, Some(b)) => {
             if a > b {
                 RangeAnswer::Full
@@ -598,7 +609,10 @@ fn check_status(status: u16, error: Option<&ReplyError>, ok: bool) {
             assert!(!success, "an Http error with status {status}");
         }
         Some(ReplyError::Command(_)) => {
-            assert!(success || status == 400, "a Command error with status {status}");
+            assert!(
+                success || status == 400,
+                "a Command error with status {status}"
+            );
         }
         Some(ReplyError::Protocol(_)) => {
             assert!(success, "a Protocol error with status {status}");

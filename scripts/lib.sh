@@ -110,7 +110,10 @@ write_worker_vars() {
 import json, sys
 entries = json.load(open(sys.argv[1]))
 origin = sys.argv[2].rstrip("/")
-datasets = {e["id"]: {"refs": f"{origin}/{e['refs']}", "description": e["description"]} for e in entries}
+# The origin is on loopback: such hosts are fetched only when a dataset lists them explicitly.
+host = origin.split("://", 1)[1].split("/", 1)[0]
+datasets = {e["id"]: {"refs": f"{origin}/{e['refs']}", "description": e["description"],
+                      "allowed_hosts": [host]} for e in entries}
 datasets.update(json.loads(sys.argv[3]))
 print(json.dumps(datasets))
 PY

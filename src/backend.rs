@@ -596,7 +596,10 @@ mod tests {
             "",
         ] {
             assert!(
-                matches!(StoreError::from_r2("zec/v1/429", other), StoreError::Unavailable(_)),
+                matches!(
+                    StoreError::from_r2("zec/v1/429", other),
+                    StoreError::Unavailable(_)
+                ),
                 "{other}"
             );
         }

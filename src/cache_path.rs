@@ -265,6 +265,15 @@ pub struct ChunkRequest<'a> {
     pub holder: &'a str,
 }
 
+impl ChunkRequest<'_> {
+    /// The URL to fetch, when the dataset allows its host.
+    fn checked_url(&self) -> Result<Url, Error> {
+        self.hosts.check_chunk_url(self.url).map_err(|refusal| {
+            Error::Forbidden(format!("{}/{}: {refusal}", self.dataset, self.key))
+        })
+    }
+}
+
 /// Reads `request`'s chunk through the cache.
 ///
 /// Returns the chunk and the write-back to run after the response (only the request that led the
@@ -295,9 +304,7 @@ where
         range,
         holder,
     } = request;
-    let target = hosts
-        .check_chunk_url(url)
-        .map_err(|refusal| Error::Forbidden(format!("{dataset}/{key}: {refusal}")))?;
+    let target = request.checked_url()?;
     let object_key = backends.keys.object(url, range);
     let start = backends.clock.now_ms();
     let (lookup, object, mut timing) = look_up_and_open(backends, dataset, key, &object_key).await;
@@ -488,18 +495,8 @@ where
             return stored;
         }
     }
-    let response = fetch_following_redirects(
-        &backends.origin,
-        &hosts,
-        &format!("{dataset}/{key}"),
-        target,
-        range,
-    )
-    .await;
-    let body = match response.and_then(|(fetched_url, r)| {
-        let validator = r.etag.clone().or_else(|| r.last_modified.clone());
-        checked_body(&redact(fetched_url.as_str()), range, r).map(|body| (body, validator))
-    }) {
+    let what = format!("{dataset}/{key}");
+    let body = match origin_bytes(&backends.origin, &hosts, &what, target, range).await {
         Ok(body) => body,
         Err(error) => {
             if let Lease::Held(holder) = &lease {
@@ -551,6 +548,25 @@ where
         origin_ms: fetch_ms,
         write_back: Some(write_back),
     })))
+}
+
+/// The checked bytes of `range` at `target` (redirects followed only to `hosts`) and the
+/// origin's validator (`ETag`, else `Last-Modified`).
+async fn origin_bytes(
+    origin: &impl Origin,
+    hosts: &HostPolicy,
+    what: &str,
+    target: Url,
+    range: Option<ByteRange>,
+) -> Result<(Vec<u8>, Option<String>), Error> {
+    let (answered_by, response) =
+        fetch_following_redirects(origin, hosts, what, target, range).await?;
+    let validator = response
+        .etag
+        .clone()
+        .or_else(|| response.last_modified.clone());
+    let body = checked_body(&redact(answered_by.as_str()), range, response)?;
+    Ok((body, validator))
 }
 
 /// Whether this request holds the cross-instance lease for its object.
@@ -921,23 +937,42 @@ mod tests {
                 .with_redirect(URL, stolen)
                 .with_file(stolen, b"secret-bytes"),
         );
-        let got = block_on(read_chunk(request(RANGE), POLICY, &refused, &Flights::default()));
+        let got = block_on(read_chunk(
+            request(RANGE),
+            POLICY,
+            &refused,
+            &Flights::default(),
+        ));
         let Err(Error::Upstream(message)) = got else {
             panic!("{:?}", got.map(|_| ()))
         };
         assert!(message.starts_with("ds/v/0: "), "{message}");
         assert!(message.contains("does not allow"), "{message}");
-        let requested: Vec<String> =
-            refused.origin.requests.borrow().iter().map(|r| r.0.clone()).collect();
+        let requested: Vec<String> = refused
+            .origin
+            .requests
+            .borrow()
+            .iter()
+            .map(|r| r.0.clone())
+            .collect();
         assert_eq!(requested, [URL]);
 
         let mut looping = FakeOrigin::default();
         for hop in 0..10 {
-            let from = if hop == 0 { URL.to_owned() } else { format!("http://origin.test/{hop}") };
+            let from = if hop == 0 {
+                URL.to_owned()
+            } else {
+                format!("http://origin.test/{hop}")
+            };
             looping = looping.with_redirect(&from, &format!("/{}", hop + 1));
         }
         let looping = with_origin(looping);
-        let got = block_on(read_chunk(request(RANGE), POLICY, &looping, &Flights::default()));
+        let got = block_on(read_chunk(
+            request(RANGE),
+            POLICY,
+            &looping,
+            &Flights::default(),
+        ));
         assert!(matches!(got, Err(Error::Upstream(m)) if m.contains("redirects")));
         assert_eq!(
             looping.origin.requests.borrow().len(),

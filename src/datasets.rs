@@ -686,10 +686,7 @@ mod tests {
                 r#"{"a": {"refs": "http://169.254.169.254/r.json", "allowed_hosts": ["s3.test"]}}"#,
                 "list it in the dataset's allowed_hosts",
             ),
-            (
-                r#"{"a": {"refs": "http://u:p@x/r.json"}}"#,
-                "user info",
-            ),
+            (r#"{"a": {"refs": "http://u:p@x/r.json"}}"#, "user info"),
             (
                 r#"{"a": {"refs": "http://x/r.json", "allowed_hosts": ["x/y"]}}"#,
                 "must be a host or host:port",
@@ -764,7 +761,10 @@ mod tests {
         let source = FakeRefsSource::default()
             .with_redirect("http://o.test/a.json", "https://cdn.test/a.json")
             .with("https://cdn.test/a.json", SMALL, "\"1\"")
-            .with_redirect("http://127.0.0.1:8090/a.json", "http://169.254.169.254/meta")
+            .with_redirect(
+                "http://127.0.0.1:8090/a.json",
+                "http://169.254.169.254/meta",
+            )
             .with("http://169.254.169.254/meta", SMALL, "\"1\"");
         assert!(block_on(registry.references_at("pub", &source, 0)).is_ok());
         assert_eq!(source.fetches.get(), 2);
@@ -774,7 +774,11 @@ mod tests {
             "{:?}",
             refused.map(|_| ())
         );
-        assert_eq!(source.fetches.get(), 3, "the internal target is never fetched");
+        assert_eq!(
+            source.fetches.get(),
+            3,
+            "the internal target is never fetched"
+        );
     }
 
     /// A failed revalidation keeps serving the references already loaded; a failed first load

@@ -786,6 +786,7 @@ impl ChunkStore for InMemoryStore {
 }
 
 /// An Upstash transport that answers every call with one canned reply and records the calls.
+#[derive(Debug)]
 pub struct CannedTransport {
     reply: Result<RawReply, TransportError>,
     pub sent: RefCell<Vec<HttpCall>>,

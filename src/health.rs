@@ -1,12 +1,47 @@
 //! `GET /api/health`: probes the index (one `PING`) and the chunk store (put, get and delete of a
 //! probe object) at the same time and reports each as ok or failed.
 //!
-//! Generic over the backend traits; the glue supplies the real ones.
+//! Generic over the backend traits; the glue supplies the real ones. Anyone may call it, so an
+//! isolate probes at most once every [`HEALTH_CACHE_MS`] and answers the last report meanwhile
+//! ([`HealthCache`]); failures are reported as short causes, never the raw error text (which
+//! could carry a server's reply or a URL).
+
+use std::cell::RefCell;
 
 use futures::join;
 use serde::Serialize;
 
-use crate::backend::{ChunkStore, Clock, Index};
+use crate::backend::{ChunkStore, Clock, Index, IndexError, StoreError};
+
+/// How long an isolate reuses its last health report.
+pub const HEALTH_CACHE_MS: u64 = 5_000;
+
+/// The isolate's last report and when it was made.
+#[derive(Debug, Default)]
+pub struct HealthCache {
+    last: RefCell<Option<(u64, HealthReport)>>,
+}
+
+impl HealthCache {
+    /// The last report if it is younger than [`HEALTH_CACHE_MS`], else a fresh probe (kept).
+    pub async fn report(
+        &self,
+        index: &impl Index,
+        store: &impl ChunkStore,
+        clock: &impl Clock,
+        probe_key: &str,
+    ) -> HealthReport {
+        let now = clock.now_ms();
+        if let Some((at, report)) = &*self.last.borrow() {
+            if now.saturating_sub(*at) < HEALTH_CACHE_MS {
+                return report.clone();
+            }
+        }
+        let report = check_health(index, store, clock, probe_key).await;
+        *self.last.borrow_mut() = Some((now, report.clone()));
+        report
+    }
+}
 
 /// The result of probing one dependency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +89,7 @@ pub async fn check_health(
     probe_key: &str,
 ) -> HealthReport {
     let index_probe = timed(clock, async {
-        index.ping().await.map_err(|e| e.to_string())
+        index.ping().await.map_err(|e| index_cause(&e).to_owned())
     });
     let storage_probe = timed(clock, probe_store(store, probe_key, clock.now_ms()));
     let (index, storage) = join!(index_probe, storage_probe);
@@ -81,14 +116,14 @@ async fn probe_store(store: &impl ChunkStore, key: &str, nonce: u64) -> Result<(
     store
         .put(key, written.clone())
         .await
-        .map_err(|e| format!("put failed: {e}"))?;
+        .map_err(|e| format!("put failed: {}", store_cause(&e)))?;
     let read = match store.get(key).await {
         Ok(Some(object)) => store.read_body(object.body).await.map(Some),
         other => other.map(|_| None),
     };
     let deleted = store.delete(key).await;
     match read {
-        Err(e) => return Err(format!("get failed: {e}")),
+        Err(e) => return Err(format!("get failed: {}", store_cause(&e))),
         Ok(None) => return Err("get found nothing right after put".into()),
         Ok(Some(bytes)) if bytes != written => {
             return Err(format!(
@@ -99,7 +134,31 @@ async fn probe_store(store: &impl ChunkStore, key: &str, nonce: u64) -> Result<(
         }
         Ok(Some(_)) => {}
     }
-    deleted.map_err(|e| format!("delete failed: {e}"))
+    deleted.map_err(|e| format!("delete failed: {}", store_cause(&e)))
+}
+
+/// A short cause for an index failure. The messages come from `index` and `upstash::reply`.
+fn index_cause(error: &IndexError) -> &'static str {
+    match error {
+        IndexError::Protocol(_) => "the index answered something that is not the Upstash protocol",
+        IndexError::Unavailable(text) if text.starts_with("no answer within") => "timeout",
+        IndexError::Unavailable(text) if text.starts_with("request failed") => "unreachable",
+        IndexError::Unavailable(text)
+            if text.contains("answered HTTP 401") || text.contains("answered HTTP 403") =>
+        {
+            "the index refused the token"
+        }
+        IndexError::Unavailable(_) => "the index server is failing",
+    }
+}
+
+/// A short cause for a storage failure.
+fn store_cause(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::RateLimited(_) => "rate limited",
+        StoreError::Unavailable(text) if text.contains("no answer within") => "timeout",
+        StoreError::Unavailable(_) => "unavailable",
+    }
 }
 
 async fn timed(
@@ -140,20 +199,60 @@ mod tests {
         assert_eq!(store.calls(), (1, 1, 1));
     }
 
-    /// A failing index is named, with its error, and the answer is 503.
+    /// A failing index is named, with a short cause (never the raw text), and the answer is 503.
     #[test]
     fn index_failure_is_named() {
-        let index = FakeIndex::failing(IndexError::Unavailable("connection refused".into()));
-        let report = block_on(check_health(
-            &index,
-            &InMemoryStore::default(),
-            &FixedClock(5),
-            "_health/b",
-        ));
-        assert_eq!(report.http_status(), 503);
-        assert_eq!(report.failed, vec!["index"]);
-        assert_eq!(report.index.error.as_deref(), Some("connection refused"));
-        assert!(report.storage.ok);
+        for (error, cause) in [
+            (
+                IndexError::Unavailable("request failed: connect https://x.test/ refused".into()),
+                "unreachable",
+            ),
+            (
+                IndexError::Unavailable("no answer within 2000 ms".into()),
+                "timeout",
+            ),
+            (
+                IndexError::Unavailable("index server answered HTTP 401: WRONGPASS tok".into()),
+                "the index refused the token",
+            ),
+            (
+                IndexError::Unavailable("index server answered HTTP 500: oops".into()),
+                "the index server is failing",
+            ),
+            (
+                IndexError::Protocol("body is not JSON: <html>secret".into()),
+                "the index answered something that is not the Upstash protocol",
+            ),
+        ] {
+            let report = block_on(check_health(
+                &FakeIndex::failing(error),
+                &InMemoryStore::default(),
+                &FixedClock(5),
+                "_health/b",
+            ));
+            assert_eq!(report.http_status(), 503);
+            assert_eq!(report.failed, vec!["index"]);
+            assert_eq!(report.index.error.as_deref(), Some(cause));
+            assert!(report.storage.ok);
+        }
+    }
+
+    /// An isolate probes at most once per [`HEALTH_CACHE_MS`]; anonymous callers cannot make it
+    /// write to storage on every call.
+    #[test]
+    fn reports_are_reused_for_a_few_seconds() {
+        let (store, cache) = (InMemoryStore::default(), HealthCache::default());
+        let index = FakeIndex::healthy();
+        let at = |ms| block_on(cache.report(&index, &store, &FixedClock(ms), "_health/e"));
+        assert_eq!(at(1_000).status, "ok");
+        at(1_000 + HEALTH_CACHE_MS - 1);
+        assert_eq!(
+            store.calls(),
+            (1, 1, 1),
+            "the second call reused the report"
+        );
+        at(1_000 + HEALTH_CACHE_MS);
+        assert_eq!(store.calls(), (2, 2, 2));
     }
 
     /// Each storage fault is reported with the step that failed, and the probe is still cleaned up
@@ -162,12 +261,16 @@ mod tests {
     fn storage_faults_are_named_by_step() {
         let cases = [
             (
-                StoreFault::Put(StoreError::Unavailable("r2 down".into())),
-                "put failed: r2 down",
+                StoreFault::Put(StoreError::Unavailable(
+                    "R2: down at https://x/?sig=1".into(),
+                )),
+                "put failed: unavailable",
                 0,
             ),
             (
-                StoreFault::Get(StoreError::Unavailable("timeout".into())),
+                StoreFault::Get(StoreError::Unavailable(
+                    "R2 get: no answer within 5 ms".into(),
+                )),
                 "get failed: timeout",
                 0,
             ),
@@ -178,8 +281,8 @@ mod tests {
             ),
             (StoreFault::CorruptReads, "get returned", 0),
             (
-                StoreFault::Delete(StoreError::Unavailable("nope".into())),
-                "delete failed: nope",
+                StoreFault::Delete(StoreError::RateLimited("k".into())),
+                "delete failed: rate limited",
                 1,
             ),
         ];

@@ -21,11 +21,21 @@ fn counter(reply: &Value) -> u64 {
 }
 
 /// The index, speaking the Upstash REST protocol through `T`.
-#[derive(Debug)]
 pub struct UpstashIndex<T> {
     transport: T,
     token: String,
     keys: CacheKeys,
+}
+
+/// The token never appears in logs or panics.
+impl<T: std::fmt::Debug> std::fmt::Debug for UpstashIndex<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstashIndex")
+            .field("transport", &self.transport)
+            .field("token", &"<redacted>")
+            .field("keys", &self.keys)
+            .finish()
+    }
 }
 
 impl<T: UpstashTransport> UpstashIndex<T> {
@@ -594,6 +604,18 @@ mod tests {
     use crate::backend::TransportError;
     use crate::fakes::CannedTransport;
     use futures::executor::block_on;
+
+    /// `Debug` never shows the token.
+    #[test]
+    fn debug_redacts_the_token() {
+        let index = UpstashIndex::new(
+            CannedTransport::answering(200, "{}"),
+            "s3cr3t-token",
+            CacheKeys::new("t"),
+        );
+        let shown = format!("{index:?} {index:#?}");
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+    }
 
     /// PING goes out as one single command with the bearer token; PONG (base64) means healthy.
     #[test]

@@ -20,7 +20,7 @@ use crate::conditional::{etag, none_match, range_answer, RangeAnswer};
 use crate::datasets::{DatasetConfig, DatasetRegistry, LoadState};
 use crate::error::Error;
 use crate::eviction::Limit;
-use crate::health::check_health;
+use crate::health::HealthCache;
 use crate::response::{error_response, HttpResponse};
 use crate::route::{is_admin_path, route, Route};
 use crate::stats_api::{all_stats, history, keys_listing};
@@ -52,6 +52,8 @@ pub struct Backends<'a, I, S, O, C, R> {
     pub total_capacity: Option<Limit>,
     /// How old an unheld object must be before a sweep deletes it.
     pub orphan_grace_ms: u64,
+    /// The isolate's last health report.
+    pub health: &'a HealthCache,
 }
 
 /// What the handler needs from the incoming request.
@@ -157,7 +159,10 @@ where
         }),
         Route::Health => {
             let probe_key = cache.keys.health_probe(request.nonce);
-            let report = check_health(&cache.index, &cache.store, &cache.clock, &probe_key).await;
+            let report = backends
+                .health
+                .report(&cache.index, &cache.store, &cache.clock, &probe_key)
+                .await;
             plain(HttpResponse::json(report.http_status(), &report))
         }
         Route::Datasets => {
@@ -542,6 +547,7 @@ mod tests {
             admin_token: Some(ADMIN_TOKEN),
             total_capacity: world.total_capacity,
             orphan_grace_ms: 1_000,
+            health: &HealthCache::default(),
         };
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let (response, write_backs) = block_on(handle(

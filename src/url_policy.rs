@@ -191,7 +191,10 @@ fn parse(url: &str) -> Result<Url, Refusal> {
     };
     let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid(format!("scheme {:?} is not http(s)", parsed.scheme())));
+        return Err(invalid(format!(
+            "scheme {:?} is not http(s)",
+            parsed.scheme()
+        )));
     }
     if parsed.host().is_none() {
         return Err(invalid("no host".into()));
@@ -316,7 +319,12 @@ pub fn redact(url: &str) -> String {
 pub fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    let next_url = |s: &str| [s.find("http://"), s.find("https://")].into_iter().flatten().min();
+    let next_url = |s: &str| {
+        [s.find("http://"), s.find("https://")]
+            .into_iter()
+            .flatten()
+            .min()
+    };
     while let Some(start) = next_url(rest) {
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
@@ -335,7 +343,11 @@ mod tests {
     use super::*;
 
     fn policy(hosts: &[&str]) -> HostPolicy {
-        HostPolicy::new(&hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(), true).unwrap()
+        HostPolicy::new(
+            &hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+            true,
+        )
+        .unwrap()
     }
 
     /// Hostile URLs against a dataset that allows only `127.0.0.1:8001` and `data.test`: each is
@@ -360,10 +372,16 @@ mod tests {
             ("http://2130706433:8001/x", Some("http://127.0.0.1:8001/x")),
             ("http://2130706433:8002/x", None),
             ("http://0x7f.1:8001/x", Some("http://127.0.0.1:8001/x")),
-            ("http://017700000001:8001/x", Some("http://127.0.0.1:8001/x")),
+            (
+                "http://017700000001:8001/x",
+                Some("http://127.0.0.1:8001/x"),
+            ),
             ("http://0x7f000001:8002/x", None),
             // Percent-encoded host characters.
-            ("http://%31%32%37.0.0.1:8001/x", Some("http://127.0.0.1:8001/x")),
+            (
+                "http://%31%32%37.0.0.1:8001/x",
+                Some("http://127.0.0.1:8001/x"),
+            ),
             ("http://127.0.0.1%3A8002/x", None),
             ("http://data%2Etest/x", Some("http://data.test/x")),
             // Mixed case and trailing dots.
@@ -466,16 +484,26 @@ mod tests {
             .is_err());
         let explicit = policy(&["127.0.0.1:8001"]);
         assert!(explicit.check_chunk_url("http://127.0.0.1:8001/x").is_ok());
-        assert!(explicit.check_refs_url("http://127.0.0.1:8001/r.json").is_ok());
-        assert!(explicit.check_refs_url("http://127.0.0.1:8002/r.json").is_err());
+        assert!(explicit
+            .check_refs_url("http://127.0.0.1:8001/r.json")
+            .is_ok());
+        assert!(explicit
+            .check_refs_url("http://127.0.0.1:8002/r.json")
+            .is_err());
         assert!(explicit
             .check_refs_url("http://169.254.169.254/latest/meta-data")
             .is_err());
         // Public refs hosts need no entry; public chunk hosts do.
-        assert!(explicit.check_refs_url("https://refs.example.org/a.json").is_ok());
-        assert!(explicit.check_chunk_url("https://refs.example.org/x").is_err());
+        assert!(explicit
+            .check_refs_url("https://refs.example.org/a.json")
+            .is_ok());
+        assert!(explicit
+            .check_chunk_url("https://refs.example.org/x")
+            .is_err());
         let public = HostPolicy::derived_from("https://data.example.org/refs/a.json").unwrap();
-        assert!(public.check_chunk_url("https://data.example.org/x.nc").is_ok());
+        assert!(public
+            .check_chunk_url("https://data.example.org/x.nc")
+            .is_ok());
         assert_eq!(public.entries(), ["data.example.org"]);
     }
 
@@ -489,7 +517,10 @@ mod tests {
         );
         assert!(p.check_chunk_url("https://data.test:8443/x").is_ok());
         assert!(p.check_chunk_url("http://[::1]:9000/x").is_ok());
-        assert!(p.check_chunk_url("http://h.test/x").is_ok(), "80 is http's default");
+        assert!(
+            p.check_chunk_url("http://h.test/x").is_ok(),
+            "80 is http's default"
+        );
         for bad in [
             "",
             "h.test/path",

@@ -203,7 +203,9 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
             url = f"{base[profile]}/data/{alias}.nc"
             (www / "refs" / f"{alias}.json").write_text(json.dumps(with_url(refs, url)))
             datasets[alias] = {"refs": f"{origin_url}/refs/{alias}.json", "ttl_seconds": 3600,
-                               "edge_ttl_seconds": edge_ttl, "allowed_hosts": [host_of(url)],
+                               "edge_ttl_seconds": edge_ttl,
+                               # the refs' host too: loopback hosts are allowed only when listed
+                               "allowed_hosts": sorted({host_of(url), host_of(origin_url)}),
                                "description": f"benchmark alias ({profile} origin)"}
             aliases[alias] = {"profile": profile, "edge": bool(edge_ttl), "concurrency": conc}
 

@@ -62,13 +62,11 @@ impl HttpOrigin {
                 .map_err(|e| network(&e))?;
             read(response).await
         };
-        match within(timeout_ms, exchange).await {
-            Some(outcome) => outcome,
-            None => {
-                controller.abort();
-                Err(OriginError::Timeout(timeout_ms))
-            }
+        let outcome = within(timeout_ms, exchange).await;
+        if outcome.is_none() {
+            controller.abort();
         }
+        outcome.unwrap_or(Err(OriginError::Timeout(timeout_ms)))
     }
 }
 
@@ -87,9 +85,8 @@ async fn read_capped(response: &mut Response, cap: u64) -> Result<Vec<u8>, Origi
         // No stream: an empty body (or one already in memory).
         return response.bytes().await.map_err(|e| network(&e));
     };
-    let mut body = Vec::with_capacity(
-        usize::try_from(announced.unwrap_or(0).min(cap)).unwrap_or_default(),
-    );
+    let mut body =
+        Vec::with_capacity(usize::try_from(announced.unwrap_or(0).min(cap)).unwrap_or_default());
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| network(&e))?;
         if (body.len() + piece.len()) as u64 > cap {
@@ -145,7 +142,7 @@ pub struct WorkerRefsSource<'a> {
 }
 
 impl WorkerRefsSource<'_> {
-    async fn from_url(&self, url: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
+    async fn download(&self, url: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
         let shown = redact(url);
         let fail = |why: String| Error::Upstream(format!("references {shown}: {why}"));
         let headers = Headers::new();
@@ -155,8 +152,8 @@ impl WorkerRefsSource<'_> {
                 .map_err(|e| Error::Internal(e.to_string()))?;
         }
         let max_bytes = self.max_bytes;
-        let outcome = HttpOrigin::exchange(url, headers, self.timeout_ms, |mut response| {
-            async move {
+        let outcome =
+            HttpOrigin::exchange(url, headers, self.timeout_ms, |mut response| async move {
                 let status = response.status_code();
                 let location = header(&response, "location");
                 let etag = header(&response, "etag");
@@ -166,9 +163,8 @@ impl WorkerRefsSource<'_> {
                     Vec::new()
                 };
                 Ok((status, location, etag, body))
-            }
-        })
-        .await;
+            })
+            .await;
         match outcome {
             Err(OriginError::TooLarge(size)) => Err(fail(format!(
                 "{size} bytes is more than REFS_MAX_BYTES ({max_bytes})"
@@ -183,7 +179,11 @@ impl WorkerRefsSource<'_> {
         }
     }
 
-    async fn from_bucket(&self, key: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
+    async fn read_object(
+        &self,
+        key: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<RefsFetch, Error> {
         let fail = |why: String| Error::Upstream(format!("references r2://{key}: {why}"));
         let max_bytes = self.max_bytes;
         let read = async {
@@ -226,8 +226,8 @@ impl ReferenceSource for WorkerRefsSource<'_> {
         if_none_match: Option<&str>,
     ) -> Result<RefsFetch, Error> {
         match location {
-            RefsLocation::Url(url) => self.from_url(url, if_none_match).await,
-            RefsLocation::Bucket(key) => self.from_bucket(key, if_none_match).await,
+            RefsLocation::Url(url) => self.download(url, if_none_match).await,
+            RefsLocation::Bucket(key) => self.read_object(key, if_none_match).await,
         }
     }
 }

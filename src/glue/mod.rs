@@ -18,13 +18,14 @@ use worker::{
     event, Cache, Context, Env, Headers, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
-use crate::admin::MAX_ADMIN_BODY_BYTES;
+use crate::admin::{authorize, MAX_ADMIN_BODY_BYTES};
 use crate::backend::Clock;
 use crate::cache_keys::CacheKeys;
 use crate::cache_path::{run_write_back, CacheBackends, Flights};
 use crate::config::Config;
 use crate::datasets::DatasetRegistry;
 use crate::error::Error;
+use crate::health::HealthCache;
 use crate::index::UpstashIndex;
 use crate::maintenance::{scheduled_sweep, EvictionScope, SweepSettings};
 use crate::response::error_response;
@@ -46,6 +47,8 @@ thread_local! {
     static REGISTRY: RefCell<Option<Rc<DatasetRegistry>>> = const { RefCell::new(None) };
     /// Origin fetches in flight in this isolate, shared by concurrent misses.
     static FLIGHTS: Flights = Flights::default();
+    /// The isolate's last health report (probes are rate limited per isolate).
+    static HEALTH: Rc<HealthCache> = Rc::default();
 }
 
 /// Wall-clock time from the Workers runtime (`Date.now()`; frozen during CPU work, by design).
@@ -79,13 +82,15 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         header("authorization"),
     );
     let nonce = nonce();
-    // Only admin calls have a body worth reading; a larger one than allowed is refused there.
+    let config = read_config(&env);
+    // Only admin calls have a body worth reading, and only once their token checks out (so an
+    // anonymous caller cannot make the worker read anything); never more than the limit + 1
+    // bytes, so that a larger one is refused there.
     let body = if is_admin_path(url.path()) && matches!(method.as_str(), "POST" | "PUT") {
-        let declared = header("content-length").and_then(|l| l.parse::<usize>().ok());
-        if declared.is_some_and(|l| l > MAX_ADMIN_BODY_BYTES) {
-            vec![0; MAX_ADMIN_BODY_BYTES + 1]
-        } else {
-            req.bytes().await.unwrap_or_default()
+        let admin_token = config.as_ref().ok().and_then(|c| c.admin_token.as_deref());
+        match authorize(authorization.as_deref(), admin_token) {
+            Ok(()) => read_bounded(&mut req, MAX_ADMIN_BODY_BYTES + 1).await,
+            Err(_) => Vec::new(),
         }
     } else {
         Vec::new()
@@ -100,7 +105,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         range: range.as_deref(),
         if_none_match: if_none_match.as_deref(),
     };
-    let config = match read_config(&env) {
+    let config = match config {
         Ok(config) => config,
         Err(error) => {
             worker::console_error!("{error}");
@@ -199,6 +204,24 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
+/// At most `most` bytes of the request body (a failed read is an empty body: the admin API then
+/// answers 400 for it).
+async fn read_bounded(req: &mut Request, most: usize) -> Vec<u8> {
+    use futures::StreamExt as _;
+    let Ok(mut stream) = req.stream() else {
+        return Vec::new();
+    };
+    let mut body = Vec::new();
+    while let Some(Ok(piece)) = stream.next().await {
+        let room = most.saturating_sub(body.len());
+        body.extend_from_slice(&piece[..piece.len().min(room)]);
+        if body.len() >= most {
+            break;
+        }
+    }
+    body
+}
+
 /// The isolate's dataset registry (created on first use).
 fn registry(config: &Config) -> Rc<DatasetRegistry> {
     REGISTRY.with(|cell| {
@@ -286,6 +309,7 @@ async fn serve(
     Error,
 > {
     let flights = FLIGHTS.with(Rc::clone);
+    let health = HEALTH.with(Rc::clone);
     let store = store_from(env, config)?;
     let bucket = bucket_from(env)?;
     let cache: Rc<WorkerBackends> = Rc::new(CacheBackends {
@@ -311,6 +335,7 @@ async fn serve(
         admin_token: config.admin_token.as_deref(),
         total_capacity: config.total_capacity,
         orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
+        health: &health,
     };
     Ok(handle(parts, &backends).await)
 }

@@ -41,12 +41,10 @@ impl UpstashTransport for FetchTransport {
                 body,
             })
         };
-        match within(self.timeout_ms, exchange).await {
-            Some(reply) => reply,
-            None => {
-                controller.abort();
-                Err(TransportError::Timeout(self.timeout_ms))
-            }
+        let reply = within(self.timeout_ms, exchange).await;
+        if reply.is_none() {
+            controller.abort();
         }
+        reply.unwrap_or(Err(TransportError::Timeout(self.timeout_ms)))
     }
 }

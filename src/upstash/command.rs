@@ -48,7 +48,8 @@ pub enum Batch {
 }
 
 /// An HTTP request ready for a transport: always `POST` to `base_url + path` with a JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` shows `Authorization` as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpCall {
     /// Path below the database URL: `/`, `/pipeline` or `/multi-exec`.
     pub path: &'static str,
@@ -56,6 +57,28 @@ pub struct HttpCall {
     pub headers: Vec<(&'static str, String)>,
     /// The JSON body.
     pub body: String,
+}
+
+impl std::fmt::Debug for HttpCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if name.eq_ignore_ascii_case("authorization") {
+                    "<redacted>"
+                } else {
+                    value.as_str()
+                };
+                (*name, shown)
+            })
+            .collect();
+        f.debug_struct("HttpCall")
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl HttpCall {
@@ -104,6 +127,18 @@ impl HttpCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Debug` never shows the bearer token.
+    #[test]
+    fn debug_redacts_the_token() {
+        let call = HttpCall::single("s3cr3t-token", &Command::new("PING"));
+        let shown = format!("{call:?} {call:#?}");
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("PING"),
+            "{shown}"
+        );
+    }
 
     /// A single command is a flat JSON array of strings posted to `/`.
     #[test]

@@ -4,6 +4,8 @@
 //! A missing variable is a failure with instructions, never a skip.
 #![allow(dead_code)]
 
+pub mod listener;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
