@@ -349,10 +349,9 @@ where
     }
 
     let miss_start = backends.clock.now_ms();
-    // Followers wait as long as the leader may take: a lease wait plus an origin request.
-    let waits =
-        usize::try_from((policy.lease_wait_ms + policy.origin_timeout_ms) / FOLLOWER_POLL_MS)
-            .unwrap_or(usize::MAX);
+    // A leader may take a lease wait plus an origin request; past that (its request was
+    // cancelled) a follower takes over.
+    let leader_ms = policy.lease_wait_ms + policy.origin_timeout_ms;
     let (outcome, leader) = flights
         .run(
             &object_key,
@@ -369,7 +368,8 @@ where
                 )
             },
             || backends.clock.sleep(FOLLOWER_POLL_MS),
-            waits,
+            || backends.clock.now_ms(),
+            leader_ms,
         )
         .await;
     let outcome = outcome?;
@@ -1031,11 +1031,17 @@ mod tests {
         let flights = Flights::default();
         let results = Rc::new(RefCell::new(Vec::new()));
         let mut pool = LocalPool::new();
+        // The manual clock moves by every follower's every pause: give the leader time enough
+        // that none of them reaches its deadline.
+        let policy = CachePolicy {
+            origin_timeout_ms: 600_000,
+            ..POLICY
+        };
         for _ in 0..20 {
             let (b, flights, results) = (b.clone(), flights.clone(), results.clone());
             pool.spawner()
                 .spawn_local(async move {
-                    let out = read_chunk(request(RANGE), POLICY, &b, &flights).await;
+                    let out = read_chunk(request(RANGE), policy, &b, &flights).await;
                     results.borrow_mut().push(out.unwrap());
                 })
                 .unwrap();

@@ -269,14 +269,34 @@ pub struct DatasetRegistry {
     budget_bytes: usize,
     revalidate_after_ms: u64,
     loaded: RefCell<BTreeMap<String, Loaded>>,
-    loading: RefCell<std::collections::BTreeSet<String>>,
+    /// First loads in progress, with the time after which their loader is presumed gone.
+    loading: RefCell<BTreeMap<String, u64>>,
+    /// How long a first load may take before another request loads the references itself.
+    load_deadline_ms: u64,
     failures: RefCell<BTreeMap<String, String>>,
 }
 
 /// How often a request waiting for another request's first load of a dataset checks it.
 const FIRST_LOAD_POLL_MS: u64 = 20;
-/// How many times it checks before loading the references itself (30 s).
-const FIRST_LOAD_WAITS: usize = 1_500;
+/// How long a first load may take by default: the default download time plus parsing.
+pub const DEFAULT_LOAD_DEADLINE_MS: u64 = crate::config::DEFAULT_REFS_TIMEOUT_MS as u64 + 10_000;
+
+/// Takes a first load off the map when it ends or its future is dropped (its request was
+/// cancelled), unless another loader took the dataset over meanwhile.
+struct Loading<'a> {
+    loading: &'a RefCell<BTreeMap<String, u64>>,
+    id: &'a str,
+    deadline: u64,
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        let mut loading = self.loading.borrow_mut();
+        if loading.get(self.id) == Some(&self.deadline) {
+            loading.remove(self.id);
+        }
+    }
+}
 
 impl DatasetRegistry {
     /// A registry over `datasets` keeping at most `budget_bytes` of references in memory and
@@ -298,8 +318,16 @@ impl DatasetRegistry {
             revalidate_after_ms,
             loaded: RefCell::default(),
             loading: RefCell::default(),
+            load_deadline_ms: DEFAULT_LOAD_DEADLINE_MS,
             failures: RefCell::default(),
         }
+    }
+
+    /// The same registry, letting a first load take `ms` before another request starts its own.
+    #[must_use]
+    pub fn with_load_deadline_ms(mut self, ms: u64) -> Self {
+        self.load_deadline_ms = ms;
+        self
     }
 
     /// The same registry, rereading run-time datasets from the index every `ms`.
@@ -467,24 +495,30 @@ impl DatasetRegistry {
         // dataset with many requests at once) must not each download and parse the file, which
         // for a million references would not fit twice in the isolate's memory. Waiters poll
         // with their own timer (the runtime cancels a request that only awaits another request's
-        // I/O) and load it themselves if the first loader does not finish in time.
-        let waiting =
-            || !self.loaded.borrow().contains_key(id) && self.loading.borrow().contains(id);
-        for _ in 0..FIRST_LOAD_WAITS {
-            if !waiting() {
-                break;
+        // I/O). A loader whose request was cancelled either drops its future (its guard ends the
+        // load at once) or is never polled again (its deadline passes): then a waiter loads.
+        loop {
+            let loaded = self.loaded.borrow().contains_key(id);
+            let deadline = self.loading.borrow().get(id).copied();
+            match deadline {
+                Some(deadline) if !loaded && clock.now_ms() < deadline => {
+                    clock.sleep(FIRST_LOAD_POLL_MS).await;
+                }
+                _ => break,
             }
-            clock.sleep(FIRST_LOAD_POLL_MS).await;
         }
-        let first = !self.loaded.borrow().contains_key(id);
-        if first {
-            self.loading.borrow_mut().insert(id.to_owned());
-        }
-        let outcome = self.references_at(id, source, clock.now_ms()).await;
-        if first {
-            self.loading.borrow_mut().remove(id);
-        }
-        outcome
+        let _guard = if self.loaded.borrow().contains_key(id) {
+            None
+        } else {
+            let deadline = clock.now_ms().saturating_add(self.load_deadline_ms);
+            self.loading.borrow_mut().insert(id.to_owned(), deadline);
+            Some(Loading {
+                loading: &self.loading,
+                id,
+                deadline,
+            })
+        };
+        self.references_at(id, source, clock.now_ms()).await
     }
 
     /// [`references`](Self::references) at time `now_ms`, without sharing a first load.
@@ -778,6 +812,72 @@ mod tests {
             source.fetches.get(),
             3,
             "the internal target is never fetched"
+        );
+    }
+
+    /// A reference source that never answers.
+    struct Hanging;
+
+    impl ReferenceSource for Hanging {
+        async fn fetch_refs(&self, _: &RefsLocation, _: Option<&str>) -> Result<RefsFetch, Error> {
+            futures::future::pending().await
+        }
+    }
+
+    /// A first load whose request was cancelled does not hold later requests back: dropped, it
+    /// lets the next one load at once; never polled again, it is given up at its deadline.
+    #[test]
+    fn a_cancelled_first_load_is_taken_over() {
+        use crate::fakes::ManualClock;
+        use futures::executor::LocalPool;
+        use futures::task::LocalSpawnExt;
+        use futures::FutureExt as _;
+        let datasets = parse_datasets(r#"{"a": {"refs": "http://o.test/a.json"}}"#).unwrap();
+        let registry =
+            Rc::new(DatasetRegistry::new(datasets, 1 << 20, 1_000).with_load_deadline_ms(5_000));
+        let clock = Rc::new(ManualClock::default());
+        let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
+
+        // Dropped: the next reader loads without a single pause.
+        let mut pool = LocalPool::new();
+        let (loader, handle) = {
+            let (registry, clock) = (Rc::clone(&registry), Rc::clone(&clock));
+            async move {
+                let _ = registry.references("a", &Hanging, &*clock).await;
+            }
+            .remote_handle()
+        };
+        pool.spawner().spawn_local(loader).unwrap();
+        pool.run_until_stalled();
+        drop(handle);
+        pool.run_until_stalled();
+        assert!(pool
+            .run_until(registry.references("a", &source, &*clock))
+            .is_ok());
+        assert_eq!(clock.sleeps.get(), 0);
+
+        // Never polled again: a reader arriving after the deadline loads at once, one arriving
+        // before it waits out the rest only.
+        let fresh = parse_datasets(r#"{"b": {"refs": "http://o.test/a.json"}}"#).unwrap();
+        let registry =
+            Rc::new(DatasetRegistry::new(fresh, 1 << 20, 1_000).with_load_deadline_ms(5_000));
+        let mut abandoned = LocalPool::new();
+        let stuck = (Rc::clone(&registry), Rc::clone(&clock));
+        abandoned
+            .spawner()
+            .spawn_local(async move {
+                let _ = stuck.0.references("b", &Hanging, &*stuck.1).await;
+            })
+            .unwrap();
+        abandoned.run_until_stalled();
+        clock.now.set(clock.now.get() + 4_000);
+        assert!(pool
+            .run_until(registry.references("b", &source, &*clock))
+            .is_ok());
+        let waited = clock.sleeps.get() as u64 * FIRST_LOAD_POLL_MS;
+        assert!(
+            (1_000..1_000 + FIRST_LOAD_POLL_MS).contains(&waited),
+            "{waited}"
         );
     }
 

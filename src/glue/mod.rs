@@ -232,7 +232,9 @@ fn registry(config: &Config) -> Rc<DatasetRegistry> {
                     config.refs_budget_bytes,
                     u64::from(config.refs_revalidate_seconds) * 1000,
                 )
-                .with_runtime_refresh_ms(u64::from(config.datasets_refresh_seconds) * 1000),
+                .with_runtime_refresh_ms(u64::from(config.datasets_refresh_seconds) * 1000)
+                // A first load may take the download's time limit plus parsing.
+                .with_load_deadline_ms(u64::from(config.refs_timeout_ms) + 10_000),
             )
         }))
     })

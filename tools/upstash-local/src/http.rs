@@ -162,7 +162,13 @@ async fn route(
         *method,
         Method::HEAD | Method::GET | Method::POST | Method::PUT
     ) {
-        return (Err(AppError::MethodNotAllowed(method.to_string())), 0);
+        // Drain the body first: closing a connection with unread input makes the kernel reset
+        // it, and the client can lose this very answer (seen as "server disconnected").
+        let (_, bytes_in) = read_body(body, declared_length(parts), state.max_body).await;
+        return (
+            Err(AppError::MethodNotAllowed(method.to_string())),
+            bytes_in,
+        );
     }
     let path = parts.uri.path();
     let reads = matches!(*method, Method::GET | Method::HEAD);
@@ -170,7 +176,8 @@ async fn route(
         return (Ok((StatusCode::OK, welcome())), 0);
     }
     if !authorized(state, parts) {
-        return (Err(AppError::Unauthorized), 0);
+        let (_, bytes_in) = read_body(body, declared_length(parts), state.max_body).await;
+        return (Err(AppError::Unauthorized), bytes_in);
     }
     let (body, bytes_in) = read_body(body, declared_length(parts), state.max_body).await;
     let body = match body {
