@@ -29,6 +29,9 @@ pub enum TransportError {
     /// The connection failed (DNS, refused, reset, TLS).
     #[error("request failed: {0}")]
     Network(String),
+    /// Not sent: the index failed repeatedly and the isolate's circuit breaker is open.
+    #[error("not sent: the index is failing (circuit open)")]
+    CircuitOpen,
 }
 
 /// Sends one Upstash REST call. Implemented over `worker::Fetch` on wasm and over a blocking HTTP

@@ -284,16 +284,16 @@ pub const DEFAULT_LOAD_DEADLINE_MS: u64 = crate::config::DEFAULT_REFS_TIMEOUT_MS
 /// Takes a first load off the map when it ends or its future is dropped (its request was
 /// cancelled), unless another loader took the dataset over meanwhile.
 struct Loading<'a> {
-    loading: &'a RefCell<BTreeMap<String, u64>>,
+    map: &'a RefCell<BTreeMap<String, u64>>,
     id: &'a str,
     deadline: u64,
 }
 
 impl Drop for Loading<'_> {
     fn drop(&mut self) {
-        let mut loading = self.loading.borrow_mut();
-        if loading.get(self.id) == Some(&self.deadline) {
-            loading.remove(self.id);
+        let mut map = self.map.borrow_mut();
+        if map.get(self.id) == Some(&self.deadline) {
+            map.remove(self.id);
         }
     }
 }
@@ -513,7 +513,7 @@ impl DatasetRegistry {
             let deadline = clock.now_ms().saturating_add(self.load_deadline_ms);
             self.loading.borrow_mut().insert(id.to_owned(), deadline);
             Some(Loading {
-                loading: &self.loading,
+                map: &self.loading,
                 id,
                 deadline,
             })

@@ -142,6 +142,9 @@ fn index_cause(error: &IndexError) -> &'static str {
     match error {
         IndexError::Protocol(_) => "the index answered something that is not the Upstash protocol",
         IndexError::Unavailable(text) if text.starts_with("no answer within") => "timeout",
+        IndexError::Unavailable(text) if text.starts_with("not sent") => {
+            "failing repeatedly: calls are paused for a few seconds (circuit open)"
+        }
         IndexError::Unavailable(text) if text.starts_with("request failed") => "unreachable",
         IndexError::Unavailable(text)
             if text.contains("answered HTTP 401") || text.contains("answered HTTP 403") =>

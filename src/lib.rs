@@ -15,6 +15,7 @@
 //!   allowed hosts; loopback and private addresses; redaction of URLs in answers and logs).
 //! - [`cache_path`]: the read-through cache for a ranged key (hit, miss, single flight,
 //!   write-back instructions).
+//! - [`circuit`]: the per-isolate circuit breaker in front of the index transport.
 //! - [`single_flight`]: concurrent misses in one isolate share one fetch.
 //! - [`cache_keys`]: the only place index and storage keys are formatted (content-addressed storage).
 //! - [`cache_entry`]: the index schema: entries, dataset counters, what management calls return.
@@ -42,6 +43,7 @@ pub mod backend;
 pub mod cache_entry;
 pub mod cache_keys;
 pub mod cache_path;
+pub mod circuit;
 pub mod conditional;
 pub mod config;
 pub mod datasets;

@@ -22,6 +22,7 @@ use crate::admin::{authorize, MAX_ADMIN_BODY_BYTES};
 use crate::backend::Clock;
 use crate::cache_keys::CacheKeys;
 use crate::cache_path::{run_write_back, CacheBackends, Flights};
+use crate::circuit::{Circuit, CircuitTransport};
 use crate::config::Config;
 use crate::datasets::DatasetRegistry;
 use crate::error::Error;
@@ -47,11 +48,14 @@ thread_local! {
     static REGISTRY: RefCell<Option<Rc<DatasetRegistry>>> = const { RefCell::new(None) };
     /// Origin fetches in flight in this isolate, shared by concurrent misses.
     static FLIGHTS: Flights = Flights::default();
+    /// The isolate's circuit breaker in front of the index.
+    static CIRCUIT: Rc<Circuit> = Rc::default();
     /// The isolate's last health report (probes are rate limited per isolate).
     static HEALTH: Rc<HealthCache> = Rc::default();
 }
 
 /// Wall-clock time from the Workers runtime (`Date.now()`; frozen during CPU work, by design).
+#[derive(Debug, Clone, Copy)]
 struct WorkerClock;
 
 impl Clock for WorkerClock {
@@ -63,7 +67,7 @@ impl Clock for WorkerClock {
     }
 }
 
-type WorkerBackends = CacheBackends<UpstashIndex<FetchTransport>, R2Store, HttpOrigin, WorkerClock>;
+type WorkerBackends = CacheBackends<WorkerIndex, R2Store, HttpOrigin, WorkerClock>;
 
 /// Random digits of `Math.random()`: unique enough for probe keys, lease holders and claim
 /// tokens.
@@ -281,9 +285,13 @@ fn read_config(env: &Env) -> Result<Rc<Config>, Error> {
     Ok(config)
 }
 
-fn index_from(config: &Config) -> UpstashIndex<FetchTransport> {
+/// The index as this isolate reaches it: the Fetch transport behind the isolate's circuit.
+type WorkerIndex = UpstashIndex<CircuitTransport<FetchTransport, WorkerClock>>;
+
+fn index_from(config: &Config) -> WorkerIndex {
+    let transport = FetchTransport::new(&config.upstash_url, config.index_timeout_ms);
     UpstashIndex::new(
-        FetchTransport::new(&config.upstash_url, config.index_timeout_ms),
+        CircuitTransport::new(transport, CIRCUIT.with(Rc::clone), WorkerClock),
         config.upstash_token.clone(),
         CacheKeys::new(&config.key_prefix),
     )
