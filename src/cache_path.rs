@@ -335,13 +335,16 @@ where
             key: key.to_owned(),
             entry,
         }),
-        (Ok(None), Ok(Some(object)))
-            if start.saturating_sub(object.uploaded_ms) < policy.ttl_ms =>
+        // No entry, or no index to ask: bytes stored for this source range within the TTL are
+        // served (and indexed for this key when the index answers).
+        (Ok(None) | Err(IndexError::Unavailable(_)), Ok(Some(object)))
+            if fresh(&object, start, policy) =>
         {
             if let Some((mut chunk, write_backs)) =
                 adopt(&request, &object_key, object, policy, backends).await
             {
                 chunk.datasets_version = datasets_version;
+                let write_backs = if index_down { Vec::new() } else { write_backs };
                 return Ok((chunk, write_backs));
             }
         }
@@ -569,6 +572,12 @@ async fn origin_bytes(
     Ok((body, validator))
 }
 
+/// Whether stored bytes are younger than the dataset's TTL (by their upload time): the one
+/// freshness rule for bytes taken from storage without an entry vouching for them.
+fn fresh<B>(object: &crate::backend::StoredObject<B>, now_ms: u64, policy: CachePolicy) -> bool {
+    now_ms.saturating_sub(object.uploaded_ms) < policy.ttl_ms
+}
+
 /// Whether this request holds the cross-instance lease for its object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Lease {
@@ -651,8 +660,7 @@ where
     C: Clock,
 {
     let object = backends.store.get(object_key).await.ok()??;
-    let fresh = backends.clock.now_ms().saturating_sub(object.uploaded_ms) < policy.ttl_ms;
-    if !fresh {
+    if !fresh(&object, backends.clock.now_ms(), policy) {
         return None;
     }
     let (chunk, write_backs) = adopt(request, object_key, object, policy, backends).await?;
@@ -687,7 +695,9 @@ where
     loop {
         backends.clock.sleep(policy.poll_ms).await;
         if let Ok(Some(object)) = backends.store.get(object_key).await {
-            let complete = expected_length.is_none_or(|length| object.size == length);
+            // Bytes older than the TTL are not the holder's: keep waiting for fresh ones.
+            let complete = expected_length.is_none_or(|length| object.size == length)
+                && fresh(&object, backends.clock.now_ms(), policy);
             if let (true, Ok(bytes)) = (complete, backends.store.read_body(object.body).await) {
                 return Some(bytes);
             }
@@ -1087,8 +1097,9 @@ mod tests {
             .borrow_mut()
             .insert(object.clone(), "other".into());
         block_on(b.store.put(&object, b"234".to_vec())).unwrap();
-        // Old enough not to be adopted without an entry: only the wait finds it.
-        b.clock.now.set(POLICY.ttl_ms);
+        // The lookup's storage read misses it (the holder writes it meanwhile): only the wait
+        // finds it.
+        b.store.fail_next_gets.set(1);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
         assert_eq!(
@@ -1102,6 +1113,50 @@ mod tests {
         );
         assert_eq!(body(chunk), b"234");
         assert!(b.origin.requests.borrow().is_empty());
+    }
+
+    /// Bytes older than the TTL in storage are not what the lease holder is writing: the waiter
+    /// never serves them, and reads the origin after its wait.
+    #[test]
+    fn lease_waiters_ignore_stale_bytes() {
+        let b = backends();
+        let object = b.keys.object(URL, RANGE);
+        b.index
+            .leases
+            .borrow_mut()
+            .insert(object.clone(), "other".into());
+        block_on(b.store.put(&object, b"old".to_vec())).unwrap();
+        b.clock.now.set(POLICY.ttl_ms);
+        let (chunk, _) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(
+            (chunk.source, body(chunk)),
+            (CacheSource::Miss, b"234".to_vec())
+        );
+        assert_eq!(b.origin.requests.borrow().len(), 1);
+    }
+
+    /// With the index down, bytes stored within the TTL are served as a hit without asking the
+    /// origin (nothing is written to the failing index); stale ones are not.
+    #[test]
+    fn index_outage_serves_fresh_stored_bytes() {
+        let b = backends_with(
+            FakeIndex::failing(IndexError::Unavailable("down".into())),
+            InMemoryStore::default(),
+        );
+        let object = b.keys.object(URL, RANGE);
+        block_on(b.store.put(&object, b"234".to_vec())).unwrap();
+        b.clock.now.set(POLICY.ttl_ms - 1);
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(
+            (chunk.source, body(chunk)),
+            (CacheSource::Hit, b"234".to_vec())
+        );
+        assert!(wbs.is_empty());
+        assert!(b.origin.requests.borrow().is_empty());
+        b.clock.now.set(POLICY.ttl_ms);
+        let (chunk, _) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Miss);
+        assert_eq!(b.origin.requests.borrow().len(), 1);
     }
 
     /// If the holder never writes, the reader gives up after the wait and reads the origin

@@ -32,18 +32,28 @@ pub enum KeyAnswer {
 /// Decides the answer for `key`. A `.zmetadata` the references lack is synthesised.
 ///
 /// # Errors
-/// [`Error::BadReferences`] when `.zmetadata` must be synthesised and a metadata key is not JSON.
+/// [`Error::BadReferences`] when `.zmetadata` must be synthesised and a metadata key is not JSON,
+/// or when a range ends past 2⁶⁴.
 pub fn answer_key(refs: &References, key: &str) -> Result<KeyAnswer, Error> {
     match refs.get(key) {
         Some(Reference::Inline(bytes)) => Ok(KeyAnswer::Inline(bytes.to_vec())),
+        // An empty range is an empty chunk: nothing to fetch (`Range: bytes=o-(o-1)` is invalid).
+        Some(Reference::Range { length: 0, .. }) => Ok(KeyAnswer::Inline(Vec::new())),
         Some(Reference::Range {
             url,
             offset,
             length,
-        }) => Ok(KeyAnswer::Fetch {
-            url: url.into_owned(),
-            range: Some(ByteRange { offset, length }),
-        }),
+        }) => {
+            if offset.checked_add(length).is_none() {
+                return Err(Error::BadReferences(format!(
+                    "{key}: the range at offset {offset} of {length} bytes ends past 2^64"
+                )));
+            }
+            Ok(KeyAnswer::Fetch {
+                url: url.into_owned(),
+                range: Some(ByteRange { offset, length }),
+            })
+        }
         Some(Reference::Whole { url }) => Ok(KeyAnswer::Fetch {
             url: url.into_owned(),
             range: None,
@@ -159,4 +169,43 @@ pub fn variables(refs: &References) -> Result<Vec<Variable>, Error> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kerchunk::LoadOptions;
+
+    fn refs(json: &str) -> References {
+        References::from_json(json.as_bytes(), &LoadOptions::default()).unwrap()
+    }
+
+    /// An empty range is an empty chunk (never a `Range: bytes=o-(o-1)` request); a range that
+    /// ends past 2⁶⁴ is refused when the references load.
+    #[test]
+    fn empty_and_overflowing_ranges() {
+        let r = refs(
+            r#"{"version": 1, "refs": {
+                "v/0": ["http://o.test/f", 100, 0],
+                "v/2": ["http://o.test/f", 1, 2]}}"#,
+        );
+        assert_eq!(
+            answer_key(&r, "v/0").unwrap(),
+            KeyAnswer::Inline(Vec::new())
+        );
+        let overflow =
+            r#"{"version": 1, "refs": {"v/1": ["http://o.test/f", 18446744073709551615, 2]}}"#;
+        assert!(References::from_json(overflow.as_bytes(), &LoadOptions::default()).is_err());
+        assert_eq!(
+            answer_key(&r, "v/2").unwrap(),
+            KeyAnswer::Fetch {
+                url: "http://o.test/f".into(),
+                range: Some(ByteRange {
+                    offset: 1,
+                    length: 2
+                })
+            }
+        );
+        assert_eq!(answer_key(&r, "v/3").unwrap(), KeyAnswer::Absent);
+    }
 }
