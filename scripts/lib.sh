@@ -66,7 +66,7 @@ stop() {
 
 stop_all() {
   local state=$1 name
-  for name in worker2 worker slowproxy origin upstash redis; do stop "$state" "$name"; done
+  for name in worker2 worker faultproxy slowproxy origin upstash redis; do stop "$state" "$name"; done
 }
 
 # start_redis STATE PORT [persist]: throwaway unless "persist" (then RDB snapshots in STATE/redis).
@@ -89,6 +89,16 @@ start_upstash() {
   wait_for_http "http://127.0.0.1:$port/" 15 upstash-local "$state/logs/upstash.log"
 }
 
+# start_fault_proxy STATE PORT UPSTREAM_PORT: scripts/fault_proxy.py on PORT in front of
+# 127.0.0.1:UPSTREAM_PORT, in the mode written in STATE/fault_proxy.mode (pass when missing).
+start_fault_proxy() {
+  local state=$1 port=$2 upstream=$3
+  echo pass >"$state/fault_proxy.mode"
+  spawn "$state" faultproxy "$ZEC_ROOT/.local/venv/bin/python" "$ZEC_ROOT/scripts/fault_proxy.py" \
+    --listen "127.0.0.1:$port" --upstream "127.0.0.1:$upstream" --mode-file "$state/fault_proxy.mode"
+  wait_for_http "http://127.0.0.1:$port/" 15 fault_proxy "$state/logs/faultproxy.log"
+}
+
 # start_origin STATE PORT ROOT: nginx serving ROOT with byte ranges; access log records the Range header.
 start_origin() {
   local state=$1 port=$2 docroot=$3
@@ -103,7 +113,7 @@ start_origin() {
 # and the DATASETS variable (one dataset per entry of DEMO_DIR/datasets.json, refs served by the
 # origin), merged with EXTRA_JSON (more datasets, e.g. for tests). Optional settings come from the
 # environment when set: ZEC_ADMIN_TOKEN (ADMIN_TOKEN), ZEC_ORPHAN_GRACE_SECONDS,
-# ZEC_DATASETS_REFRESH_SECONDS, ZEC_CACHE_CAPACITY_BYTES, ZEC_CACHE_EVICTION.
+# ZEC_DATASETS_REFRESH_SECONDS, ZEC_CACHE_CAPACITY_BYTES, ZEC_CACHE_EVICTION, ZEC_ORIGIN_TIMEOUT_MS.
 write_worker_vars() {
   local file=$1 upstash_port=$2 token=$3 demo=$4 origin=$5 extra=${6:-"{}"} datasets
   datasets=$(python3 - "$demo/datasets.json" "$origin" "$extra" <<'PY'
@@ -128,6 +138,7 @@ PY
     [ -n "${ZEC_DATASETS_REFRESH_SECONDS:-}" ] && echo "DATASETS_REFRESH_SECONDS=$ZEC_DATASETS_REFRESH_SECONDS"
     [ -n "${ZEC_CACHE_CAPACITY_BYTES:-}" ] && echo "CACHE_CAPACITY_BYTES=$ZEC_CACHE_CAPACITY_BYTES"
     [ -n "${ZEC_CACHE_EVICTION:-}" ] && echo "CACHE_EVICTION=$ZEC_CACHE_EVICTION"
+    [ -n "${ZEC_ORIGIN_TIMEOUT_MS:-}" ] && echo "ORIGIN_TIMEOUT_MS=$ZEC_ORIGIN_TIMEOUT_MS"
     true
   } >"$file"
 }
