@@ -120,6 +120,7 @@ where
                 SweepSettings {
                     total: backends.total_capacity,
                     orphan_grace_ms: backends.orphan_grace_ms,
+                    orphan_pages: backends.orphan_pages,
                 },
                 token,
             )

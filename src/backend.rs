@@ -196,6 +196,12 @@ pub trait Index {
 
     /// The dataset's newest `most` snapshots, newest first.
     async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError>;
+
+    /// Where the last orphan sweep stopped listing storage (`None`: start from the beginning).
+    async fn orphan_cursor(&self) -> Result<Option<String>, IndexError>;
+
+    /// Records where the orphan sweep stopped (`None` once it listed everything).
+    async fn set_orphan_cursor(&self, cursor: Option<&str>) -> Result<(), IndexError>;
 }
 
 /// Why the chunk store failed.
@@ -539,6 +545,12 @@ impl<T: Index> Index for std::rc::Rc<T> {
     }
     async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
         (**self).snapshots(dataset, most).await
+    }
+    async fn orphan_cursor(&self) -> Result<Option<String>, IndexError> {
+        (**self).orphan_cursor().await
+    }
+    async fn set_orphan_cursor(&self, cursor: Option<&str>) -> Result<(), IndexError> {
+        (**self).set_orphan_cursor(cursor).await
     }
 }
 

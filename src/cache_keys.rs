@@ -93,6 +93,13 @@ impl CacheKeys {
         format!("{}:v1:cached-datasets", self.prefix)
     }
 
+    /// Where the orphan sweep stopped listing storage (a listing cursor), so that the next run
+    /// goes on from there.
+    #[must_use]
+    pub fn orphan_cursor(&self) -> String {
+        format!("{}:v1:sweep:orphan-cursor", self.prefix)
+    }
+
     /// The hash of datasets registered at run time (id → configuration JSON).
     #[must_use]
     pub fn runtime_datasets(&self) -> String {

@@ -344,6 +344,7 @@ where
                 adopt(&request, &object_key, object, policy, backends).await
             {
                 chunk.datasets_version = datasets_version;
+                chunk.timing = timing;
                 let write_backs = if index_down { Vec::new() } else { write_backs };
                 return Ok((chunk, write_backs));
             }
@@ -568,7 +569,8 @@ async fn origin_bytes(
         .etag
         .clone()
         .or_else(|| response.last_modified.clone());
-    let body = checked_body(&redact(answered_by.as_str()), range, response)?;
+    let shown = format!("{what}: {}", redact(answered_by.as_str()));
+    let body = checked_body(&shown, range, response)?;
     Ok((body, validator))
 }
 

@@ -66,6 +66,9 @@ pub struct Config {
     pub refs_timeout_ms: u32,
     /// How long one chunk-store call (get, put, delete, list) may take (`STORAGE_TIMEOUT_MS`).
     pub storage_timeout_ms: u32,
+    /// How many storage listing pages (500 objects each) one sweep scans for orphans
+    /// (`SWEEP_ORPHAN_PAGES`).
+    pub sweep_orphan_pages: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("refs_max_bytes", &self.refs_max_bytes)
             .field("refs_timeout_ms", &self.refs_timeout_ms)
             .field("storage_timeout_ms", &self.storage_timeout_ms)
+            .field("sweep_orphan_pages", &self.sweep_orphan_pages)
             .finish()
     }
 }
@@ -118,6 +122,8 @@ pub const DEFAULT_REFS_MAX_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_REFS_TIMEOUT_MS: u32 = 60_000;
 /// Default for `STORAGE_TIMEOUT_MS`.
 pub const DEFAULT_STORAGE_TIMEOUT_MS: u32 = 10_000;
+/// Default for `SWEEP_ORPHAN_PAGES`: 5,000 objects and 30 subrequests per sweep.
+pub const DEFAULT_SWEEP_ORPHAN_PAGES: u32 = 10;
 /// Default for `KEY_PREFIX`.
 pub const DEFAULT_KEY_PREFIX: &str = "zec";
 
@@ -213,6 +219,11 @@ impl Config {
             DEFAULT_STORAGE_TIMEOUT_MS.into(),
             300_000,
         )?;
+        let sweep_orphan_pages = number(
+            "SWEEP_ORPHAN_PAGES",
+            DEFAULT_SWEEP_ORPHAN_PAGES.into(),
+            3_000,
+        )?;
         let total_policy = match get("CACHE_EVICTION") {
             None => EvictionPolicy::Lru,
             Some(name) => EvictionPolicy::parse(&name).ok_or(ConfigError::Invalid {
@@ -254,6 +265,7 @@ impl Config {
             refs_max_bytes,
             refs_timeout_ms: narrow(refs_timeout_ms),
             storage_timeout_ms: narrow(storage_timeout_ms),
+            sweep_orphan_pages: narrow(sweep_orphan_pages),
         })
     }
 }

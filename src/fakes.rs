@@ -103,6 +103,7 @@ pub struct FakeIndex {
     /// Datasets that have (had) cached keys.
     cached: RefCell<BTreeSet<String>>,
     pub snapshots: RefCell<HashMap<String, Vec<String>>>,
+    pub orphan_cursor: RefCell<Option<String>>,
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
     pub round_trips: Cell<usize>,
@@ -636,6 +637,15 @@ impl Index for FakeIndex {
         Ok(())
     }
 
+    async fn orphan_cursor(&self) -> Result<Option<String>, IndexError> {
+        self.trip()?;
+        Ok(self.orphan_cursor.borrow().clone())
+    }
+    async fn set_orphan_cursor(&self, cursor: Option<&str>) -> Result<(), IndexError> {
+        self.trip()?;
+        *self.orphan_cursor.borrow_mut() = cursor.map(str::to_owned);
+        Ok(())
+    }
     async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
         self.trip()?;
         let snapshots = self.snapshots.borrow();

@@ -579,6 +579,33 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         .map(|_| ())
     }
 
+    async fn orphan_cursor(&self) -> Result<Option<String>, IndexError> {
+        let reply = self
+            .call(&Command::new("GET").arg(self.keys.orphan_cursor()))
+            .await?;
+        match reply {
+            Value::Nil => Ok(None),
+            other => other
+                .as_str()
+                .map(|c| Some(c.to_owned()))
+                .ok_or_else(|| unexpected("orphan cursor", &other)),
+        }
+    }
+
+    async fn set_orphan_cursor(&self, cursor: Option<&str>) -> Result<(), IndexError> {
+        let key = self.keys.orphan_cursor();
+        let command = match cursor {
+            // A week: a cursor that old is better started afresh.
+            Some(cursor) => Command::new("SET")
+                .arg(key)
+                .arg(cursor)
+                .arg("EX")
+                .arg(604_800),
+            None => Command::new("DEL").arg(key),
+        };
+        self.call(&command).await.map(|_| ())
+    }
+
     async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
         let reply = self
             .call(

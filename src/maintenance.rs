@@ -242,6 +242,9 @@ pub struct SweepReport {
     pub objects_scanned: u64,
     /// Objects no entry held, deleted.
     pub orphans_deleted: u64,
+    /// Whether the orphan scan reached the end of the bucket in this run (otherwise the next run
+    /// goes on from where this one stopped).
+    pub orphan_scan_complete: bool,
     /// Stats snapshots recorded.
     pub snapshots: u64,
     /// Datasets no longer configured whose last cached key is gone, forgotten.
@@ -259,6 +262,8 @@ pub struct SweepSettings {
     /// How old an object with no holder must be to be deleted (a write-back stores its object
     /// before it indexes it).
     pub orphan_grace_ms: u64,
+    /// How many listing pages the orphan scan reads per run (`SWEEP_ORPHAN_PAGES`).
+    pub orphan_pages: u32,
 }
 
 /// The scheduled sweep: for every dataset, remove expired entries and enforce its capacity
@@ -380,7 +385,10 @@ async fn forget_emptied<I: Index>(
     Ok(())
 }
 
-/// Lists every chunk object and deletes those no entry holds, if older than the grace period.
+/// Lists chunk objects and deletes those no entry holds, if older than the grace period: at most
+/// `settings.orphan_pages` pages of [`ORPHAN_PAGE`] objects per run (three subrequests a page:
+/// list, holders, delete), going on from where the previous run stopped, so a bucket of any size
+/// is covered in turn within the plan's subrequest limit.
 async fn delete_orphans<I: Index, S: ChunkStore>(
     index: &I,
     store: &S,
@@ -390,8 +398,8 @@ async fn delete_orphans<I: Index, S: ChunkStore>(
     report: &mut SweepReport,
 ) -> Result<(), Error> {
     let prefix = keys.object_prefix();
-    let mut cursor: Option<String> = None;
-    loop {
+    let mut cursor = index.orphan_cursor().await?;
+    for _ in 0..settings.orphan_pages {
         let page = store.list(&prefix, cursor.as_deref(), ORPHAN_PAGE).await?;
         report.objects_scanned += page.objects.len() as u64;
         let old: Vec<String> = page
@@ -414,11 +422,14 @@ async fn delete_orphans<I: Index, S: ChunkStore>(
                     .push(format!("delete {} orphans: {e}", orphans.len())),
             }
         }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            report.orphan_scan_complete = true;
+            break;
         }
     }
+    index.set_orphan_cursor(cursor.as_deref()).await?;
+    Ok(())
 }
 
 /// A point in a dataset's stats history.
@@ -488,6 +499,56 @@ mod tests {
             let key = format!("k/{i:05}");
             block_on(index.record_miss(dataset, &key, 10, Some(&entry), 1_000_000)).unwrap();
         }
+    }
+
+    /// The orphan scan reads at most its page budget per run and goes on where the last run
+    /// stopped; a full pass says so and starts over next time. Held objects stay.
+    #[test]
+    fn orphan_scan_is_budgeted_and_resumes() {
+        let (index, store) = (FakeIndex::healthy(), InMemoryStore::default());
+        let keys = CacheKeys::new("t");
+        store_keys(&index, &store, "ds", 3);
+        let orphans = usize::try_from(ORPHAN_PAGE).unwrap() * 2 + 7;
+        for i in 0..orphans {
+            block_on(store.put(&format!("{}orphan-{i:05}", keys.object_prefix()), vec![1]))
+                .unwrap();
+        }
+        let settings = SweepSettings {
+            total: None,
+            orphan_grace_ms: 0,
+            orphan_pages: 1,
+        };
+        let mut deleted = 0;
+        let mut runs = 0;
+        loop {
+            let mut report = SweepReport::default();
+            block_on(delete_orphans(
+                &index,
+                &store,
+                &keys,
+                10,
+                settings,
+                &mut report,
+            ))
+            .unwrap();
+            runs += 1;
+            assert!(report.objects_scanned <= u64::from(ORPHAN_PAGE));
+            deleted += report.orphans_deleted;
+            if report.orphan_scan_complete {
+                break;
+            }
+            assert!(
+                index.orphan_cursor.borrow().is_some(),
+                "run {runs} left a cursor"
+            );
+        }
+        assert_eq!(runs, 3);
+        assert_eq!(deleted, orphans as u64);
+        assert_eq!(store.len(), 3, "the held objects stay");
+        assert!(
+            index.orphan_cursor.borrow().is_none(),
+            "a full pass starts over"
+        );
     }
 
     /// A removal stops after its round limit and says so; the next call finishes the job.

@@ -52,6 +52,8 @@ pub struct Backends<'a, I, S, O, C, R> {
     pub total_capacity: Option<Limit>,
     /// How old an unheld object must be before a sweep deletes it.
     pub orphan_grace_ms: u64,
+    /// How many listing pages a sweep scans for orphans.
+    pub orphan_pages: u32,
     /// The isolate's last health report.
     pub health: &'a HealthCache,
 }
@@ -547,6 +549,7 @@ mod tests {
             admin_token: Some(ADMIN_TOKEN),
             total_capacity: world.total_capacity,
             orphan_grace_ms: 1_000,
+            orphan_pages: 10,
             health: &HealthCache::default(),
         };
         let (path, query) = path.split_once('?').unwrap_or((path, ""));

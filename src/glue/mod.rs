@@ -197,6 +197,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let settings = SweepSettings {
         total: config.total_capacity,
         orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
+        orphan_pages: config.sweep_orphan_pages,
     };
     let token = format!("cron-{}", nonce());
     let report = scheduled_sweep(&cache, &registry(&config), settings, &token).await;
@@ -345,6 +346,7 @@ async fn serve(
         admin_token: config.admin_token.as_deref(),
         total_capacity: config.total_capacity,
         orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
+        orphan_pages: config.sweep_orphan_pages,
         health: &health,
     };
     Ok(handle(parts, &backends).await)
