@@ -353,9 +353,6 @@ where
     }
 
     let miss_start = backends.clock.now_ms();
-    // A leader may take a lease wait plus an origin request; past that (its request was
-    // cancelled) a follower takes over.
-    let leader_ms = policy.lease_wait_ms + policy.origin_timeout_ms;
     let (outcome, leader) = flights
         .run(
             &object_key,
@@ -373,7 +370,9 @@ where
             },
             || backends.clock.sleep(FOLLOWER_POLL_MS),
             || backends.clock.now_ms(),
-            leader_ms,
+            // A leader may take a lease wait plus an origin request; past that (its request
+            // was cancelled) a follower takes over.
+            policy.lease_wait_ms + policy.origin_timeout_ms,
         )
         .await;
     let outcome = outcome?;
