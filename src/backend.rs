@@ -94,13 +94,17 @@ pub trait Index {
     /// Writes and accounts `entry` (TTL `ttl_ms`) for bytes that are already stored, written for
     /// another dataset or key with the same source range, and counts the read as a hit. Returns
     /// the bytes stored afterwards.
+    ///
+    /// Contract (also for [`record_miss`](Self::record_miss)): while a removal is deleting the
+    /// entry's object (between its [`claim`](Self::claim) and [`DELETING_MS`] later), no entry
+    /// is written and `None` is returned; the read is counted all the same.
     async fn adopt(
         &self,
         dataset: &str,
         key: &str,
         entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<StoredBytes, IndexError>;
+    ) -> Result<Option<StoredBytes>, IndexError>;
 
     /// Counts a read that shared another read's outcome: a hit (and its bytes served from cache)
     /// or a miss (no origin bytes: the shared fetch counted them).
@@ -127,8 +131,10 @@ pub trait Index {
     /// `selector` picks) and marks their entries with `token`, so that lookups miss them.
     ///
     /// Contract: the caller then deletes the objects of the returned keys whose
-    /// `object_unheld` is set, and only then calls [`drop_claimed`](Self::drop_claimed): an entry
-    /// never vouches for a deleted object. Fewer than `most` keys back means nothing is left to
+    /// `object_unheld` is set, within [`DELETING_MS`], and only then calls
+    /// [`drop_claimed`](Self::drop_claimed). Those objects are marked as being deleted for
+    /// [`DELETING_MS`]: no entry is written for them meanwhile, so an entry never vouches for a
+    /// deleted object. Fewer than `most` keys back means nothing is left to
     /// claim. An entry rewritten meanwhile is a new, unmarked entry and survives.
     async fn claim(
         &self,
@@ -215,6 +221,11 @@ pub enum StoreError {
     #[error("{0}")]
     Unavailable(String),
 }
+
+/// How long a claimed object counts as being deleted: no entry may be written for it meanwhile.
+/// Its removal deletes it right after the claim (one storage call, bounded by the storage
+/// timeout), well within this.
+pub const DELETING_MS: u64 = 60_000;
 
 /// R2's error code for more than one write per second to a key.
 pub const R2_RATE_LIMITED: u32 = 10_058;
@@ -465,7 +476,7 @@ impl<T: Index> Index for std::rc::Rc<T> {
         key: &str,
         entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<StoredBytes, IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
         (**self).adopt(dataset, key, entry, ttl_ms).await
     }
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {

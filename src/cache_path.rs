@@ -770,7 +770,7 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
                 .adopt(&dataset, &key, &entry, ttl_ms)
                 .await
                 .map_err(describe(&dataset, &key))?;
-            (dataset, Some(stored), limits)
+            (dataset, stored, limits)
         }
         WriteBack::RecordMiss {
             dataset,

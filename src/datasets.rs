@@ -266,6 +266,9 @@ pub struct DatasetRegistry {
     runtime_checked_ms: Cell<Option<u64>>,
     /// The version of the run-time datasets last read from the index.
     runtime_version: Cell<Option<u64>>,
+    /// Raised by every change this isolate made itself ([`Self::put_runtime`],
+    /// [`Self::remove_runtime`]): a reread that started before one must not undo it.
+    local_changes: Cell<u64>,
     budget_bytes: usize,
     revalidate_after_ms: u64,
     loaded: RefCell<BTreeMap<String, Loaded>>,
@@ -314,6 +317,7 @@ impl DatasetRegistry {
             runtime_refresh_ms: u64::from(crate::config::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
             runtime_checked_ms: Cell::new(None),
             runtime_version: Cell::new(None),
+            local_changes: Cell::new(0),
             budget_bytes,
             revalidate_after_ms,
             loaded: RefCell::default(),
@@ -408,9 +412,20 @@ impl DatasetRegistry {
             return;
         }
         self.runtime_checked_ms.set(Some(now_ms));
+        let changes = self.local_changes.get();
         let Ok(stored) = index.runtime_datasets().await else {
             return;
         };
+        // Concurrent rereads of one isolate: an older answer never replaces a newer one, nor a
+        // change this isolate made while it was on its way (the next request rereads).
+        let older = self
+            .runtime_version
+            .get()
+            .is_some_and(|v| stored.version < v);
+        if older || self.local_changes.get() != changes {
+            self.runtime_checked_ms.set(None);
+            return;
+        }
         let mut parsed = BTreeMap::new();
         for (id, json) in stored.definitions {
             let config = serde_json::from_str(&json)
@@ -431,6 +446,7 @@ impl DatasetRegistry {
 
     /// Registers (or replaces) a run-time dataset in this isolate at once.
     pub fn put_runtime(&self, config: DatasetConfig) {
+        self.local_changes.set(self.local_changes.get() + 1);
         let mut runtime = self.runtime_datasets.borrow().clone();
         runtime.insert(config.id.clone(), config);
         self.replace_runtime(runtime);
@@ -438,6 +454,7 @@ impl DatasetRegistry {
 
     /// Removes a run-time dataset in this isolate at once.
     pub fn remove_runtime(&self, id: &str) {
+        self.local_changes.set(self.local_changes.get() + 1);
         let mut runtime = self.runtime_datasets.borrow().clone();
         runtime.remove(id);
         self.replace_runtime(runtime);
@@ -813,6 +830,29 @@ mod tests {
             3,
             "the internal target is never fetched"
         );
+    }
+
+    /// A reread never goes back: an answer older than the version already applied (another
+    /// reread of the same isolate overtook it) is dropped, and so is one that started before a
+    /// change this isolate made itself.
+    #[test]
+    fn rereads_never_undo_newer_datasets() {
+        use crate::fakes::FakeIndex;
+        let registry = DatasetRegistry::new(Vec::new(), 1 << 20, 1_000);
+        let index = FakeIndex::healthy();
+        let x = r#"{"refs": "http://o.test/x.json"}"#;
+        block_on(index.put_runtime_dataset("x", x)).unwrap();
+        block_on(registry.refresh_runtime_if_older(&index, 0, 0));
+        assert!(registry.config("x").is_ok());
+        // An older snapshot (version 0, without x) arrives late: it is not applied.
+        index.runtime.borrow_mut().clear();
+        index.runtime_version.set(0);
+        block_on(registry.refresh_runtime_if_older(&index, 10, 0));
+        assert!(registry.config("x").is_ok(), "an older answer was dropped");
+        // A newer one is.
+        index.runtime_version.set(2);
+        block_on(registry.refresh_runtime_if_older(&index, 20, 0));
+        assert!(registry.config("x").is_err());
     }
 
     /// A reference source that never answers.

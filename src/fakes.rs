@@ -104,6 +104,8 @@ pub struct FakeIndex {
     cached: RefCell<BTreeSet<String>>,
     pub snapshots: RefCell<HashMap<String, Vec<String>>>,
     pub orphan_cursor: RefCell<Option<String>>,
+    /// Objects a claim marked as being deleted, until when (the fake's `now_ms`).
+    pub deleting: RefCell<HashMap<String, u64>>,
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
     pub round_trips: Cell<usize>,
@@ -226,10 +228,24 @@ impl FakeIndex {
             },
         );
     }
-    /// Claims one key: out of the accounting, its entry marked with `token`.
+    /// Whether a removal is deleting `object` now.
+    fn is_deleting(&self, object: &str) -> bool {
+        self.deleting
+            .borrow()
+            .get(object)
+            .is_some_and(|until| *until > self.now_ms.get())
+    }
+    /// Claims one key: out of the accounting, its entry marked with `token`; an object nobody
+    /// holds any more is marked as being deleted.
     fn claim_one(&self, id: &Id, reason: ClaimReason, token: &str) -> Option<ClaimedKey> {
         let mut key = self.release(id)?;
         key.reason = reason;
+        if key.object_unheld {
+            self.deleting.borrow_mut().insert(
+                key.object_key.clone(),
+                self.now_ms.get() + crate::backend::DELETING_MS,
+            );
+        }
         if let Some(e) = self.entries.borrow_mut().get_mut(id) {
             e.evicting = Some(token.to_owned());
         }
@@ -317,6 +333,7 @@ impl Index for FakeIndex {
         ttl_ms: u64,
     ) -> Result<Option<StoredBytes>, IndexError> {
         self.trip()?;
+        let stored = stored.filter(|entry| !self.is_deleting(&entry.object_key));
         self.counters(dataset, |s| {
             s.misses += 1;
             s.bytes_from_origin += origin_bytes;
@@ -369,14 +386,17 @@ impl Index for FakeIndex {
         key: &str,
         entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<StoredBytes, IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
         self.trip()?;
-        self.put_entry(dataset, key, entry, ttl_ms, entry.last_access_ms);
         self.counters(dataset, |s| {
             s.hits += 1;
             s.bytes_from_cache += entry.size;
         });
-        Ok(self.stored_bytes(dataset))
+        if self.is_deleting(&entry.object_key) {
+            return Ok(None);
+        }
+        self.put_entry(dataset, key, entry, ttl_ms, entry.last_access_ms);
+        Ok(Some(self.stored_bytes(dataset)))
     }
 
     async fn try_lease(

@@ -2,7 +2,7 @@
 //! `upstash` module. The same code runs in the worker (over `worker::Fetch`) and in the native
 //! integration tests (over a blocking HTTP client against a real Redis).
 
-use crate::backend::{Index, IndexError, UpstashTransport};
+use crate::backend::{Index, IndexError, UpstashTransport, DELETING_MS};
 use crate::cache_entry::{
     f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup,
     RuntimeDatasets, StoredBytes,
@@ -119,7 +119,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         ttl_ms: u64,
         now_ms: u64,
         miss_origin_bytes: Option<u64>,
-    ) -> Result<StoredBytes, IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
         let fields = entry.fields();
         let args = [
             key.to_owned(),
@@ -154,8 +154,12 @@ impl<T: UpstashTransport> UpstashIndex<T> {
                 .map(f64_to_u64)
         };
         match &reply {
+            // A removal is deleting the object: only the read was counted.
+            Value::Array(items) if items.len() == 1 && items[0].as_str() == Some("deleting") => {
+                Ok(None)
+            }
             Value::Array(items) => match (bytes(items.first()), bytes(items.get(1))) {
-                (Some(dataset), Some(total)) => Ok(StoredBytes { dataset, total }),
+                (Some(dataset), Some(total)) => Ok(Some(StoredBytes { dataset, total })),
                 _ => Err(unexpected("put entry", &reply)),
             },
             _ => Err(unexpected("put entry", &reply)),
@@ -230,8 +234,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                     entry.created_ms,
                     Some(origin_bytes),
                 )
-                .await
-                .map(Some);
+                .await;
         }
         let stats = self.keys.stats(dataset);
         self.pipeline(&[
@@ -277,7 +280,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         key: &str,
         entry: &IndexEntry,
         ttl_ms: u64,
-    ) -> Result<StoredBytes, IndexError> {
+    ) -> Result<Option<StoredBytes>, IndexError> {
         self.put_entry(dataset, key, entry, ttl_ms, entry.last_access_ms, None)
             .await
     }
@@ -362,6 +365,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                             "0"
                         }
                         .to_owned(),
+                        DELETING_MS.to_string(),
                     ],
                 ),
             )

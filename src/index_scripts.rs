@@ -24,6 +24,7 @@ local BY_LAST_ACCESS, BY_FREQUENCY, BY_SIZE, BY_FETCH = ORDERS[1], ORDERS[2], OR
 local BY_CREATED, BY_EXPIRES, BY_PRIORITY, BY_KEY = ORDERS[5], ORDERS[6], ORDERS[7], ORDERS[8]
 local ENTRY_PREFIX, HOLDERS_PREFIX, HOLDER_PREFIX = ARGV[1], ARGV[2], ARGV[3]
 local function num(v) return tonumber(v or '0') or 0 end
+local function deleting_key(object) return HOLDERS_PREFIX .. 'deleting:' .. object end
 local function lfu_score(accesses, now_ms)
   local recency = math.floor(now_ms / 1000) - 1700000000
   if recency < 0 then recency = 0 end
@@ -88,7 +89,9 @@ return {version, e}"
 /// `Index::record_miss` with a stored entry and `Index::adopt`: replace the key's entry (its
 /// old accounting released first), account it in every order and in its object's holders, and
 /// count the read (a miss from the origin, or a hit on adopted bytes). Returns the dataset's and
-/// the total stored bytes, for the capacity check.
+/// the total stored bytes, for the capacity check. When a removal is deleting the object
+/// ([`CLAIM`] marked it), only the read is counted and `{'deleting'}` returned: an entry must
+/// not vouch for bytes that are about to go.
 /// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` the set of datasets with cached keys;
 /// `ARGV[4]` Zarr key, `ARGV[5]` TTL ms, `ARGV[6]` now ms,
 /// `ARGV[7]` `miss` or `hit`, `ARGV[8]` origin bytes, `ARGV[9]` object key, `ARGV[10]` size,
@@ -99,6 +102,16 @@ pub const PUT_ENTRY: &str = concat!(
     r"local m, ttl, now = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local object, size, fetch = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local accesses = tonumber(ARGV[13]) + 1
+if redis.call('EXISTS', deleting_key(object)) == 1 then
+  if ARGV[7] == 'miss' then
+    redis.call('HINCRBY', STATS, 'misses', 1)
+    redis.call('HINCRBY', STATS, 'bytes_from_origin', tonumber(ARGV[8]))
+  else
+    redis.call('HINCRBY', STATS, 'hits', 1)
+    redis.call('HINCRBY', STATS, 'bytes_from_cache', size)
+  end
+  return {'deleting'}
+end
 if redis.call('ZSCORE', BY_KEY, m) then release(m) end
 redis.call('DEL', KEYS[12])
 redis.call('HSET', KEYS[12], unpack(ARGV, 14))
@@ -147,6 +160,9 @@ return 1"
 /// entries `evicting` with a token (lookups then treat them as absent) until
 /// [`DROP_CLAIMED`] deletes them, after the caller deleted the objects nobody holds any more.
 /// Expired keys are always claimed first. Returns `[key, object, bytes, unheld, reason]` per key.
+/// An object no entry holds any more is marked *deleting* for `ARGV[11]` ms (the caller deletes
+/// it within that): [`PUT_ENTRY`] refuses to index it meanwhile, so no entry written between the
+/// claim and the delete vouches for a deleted object.
 /// Dataset keys; `ARGV[4]` now ms, `ARGV[5]` token, `ARGV[6]` most keys to claim, `ARGV[7]`
 /// mode, `ARGV[8]` its argument, `ARGV[9]` order position, `ARGV[10]` `1` when evicting by
 /// priority (then the GDSF clock rises to each evicted priority). Modes: `expired` (nothing
@@ -156,9 +172,11 @@ return 1"
 pub const CLAIM: &str = concat!(
     prelude!(),
     r"local now, token, most, mode, arg = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local DELETING_MS = tonumber(ARGV[11])
 local out, n = {}, 0
 local function claim(m, reason)
   local v = release(m)
+  if v[4] == '1' then redis.call('SET', deleting_key(v[2]), token, 'PX', DELETING_MS) end
   local e = ENTRY_PREFIX .. m
   if redis.call('EXISTS', e) == 1 then redis.call('HSET', e, 'evicting', token) end
   v[5] = reason

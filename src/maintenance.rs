@@ -501,6 +501,53 @@ mod tests {
         }
     }
 
+    /// A write-back or adoption of an object between its claim and its delete (another dataset
+    /// reading the same source range) is not indexed: no entry vouches for the deleted object.
+    /// Once the removal is over, the same bytes are indexed again.
+    #[test]
+    fn no_entry_is_written_for_an_object_being_deleted() {
+        let (index, store) = (FakeIndex::healthy(), InMemoryStore::default());
+        store_keys(&index, &store, "a", 1);
+        let claimed = block_on(index.claim("a", &ClaimSelector::All, 0, "t", CLAIM_BATCH)).unwrap();
+        let object = claimed[0].object_key.clone();
+        assert!(claimed[0].object_unheld);
+        let entry = IndexEntry {
+            object_key: object.clone(),
+            size: 10,
+            checksum: String::new(),
+            created_ms: 0,
+            last_access_ms: 0,
+            hits: 0,
+            fetch_ms: 1,
+            origin_validator: None,
+        };
+        // Dataset b stores (or adopts) the same bytes while a's removal is under way.
+        block_on(store.put(&object, vec![0; 10])).unwrap();
+        let written = block_on(index.record_miss("b", "k", 10, Some(&entry), 1_000_000)).unwrap();
+        assert_eq!(written, None);
+        assert_eq!(
+            block_on(index.adopt("b", "k2", &entry, 1_000_000)).unwrap(),
+            None
+        );
+        assert_eq!(
+            (index.stats_of("b").misses, index.stats_of("b").hits),
+            (1, 1),
+            "the reads are counted"
+        );
+        let report = block_on(remove_claimed(&index, &store, "a", claimed, "t")).unwrap();
+        assert_eq!(report.objects_deleted, 1);
+        assert!(!store.contains(&object));
+        assert!(block_on(index.lookup("b", "k", 0)).unwrap().entry.is_none());
+        assert!(block_on(index.lookup("b", "k2", 0))
+            .unwrap()
+            .entry
+            .is_none());
+        // After the removal's window the same bytes are indexed as usual.
+        index.now_ms.set(crate::backend::DELETING_MS);
+        let written = block_on(index.record_miss("b", "k", 10, Some(&entry), 1_000_000)).unwrap();
+        assert!(written.is_some());
+    }
+
     /// The orphan scan reads at most its page budget per run and goes on where the last run
     /// stopped; a full pass says so and starts over next time. Held objects stay.
     #[test]

@@ -257,3 +257,50 @@ fn runtime_datasets_and_snapshots() {
     block_on(index.drop_dataset_records("ds")).unwrap();
     assert!(block_on(index.snapshots("ds", 10)).unwrap().is_empty());
 }
+
+/// A claim marks the objects nobody holds any more as being deleted: until the removal's window
+/// passes, neither a miss's write-back nor an adoption indexes them (the reads are counted), so
+/// no entry vouches for an object the removal then deletes.
+#[test]
+#[ignore = "needs the local stack (scripts/test)"]
+fn objects_being_deleted_are_not_indexed() {
+    let index = index();
+    let e = entry("shared", 10, 5, T0);
+    put(&index, "a", "k", &e);
+    let claimed = block_on(index.claim("a", &ClaimSelector::All, T0, "tok", 10)).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].object_unheld);
+    let written = block_on(index.record_miss("b", "k", 10, Some(&e), DAY_MS)).unwrap();
+    assert_eq!(written, None);
+    assert_eq!(block_on(index.adopt("b", "k2", &e, DAY_MS)).unwrap(), None);
+    for key in ["k", "k2"] {
+        assert!(block_on(index.lookup("b", key, T0))
+            .unwrap()
+            .entry
+            .is_none());
+    }
+    let stats = block_on(index.cache_stats(&["b".to_owned()])).unwrap();
+    assert_eq!(
+        (
+            stats[0].counters.misses,
+            stats[0].counters.hits,
+            stats[0].counters.entries
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        block_on(index.objects_held(&["shared".to_owned()])).unwrap(),
+        [false]
+    );
+    // A key whose object stays held by another entry marks nothing.
+    let kept = entry("kept", 10, 5, T0);
+    put(&index, "a", "x", &kept);
+    put(&index, "c", "x", &kept);
+    let claimed = block_on(index.claim("a", &ClaimSelector::All, T0, "tok2", 10)).unwrap();
+    assert!(!claimed[0].object_unheld);
+    assert!(
+        block_on(index.record_miss("b", "x", 10, Some(&kept), DAY_MS))
+            .unwrap()
+            .is_some()
+    );
+}
