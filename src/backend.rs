@@ -145,11 +145,14 @@ pub trait Index {
         most: u64,
     ) -> Result<Vec<ClaimedKey>, IndexError>;
 
-    /// Deletes the entries of `keys` that still carry `token` (see [`claim`](Self::claim)).
+    /// Deletes the entries of `keys` that still carry `token` (see [`claim`](Self::claim)), and
+    /// lifts the *being deleted* marks of the `deleted` objects (their delete is done: the same
+    /// bytes may be stored and indexed again at once).
     async fn drop_claimed(
         &self,
         dataset: &str,
         keys: &[String],
+        deleted: &[String],
         token: &str,
     ) -> Result<(), IndexError>;
 
@@ -282,6 +285,18 @@ pub trait ChunkStore {
 
     /// Opens the object under `key`; `Ok(None)` when there is none. The body is not read yet.
     async fn get(&self, key: &str) -> Result<Option<StoredObject<Self::Body>>, StoreError>;
+
+    /// Opens `length` bytes of the object under `key` from `offset` (a ranged read: only those
+    /// bytes are transferred); `Ok(None)` when there is no object.
+    ///
+    /// Contract: the returned body holds exactly the requested bytes when the object covers
+    /// them; `size` is the whole object's size.
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Option<StoredObject<Self::Body>>, StoreError>;
 
     /// Reads a body from [`get`](Self::get) into memory.
     async fn read_body(&self, body: Self::Body) -> Result<Vec<u8>, StoreError>;
@@ -502,9 +517,10 @@ impl<T: Index> Index for std::rc::Rc<T> {
         &self,
         dataset: &str,
         keys: &[String],
+        deleted: &[String],
         token: &str,
     ) -> Result<(), IndexError> {
-        (**self).drop_claimed(dataset, keys, token).await
+        (**self).drop_claimed(dataset, keys, deleted, token).await
     }
     async fn lowest_scores(
         &self,
@@ -572,6 +588,14 @@ impl<T: ChunkStore> ChunkStore for std::rc::Rc<T> {
     }
     async fn get(&self, key: &str) -> Result<Option<StoredObject<Self::Body>>, StoreError> {
         (**self).get(key).await
+    }
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Option<StoredObject<Self::Body>>, StoreError> {
+        (**self).get_range(key, offset, length).await
     }
     async fn read_body(&self, body: Self::Body) -> Result<Vec<u8>, StoreError> {
         (**self).read_body(body).await

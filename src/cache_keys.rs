@@ -73,6 +73,13 @@ impl CacheKeys {
         format!("{}{object}", self.holders_prefix())
     }
 
+    /// The mark of an object a removal is deleting (`index_scripts::CLAIM` sets it): the
+    /// holders prefix, `deleting:`, the object key.
+    #[must_use]
+    pub fn deleting(&self, object: &str) -> String {
+        format!("{}deleting:{object}", self.holders_prefix())
+    }
+
     /// What the members of a holders set for `dataset`'s entries start with: a member is
     /// `{dataset}\n{key}` (the index scripts append the key).
     #[must_use]

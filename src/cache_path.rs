@@ -74,8 +74,13 @@ impl Timing {
 /// The body of a chunk: streamed from storage, or bytes in memory.
 #[derive(Debug)]
 pub enum ChunkBody<B> {
-    /// An unread stored object (the glue streams it).
-    Stored(B),
+    /// An unread stored object (the glue streams it), and its storage key (for ranged reads).
+    Stored {
+        /// The unread body.
+        body: B,
+        /// Where it is stored.
+        object_key: String,
+    },
     /// Bytes in memory (from the origin, or read from storage).
     Bytes(Rc<Vec<u8>>),
 }
@@ -300,9 +305,8 @@ where
         dataset,
         key,
         url,
-        hosts,
         range,
-        holder,
+        ..
     } = request;
     let target = request.checked_url()?;
     let object_key = backends.keys.object(url, range);
@@ -318,7 +322,10 @@ where
         {
             return Ok((
                 Chunk {
-                    body: ChunkBody::Stored(object.body),
+                    body: ChunkBody::Stored {
+                        body: object.body,
+                        object_key,
+                    },
                     size: entry.size,
                     checksum: entry.checksum,
                     source: CacheSource::Hit,
@@ -352,36 +359,18 @@ where
         _ => {}
     }
 
-    let miss_start = backends.clock.now_ms();
-    let (outcome, leader) = flights
-        .run(
-            &object_key,
-            || {
-                fetch_once(
-                    dataset.to_owned(),
-                    key.to_owned(),
-                    (url.to_owned(), target, hosts.clone()),
-                    range,
-                    object_key.clone(),
-                    policy,
-                    Rc::clone(backends),
-                    (!index_down).then(|| holder.to_owned()),
-                )
-            },
-            || backends.clock.sleep(FOLLOWER_POLL_MS),
-            || backends.clock.now_ms(),
-            // A leader may take a lease wait plus an origin request; past that (its request
-            // was cancelled) a follower takes over.
-            policy.lease_wait_ms + policy.origin_timeout_ms,
-        )
-        .await;
-    let outcome = outcome?;
+    let (outcome, leader, origin_ms) = share_fetch(
+        request,
+        target,
+        &object_key,
+        index_down,
+        policy,
+        backends,
+        flights,
+    )
+    .await?;
+    timing.origin_ms = origin_ms;
     let fetched = &outcome.0;
-    timing.origin_ms = if leader {
-        fetched.origin_ms
-    } else {
-        backends.clock.now_ms().saturating_sub(miss_start)
-    };
     match (&fetched.write_back, leader) {
         (Some(write_back), true) => deferred.push(write_back.clone()),
         // Served by another request's fetch in this isolate, or by another instance's bytes
@@ -403,6 +392,56 @@ where
         },
         deferred,
     ))
+}
+
+/// The miss, shared by the isolate's concurrent readers of the object: the leader fetches
+/// ([`fetch_once`]), the others poll its outcome. Returns it, whether this reader led, and the
+/// time it took this reader.
+async fn share_fetch<I, S, O, C>(
+    request: ChunkRequest<'_>,
+    target: Url,
+    object_key: &str,
+    index_down: bool,
+    policy: CachePolicy,
+    backends: &Rc<CacheBackends<I, S, O, C>>,
+    flights: &Flights,
+) -> Result<(Rc<FetchedOutcome>, bool, u64), Error>
+where
+    I: Index + 'static,
+    S: ChunkStore + 'static,
+    O: Origin + 'static,
+    C: Clock + 'static,
+{
+    let start = backends.clock.now_ms();
+    let (outcome, leader) = flights
+        .run(
+            object_key,
+            || {
+                fetch_once(
+                    request.dataset.to_owned(),
+                    request.key.to_owned(),
+                    (request.url.to_owned(), target, request.hosts.clone()),
+                    request.range,
+                    object_key.to_owned(),
+                    policy,
+                    Rc::clone(backends),
+                    (!index_down).then(|| request.holder.to_owned()),
+                )
+            },
+            || backends.clock.sleep(FOLLOWER_POLL_MS),
+            || backends.clock.now_ms(),
+            // A leader may take a lease wait plus an origin request; past that (its request
+            // was cancelled) a follower takes over.
+            policy.lease_wait_ms + policy.origin_timeout_ms,
+        )
+        .await;
+    let outcome = outcome?;
+    let waited = if leader {
+        outcome.0.origin_ms
+    } else {
+        backends.clock.now_ms().saturating_sub(start)
+    };
+    Ok((outcome, leader, waited))
 }
 
 /// The index lookup and the storage open, started together (time to first byte is one round
@@ -736,7 +775,9 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             limits,
         } => {
             let origin_bytes = bytes.len() as u64;
-            let stored = match store.put(&entry.object_key, bytes.to_vec()).await {
+            // By now the answer went out and no reader holds the bytes: store them without a copy.
+            let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
+            let stored = match store.put(&entry.object_key, bytes).await {
                 Ok(()) => Ok(true),
                 // Another writer is putting these very bytes (content-addressed key); its put may
                 // still fail, so this one indexes nothing. Not an error.
@@ -892,7 +933,7 @@ mod tests {
 
     fn body(chunk: Chunk<Vec<u8>>) -> Vec<u8> {
         match chunk.body {
-            ChunkBody::Stored(bytes) => bytes,
+            ChunkBody::Stored { body, .. } => body,
             ChunkBody::Bytes(bytes) => bytes.to_vec(),
         }
     }
@@ -1264,7 +1305,7 @@ mod tests {
         assert!(b.origin.requests.borrow().is_empty());
         let (again, _) = read(&b, &Flights::default()).unwrap();
         assert!(
-            matches!(again.body, ChunkBody::Stored(_)),
+            matches!(again.body, ChunkBody::Stored { .. }),
             "now a plain hit"
         );
         assert_eq!(b.index.stats_of("ds").hits, 2);

@@ -517,9 +517,14 @@ impl Index for FakeIndex {
         &self,
         dataset: &str,
         keys: &[String],
+        deleted: &[String],
         token: &str,
     ) -> Result<(), IndexError> {
         self.trip()?;
+        let mut marks = self.deleting.borrow_mut();
+        for object in deleted {
+            marks.remove(object);
+        }
         let mut entries = self.entries.borrow_mut();
         for key in keys {
             let id = (dataset.to_owned(), key.clone());
@@ -705,6 +710,8 @@ pub struct InMemoryStore {
     puts: Cell<usize>,
     gets: Cell<usize>,
     deletes: Cell<usize>,
+    /// Ranged reads (`get_range`); each also counts as a `get`.
+    pub ranged_gets: Cell<usize>,
 }
 
 impl InMemoryStore {
@@ -758,6 +765,28 @@ impl ChunkStore for InMemoryStore {
             size: body.len() as u64,
             uploaded_ms,
             body,
+        }))
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Option<StoredObject<Vec<u8>>>, StoreError> {
+        self.ranged_gets.set(self.ranged_gets.get() + 1);
+        let Some(object) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(object.body.len());
+        let end = usize::try_from(offset.saturating_add(length))
+            .unwrap_or(usize::MAX)
+            .min(object.body.len());
+        Ok(Some(StoredObject {
+            body: object.body[start..end].to_vec(),
+            ..object
         }))
     }
 

@@ -377,18 +377,24 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         &self,
         dataset: &str,
         keys: &[String],
+        deleted: &[String],
         token: &str,
     ) -> Result<(), IndexError> {
-        if keys.is_empty() {
+        if keys.is_empty() && deleted.is_empty() {
             return Ok(());
         }
         let mut command = Command::new("EVAL")
             .arg(index_scripts::DROP_CLAIMED)
-            .arg(keys.len());
+            .arg(keys.len() + deleted.len());
         for key in keys {
             command = command.arg(self.keys.entry(dataset, key));
         }
-        self.call(&command.arg(token)).await.map(|_| ())
+        for object in deleted {
+            command = command.arg(self.keys.deleting(object));
+        }
+        self.call(&command.arg(token).arg(keys.len()))
+            .await
+            .map(|_| ())
     }
 
     async fn lowest_scores(

@@ -222,12 +222,19 @@ return out"
 );
 
 /// `Index::drop_claimed`: delete the entries a [`CLAIM`] marked with this token (an entry
-/// written again meanwhile has no mark and stays). `KEYS` entries; `ARGV[1]` token.
+/// written again meanwhile has no mark and stays), and the *being deleted* marks of the objects
+/// the caller deleted, where they are still this claim's. `KEYS` the entries, then the marks;
+/// `ARGV[1]` token, `ARGV[2]` how many of `KEYS` are entries.
 pub const DROP_CLAIMED: &str = r"local dropped = 0
-for _, e in ipairs(KEYS) do
-  if redis.call('HGET', e, 'evicting') == ARGV[1] then
-    redis.call('DEL', e)
-    dropped = dropped + 1
+local entries = tonumber(ARGV[2])
+for i, k in ipairs(KEYS) do
+  if i <= entries then
+    if redis.call('HGET', k, 'evicting') == ARGV[1] then
+      redis.call('DEL', k)
+      dropped = dropped + 1
+    end
+  elseif redis.call('GET', k) == ARGV[1] then
+    redis.call('DEL', k)
   end
 end
 return dropped";

@@ -6,8 +6,9 @@
 //! miss them), the objects no entry holds any more are deleted from storage, and only then are
 //! the marked entries deleted. A crash between the steps leaves a marked entry that expires by
 //! itself and, at worst, an object no entry holds, which the sweep deletes: never an entry that
-//! vouches for a deleted object. Storage is shared by datasets reading the same source range, so
-//! an object is deleted only when no dataset's entry holds it.
+//! vouches for a deleted object (the claim marks the objects it will delete, and no entry is
+//! written for a marked object until the removal lifts the mark). Storage is shared by datasets
+//! reading the same source range, so an object is deleted only when no dataset's entry holds it.
 
 use serde::Serialize;
 
@@ -143,7 +144,7 @@ async fn remove_claimed<I: Index, S: ChunkStore>(
         }
     }
     let keys: Vec<String> = claimed.into_iter().map(|k| k.key).collect();
-    index.drop_claimed(dataset, &keys, token).await?;
+    index.drop_claimed(dataset, &keys, &unheld, token).await?;
     Ok(report)
 }
 
@@ -542,8 +543,7 @@ mod tests {
             .unwrap()
             .entry
             .is_none());
-        // After the removal's window the same bytes are indexed as usual.
-        index.now_ms.set(crate::backend::DELETING_MS);
+        // Once the removal is done, the same bytes are indexed as usual.
         let written = block_on(index.record_miss("b", "k", 10, Some(&entry), 1_000_000)).unwrap();
         assert!(written.is_some());
     }

@@ -400,7 +400,7 @@ async fn respond_with_chunk<S: ChunkStore>(
         RangeAnswer::Full => {
             headers.push(("content-length".to_owned(), chunk.size.to_string()));
             Ok(match chunk.body {
-                ChunkBody::Stored(body) => response(200, headers, Vec::new(), Some(body)),
+                ChunkBody::Stored { body, .. } => response(200, headers, Vec::new(), Some(body)),
                 ChunkBody::Bytes(bytes) => response(200, headers, bytes.to_vec(), None),
             })
         }
@@ -412,27 +412,38 @@ async fn respond_with_chunk<S: ChunkStore>(
             Ok(response(416, headers, Vec::new(), None))
         }
         RangeAnswer::Partial { start, end } => {
-            // A ranged read of a stored chunk reads it whole (chunks are small) and slices.
-            let bytes = match chunk.body {
-                ChunkBody::Stored(body) => store.read_body(body).await?,
-                ChunkBody::Bytes(bytes) => bytes.to_vec(),
-            };
-            let (first, last) = (
-                usize::try_from(start).unwrap_or(usize::MAX),
-                usize::try_from(end).unwrap_or(usize::MAX),
-            );
-            let Some(slice) = bytes.get(first..=last) else {
-                return Err(Error::Internal(format!(
-                    "{key}: {} bytes do not cover {start}-{end}",
-                    bytes.len()
-                )));
-            };
             headers.push((
                 "content-range".to_owned(),
                 format!("bytes {start}-{end}/{}", chunk.size),
             ));
-            headers.push(("content-length".to_owned(), slice.len().to_string()));
-            Ok(response(206, headers, slice.to_vec(), None))
+            headers.push(("content-length".to_owned(), (end - start + 1).to_string()));
+            match chunk.body {
+                // A ranged read of a stored chunk reads only that range from storage, streamed.
+                ChunkBody::Stored { object_key, .. } => {
+                    let part = store
+                        .get_range(&object_key, start, end - start + 1)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::Store(crate::backend::StoreError::Unavailable(format!(
+                                "{key}: the stored object vanished during the read"
+                            )))
+                        })?;
+                    Ok(response(206, headers, Vec::new(), Some(part.body)))
+                }
+                ChunkBody::Bytes(bytes) => {
+                    let (first, last) = (
+                        usize::try_from(start).unwrap_or(usize::MAX),
+                        usize::try_from(end).unwrap_or(usize::MAX),
+                    );
+                    let Some(slice) = bytes.get(first..=last) else {
+                        return Err(Error::Internal(format!(
+                            "{key}: {} bytes do not cover {start}-{end}",
+                            bytes.len()
+                        )));
+                    };
+                    Ok(response(206, headers, slice.to_vec(), None))
+                }
+            }
         }
     }
 }
@@ -797,6 +808,8 @@ mod tests {
             assert_eq!(part.body, b"34");
             assert_eq!(part.header("content-range"), Some("bytes 1-2/3"));
         }
+        // The second read was a HIT: its range was read from storage, not the whole object.
+        assert_eq!(world.store.ranged_gets.get(), 1);
         let inline = request(&world, "GET", "/zarr/demo/t/1", &[("range", "bytes=-1")]);
         assert_eq!((inline.status, inline.body.as_slice()), (206, &[2u8][..]));
         let beyond = request(&world, "GET", "/zarr/demo/t/0", &[("range", "bytes=3-")]);

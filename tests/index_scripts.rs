@@ -144,7 +144,7 @@ fn each_policy_claims_its_victim() {
         let mut left = listed(&index, "ds", KeySort::Created);
         left.sort();
         assert_eq!(left, survivors, "{policy:?}");
-        block_on(index.drop_claimed("ds", &[evicted.to_owned()], "tok")).unwrap();
+        block_on(index.drop_claimed("ds", &[evicted.to_owned()], &[], "tok")).unwrap();
         let stats = block_on(index.cache_stats(&["ds".to_owned()])).unwrap();
         assert!(stats[0].counters.bytes_stored <= 24);
         let again = block_on(index.claim("ds", &selector, T0 + 30_000, "tok", 10)).unwrap();
@@ -174,7 +174,7 @@ fn claims_respect_shared_objects_and_rewrites() {
     assert!(held("shared") && !held("own"));
     // v/1 is written again before the drop: the new entry stays.
     put(&index, "a", "v/1", &entry("own", 10, 1, T0 + 5));
-    block_on(index.drop_claimed("a", &["v/0".into(), "v/1".into()], "t1")).unwrap();
+    block_on(index.drop_claimed("a", &["v/0".into(), "v/1".into()], &[], "t1")).unwrap();
     assert!(block_on(index.lookup("a", "v/1", T0 + 6))
         .unwrap()
         .entry
@@ -292,6 +292,12 @@ fn objects_being_deleted_are_not_indexed() {
         block_on(index.objects_held(&["shared".to_owned()])).unwrap(),
         [false]
     );
+    // The removal deleted the object and lifts the mark: the same bytes are indexed again.
+    let keys: Vec<String> = claimed.iter().map(|k| k.key.clone()).collect();
+    block_on(index.drop_claimed("a", &keys, &["shared".to_owned()], "tok")).unwrap();
+    assert!(block_on(index.record_miss("b", "k", 10, Some(&e), DAY_MS))
+        .unwrap()
+        .is_some());
     // A key whose object stays held by another entry marks nothing.
     let kept = entry("kept", 10, 5, T0);
     put(&index, "a", "x", &kept);

@@ -2,7 +2,7 @@
 //! already prefixed with the deployment's key prefix. Bodies are R2 objects, streamed to the
 //! client by `convert` without passing through wasm. Every call is bounded by a timeout.
 
-use worker::{Bucket, Object};
+use worker::{Bucket, Object, Range};
 
 use super::timeout::within;
 use crate::backend::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
@@ -18,6 +18,29 @@ impl R2Store {
     /// A store in `bucket` whose calls fail after `timeout_ms`.
     pub fn new(bucket: Bucket, timeout_ms: u32) -> Self {
         Self { bucket, timeout_ms }
+    }
+
+    /// Opens the object (a range of it when given), within the timeout.
+    async fn open(
+        &self,
+        key: &str,
+        range: Option<Range>,
+    ) -> Result<Option<StoredObject<Object>>, StoreError> {
+        let get = async {
+            let mut request = self.bucket.get(key);
+            if let Some(range) = range {
+                request = request.range(range);
+            }
+            request.execute().await.map_err(|e| store_error(key, &e))
+        };
+        let object = self.bounded("get", get).await?;
+        Ok(object
+            .filter(|o| o.body().is_some())
+            .map(|body| StoredObject {
+                size: body.size(),
+                uploaded_ms: body.uploaded().as_millis(),
+                body,
+            }))
     }
 
     /// `call` within the timeout; a late call is [`StoreError::Unavailable`].
@@ -55,21 +78,17 @@ impl ChunkStore for R2Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject<Object>>, StoreError> {
-        let get = async {
-            self.bucket
-                .get(key)
-                .execute()
-                .await
-                .map_err(|e| store_error(key, &e))
-        };
-        let object = self.bounded("get", get).await?;
-        Ok(object
-            .filter(|o| o.body().is_some())
-            .map(|body| StoredObject {
-                size: body.size(),
-                uploaded_ms: body.uploaded().as_millis(),
-                body,
-            }))
+        self.open(key, None).await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Option<StoredObject<Object>>, StoreError> {
+        self.open(key, Some(Range::OffsetWithLength { offset, length }))
+            .await
     }
 
     async fn read_body(&self, body: Object) -> Result<Vec<u8>, StoreError> {
