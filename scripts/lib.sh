@@ -113,7 +113,8 @@ start_origin() {
 # and the DATASETS variable (one dataset per entry of DEMO_DIR/datasets.json, refs served by the
 # origin), merged with EXTRA_JSON (more datasets, e.g. for tests). Optional settings come from the
 # environment when set: ZEC_ADMIN_TOKEN (ADMIN_TOKEN), ZEC_ORPHAN_GRACE_SECONDS,
-# ZEC_DATASETS_REFRESH_SECONDS, ZEC_CACHE_CAPACITY_BYTES, ZEC_CACHE_EVICTION, ZEC_ORIGIN_TIMEOUT_MS.
+# ZEC_DATASETS_REFRESH_SECONDS, ZEC_CACHE_CAPACITY_BYTES, ZEC_CACHE_EVICTION, ZEC_ORIGIN_TIMEOUT_MS,
+# ZEC_REFS_MAX_BYTES.
 write_worker_vars() {
   local file=$1 upstash_port=$2 token=$3 demo=$4 origin=$5 extra=${6:-"{}"} datasets
   datasets=$(python3 - "$demo/datasets.json" "$origin" "$extra" <<'PY'
@@ -139,6 +140,7 @@ PY
     [ -n "${ZEC_CACHE_CAPACITY_BYTES:-}" ] && echo "CACHE_CAPACITY_BYTES=$ZEC_CACHE_CAPACITY_BYTES"
     [ -n "${ZEC_CACHE_EVICTION:-}" ] && echo "CACHE_EVICTION=$ZEC_CACHE_EVICTION"
     [ -n "${ZEC_ORIGIN_TIMEOUT_MS:-}" ] && echo "ORIGIN_TIMEOUT_MS=$ZEC_ORIGIN_TIMEOUT_MS"
+    [ -n "${ZEC_REFS_MAX_BYTES:-}" ] && echo "REFS_MAX_BYTES=$ZEC_REFS_MAX_BYTES"
     true
   } >"$file"
 }

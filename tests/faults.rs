@@ -401,3 +401,72 @@ fn a_killed_worker_leaves_no_entry_without_its_object() {
         chunks.len()
     );
 }
+
+/// Reference files over `REFS_MAX_BYTES` (8 MiB in the test stack), announced or not, and
+/// malformed ones are load errors: listed in `/api/datasets` with their cause, their keys
+/// answer a JSON 502, the worker keeps serving everything else.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn enormous_and_malformed_references_are_load_errors() {
+    let _stack = one_at_a_time();
+    let big = {
+        let mut json = b"{\"version\": 1, \"refs\": {".to_vec();
+        json.resize(9 * 1024 * 1024, b' ');
+        json
+    };
+    let origin = Listener::start(move |request| match request.path.as_str() {
+        "/announced.json" => Reply::ok(&big),
+        "/unsized.json" => Reply::Unsized(big.clone()),
+        "/truncated.json" => Reply::ok(br#"{"version": 1, "refs": {"a/0": ["http://x/"#),
+        "/not-json.json" => Reply::ok(b"<html>not references</html>"),
+        _ => Reply::Full(404, Vec::new(), Vec::new()),
+    });
+    let auth = format!("Bearer {}", admin_token());
+    let cases = [
+        ("faults-refs-announced", "/announced.json", "REFS_MAX_BYTES"),
+        ("faults-refs-unsized", "/unsized.json", "REFS_MAX_BYTES"),
+        ("faults-refs-truncated", "/truncated.json", ""),
+        ("faults-refs-not-json", "/not-json.json", ""),
+    ];
+    for (id, path, cause) in cases {
+        let config = json!({
+            "refs": format!("{}{path}", origin.url()),
+            "allowed_hosts": [origin.host()],
+        });
+        let put = send(
+            &worker1(),
+            "PUT",
+            &format!("/api/admin/datasets/{id}"),
+            &[("Authorization", &auth)],
+            Some(&config.to_string()),
+        );
+        assert!(matches!(put.status, 200 | 201), "{id}: {}", put.text());
+        let answer = read(&worker1(), id, ".zgroup");
+        assert_eq!(answer.status, 502, "{id}: {}", answer.text());
+        let message = answer.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(cause), "{id}: {message}");
+        let listing = send(&worker1(), "GET", "/api/datasets", &[], None).json();
+        let row = listing["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed"));
+        assert!(
+            row.to_string().contains("error"),
+            "{id}: the listing shows the load error: {row}"
+        );
+    }
+    let answer = read(&worker1(), "air", ".zgroup");
+    assert_eq!(answer.status, 200, "the worker still serves other datasets");
+    for (id, _, _) in cases {
+        send(
+            &worker1(),
+            "DELETE",
+            &format!("/api/admin/datasets/{id}"),
+            &[("Authorization", &auth)],
+            None,
+        );
+    }
+}

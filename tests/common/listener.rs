@@ -41,6 +41,8 @@ pub enum Reply {
     Short(u16, u64, Vec<u8>),
     /// Accept, then say nothing for this many milliseconds before closing.
     Stall(u64),
+    /// A `200` without `Content-Length`: the body ends when the connection closes.
+    Unsized(Vec<u8>),
 }
 
 impl Reply {
@@ -181,6 +183,11 @@ fn serve(mut stream: TcpStream, handler: &Handler, logged: &Mutex<Vec<String>>) 
             let _ = stream.write_all(&body);
         }
         Reply::Stall(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        Reply::Unsized(body) => {
+            let out = format!("{}Connection: close\r\n\r\n", status_line(200));
+            let _ = stream.write_all(out.as_bytes());
+            let _ = stream.write_all(&body);
+        }
     }
     let _ = stream.flush();
 }
