@@ -112,14 +112,33 @@ fn has_entry(dataset: &str, key: &str) -> bool {
     size.as_str().is_some()
 }
 
-/// Waits until the worker answers health 200 again (the index is back for it).
-fn wait_healthy(base: &str) {
-    poll("health answers 200", DEADLINE, || {
-        let answer = send(base, "GET", "/api/health", &[], None);
+/// Waits until `base` answers calls that need the index again (`/api/stats`: its circuit
+/// breaker closed after the last outage; health reports may be 5 s old).
+fn wait_for_index(base: &str) {
+    poll("the index answers the worker again", DEADLINE, || {
+        let answer = send(base, "GET", "/api/stats", &[], None);
         (answer.status == 200)
             .then_some(())
             .ok_or_else(|| answer.text())
     });
+}
+
+/// An admin call to worker1 with the token, which must succeed.
+fn admin_ok(method: &str, path: &str, body: Option<&Json>) {
+    let auth = format!("Bearer {}", admin_token());
+    let body = body.map(Json::to_string);
+    let answer = send(
+        &worker1(),
+        method,
+        path,
+        &[("Authorization", &auth)],
+        body.as_deref(),
+    );
+    assert!(
+        matches!(answer.status, 200 | 201),
+        "{method} {path}: {}",
+        answer.text()
+    );
 }
 
 /// Index outages through worker1: upstash-local stopped, then redis-server stopped behind it.
@@ -129,6 +148,7 @@ fn wait_healthy(base: &str) {
 #[ignore = "needs the local stack: run scripts/test"]
 fn index_outages_serve_stored_bytes_then_the_origin() {
     let _stack = one_at_a_time();
+    wait_for_index(&worker1());
     let dataset = "t-faults-index";
     let chunks = air_chunks();
     let (stored, cold) = (&chunks[..4], &chunks[4..8]);
@@ -155,7 +175,7 @@ fn index_outages_serve_stored_bytes_then_the_origin() {
         });
         stack_ctl(recovery);
         during.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        wait_healthy(&worker1());
+        wait_for_index(&worker1());
         // The cold reads were stored during the outage (storage worked): once the index is back
         // they are adopted from storage.
         for chunk in cold {
@@ -175,6 +195,7 @@ fn index_outages_serve_stored_bytes_then_the_origin() {
 #[ignore = "needs the local stack: run scripts/test"]
 fn an_index_that_holds_connections_costs_one_timeout() {
     let _stack = one_at_a_time();
+    wait_for_index(&worker2());
     let dataset = "t-faults-hold";
     let chunks = air_chunks();
     let chunk = &chunks[0];
@@ -204,7 +225,7 @@ fn an_index_that_holds_connections_costs_one_timeout() {
     });
     stack_ctl("index-pass");
     during.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    wait_healthy(&worker2());
+    wait_for_index(&worker2());
     let answer = read(&worker2(), dataset, &chunk.0);
     assert_eq!((answer.status, answer.x_cache()), (200, "HIT"));
 }
@@ -272,20 +293,13 @@ fn origin_faults_are_502_and_never_cached() {
     let refs_body = refs.to_string();
     let refs_server = Listener::start(move |_| Reply::ok(refs_body.as_bytes()));
     let id = "faults-origin";
-    let auth = format!("Bearer {}", admin_token());
+    wait_for_index(&worker1());
     let config = json!({
         "refs": format!("{}/refs.json", refs_server.url()),
         "allowed_hosts": [origin.host(), refs_server.host(), format!("127.0.0.1:{closed}")],
         "edge_ttl_seconds": 0,
     });
-    let put = send(
-        &worker1(),
-        "PUT",
-        &format!("/api/admin/datasets/{id}"),
-        &[("Authorization", &auth)],
-        Some(&config.to_string()),
-    );
-    assert!(matches!(put.status, 200 | 201), "{}", put.text());
+    admin_ok("PUT", &format!("/api/admin/datasets/{id}"), Some(&config));
 
     for key in [
         "f/500",
@@ -331,13 +345,7 @@ fn origin_faults_are_502_and_never_cached() {
         !log.contains("SECRETSIGNATURE"),
         "a signature reached the log"
     );
-    send(
-        &worker1(),
-        "DELETE",
-        &format!("/api/admin/datasets/{id}"),
-        &[("Authorization", &auth)],
-        None,
-    );
+    admin_ok("DELETE", &format!("/api/admin/datasets/{id}"), None);
 }
 
 /// worker2 is killed (SIGKILL) while the write-backs of a burst of cold reads are in flight.
@@ -347,6 +355,7 @@ fn origin_faults_are_502_and_never_cached() {
 #[ignore = "needs the local stack: run scripts/test"]
 fn a_killed_worker_leaves_no_entry_without_its_object() {
     let _stack = one_at_a_time();
+    wait_for_index(&worker2());
     let dataset = "t-faults-kill";
     let chunks = air_chunks();
     let readers: Vec<_> = chunks
@@ -421,7 +430,7 @@ fn enormous_and_malformed_references_are_load_errors() {
         "/not-json.json" => Reply::ok(b"<html>not references</html>"),
         _ => Reply::Full(404, Vec::new(), Vec::new()),
     });
-    let auth = format!("Bearer {}", admin_token());
+    wait_for_index(&worker1());
     let cases = [
         ("faults-refs-announced", "/announced.json", "REFS_MAX_BYTES"),
         ("faults-refs-unsized", "/unsized.json", "REFS_MAX_BYTES"),
@@ -433,14 +442,7 @@ fn enormous_and_malformed_references_are_load_errors() {
             "refs": format!("{}{path}", origin.url()),
             "allowed_hosts": [origin.host()],
         });
-        let put = send(
-            &worker1(),
-            "PUT",
-            &format!("/api/admin/datasets/{id}"),
-            &[("Authorization", &auth)],
-            Some(&config.to_string()),
-        );
-        assert!(matches!(put.status, 200 | 201), "{id}: {}", put.text());
+        admin_ok("PUT", &format!("/api/admin/datasets/{id}"), Some(&config));
         let answer = read(&worker1(), id, ".zgroup");
         assert_eq!(answer.status, 502, "{id}: {}", answer.text());
         let message = answer.json()["message"].as_str().unwrap().to_owned();
@@ -461,12 +463,6 @@ fn enormous_and_malformed_references_are_load_errors() {
     let answer = read(&worker1(), "air", ".zgroup");
     assert_eq!(answer.status, 200, "the worker still serves other datasets");
     for (id, _, _) in cases {
-        send(
-            &worker1(),
-            "DELETE",
-            &format!("/api/admin/datasets/{id}"),
-            &[("Authorization", &auth)],
-            None,
-        );
+        admin_ok("DELETE", &format!("/api/admin/datasets/{id}"), None);
     }
 }

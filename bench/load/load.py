@@ -196,7 +196,92 @@ def snapshot(args) -> None:
             snap["upstash"] = None
     if args.worker_pid_file and os.path.exists(args.worker_pid_file):
         snap["worker_rss_mb"] = session_rss(int(open(args.worker_pid_file).read().strip()))
+    snap["cpu"] = cpu_jiffies(args.pid_dir)
     json.dump(snap, open(args.out, "w"))
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already in user
+    return total - idle, total
+
+
+def session_jiffies(sids: set[int]) -> int:
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            if int(fields[3]) in sids:
+                total += int(fields[11]) + int(fields[12])  # utime stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def cpu_jiffies(pid_dir: str | None) -> dict:
+    busy, total = machine_jiffies()
+    sids = set()
+    if pid_dir and os.path.isdir(pid_dir):
+        for f in Path(pid_dir).glob("*.pid"):
+            try:
+                sids.add(int(f.read_text().strip()))
+            except ValueError:
+                pass
+    return {"busy": busy, "total": total, "stack": session_jiffies(sids) if sids else None}
+
+
+def quiet(args) -> None:
+    """Waits until the machine's busy time over 3 s is under --threshold of its cores (at most
+    --max-wait-s), so that a full run does not start in the middle of someone's build."""
+    deadline = time.monotonic() + args.max_wait_s
+    while True:
+        b0, t0 = machine_jiffies()
+        time.sleep(3)
+        b1, t1 = machine_jiffies()
+        frac = (b1 - b0) / max(t1 - t0, 1)
+        if frac < args.threshold or time.monotonic() > deadline:
+            break
+    print(f"machine {frac:.0%} busy over 3 s"
+          + ("" if frac < args.threshold else f" (still over {args.threshold:.0%} after {args.max_wait_s:.0f} s)"))
+
+
+def monitor(args) -> None:
+    """Samples the open descriptors and RSS of the worker's processes once a second for --seconds:
+    `wrangler dev` keeps a socket per inspector debug-log message in flight, and runs out of
+    descriptors when its node process falls behind."""
+    sid = int(open(args.pid_file).read().strip())
+    peak: dict[str, dict] = {}
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+                fields = stat.rsplit(")", 1)[1].split()
+                if int(fields[3]) != sid:
+                    continue
+                name = f"{stat.split('(', 1)[1].rsplit(')', 1)[0]}[{entry}]"
+                fds = len(os.listdir(f"/proc/{entry}/fd"))
+                rss = 0.0
+                for line in open(f"/proc/{entry}/status"):
+                    if line.startswith("VmRSS:"):
+                        rss = int(line.split()[1]) / 1024
+                limit = None
+                for line in open(f"/proc/{entry}/limits"):
+                    if line.startswith("Max open files"):
+                        limit = int(line.split()[3])
+                p = peak.setdefault(name, {"fds": 0, "rss_mb": 0.0, "fd_limit": limit})
+                p["fds"] = max(p["fds"], fds)
+                p["rss_mb"] = round(max(p["rss_mb"], rss), 1)
+            except (OSError, ValueError, IndexError):
+                continue
+        json.dump(peak, open(args.out, "w"))
+        time.sleep(1)
 
 
 def session_rss(sid: int) -> dict[str, float]:
@@ -289,6 +374,18 @@ def run_figures(work: Path, run: str, access_log: str | None, worker_log: str | 
     fig["worker_log"] = {"lines": len(lines), "problem_lines": len(problems),
                          "first_problems": problems[:10], "request_statuses": dict(statuses_log)}
     fig["cold_keys"] = len(rows) if run == "mixed" else 0
+    fig["emfile_lines"] = sum(1 for ln in lines if "Too many open files" in ln)
+    cb, ca = before.get("cpu"), after.get("cpu")
+    if cb and ca:
+        total = max(ca["total"] - cb["total"], 1)
+        cores = os.cpu_count() or 1
+        busy = (ca["busy"] - cb["busy"]) / total * cores
+        stack = ((ca["stack"] - cb["stack"]) / total * cores) if ca.get("stack") is not None and cb.get("stack") is not None else None
+        fig["cpu_cores"] = {"machine_busy": round(busy, 2), "stack": None if stack is None else round(stack, 2),
+                            "rest": None if stack is None else round(busy - stack, 2), "cores": cores}
+    mon = work / f"{run}.monitor.json"
+    if mon.exists():
+        fig["worker_peak"] = json.load(open(mon))
     if before.get("worker_rss_mb") is not None:
         fig["worker_rss_mb"] = {"before": before["worker_rss_mb"], "after": after.get("worker_rss_mb")}
     return fig
@@ -354,6 +451,13 @@ def report(args) -> None:
         if run not in runs:
             failures.append(f"{run}: no wrk result")
     notes = []
+    for run, fig in runs.items():
+        if fig.get("emfile_lines"):
+            notes.append(f"{run}: the worker log has {fig['emfile_lines']:,} 'Too many open files' lines "
+                         "(wrangler dev's ProxyWorker out of descriptors, see bench/load/README.md)")
+        elif fig["worker_log"]["problem_lines"]:
+            notes.append(f"{run}: {fig['worker_log']['problem_lines']} error/warning lines in the worker "
+                         f"log, first: {fig['worker_log']['first_problems'][0][:200]}")
     w = runs.get("warm")
     if w and w["x_cache"]["HIT"] != w["checked"]:
         notes.append(f"warm: {w['checked'] - w['x_cache']['HIT']} answers not HIT ({w['x_cache']})")
@@ -421,6 +525,15 @@ def markdown(result: dict, lines: list[str]) -> str:
                        f"{i['commands_per_request']} commands per request.")
         wl = fig["worker_log"]
         out.append(f"Worker log: {wl['problem_lines']} error/warning lines during the run.")
+        if fig.get("cpu_cores"):
+            c = fig["cpu_cores"]
+            out.append(f"CPU during the run (cores of {c['cores']}): machine {c['machine_busy']}, the "
+                       f"stack's processes {c['stack']}, the rest (wrk and everything else on the "
+                       f"machine) {c['rest']}.")
+        if fig.get("worker_peak"):
+            out.append("`wrangler dev` peaks (descriptors / RSS MB): " + ", ".join(
+                f"{k} {v['fds']:,} of {v['fd_limit']:,} / {v['rss_mb']:,.0f}"
+                for k, v in fig["worker_peak"].items() if v["fds"] > 50 or v["rss_mb"] > 100) + ".")
         if fig.get("worker_rss_mb"):
             r = fig["worker_rss_mb"]
             out.append(f"`wrangler dev` RSS (MB): {sum(r['before'].values()):,.0f} before, "
@@ -465,6 +578,14 @@ def main() -> None:
     s.add_argument("--upstash-url")
     s.add_argument("--upstash-token")
     s.add_argument("--worker-pid-file")
+    s.add_argument("--pid-dir")
+    s = sub.add_parser("quiet")
+    s.add_argument("--threshold", type=float, default=0.3)
+    s.add_argument("--max-wait-s", type=float, default=120)
+    s = sub.add_parser("monitor")
+    s.add_argument("--pid-file", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seconds", type=float, required=True)
     s = sub.add_parser("drain")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--max-s", type=float, default=60)
@@ -485,7 +606,7 @@ def main() -> None:
         args.connections = {"warm": args.warm_connections, "mixed": args.mixed_connections}
         args.duration = {"warm": args.warm_duration, "mixed": args.mixed_duration}
     {"prepare": prepare, "register": register, "warmup": warmup, "snapshot": snapshot,
-     "drain": drain, "report": report}[args.cmd](args)
+     "quiet": quiet, "monitor": monitor, "drain": drain, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
