@@ -921,6 +921,24 @@ mod tests {
         backends_with(FakeIndex::healthy(), InMemoryStore::default())
     }
 
+    /// Backends whose index answers nothing.
+    fn index_down() -> Backends {
+        backends_with(
+            FakeIndex::failing(IndexError::Unavailable("down".into())),
+            InMemoryStore::default(),
+        )
+    }
+
+    /// Another instance holds the lease on the test chunk's object; returns the object key.
+    fn leased_elsewhere(b: &Backends) -> String {
+        let object = b.keys.object(URL, RANGE);
+        b.index
+            .leases
+            .borrow_mut()
+            .insert(object.clone(), "other".into());
+        object
+    }
+
     fn read(b: &Backends, flights: &Flights) -> Result<(Chunk<Vec<u8>>, Vec<WriteBack>), Error> {
         block_on(read_chunk(request(RANGE), POLICY, b, flights))
     }
@@ -1133,11 +1151,7 @@ mod tests {
     #[test]
     fn lease_held_elsewhere_waits_for_storage() {
         let b = backends();
-        let object = b.keys.object(URL, RANGE);
-        b.index
-            .leases
-            .borrow_mut()
-            .insert(object.clone(), "other".into());
+        let object = leased_elsewhere(&b);
         block_on(b.store.put(&object, b"234".to_vec())).unwrap();
         // The lookup's storage read misses it (the holder writes it meanwhile): only the wait
         // finds it.
@@ -1162,11 +1176,7 @@ mod tests {
     #[test]
     fn lease_waiters_ignore_stale_bytes() {
         let b = backends();
-        let object = b.keys.object(URL, RANGE);
-        b.index
-            .leases
-            .borrow_mut()
-            .insert(object.clone(), "other".into());
+        let object = leased_elsewhere(&b);
         block_on(b.store.put(&object, b"old".to_vec())).unwrap();
         b.clock.now.set(POLICY.ttl_ms);
         let (chunk, _) = read(&b, &Flights::default()).unwrap();
@@ -1181,10 +1191,7 @@ mod tests {
     /// origin (nothing is written to the failing index); stale ones are not.
     #[test]
     fn index_outage_serves_fresh_stored_bytes() {
-        let b = backends_with(
-            FakeIndex::failing(IndexError::Unavailable("down".into())),
-            InMemoryStore::default(),
-        );
+        let b = index_down();
         let object = b.keys.object(URL, RANGE);
         block_on(b.store.put(&object, b"234".to_vec())).unwrap();
         b.clock.now.set(POLICY.ttl_ms - 1);
@@ -1206,10 +1213,7 @@ mod tests {
     #[test]
     fn lease_wait_is_bounded() {
         let b = backends();
-        b.index
-            .leases
-            .borrow_mut()
-            .insert(b.keys.object(URL, RANGE), "other".into());
+        leased_elsewhere(&b);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Miss);
         assert!(b.clock.now.get() >= POLICY.lease_wait_ms);
@@ -1229,10 +1233,7 @@ mod tests {
     /// With the index down, reads still succeed from the origin.
     #[test]
     fn index_outage_still_serves() {
-        let b = backends_with(
-            FakeIndex::failing(IndexError::Unavailable("down".into())),
-            InMemoryStore::default(),
-        );
+        let b = index_down();
         let (chunk, _) = read(&b, &Flights::default()).unwrap();
         assert_eq!(
             (chunk.source, body(chunk)),
@@ -1366,10 +1367,7 @@ mod tests {
     /// are still stored.
     #[test]
     fn index_down_skips_the_lease() {
-        let b = backends_with(
-            FakeIndex::failing(IndexError::Unavailable("down".into())),
-            InMemoryStore::default(),
-        );
+        let b = index_down();
         let (_, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(b.index.round_trips.get(), 1, "only the lookup");
         assert!(matches!(

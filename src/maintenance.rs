@@ -483,20 +483,25 @@ mod tests {
     use crate::fakes::{FakeIndex, InMemoryStore, StoreFault};
     use futures::executor::block_on;
 
+    /// An entry of 10 bytes for `object`.
+    fn entry_for(object: &str) -> IndexEntry {
+        IndexEntry {
+            object_key: object.to_owned(),
+            size: 10,
+            checksum: String::new(),
+            created_ms: 0,
+            last_access_ms: 0,
+            hits: 0,
+            fetch_ms: 1,
+            origin_validator: None,
+        }
+    }
+
     fn store_keys(index: &FakeIndex, store: &InMemoryStore, dataset: &str, n: usize) {
         for i in 0..n {
             let object = format!("t/v1/{i:05}");
             block_on(store.put(&object, vec![0; 10])).unwrap();
-            let entry = IndexEntry {
-                object_key: object,
-                size: 10,
-                checksum: String::new(),
-                created_ms: 0,
-                last_access_ms: 0,
-                hits: 0,
-                fetch_ms: 1,
-                origin_validator: None,
-            };
+            let entry = entry_for(&object);
             let key = format!("k/{i:05}");
             block_on(index.record_miss(dataset, &key, 10, Some(&entry), 1_000_000)).unwrap();
         }
@@ -512,16 +517,7 @@ mod tests {
         let claimed = block_on(index.claim("a", &ClaimSelector::All, 0, "t", CLAIM_BATCH)).unwrap();
         let object = claimed[0].object_key.clone();
         assert!(claimed[0].object_unheld);
-        let entry = IndexEntry {
-            object_key: object.clone(),
-            size: 10,
-            checksum: String::new(),
-            created_ms: 0,
-            last_access_ms: 0,
-            hits: 0,
-            fetch_ms: 1,
-            origin_validator: None,
-        };
+        let entry = entry_for(&object);
         // Dataset b stores (or adopts) the same bytes while a's removal is under way.
         block_on(store.put(&object, vec![0; 10])).unwrap();
         let written = block_on(index.record_miss("b", "k", 10, Some(&entry), 1_000_000)).unwrap();

@@ -263,19 +263,12 @@ mod tests {
         assert_eq!(again, (8, true));
     }
 
-    /// A leader whose future is never polled again (its request was cancelled): a follower
-    /// already waiting takes over when the deadline passes, and a reader arriving after the
-    /// deadline takes over at once, without a single pause.
-    #[test]
-    fn a_stuck_leader_is_taken_over_at_its_deadline() {
-        let flights: Rc<SingleFlight<u32>> = Rc::default();
-        let time = TestTime::default();
-        let mut abandoned = LocalPool::new();
-        let stuck = (flights.clone(), time.clone());
-        abandoned
-            .spawner()
+    /// Spawns on `pool` a leader for `k` whose work never finishes (1 s deadline); the pool is
+    /// then never run again, as a cancelled request's future is never polled again.
+    fn start_stuck_leader(pool: &LocalPool, flights: &Rc<SingleFlight<u32>>, time: &TestTime) {
+        let (flights, time) = (flights.clone(), time.clone());
+        pool.spawner()
             .spawn_local(async move {
-                let (flights, time) = stuck;
                 flights
                     .run(
                         "k",
@@ -287,6 +280,17 @@ mod tests {
                     .await;
             })
             .unwrap();
+    }
+
+    /// A leader whose future is never polled again (its request was cancelled): a follower
+    /// already waiting takes over when the deadline passes, and a reader arriving after the
+    /// deadline takes over at once, without a single pause.
+    #[test]
+    fn a_stuck_leader_is_taken_over_at_its_deadline() {
+        let flights: Rc<SingleFlight<u32>> = Rc::default();
+        let time = TestTime::default();
+        let mut abandoned = LocalPool::new();
+        start_stuck_leader(&abandoned, &flights, &time);
         abandoned.run_until_stalled();
         assert_eq!(flights.in_flight(), 1);
         // Arriving at t=400: waits out the remaining 600 ms (60 pauses of 10 ms), not more.
@@ -303,22 +307,7 @@ mod tests {
         );
 
         // Another stuck leader; a reader hours later takes over at once.
-        let stuck = (flights.clone(), time.clone());
-        abandoned
-            .spawner()
-            .spawn_local(async move {
-                let (flights, time) = stuck;
-                flights
-                    .run(
-                        "k",
-                        futures::future::pending::<u32>,
-                        time.pause(10),
-                        time.now(),
-                        1_000,
-                    )
-                    .await;
-            })
-            .unwrap();
+        start_stuck_leader(&abandoned, &flights, &time);
         abandoned.run_until_stalled();
         time.now.set(time.now.get() + 3_600_000);
         time.pauses.set(0);
