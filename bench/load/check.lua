@@ -86,8 +86,10 @@ function response(status, headers, body)
     note(string.format("%s: status %d, %s", paths[last], status, body:sub(1, 200)))
   elseif body ~= expected[last] then
     mismatches = mismatches + 1
-    note(string.format("%s: %d bytes, expected %d (X-Cache %s)", paths[last], #body,
-      #expected[last], tostring(cache)))
+    local want, at = expected[last], 1
+    while at <= #body and at <= #want and body:byte(at) == want:byte(at) do at = at + 1 end
+    note(string.format("%s: %d bytes, expected %d, first difference at byte %d (X-Cache %s)",
+      paths[last], #body, #want, at - 1, tostring(cache)))
   end
 end
 

@@ -1,6 +1,6 @@
-"""Helpers of bench/load/run (stdlib only, except `drain`): the load datasets and their manifests,
+"""Helpers of bench/load/run: the load datasets and their manifests,
 registering them through the admin API, the warm-up reads, the origin and index counters, and the
-report (summary table, bench/results/load.{md,json}).
+report (summary table, bench/results/load.{md,json}). Stdlib only.
 
   prepare   copies of the demo references whose ranged URLs carry ?load=<tag>-<run>, the
             run-time dataset definitions and the manifests (path, file, offset, length) for wrk
@@ -9,8 +9,8 @@ report (summary table, bench/results/load.{md,json}).
             each body equal to the original bytes
   snapshot  the counters around a run: nginx access log size, upstash-local /__stats, worker log
             size, load average
-  drain     reads wrangler dev's inspector proxy until it is quiet (its buffer grows with every
-            subrequest until a client reads it)
+  quiet     waits (bounded) until the machine is quiet, before a full run's wrk runs
+  monitor   samples the descriptors and RSS of the worker's processes during a run
   report    the figures of the runs against the requirements; exit 1 when one is not met
 """
 
@@ -304,20 +304,6 @@ def session_rss(sid: int) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(out.items())}
 
 
-# ------------------------------------------------------------------------------------------ drain
-
-def drain(args) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import asyncio
-
-    from zecbench.probes import drain_inspector
-    try:
-        n = asyncio.run(drain_inspector(args.port, quiet_s=0.5, max_s=args.max_s))
-        print(f"inspector drained: {n / 1e6:.1f} MB")
-    except Exception as e:  # noqa: BLE001 - a drain is housekeeping, never a failure of the run
-        print(f"inspector drain on :{args.port} failed: {e}", file=sys.stderr)
-
-
 # ----------------------------------------------------------------------------------------- report
 
 ACCESS = re.compile(r'"GET (\S+) HTTP[^"]*" (\d{3}) (\d+) "([^"]*)"')
@@ -586,9 +572,6 @@ def main() -> None:
     s.add_argument("--pid-file", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--seconds", type=float, required=True)
-    s = sub.add_parser("drain")
-    s.add_argument("--port", type=int, required=True)
-    s.add_argument("--max-s", type=float, default=60)
     s = sub.add_parser("report")
     s.add_argument("--work", required=True)
     s.add_argument("--tag", required=True)
@@ -606,7 +589,7 @@ def main() -> None:
         args.connections = {"warm": args.warm_connections, "mixed": args.mixed_connections}
         args.duration = {"warm": args.warm_duration, "mixed": args.mixed_duration}
     {"prepare": prepare, "register": register, "warmup": warmup, "snapshot": snapshot,
-     "quiet": quiet, "monitor": monitor, "drain": drain, "report": report}[args.cmd](args)
+     "quiet": quiet, "monitor": monitor, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
