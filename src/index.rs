@@ -9,7 +9,7 @@ use crate::cache_entry::{
 };
 use crate::cache_keys::CacheKeys;
 use crate::eviction::{EvictionPolicy, KeySort, Order};
-use crate::index_scripts;
+use crate::index_scripts::{self, Script};
 use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
 
 /// A counter reply (`GET` of a number, absent = 0).
@@ -55,35 +55,72 @@ impl<T: UpstashTransport> UpstashIndex<T> {
     }
 
     async fn batch(&self, kind: Batch, commands: &[Command]) -> Result<Vec<Value>, IndexError> {
+        let mut answers = self.send_batch(kind, commands).await?;
+        // Scripts Redis does not know yet (a new or flushed server): send those commands again
+        // as EVAL with the script's text, which also caches it. Only in pipelines, whose
+        // commands stand alone; no transaction runs a script.
+        let unknown: Vec<usize> = (0..commands.len())
+            .filter(|&i| kind == Batch::Pipeline && is_noscript(&answers[i]))
+            .collect();
+        let retries: Option<Vec<Command>> =
+            unknown.iter().map(|&i| with_text(&commands[i])).collect();
+        if let Some(retries) = retries.filter(|r| !r.is_empty()) {
+            for (i, answer) in unknown
+                .into_iter()
+                .zip(self.send_batch(kind, &retries).await?)
+            {
+                answers[i] = answer;
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.map_err(|e| classify(&e)))
+            .collect()
+    }
+
+    async fn send_batch(
+        &self,
+        kind: Batch,
+        commands: &[Command],
+    ) -> Result<Vec<Result<Value, ReplyError>>, IndexError> {
         let call = HttpCall::batch(&self.token, kind, commands);
         let raw = self
             .transport
             .send(&call)
             .await
             .map_err(|e| IndexError::Unavailable(e.to_string()))?;
-        decode_batch(raw.status, &raw.body, commands.len())
-            .map_err(|e| classify(&e))?
-            .into_iter()
-            .map(|answer| answer.map_err(|e| classify(&e)))
-            .collect()
+        decode_batch(raw.status, &raw.body, commands.len()).map_err(|e| classify(&e))
     }
 
-    /// Sends one command and decodes its reply.
+    /// Sends one command and decodes its reply (an `EVALSHA` of a script Redis does not know is
+    /// sent again as `EVAL` with the text).
     async fn call(&self, command: &Command) -> Result<Value, IndexError> {
+        let answer = self.send_single(command).await?;
+        match with_text(command).filter(|_| is_noscript(&answer)) {
+            Some(eval) => self.send_single(&eval).await?,
+            None => answer,
+        }
+        .map_err(|e| classify(&e))
+    }
+
+    async fn send_single(
+        &self,
+        command: &Command,
+    ) -> Result<Result<Value, ReplyError>, IndexError> {
         let call = HttpCall::single(&self.token, command);
         let raw = self
             .transport
             .send(&call)
             .await
             .map_err(|e| IndexError::Unavailable(e.to_string()))?;
-        decode_single(raw.status, &raw.body).map_err(|e| classify(&e))
+        Ok(decode_single(raw.status, &raw.body))
     }
 
     /// `EVAL script` over a dataset's keys (see `index_scripts`): the dataset keys, then
     /// `extra_keys`; the prefixes, then `args`.
     fn dataset_eval(
         &self,
-        script: &str,
+        script: &Script,
         dataset: &str,
         extra_keys: &[String],
         args: impl IntoIterator<Item = String>,
@@ -95,7 +132,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         ];
         keys.extend(Order::ALL.iter().map(|o| self.keys.order(dataset, *o)));
         keys.extend_from_slice(extra_keys);
-        let mut command = Command::new("EVAL").arg(script).arg(keys.len());
+        let mut command = Command::new("EVALSHA").arg(script.sha()).arg(keys.len());
         for key in keys {
             command = command.arg(key);
         }
@@ -142,7 +179,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         .chain(fields);
         let reply = self
             .call(&self.dataset_eval(
-                index_scripts::PUT_ENTRY,
+                &index_scripts::PUT_ENTRY,
                 dataset,
                 &[self.keys.entry(dataset, key), self.keys.cached_datasets()],
                 args,
@@ -178,6 +215,27 @@ fn count(stats: &str, field: &str, by: u64) -> Command {
 }
 
 /// Maps a reply error to what the caller must do: HTTP-level refusals are outages, the rest bugs.
+/// Whether Redis answered that it does not know the script (`NOSCRIPT …`).
+fn is_noscript(answer: &Result<Value, ReplyError>) -> bool {
+    matches!(answer, Err(ReplyError::Command(message)) if message.starts_with("NOSCRIPT"))
+}
+
+/// `EVALSHA sha …` as `EVAL text …`, for one of the index's scripts.
+fn with_text(command: &Command) -> Option<Command> {
+    let [name, sha, rest @ ..] = command.args() else {
+        return None;
+    };
+    if name != "EVALSHA" {
+        return None;
+    }
+    let script = index_scripts::by_sha(sha)?;
+    let mut eval = Command::new("EVAL").arg(script.text());
+    for arg in rest {
+        eval = eval.arg(arg);
+    }
+    Some(eval)
+}
+
 fn classify(error: &ReplyError) -> IndexError {
     match error {
         ReplyError::Http { .. } => IndexError::Unavailable(error.to_string()),
@@ -198,7 +256,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
     async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
         let reply = self
             .call(&self.dataset_eval(
-                index_scripts::LOOKUP,
+                &index_scripts::LOOKUP,
                 dataset,
                 &[
                     self.keys.entry(dataset, key),
@@ -260,7 +318,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
 
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.call(&self.dataset_eval(
-            index_scripts::FORGET,
+            &index_scripts::FORGET,
             dataset,
             &[self.keys.entry(dataset, key)],
             [
@@ -301,8 +359,8 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
 
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
         self.call(
-            &Command::new("EVAL")
-                .arg(index_scripts::RELEASE_LEASE)
+            &Command::new("EVALSHA")
+                .arg(index_scripts::RELEASE_LEASE.sha())
                 .arg(1)
                 .arg(self.keys.lease(object))
                 .arg(holder),
@@ -317,7 +375,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
         let commands: Vec<Command> = datasets
             .iter()
-            .map(|d| self.dataset_eval(index_scripts::STATS, d, &[], ["50".into(), "95".into()]))
+            .map(|d| self.dataset_eval(&index_scripts::STATS, d, &[], ["50".into(), "95".into()]))
             .collect();
         self.pipeline(&commands)
             .await?
@@ -349,7 +407,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         let reply = self
             .call(
                 &self.dataset_eval(
-                    index_scripts::CLAIM,
+                    &index_scripts::CLAIM,
                     dataset,
                     &[],
                     [
@@ -383,8 +441,8 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         if keys.is_empty() && deleted.is_empty() {
             return Ok(());
         }
-        let mut command = Command::new("EVAL")
-            .arg(index_scripts::DROP_CLAIMED)
+        let mut command = Command::new("EVALSHA")
+            .arg(index_scripts::DROP_CLAIMED.sha())
             .arg(keys.len() + deleted.len());
         for key in keys {
             command = command.arg(self.keys.entry(dataset, key));
@@ -454,7 +512,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         let (order, negated) = sort.order();
         let reply = self
             .call(&self.dataset_eval(
-                index_scripts::LIST_KEYS,
+                &index_scripts::LIST_KEYS,
                 dataset,
                 &[],
                 [
@@ -638,9 +696,97 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::TransportError;
+    use crate::backend::{RawReply, TransportError};
     use crate::fakes::CannedTransport;
     use futures::executor::block_on;
+
+    /// Answers each call with the next reply of a script.
+    struct Sequenced {
+        replies: std::cell::RefCell<std::collections::VecDeque<RawReply>>,
+        sent: std::cell::RefCell<Vec<HttpCall>>,
+    }
+
+    impl Sequenced {
+        fn new(replies: &[(u16, &str)]) -> Self {
+            Self {
+                replies: std::cell::RefCell::new(
+                    replies
+                        .iter()
+                        .map(|(status, body)| RawReply {
+                            status: *status,
+                            body: body.as_bytes().to_vec(),
+                        })
+                        .collect(),
+                ),
+                sent: std::cell::RefCell::default(),
+            }
+        }
+    }
+
+    impl UpstashTransport for Sequenced {
+        async fn send(&self, call: &HttpCall) -> Result<RawReply, TransportError> {
+            self.sent.borrow_mut().push(call.clone());
+            self.replies
+                .borrow_mut()
+                .pop_front()
+                .ok_or_else(|| TransportError::Network("no more replies".into()))
+        }
+    }
+
+    const NOSCRIPT: &str = r#"{"error":"NOSCRIPT No matching script. Please use EVAL."}"#;
+
+    /// Scripts go out as `EVALSHA` with their SHA-1 (as Redis computes it); a `NOSCRIPT`
+    /// answer is followed by one `EVAL` with the text, and then by `EVALSHA` again.
+    #[test]
+    fn scripts_are_sent_by_sha_with_an_eval_fallback() {
+        assert_eq!(
+            Script::new("return 1").sha(),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+        let index = UpstashIndex::new(
+            Sequenced::new(&[
+                (400, NOSCRIPT),
+                (200, r#"{"result":1}"#),
+                (200, r#"{"result":0}"#),
+            ]),
+            "tok",
+            CacheKeys::new("t"),
+        );
+        block_on(index.release_lease("obj", "me")).unwrap();
+        block_on(index.release_lease("obj", "me")).unwrap();
+        let sent = index.transport.sent.borrow();
+        let body = |i: usize| serde_json::from_str::<serde_json::Value>(&sent[i].body).unwrap();
+        assert_eq!(body(0)[0], "EVALSHA");
+        assert_eq!(body(0)[1], index_scripts::RELEASE_LEASE.sha());
+        assert_eq!(body(1)[0], "EVAL");
+        assert_eq!(body(1)[1], index_scripts::RELEASE_LEASE.text());
+        assert_eq!(
+            body(1).as_array().unwrap()[2..],
+            body(0).as_array().unwrap()[2..],
+            "same keys and arguments"
+        );
+        assert_eq!(body(2)[0], "EVALSHA");
+        assert!(sent[2].body.len() < 200, "a call without the script text");
+    }
+
+    /// In a pipeline, only the commands Redis answered `NOSCRIPT` are sent again, as `EVAL`.
+    #[test]
+    fn pipelines_resend_only_unknown_scripts() {
+        let index = UpstashIndex::new(
+            Sequenced::new(&[
+                (200, &format!("[{NOSCRIPT},{NOSCRIPT}]")),
+                (200, r#"[{"result":[[],0,"",""]},{"result":[[],0,"",""]}]"#),
+            ]),
+            "tok",
+            CacheKeys::new("t"),
+        );
+        let stats = block_on(index.cache_stats(&["a".into(), "b".into()])).unwrap();
+        assert_eq!(stats.len(), 2);
+        let sent = index.transport.sent.borrow();
+        assert_eq!(sent.len(), 2);
+        assert!(sent[0].body.contains("EVALSHA") && !sent[0].body.contains("redis.call"));
+        assert!(sent[1].body.contains("redis.call") && !sent[1].body.contains("EVALSHA"));
+    }
 
     /// `Debug` never shows the token.
     #[test]

@@ -303,6 +303,7 @@ async fn read_body(
 /// Runs one command: `{"result": …}`, or a 400 with Redis's error text.
 async fn single(state: &AppState, argv: Argv, encoding: Encoding) -> Result<Answer, AppError> {
     state.stats.batch(Kind::Single, 1);
+    state.stats.scripts(argv.first().map(Vec::as_slice));
     command::check_allowed(&argv)?;
     let reply = state.pool.command(&argv).await?;
     match Outcome::from_value(reply, encoding) {
@@ -316,6 +317,9 @@ async fn single(state: &AppState, argv: Argv, encoding: Encoding) -> Result<Answ
 async fn pipeline(state: &AppState, body: &[u8], encoding: Encoding) -> Result<Answer, AppError> {
     let commands = command::parse_pipeline(body, "pipeline")?;
     state.stats.batch(Kind::Pipeline, commands.len());
+    state
+        .stats
+        .scripts(commands.iter().filter_map(|a| a.first().map(Vec::as_slice)));
     let mut outcomes: Vec<Option<Outcome>> = commands
         .iter()
         .map(|argv| {
@@ -350,6 +354,9 @@ async fn transaction(
 ) -> Result<Answer, AppError> {
     let commands = command::parse_pipeline(body, "transaction")?;
     state.stats.batch(Kind::Transaction, commands.len());
+    state
+        .stats
+        .scripts(commands.iter().filter_map(|a| a.first().map(Vec::as_slice)));
     for argv in &commands {
         command::check_allowed(argv)?;
     }

@@ -12,6 +12,7 @@
 //! | `transactions` | `POST /multi-exec` requests |
 //! | `errors` | `{"error": …}` objects answered: per failed command inside a pipeline or transaction, plus every request answered with an error |
 //! | `bytes_in` / `bytes_out` | request and response body bytes |
+//! | `eval` / `evalsha` | commands among `commands` that ran a Lua script by its text / by its SHA-1 |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -40,6 +41,8 @@ pub struct Stats {
     errors: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    eval: AtomicU64,
+    evalsha: AtomicU64,
     reset_at: std::sync::Mutex<Instant>,
 }
 
@@ -61,6 +64,8 @@ impl Stats {
             errors: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            eval: AtomicU64::new(0),
+            evalsha: AtomicU64::new(0),
             reset_at: std::sync::Mutex::new(Instant::now()),
         }
     }
@@ -80,6 +85,17 @@ impl Stats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.commands.fetch_add(commands as u64, Ordering::Relaxed);
+    }
+
+    /// Counts the script commands among commands named `names` (`EVAL`, `EVALSHA`, any case).
+    pub fn scripts<'a>(&self, names: impl IntoIterator<Item = &'a [u8]>) {
+        for name in names {
+            if name.eq_ignore_ascii_case(b"EVAL") {
+                self.eval.fetch_add(1, Ordering::Relaxed);
+            } else if name.eq_ignore_ascii_case(b"EVALSHA") {
+                self.evalsha.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// `n` error objects answered.
@@ -103,6 +119,8 @@ impl Stats {
             &self.errors,
             &self.bytes_in,
             &self.bytes_out,
+            &self.eval,
+            &self.evalsha,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -126,6 +144,8 @@ impl Stats {
             "errors": get(&self.errors),
             "bytes_in": get(&self.bytes_in),
             "bytes_out": get(&self.bytes_out),
+            "eval": get(&self.eval),
+            "evalsha": get(&self.evalsha),
             "seconds_since_reset": since.as_secs_f64(),
         })
     }
@@ -146,6 +166,7 @@ mod tests {
         stats.batch(Kind::Transaction, 2);
         stats.errors(2);
         stats.bytes_out(7);
+        stats.scripts([&b"EVALSHA"[..], b"get", b"eval", b"evalsha"]);
         let snap = stats.snapshot();
         let expected = [
             ("http_requests", 3),
@@ -156,6 +177,8 @@ mod tests {
             ("errors", 2),
             ("bytes_in", 13),
             ("bytes_out", 7),
+            ("eval", 1),
+            ("evalsha", 2),
         ];
         for (key, want) in expected {
             assert_eq!(snap[key], json!(want), "{key}");

@@ -202,6 +202,24 @@ for (const mode of modes) {
       await assert.rejects(redis.incr(`${p}s`), errors.UpstashError);
     });
 
+    test("scripts: SCRIPT LOAD, SCRIPT EXISTS, EVALSHA, NOSCRIPT, createScript's fallback", async () => {
+      const p = prefix();
+      // A text of its own, so Redis has not cached it yet.
+      const text = `-- ${p}\nredis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])`;
+      const sha = await redis.scriptLoad(text);
+      assert.match(sha, /^[0-9a-f]{40}$/);
+      assert.deepEqual(await redis.scriptExists(sha, "0".repeat(40)), [1, 0]);
+      assert.equal(await raw.evalsha(sha, [`${p}k`], ["v1"]), "v1");
+      await assert.rejects(redis.evalsha("f".repeat(40), [], []), (e) => {
+        assert.ok(e instanceof errors.UpstashError, `got ${e?.constructor?.name}`);
+        assert.match(e.message, /NOSCRIPT/);
+        return true;
+      });
+      const fresh = redis.createScript(`-- ${p} fresh\nreturn ARGV[1]`);
+      assert.equal(await fresh.exec([], ["once"]), "once");
+      assert.equal(await fresh.exec([], ["twice"]), "twice");
+    });
+
     test("a wrong token is refused", async () => {
       const bad = new Redis({ url: URL_, token: "not-the-token", retry: false, ...mode.opts });
       await assert.rejects(bad.get("conf:node:any"), (e) => {
@@ -401,6 +419,11 @@ describe("raw HTTP protocol", () => {
     assert.equal(s2.transactions, 1);
     assert.equal(s2.single_commands, 1);
     assert.equal(s2.errors, 1);
+    await rest("/", { body: ["EVAL", "return 1", "0"] });
+    await rest("/pipeline", { body: [["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"], ["evalsha", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]] });
+    const s3 = (await rest("/__stats", { method: "GET" })).body;
+    assert.equal(s3.eval, 1);
+    assert.equal(s3.evalsha, 2);
     // token required
     assert.equal((await rest("/__stats", { method: "GET", token: null })).status, 401);
   });

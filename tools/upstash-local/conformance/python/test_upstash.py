@@ -164,6 +164,17 @@ def test_error_reply_raises_upstash_error(redis, prefix):
         redis.incr(f"{prefix}s")
 
 
+def test_scripts_load_exists_evalsha_noscript(redis, prefix):
+    text = f"-- {prefix}\nredis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])"
+    sha = redis.script_load(text)
+    assert len(sha) == 40 and all(c in "0123456789abcdef" for c in sha)
+    assert redis.script_exists(sha, "0" * 40) == [True, False]
+    assert redis.evalsha(sha, keys=[f"{prefix}k"], args=["v1"]) == "v1"
+    with pytest.raises(UpstashError, match="NOSCRIPT"):
+        redis.evalsha("f" * 40, keys=[], args=[])
+    assert redis.eval("return ARGV[1]", keys=[], args=["x"]) == "x"
+
+
 def test_wrong_token_is_refused():
     bad = Redis(URL, "not-the-token", rest_retries=0, allow_telemetry=False)
     with pytest.raises(UpstashError, match="(?i)wrongpass|unauthorized"):

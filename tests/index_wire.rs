@@ -1,0 +1,62 @@
+//! What a warm hit sends to the index on the real stack: one `EVALSHA` (the lookup script by
+//! its SHA-1, never its text), counted by upstash-local's `/__stats`.
+//!
+//! Its own test binary: it resets upstash-local's counters, so nothing else may use the index
+//! meanwhile (binaries run one after another).
+//!
+//! # Running
+//! `scripts/test` starts the stack and runs these with `--include-ignored`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::{poll, send, stack_var};
+
+fn upstash(path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {}", stack_var("ZEC_UPSTASH_TOKEN"));
+    let method = if path.ends_with("reset") {
+        "POST"
+    } else {
+        "GET"
+    };
+    send(
+        &stack_var("ZEC_UPSTASH_URL"),
+        method,
+        path,
+        &[("Authorization", &auth)],
+        None,
+    )
+    .json()
+}
+
+/// Ten warm hits: ten HTTP round trips to the index, ten commands, all `EVALSHA`.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn a_warm_hit_sends_one_evalsha() {
+    let base = stack_var("ZEC_BASE_URL");
+    let path = "/zarr/t-misshit/air_temperature/1.1.1";
+    poll("the key is cached", Duration::from_secs(20), || {
+        let answer = send(&base, "GET", path, &[], None);
+        (answer.x_cache() == "HIT")
+            .then_some(())
+            .ok_or_else(|| answer.x_cache().to_owned())
+    });
+    upstash("/__stats/reset");
+    for _ in 0..10 {
+        let answer = send(&base, "GET", path, &[], None);
+        assert_eq!((answer.status, answer.x_cache()), (200, "HIT"));
+    }
+    let stats = upstash("/__stats");
+    assert_eq!(stats["http_requests"], 10, "{stats}");
+    assert_eq!(stats["commands"], 10, "{stats}");
+    assert_eq!(stats["evalsha"], 10, "{stats}");
+    assert_eq!(stats["eval"], 0, "{stats}");
+    let per_hit = stats["bytes_in"].as_u64().unwrap() / 10;
+    assert!(
+        per_hit < 600,
+        "{per_hit} bytes per lookup: the script text was sent"
+    );
+}
