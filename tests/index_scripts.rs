@@ -172,8 +172,10 @@ fn claims_respect_shared_objects_and_rewrites() {
     keys.sort();
     assert_eq!(keys, [("v/0".into(), false), ("v/1".into(), true)]);
     assert!(held("shared") && !held("own"));
-    // v/1 is written again before the drop: the new entry stays.
-    put(&index, "a", "v/1", &entry("own", 10, 1, T0 + 5));
+    // v/1 is written again (with other bytes: its old object is being deleted, so the same
+    // object would not be indexed, see `objects_being_deleted_are_not_indexed`) before the drop:
+    // the new entry stays.
+    put(&index, "a", "v/1", &entry("own-rewritten", 10, 1, T0 + 5));
     block_on(index.drop_claimed("a", &["v/0".into(), "v/1".into()], &[], "t1")).unwrap();
     assert!(block_on(index.lookup("a", "v/1", T0 + 6))
         .unwrap()
