@@ -121,6 +121,7 @@ where
                     total: backends.total_capacity,
                     orphan_grace_ms: backends.orphan_grace_ms,
                     orphan_pages: backends.orphan_pages,
+                    total_evictions: backends.total_evictions,
                 },
                 token,
             )
@@ -326,6 +327,7 @@ where
         datasets: &ids,
         now_ms,
         token,
+        total_evictions: backends.total_evictions,
     };
     let outcomes: Vec<(String, Warmed)> = stream::iter(matched.iter().enumerate())
         .map(|(i, (key, url, range))| {

@@ -891,6 +891,7 @@ mod tests {
         datasets: &[],
         now_ms: 0,
         token: "sweep",
+        total_evictions: crate::maintenance::MAX_TOTAL_EVICTIONS,
     };
 
     type Backends =

@@ -69,6 +69,9 @@ pub struct Config {
     /// How many storage listing pages (500 objects each) one sweep scans for orphans
     /// (`SWEEP_ORPHAN_PAGES`).
     pub sweep_orphan_pages: u32,
+    /// The most keys the deployment-wide capacity evicts per request or sweep
+    /// (`TOTAL_EVICTIONS_PER_RUN`; four subrequests each).
+    pub total_evictions_per_run: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -95,6 +98,7 @@ impl std::fmt::Debug for Config {
             .field("refs_timeout_ms", &self.refs_timeout_ms)
             .field("storage_timeout_ms", &self.storage_timeout_ms)
             .field("sweep_orphan_pages", &self.sweep_orphan_pages)
+            .field("total_evictions_per_run", &self.total_evictions_per_run)
             .finish()
     }
 }
@@ -124,6 +128,9 @@ pub const DEFAULT_REFS_TIMEOUT_MS: u32 = 60_000;
 pub const DEFAULT_STORAGE_TIMEOUT_MS: u32 = 10_000;
 /// Default for `SWEEP_ORPHAN_PAGES`: 5,000 objects and 30 subrequests per sweep.
 pub const DEFAULT_SWEEP_ORPHAN_PAGES: u32 = 10;
+/// Default for `TOTAL_EVICTIONS_PER_RUN`: 800 subrequests (paid plan); the Free plan's 50 allow
+/// about 5 next to the rest of a sweep.
+pub const DEFAULT_TOTAL_EVICTIONS_PER_RUN: u32 = 200;
 /// Default for `KEY_PREFIX`.
 pub const DEFAULT_KEY_PREFIX: &str = "zec";
 
@@ -224,6 +231,11 @@ impl Config {
             DEFAULT_SWEEP_ORPHAN_PAGES.into(),
             3_000,
         )?;
+        let total_evictions_per_run = number(
+            "TOTAL_EVICTIONS_PER_RUN",
+            DEFAULT_TOTAL_EVICTIONS_PER_RUN.into(),
+            2_500,
+        )?;
         let total_policy = match get("CACHE_EVICTION") {
             None => EvictionPolicy::Lru,
             Some(name) => EvictionPolicy::parse(&name).ok_or(ConfigError::Invalid {
@@ -266,6 +278,7 @@ impl Config {
             refs_timeout_ms: narrow(refs_timeout_ms),
             storage_timeout_ms: narrow(storage_timeout_ms),
             sweep_orphan_pages: narrow(sweep_orphan_pages),
+            total_evictions_per_run: narrow(total_evictions_per_run),
         })
     }
 }

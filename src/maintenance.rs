@@ -26,7 +26,7 @@ pub const CLAIM_BATCH: u64 = 200;
 /// batched storage delete each). What is left is removed by the next call or sweep.
 pub const MAX_CLAIM_ROUNDS: usize = 20;
 /// Victims one deployment-wide eviction takes at most, one at a time.
-pub const MAX_TOTAL_EVICTIONS: usize = 200;
+pub const MAX_TOTAL_EVICTIONS: usize = crate::config::DEFAULT_TOTAL_EVICTIONS_PER_RUN as usize;
 /// Objects listed per storage page in the orphan sweep.
 pub const ORPHAN_PAGE: u32 = 500;
 /// Stats snapshots kept per dataset (a week of hourly sweeps).
@@ -41,6 +41,9 @@ pub struct EvictionScope<'a> {
     pub now_ms: u64,
     /// A value unique to this run, marking the entries it claims.
     pub token: &'a str,
+    /// The most keys the deployment-wide limit evicts in this run (four subrequests each:
+    /// `TOTAL_EVICTIONS_PER_RUN`); the next run goes on.
+    pub total_evictions: usize,
 }
 
 /// What a removal did.
@@ -190,7 +193,7 @@ async fn enforce_total<I: Index, S: ChunkStore>(
     scope: &EvictionScope<'_>,
 ) -> Result<RemovalReport, Error> {
     let mut report = RemovalReport::complete();
-    for _ in 0..MAX_TOTAL_EVICTIONS {
+    for _ in 0..scope.total_evictions {
         if index.total_stored().await? <= total.capacity_bytes {
             return Ok(report);
         }
@@ -265,6 +268,8 @@ pub struct SweepSettings {
     pub orphan_grace_ms: u64,
     /// How many listing pages the orphan scan reads per run (`SWEEP_ORPHAN_PAGES`).
     pub orphan_pages: u32,
+    /// The most deployment-wide evictions per run (`TOTAL_EVICTIONS_PER_RUN`).
+    pub total_evictions: usize,
 }
 
 /// The scheduled sweep: for every dataset, remove expired entries and enforce its capacity
@@ -321,6 +326,7 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
             datasets: &ids,
             now_ms,
             token,
+            total_evictions: settings.total_evictions,
         };
         match enforce_total(index, store, total, &scope).await {
             Ok(removed) => report.total_evicted = removed.evicted,
@@ -507,6 +513,27 @@ mod tests {
         }
     }
 
+    /// The deployment-wide limit evicts at most its budget per run and says it is not done.
+    #[test]
+    fn total_evictions_are_budgeted() {
+        let (index, store) = (FakeIndex::healthy(), InMemoryStore::default());
+        store_keys(&index, &store, "a", 5);
+        let datasets = ["a".to_owned()];
+        let scope = EvictionScope {
+            datasets: &datasets,
+            now_ms: 0,
+            token: "t",
+            total_evictions: 3,
+        };
+        let total = Limit {
+            capacity_bytes: 0,
+            policy: crate::eviction::EvictionPolicy::Lru,
+        };
+        let report = block_on(enforce_total(&index, &store, total, &scope)).unwrap();
+        assert_eq!((report.evicted, report.complete), (3, false));
+        assert_eq!(store.len(), 2);
+    }
+
     /// A write-back or adoption of an object between its claim and its delete (another dataset
     /// reading the same source range) is not indexed: no entry vouches for the deleted object.
     /// Once the removal is over, the same bytes are indexed again.
@@ -560,6 +587,7 @@ mod tests {
             total: None,
             orphan_grace_ms: 0,
             orphan_pages: 1,
+            total_evictions: MAX_TOTAL_EVICTIONS,
         };
         let mut deleted = 0;
         let mut runs = 0;

@@ -54,6 +54,8 @@ pub struct Backends<'a, I, S, O, C, R> {
     pub orphan_grace_ms: u64,
     /// How many listing pages a sweep scans for orphans.
     pub orphan_pages: u32,
+    /// The most deployment-wide evictions per run.
+    pub total_evictions: usize,
     /// The isolate's last health report.
     pub health: &'a HealthCache,
 }
@@ -561,6 +563,7 @@ mod tests {
             total_capacity: world.total_capacity,
             orphan_grace_ms: 1_000,
             orphan_pages: 10,
+            total_evictions: crate::maintenance::MAX_TOTAL_EVICTIONS,
             health: &HealthCache::default(),
         };
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -582,6 +585,7 @@ mod tests {
             datasets: &ids,
             now_ms: world.cache.clock.now_ms(),
             token: "wb",
+            total_evictions: crate::maintenance::MAX_TOTAL_EVICTIONS,
         };
         for write_back in write_backs {
             block_on(run_write_back(

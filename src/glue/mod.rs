@@ -159,6 +159,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 datasets: &datasets,
                 now_ms: WorkerClock.now_ms(),
                 token: &nonce,
+                total_evictions: config.total_evictions_per_run as usize,
             };
             for write_back in write_backs {
                 if let Err(e) = run_write_back(write_back, &index, &store, &scope).await {
@@ -198,6 +199,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         total: config.total_capacity,
         orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
         orphan_pages: config.sweep_orphan_pages,
+        total_evictions: config.total_evictions_per_run as usize,
     };
     let token = format!("cron-{}", nonce());
     let report = scheduled_sweep(&cache, &registry(&config), settings, &token).await;
@@ -347,6 +349,7 @@ async fn serve(
         total_capacity: config.total_capacity,
         orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
         orphan_pages: config.sweep_orphan_pages,
+        total_evictions: config.total_evictions_per_run as usize,
         health: &health,
     };
     Ok(handle(parts, &backends).await)
