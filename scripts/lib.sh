@@ -6,6 +6,9 @@
 ZEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ZEC_ROOT
 export WRANGLER_SEND_METRICS=false
+# wrangler writes a debug log of every inspector message (~50 MB per load run) to ~/.config:
+# keep it inside the checkout, where a fresh clone starts empty.
+export WRANGLER_LOG_PATH="${WRANGLER_LOG_PATH:-$ZEC_ROOT/.local/wrangler-logs}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
