@@ -269,6 +269,10 @@ pub struct DatasetRegistry {
     /// Raised by every change this isolate made itself ([`Self::put_runtime`],
     /// [`Self::remove_runtime`]): a reread that started before one must not undo it.
     local_changes: Cell<u64>,
+    /// Rereads started, and the number of the last one applied: an answer that arrives after a
+    /// later-started reread was applied is older than what the isolate has.
+    rereads_started: Cell<u64>,
+    reread_applied: Cell<u64>,
     budget_bytes: usize,
     revalidate_after_ms: u64,
     loaded: RefCell<BTreeMap<String, Loaded>>,
@@ -318,6 +322,8 @@ impl DatasetRegistry {
             runtime_checked_ms: Cell::new(None),
             runtime_version: Cell::new(None),
             local_changes: Cell::new(0),
+            rereads_started: Cell::new(0),
+            reread_applied: Cell::new(0),
             budget_bytes,
             revalidate_after_ms,
             loaded: RefCell::default(),
@@ -413,19 +419,19 @@ impl DatasetRegistry {
         }
         self.runtime_checked_ms.set(Some(now_ms));
         let changes = self.local_changes.get();
+        let reread = self.rereads_started.get() + 1;
+        self.rereads_started.set(reread);
         let Ok(stored) = index.runtime_datasets().await else {
             return;
         };
-        // Concurrent rereads of one isolate: an older answer never replaces a newer one, nor a
-        // change this isolate made while it was on its way (the next request rereads).
-        let older = self
-            .runtime_version
-            .get()
-            .is_some_and(|v| stored.version < v);
-        if older || self.local_changes.get() != changes {
+        // Concurrent rereads of one isolate: an answer older than one already applied never
+        // replaces it, nor a change this isolate made while it was on its way (the next request
+        // rereads). Versions are not compared: an index that lost its data starts them over.
+        if reread < self.reread_applied.get() || self.local_changes.get() != changes {
             self.runtime_checked_ms.set(None);
             return;
         }
+        self.reread_applied.set(reread);
         let mut parsed = BTreeMap::new();
         for (id, json) in stored.definitions {
             let config = serde_json::from_str(&json)
@@ -832,27 +838,32 @@ mod tests {
         );
     }
 
-    /// A reread never goes back: an answer older than the version already applied (another
-    /// reread of the same isolate overtook it) is dropped, and so is one that started before a
-    /// change this isolate made itself.
+    /// Rereads apply what the index holds, even when its version went back (an index that lost
+    /// its data, e.g. a Redis restarted without persistence, counts from 0 again): the isolate
+    /// must not keep rereading on every lookup.
     #[test]
-    fn rereads_never_undo_newer_datasets() {
+    fn rereads_follow_an_index_that_started_over() {
         use crate::fakes::FakeIndex;
         let registry = DatasetRegistry::new(Vec::new(), 1 << 20, 1_000);
         let index = FakeIndex::healthy();
         let x = r#"{"refs": "http://o.test/x.json"}"#;
         block_on(index.put_runtime_dataset("x", x)).unwrap();
+        block_on(index.put_runtime_dataset("x", x)).unwrap();
         block_on(registry.refresh_runtime_if_older(&index, 0, 0));
         assert!(registry.config("x").is_ok());
-        // An older snapshot (version 0, without x) arrives late: it is not applied.
+        assert!(!registry.runtime_version_changed(2));
+        // The index lost everything; one dataset was registered again since.
         index.runtime.borrow_mut().clear();
         index.runtime_version.set(0);
+        let y = r#"{"refs": "http://o.test/y.json"}"#;
+        block_on(index.put_runtime_dataset("y", y)).unwrap();
+        assert!(registry.runtime_version_changed(1));
         block_on(registry.refresh_runtime_if_older(&index, 10, 0));
-        assert!(registry.config("x").is_ok(), "an older answer was dropped");
-        // A newer one is.
-        index.runtime_version.set(2);
-        block_on(registry.refresh_runtime_if_older(&index, 20, 0));
-        assert!(registry.config("x").is_err());
+        assert!(registry.config("x").is_err() && registry.config("y").is_ok());
+        assert!(
+            !registry.runtime_version_changed(1),
+            "no reread on the next lookup"
+        );
     }
 
     /// A reference source that never answers.
