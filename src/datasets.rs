@@ -647,18 +647,23 @@ async fn fetch_refs_checked(
     let mut location = config.refs.clone();
     let mut hops = 0;
     loop {
-        if let RefsLocation::Url(url) = &location {
-            // Fetch exactly the URL that was checked (its WHATWG serialisation).
-            let checked = config.hosts.check_refs_url(url).map_err(|refusal| {
-                Error::Upstream(format!("dataset {id}: references: {refusal}"))
-            })?;
-            location = RefsLocation::Url(checked.into());
-        }
+        // Fetch exactly the URL that was checked (its WHATWG serialisation); it is also the base
+        // a redirect's Location resolves against.
+        let checked = match &location {
+            RefsLocation::Url(url) => {
+                let checked = config.hosts.check_refs_url(url).map_err(|refusal| {
+                    Error::Upstream(format!("dataset {id}: references: {refusal}"))
+                })?;
+                location = RefsLocation::Url(checked.as_str().to_owned());
+                Some(checked)
+            }
+            RefsLocation::Bucket(_) => None,
+        };
         let next = match source.fetch_refs(&location, if_none_match).await? {
             RefsFetch::Redirect { location: next } => next,
             answer => return Ok(answer),
         };
-        let RefsLocation::Url(from) = &location else {
+        let Some(from) = checked else {
             return Err(Error::Internal(format!(
                 "dataset {id}: the bucket answered a redirect"
             )));
@@ -669,8 +674,6 @@ async fn fetch_refs_checked(
             )));
         }
         hops += 1;
-        let from = url::Url::parse(from)
-            .map_err(|e| Error::Internal(format!("dataset {id}: references: {e}")))?;
         let target = redirect_target(&from, &next)
             .map_err(|e| Error::Upstream(format!("dataset {id}: references redirected to {e}")))?;
         location = RefsLocation::Url(target);
