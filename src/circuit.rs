@@ -27,27 +27,32 @@ pub struct Circuit {
     failures: Cell<u32>,
     /// When open: until when.
     open_until_ms: Cell<Option<u64>>,
-    /// A probe is out (half open): other calls still fail fast.
-    probing: Cell<bool>,
+    /// When the probe now out was let through (half open): other calls still fail fast. A probe
+    /// whose request was cancelled never reports back, so after [`OPEN_MS`] another one goes.
+    probe_since_ms: Cell<Option<u64>>,
 }
 
 impl Circuit {
     /// Whether a call may go out now; `false` while open (and while a probe is out).
     #[must_use]
     pub fn admit(&self, now_ms: u64) -> bool {
-        match self.open_until_ms.get() {
-            None => true,
-            Some(until) if now_ms >= until && !self.probing.get() => {
-                self.probing.set(true);
-                true
-            }
-            Some(_) => false,
+        let Some(until) = self.open_until_ms.get() else {
+            return true;
+        };
+        let probe_out = self
+            .probe_since_ms
+            .get()
+            .is_some_and(|since| now_ms.saturating_sub(since) < OPEN_MS);
+        if now_ms >= until && !probe_out {
+            self.probe_since_ms.set(Some(now_ms));
+            return true;
         }
+        false
     }
 
     /// Records a call's outcome.
     pub fn record(&self, ok: bool, now_ms: u64) {
-        self.probing.set(false);
+        self.probe_since_ms.set(None);
         if ok {
             self.failures.set(0);
             self.open_until_ms.set(None);
@@ -128,9 +133,12 @@ mod tests {
         circuit.record(false, OPEN_MS);
         assert!(!circuit.admit(2 * OPEN_MS - 1), "a failed probe reopens it");
         assert!(circuit.admit(2 * OPEN_MS));
-        circuit.record(true, 2 * OPEN_MS);
+        // That probe's request was cancelled: it never reports. Another goes after OPEN_MS.
+        assert!(!circuit.admit(3 * OPEN_MS - 1));
+        assert!(circuit.admit(3 * OPEN_MS));
+        circuit.record(true, 3 * OPEN_MS);
         assert!(!circuit.is_open());
-        assert!(circuit.admit(2 * OPEN_MS));
+        assert!(circuit.admit(3 * OPEN_MS));
     }
 
     /// Successes in between reset the count: sporadic failures never open it.
