@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
-use zarr_edge_cache::kerchunk::{LoadOptions, Reference, References};
+use zarr_edge_cache::source::kerchunk::{LoadOptions, Reference, References};
 
 #[global_allocator]
 static ALLOCATOR: PeakAlloc = PeakAlloc;

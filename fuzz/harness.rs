@@ -8,12 +8,13 @@
 
 use std::borrow::Cow;
 
-use zarr_edge_cache::conditional::{etag, none_match, range_answer, RangeAnswer};
-use zarr_edge_cache::kerchunk::{LoadOptions, Reference, References, S3Endpoint};
-use zarr_edge_cache::route::{
-    is_admin_path, parse_zarr_key, query_pairs, route, validate_dataset_id, AdminRoute, Route,
-    ADMIN_PREFIX, MAX_KEY_BYTES,
+use zarr_edge_cache::http::conditional::{etag, none_match, range_answer, RangeAnswer};
+use zarr_edge_cache::http::route::{
+    is_admin_path, parse_zarr_key, query_pairs, route, AdminRoute, Route, ADMIN_PREFIX,
+    MAX_KEY_BYTES,
 };
+use zarr_edge_cache::source::datasets::validate_dataset_id;
+use zarr_edge_cache::source::kerchunk::{LoadOptions, Reference, References, S3Endpoint};
 use zarr_edge_cache::upstash::{decode_batch, decode_single, ReplyError, Value};
 
 /// How many explicit keys a kerchunk input gets looked up (and derived keys built from).

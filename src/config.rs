@@ -3,24 +3,11 @@
 //! Pure: [`Config::from_lookup`] takes a lookup function, so the glue passes `Env` vars and
 //! secrets and the tests pass a table. Token values never appear in errors.
 
-use crate::datasets::{parse_datasets, DatasetConfig};
-use crate::eviction::{EvictionPolicy, Limit};
-
-/// Why the configuration is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable or secret is not set.
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    /// A variable is set to something unusable.
-    #[error("{name} is invalid: {reason}")]
-    Invalid {
-        /// The variable's name.
-        name: &'static str,
-        /// What is wrong with it (never the value of a secret).
-        reason: String,
-    },
-}
+use crate::error::ConfigError;
+use crate::policy::eviction::{EvictionPolicy, Limit};
+#[allow(clippy::wildcard_imports)]
+use crate::settings::*;
+use crate::source::datasets::{parse_datasets, DatasetConfig};
 
 /// Validated configuration.
 #[derive(Clone, PartialEq, Eq)]
@@ -103,38 +90,22 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Default for `INDEX_TIMEOUT_MS`: generous for a cross-continent HTTPS round trip.
-pub const DEFAULT_INDEX_TIMEOUT_MS: u32 = 2_000;
-/// Default for `REFS_BUDGET_BYTES`: half of the isolate's 128 MB.
-pub const DEFAULT_REFS_BUDGET_BYTES: usize = 64 * 1024 * 1024;
-/// Default for `REFS_REVALIDATE_SECONDS`.
-pub const DEFAULT_REFS_REVALIDATE_SECONDS: u32 = 300;
-/// Default for `ORIGIN_TIMEOUT_MS`.
-pub const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 30_000;
-/// Default for `LEASE_MS`.
-pub const DEFAULT_LEASE_MS: u32 = 60_000;
-/// Default for `LEASE_WAIT_MS`.
-pub const DEFAULT_LEASE_WAIT_MS: u32 = 5_000;
-/// Default for `DATASETS_REFRESH_SECONDS`.
-pub const DEFAULT_DATASETS_REFRESH_SECONDS: u32 = 10;
-/// Default for `ORPHAN_GRACE_SECONDS`: an hour, far beyond the 30 s a write-back may run.
-pub const DEFAULT_ORPHAN_GRACE_SECONDS: u32 = 3_600;
-/// Default for `REFS_MAX_BYTES`: 100 MiB, about a million JSON references (parsed, they must
-/// also fit in `REFS_BUDGET_BYTES`).
-pub const DEFAULT_REFS_MAX_BYTES: u64 = 100 * 1024 * 1024;
-/// Default for `REFS_TIMEOUT_MS`.
-pub const DEFAULT_REFS_TIMEOUT_MS: u32 = 60_000;
-/// Default for `STORAGE_TIMEOUT_MS`.
-pub const DEFAULT_STORAGE_TIMEOUT_MS: u32 = 10_000;
-/// Default for `SWEEP_ORPHAN_PAGES`: 5,000 objects and 30 subrequests per sweep.
-pub const DEFAULT_SWEEP_ORPHAN_PAGES: u32 = 10;
-/// Default for `TOTAL_EVICTIONS_PER_RUN`: 800 subrequests (paid plan); the Free plan's 50 allow
-/// about 5 next to the rest of a sweep.
-pub const DEFAULT_TOTAL_EVICTIONS_PER_RUN: u32 = 200;
-/// Default for `KEY_PREFIX`.
-pub const DEFAULT_KEY_PREFIX: &str = "zec";
-
 impl Config {
+    /// The tuning values requests and sweeps run with.
+    #[must_use]
+    pub fn settings(&self) -> Settings {
+        Settings {
+            origin_timeout_ms: u64::from(self.origin_timeout_ms),
+            lease_ms: u64::from(self.lease_ms),
+            lease_wait_ms: u64::from(self.lease_wait_ms),
+            lease_poll_ms: LEASE_POLL_MS,
+            total_capacity: self.total_capacity,
+            orphan_grace_ms: u64::from(self.orphan_grace_seconds) * 1000,
+            orphan_pages: self.sweep_orphan_pages,
+            total_evictions: self.total_evictions_per_run as usize,
+        }
+    }
+
     /// Reads and validates the configuration through `lookup(name)`.
     ///
     /// # Errors

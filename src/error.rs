@@ -3,8 +3,9 @@
 //! Module errors (`upstash::ReplyError`, `backend::IndexError`, …) convert into [`Error`];
 //! `response::error_response` is the one place that turns an [`Error`] into an HTTP status.
 
-use crate::backend::{IndexError, StoreError};
-use crate::config::ConfigError;
+use crate::index::IndexError;
+use crate::origin::BadAnswer;
+use crate::store::StoreError;
 
 /// Everything a request can fail with. `Clone` so that one failed fetch can be shared by every
 /// request waiting on it.
@@ -56,3 +57,25 @@ pub enum Error {
 
 /// Shorthand for results with the crate-level [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable or secret is not set.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with it (never the value of a secret).
+        reason: String,
+    },
+}
+
+impl From<BadAnswer> for Error {
+    fn from(bad: BadAnswer) -> Self {
+        Self::Upstream(bad.0)
+    }
+}

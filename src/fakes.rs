@@ -5,17 +5,62 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::{Deref, DerefMut};
+use std::rc::Rc;
 
-use crate::backend::{
-    ChunkStore, Clock, Index, IndexError, ListedObject, ObjectPage, RawReply, StoreError,
-    StoredObject, TransportError, UpstashTransport,
-};
-use crate::cache_entry::{
+use crate::clock::Clock;
+use crate::index::entry::{
     CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo, KeyPage,
     Lookup, RuntimeDatasets, StoredBytes,
 };
-use crate::eviction::{gdsf_priority, lfu_score, percentile_rank, EvictionPolicy, KeySort, Order};
+use crate::index::transport::{RawReply, TransportError, UpstashTransport};
+use crate::index::{Index, IndexError};
+use crate::policy::eviction::{
+    gdsf_priority, lfu_score, percentile_rank, EvictionPolicy, KeySort, Order,
+};
+use crate::store::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
 use crate::upstash::HttpCall;
+
+/// A cheap handle to a fake's state: tests keep a clone and hand another to the code under
+/// test, both seeing the same state (no forwarding impls over `Rc<T>`). Configure a fake
+/// (`DerefMut`) before cloning it.
+macro_rules! handle {
+    ($(#[$doc:meta])* $handle:ident => $state:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Default)]
+        pub struct $handle(Rc<$state>);
+
+        impl Deref for $handle {
+            type Target = $state;
+            fn deref(&self) -> &$state {
+                &self.0
+            }
+        }
+
+        impl DerefMut for $handle {
+            fn deref_mut(&mut self) -> &mut $state {
+                Rc::get_mut(&mut self.0).expect("a fake is configured before it is shared")
+            }
+        }
+
+        impl From<$state> for $handle {
+            fn from(state: $state) -> Self {
+                Self(Rc::new(state))
+            }
+        }
+    };
+}
+
+/// The fakes as a platform: what the unit tests of the request handler and the cache path run on.
+pub struct Fakes;
+
+impl crate::platform::Platform for Fakes {
+    type Index = FakeIndex;
+    type Store = InMemoryStore;
+    type Origin = FakeOrigin;
+    type Clock = ManualClock;
+    type Refs = FakeRefsSource;
+}
 
 /// A clock stuck at one instant (`sleep` does not move it).
 pub struct FixedClock(pub u64);
@@ -27,9 +72,14 @@ impl Clock for FixedClock {
     async fn sleep(&self, _ms: u64) {}
 }
 
-/// A clock that only moves when slept on or advanced, counting sleeps.
+handle!(
+    /// A clock that only moves when slept on or advanced, counting sleeps.
+    ManualClock => ManualClockState
+);
+
+/// The state of a [`ManualClock`].
 #[derive(Default)]
-pub struct ManualClock {
+pub struct ManualClockState {
     pub now: Cell<u64>,
     pub sleeps: Cell<usize>,
 }
@@ -89,7 +139,7 @@ type Id = (String, String);
 /// are `SET NX`, keys are accounted in eviction orders and object holders), counting round
 /// trips. `failing` makes every call fail with one error.
 #[derive(Default)]
-pub struct FakeIndex {
+pub struct FakeIndexState {
     failure: Option<IndexError>,
     /// Entry hashes by `(dataset, key)`.
     pub entries: RefCell<HashMap<Id, FakeEntry>>,
@@ -111,15 +161,21 @@ pub struct FakeIndex {
     pub round_trips: Cell<usize>,
 }
 
+handle!(
+    /// A handle to a [`FakeIndexState`].
+    FakeIndex => FakeIndexState
+);
+
 impl FakeIndex {
     pub fn healthy() -> Self {
         Self::default()
     }
     pub fn failing(error: IndexError) -> Self {
-        Self {
+        FakeIndexState {
             failure: Some(error),
-            ..Self::default()
+            ..FakeIndexState::default()
         }
+        .into()
     }
     fn trip(&self) -> Result<(), IndexError> {
         self.round_trips.set(self.round_trips.get() + 1);
@@ -243,7 +299,7 @@ impl FakeIndex {
         if key.object_unheld {
             self.deleting.borrow_mut().insert(
                 key.object_key.clone(),
-                self.now_ms.get() + crate::backend::DELETING_MS,
+                self.now_ms.get() + crate::index::DELETING_MS,
             );
         }
         if let Some(e) = self.entries.borrow_mut().get_mut(id) {
@@ -701,7 +757,7 @@ pub enum StoreFault {
 /// A chunk store in a `HashMap`, counting `(puts, gets, deletes)`. Objects are stamped with
 /// `now` (tests move it) when put.
 #[derive(Default)]
-pub struct InMemoryStore {
+pub struct InMemoryStoreState {
     objects: RefCell<HashMap<String, (Vec<u8>, u64)>>,
     pub now: Cell<u64>,
     /// The next this many `get`s find nothing (an object written meanwhile by someone else).
@@ -714,12 +770,18 @@ pub struct InMemoryStore {
     pub ranged_gets: Cell<usize>,
 }
 
+handle!(
+    /// A handle to an [`InMemoryStoreState`].
+    InMemoryStore => InMemoryStoreState
+);
+
 impl InMemoryStore {
     pub fn with_fault(fault: StoreFault) -> Self {
-        Self {
+        InMemoryStoreState {
             fault: Some(fault),
-            ..Self::default()
+            ..InMemoryStoreState::default()
         }
+        .into()
     }
     pub fn len(&self) -> usize {
         self.objects.borrow().len()
@@ -879,13 +941,18 @@ impl UpstashTransport for CannedTransport {
 /// An origin serving files from a map, honouring `Range` with 206, counting requests. A gated
 /// origin answers only once the gate's sender fires (or is dropped), like a slow network.
 #[derive(Default)]
-pub struct FakeOrigin {
+pub struct FakeOriginState {
     files: HashMap<String, Vec<u8>>,
     /// URL → the `Location` of a 302 it answers.
     redirects: HashMap<String, String>,
     gate: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
-    pub requests: RefCell<Vec<(String, Option<crate::backend::ByteRange>)>>,
+    pub requests: RefCell<Vec<(String, Option<crate::origin::ByteRange>)>>,
 }
+
+handle!(
+    /// A handle to a [`FakeOriginState`].
+    FakeOrigin => FakeOriginState
+);
 
 impl FakeOrigin {
     pub fn gated(mut self) -> (Self, futures::channel::oneshot::Sender<()>) {
@@ -907,17 +974,17 @@ impl FakeOrigin {
     }
 }
 
-impl crate::backend::Origin for FakeOrigin {
+impl crate::origin::Origin for FakeOrigin {
     async fn get(
         &self,
         url: &str,
-        range: Option<crate::backend::ByteRange>,
-    ) -> Result<crate::backend::OriginResponse, crate::backend::OriginError> {
+        range: Option<crate::origin::ByteRange>,
+    ) -> Result<crate::origin::OriginResponse, crate::origin::OriginError> {
         self.requests.borrow_mut().push((url.to_owned(), range));
         if let Some(gate) = &self.gate {
             let _ = gate.clone().await;
         }
-        let answer = |status, body: Vec<u8>, content_range| crate::backend::OriginResponse {
+        let answer = |status, body: Vec<u8>, content_range| crate::origin::OriginResponse {
             status,
             content_range,
             etag: None,
@@ -926,7 +993,7 @@ impl crate::backend::Origin for FakeOrigin {
             body,
         };
         if let Some(location) = self.redirects.get(url) {
-            return Ok(crate::backend::OriginResponse {
+            return Ok(crate::origin::OriginResponse {
                 location: Some(location.clone()),
                 ..answer(302, Vec::new(), None)
             });
@@ -980,21 +1047,21 @@ impl FakeRefsSource {
     }
 }
 
-impl crate::backend::ReferenceSource for FakeRefsSource {
+impl crate::source::refs::ReferenceSource for FakeRefsSource {
     async fn fetch_refs(
         &self,
-        location: &crate::datasets::RefsLocation,
+        location: &crate::source::refs::RefsLocation,
         if_none_match: Option<&str>,
-    ) -> Result<crate::backend::RefsFetch, crate::error::Error> {
+    ) -> Result<crate::source::refs::RefsFetch, crate::error::Error> {
         self.fetches.set(self.fetches.get() + 1);
         // Like a real download, let other tasks run meanwhile.
         yield_once().await;
         let name = match location {
-            crate::datasets::RefsLocation::Url(url) => url.clone(),
-            crate::datasets::RefsLocation::Bucket(key) => format!("r2://{key}"),
+            crate::source::refs::RefsLocation::Url(url) => url.clone(),
+            crate::source::refs::RefsLocation::Bucket(key) => format!("r2://{key}"),
         };
         if let Some(target) = self.redirects.borrow().get(&name) {
-            return Ok(crate::backend::RefsFetch::Redirect {
+            return Ok(crate::source::refs::RefsFetch::Redirect {
                 location: target.clone(),
             });
         }
@@ -1004,9 +1071,9 @@ impl crate::backend::ReferenceSource for FakeRefsSource {
         };
         if if_none_match == Some(etag.as_str()) {
             self.not_modified.set(self.not_modified.get() + 1);
-            return Ok(crate::backend::RefsFetch::NotModified);
+            return Ok(crate::source::refs::RefsFetch::NotModified);
         }
-        Ok(crate::backend::RefsFetch::Body {
+        Ok(crate::source::refs::RefsFetch::Body {
             bytes: bytes.clone(),
             etag: Some(etag.clone()),
         })

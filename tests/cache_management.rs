@@ -32,8 +32,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{admin_token, get_json, poll, send, stack_var, Answer, UreqTransport};
 use futures::executor::block_on;
 use serde_json::{json, Value as Json};
-use zarr_edge_cache::backend::{ByteRange, UpstashTransport};
-use zarr_edge_cache::cache_keys::{content_checksum, CacheKeys};
+use zarr_edge_cache::index::transport::UpstashTransport;
+use zarr_edge_cache::keys::{content_checksum, CacheKeys};
+use zarr_edge_cache::origin::ByteRange;
 use zarr_edge_cache::upstash::{decode_single, Command, HttpCall, Value};
 
 /// How long an asynchronous effect (write-back, eviction, origin log line) may take.

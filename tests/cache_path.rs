@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::{agent, send, stack_var, Answer, UreqTransport};
 use futures::executor::block_on;
-use zarr_edge_cache::backend::UpstashTransport;
+use zarr_edge_cache::index::transport::UpstashTransport;
 use zarr_edge_cache::upstash::{decode_single, Command, HttpCall, Value};
 
 /// A chunk of the demo `air` references: its key and origin range.

@@ -23,7 +23,7 @@ use common::listener::{Listener, Reply};
 use common::{admin_token, agent, poll, send, stack_ctl, stack_var, Answer, UreqTransport};
 use futures::executor::block_on;
 use serde_json::{json, Value as Json};
-use zarr_edge_cache::backend::UpstashTransport;
+use zarr_edge_cache::index::transport::UpstashTransport;
 use zarr_edge_cache::upstash::{decode_single, Command, HttpCall, Value};
 
 /// One outage at a time.

@@ -12,11 +12,11 @@ mod common;
 
 use common::{stack_var, unique_prefix, UreqTransport};
 use futures::executor::block_on;
-use zarr_edge_cache::backend::Index;
-use zarr_edge_cache::cache_entry::{ClaimReason, ClaimSelector, IndexEntry};
-use zarr_edge_cache::cache_keys::CacheKeys;
-use zarr_edge_cache::eviction::{EvictionPolicy, KeySort, Limit, Order};
-use zarr_edge_cache::index::UpstashIndex;
+use zarr_edge_cache::index::entry::{ClaimReason, ClaimSelector, IndexEntry};
+use zarr_edge_cache::index::upstash::UpstashIndex;
+use zarr_edge_cache::index::Index;
+use zarr_edge_cache::keys::CacheKeys;
+use zarr_edge_cache::policy::eviction::{EvictionPolicy, KeySort, Limit, Order};
 
 /// A moment in 2027, in ms.
 const T0: u64 = 1_800_000_000_000;

@@ -10,9 +10,10 @@ mod common;
 
 use common::{stack_var, unique_prefix, UreqTransport};
 use futures::executor::block_on;
-use zarr_edge_cache::backend::{Index, IndexError, UpstashTransport};
-use zarr_edge_cache::cache_keys::CacheKeys;
-use zarr_edge_cache::index::UpstashIndex;
+use zarr_edge_cache::index::transport::UpstashTransport;
+use zarr_edge_cache::index::upstash::UpstashIndex;
+use zarr_edge_cache::index::{Index, IndexError};
+use zarr_edge_cache::keys::CacheKeys;
 use zarr_edge_cache::upstash::{
     decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value,
 };

@@ -8,7 +8,7 @@ use worker::{
     Headers, Method, Object, Request, RequestInit, Response, ResponseBody, ResponseBuilder,
 };
 
-use crate::response::HttpResponse;
+use crate::http::response::HttpResponse;
 use crate::upstash::HttpCall;
 
 /// Builds the JS response. A stored R2 object streams straight from R2 (its `ReadableStream`

@@ -7,12 +7,13 @@ use worker::{AbortController, Bucket, Fetch, Headers, Method, Request, RequestIn
 use worker::{RequestRedirect, Response};
 
 use super::timeout::within;
-use crate::backend::Origin;
-use crate::backend::{ByteRange, OriginError, OriginResponse, ReferenceSource, RefsFetch};
-use crate::datasets::RefsLocation;
 use crate::error::Error;
-use crate::origin::is_redirect;
-use crate::url_policy::{redact, redact_text};
+use crate::origin::check::is_redirect;
+use crate::origin::url_policy::{redact, redact_text};
+use crate::origin::Origin;
+use crate::origin::{ByteRange, OriginError, OriginResponse};
+use crate::source::refs::RefsLocation;
+use crate::source::refs::{ReferenceSource, RefsFetch};
 
 /// Fetches from origins with the runtime's `fetch`, aborting after `timeout_ms`.
 #[derive(Clone)]
@@ -132,16 +133,16 @@ impl Origin for HttpOrigin {
 
 /// Reference files over HTTP(S) (conditional GET with `If-None-Match`, redirects returned to the
 /// caller) or from the bucket, each bounded in size and in time.
-pub struct WorkerRefsSource<'a> {
+pub struct WorkerRefsSource {
     /// The bucket for `r2://` locations.
-    pub bucket: &'a Bucket,
+    pub bucket: Bucket,
     /// The largest reference file accepted, in bytes.
     pub max_bytes: u64,
     /// How long one download may take, body included.
     pub timeout_ms: u32,
 }
 
-impl WorkerRefsSource<'_> {
+impl WorkerRefsSource {
     async fn download(&self, url: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
         let shown = redact(url);
         let fail = |why: String| Error::Upstream(format!("references {shown}: {why}"));
@@ -219,7 +220,7 @@ impl WorkerRefsSource<'_> {
     }
 }
 
-impl ReferenceSource for WorkerRefsSource<'_> {
+impl ReferenceSource for WorkerRefsSource {
     async fn fetch_refs(
         &self,
         location: &RefsLocation,

@@ -18,20 +18,22 @@ use worker::{
     event, Cache, Context, Env, Headers, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
-use crate::admin::{authorize, MAX_ADMIN_BODY_BYTES};
-use crate::backend::Clock;
-use crate::cache_keys::CacheKeys;
-use crate::cache_path::{run_write_back, CacheBackends, Flights};
-use crate::circuit::{Circuit, CircuitTransport};
+use crate::cache::maintenance::{scheduled_sweep, EvictionScope};
+use crate::cache::{run_write_back, CacheBackends, Flights};
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::datasets::DatasetRegistry;
 use crate::error::Error;
-use crate::health::HealthCache;
-use crate::index::UpstashIndex;
-use crate::maintenance::{scheduled_sweep, EvictionScope, SweepSettings};
-use crate::response::error_response;
-use crate::route::{is_admin_path, route, Route};
-use crate::service::{finish, handle, Backends, RequestParts};
+use crate::http::admin::{authorize, MAX_ADMIN_BODY_BYTES};
+use crate::http::context::{Backends, RequestParts};
+use crate::http::health::HealthCache;
+use crate::http::response::error_response;
+use crate::http::route::{is_admin_path, route, Route};
+use crate::http::service::{finish, handle};
+use crate::index::circuit::{Circuit, CircuitTransport};
+use crate::index::upstash::UpstashIndex;
+use crate::keys::CacheKeys;
+use crate::platform::Platform;
+use crate::source::datasets::DatasetRegistry;
 
 pub use convert::to_worker_response;
 use http_origin::{HttpOrigin, WorkerRefsSource};
@@ -67,7 +69,19 @@ impl Clock for WorkerClock {
     }
 }
 
-type WorkerBackends = CacheBackends<WorkerIndex, R2Store, HttpOrigin, WorkerClock>;
+/// The Workers platform: the index over Fetch behind the isolate's circuit, the R2 binding,
+/// origins over Fetch, `Date.now()`.
+struct Workers;
+
+impl Platform for Workers {
+    type Index = WorkerIndex;
+    type Store = R2Store;
+    type Origin = HttpOrigin;
+    type Clock = WorkerClock;
+    type Refs = WorkerRefsSource;
+}
+
+type WorkerBackends = CacheBackends<Workers>;
 
 /// Random digits of `Math.random()`: unique enough for probe keys, lease holders and claim
 /// tokens.
@@ -188,19 +202,14 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    let cache = CacheBackends {
+    let cache: WorkerBackends = CacheBackends {
         index: index_from(&config),
         store,
         origin: HttpOrigin::new(config.origin_timeout_ms),
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
     };
-    let settings = SweepSettings {
-        total: config.total_capacity,
-        orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
-        orphan_pages: config.sweep_orphan_pages,
-        total_evictions: config.total_evictions_per_run as usize,
-    };
+    let settings = config.settings();
     let token = format!("cron-{}", nonce());
     let report = scheduled_sweep(&cache, &registry(&config), settings, &token).await;
     let summary = serde_json::to_string(&report).unwrap_or_default();
@@ -316,12 +325,13 @@ async fn serve(
     registry: &DatasetRegistry,
 ) -> Result<
     (
-        crate::response::HttpResponse<worker::Object>,
-        Vec<crate::cache_path::WriteBack>,
+        crate::http::response::HttpResponse<worker::Object>,
+        Vec<crate::cache::WriteBack>,
     ),
     Error,
 > {
     let flights = FLIGHTS.with(Rc::clone);
+    let settings = config.settings();
     let health = HEALTH.with(Rc::clone);
     let store = store_from(env, config)?;
     let bucket = bucket_from(env)?;
@@ -333,7 +343,7 @@ async fn serve(
         keys: CacheKeys::new(&config.key_prefix),
     });
     let refs_source = WorkerRefsSource {
-        bucket: &bucket,
+        bucket,
         max_bytes: config.refs_max_bytes,
         timeout_ms: config.refs_timeout_ms,
     };
@@ -342,14 +352,8 @@ async fn serve(
         refs_source: &refs_source,
         datasets: registry,
         flights: &flights,
-        lease_ms: u64::from(config.lease_ms),
-        lease_wait_ms: u64::from(config.lease_wait_ms),
-        origin_timeout_ms: u64::from(config.origin_timeout_ms),
         admin_token: config.admin_token.as_deref(),
-        total_capacity: config.total_capacity,
-        orphan_grace_ms: u64::from(config.orphan_grace_seconds) * 1000,
-        orphan_pages: config.sweep_orphan_pages,
-        total_evictions: config.total_evictions_per_run as usize,
+        settings: &settings,
         health: &health,
     };
     Ok(handle(parts, &backends).await)

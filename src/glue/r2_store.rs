@@ -5,7 +5,7 @@
 use worker::{Bucket, Object, Range};
 
 use super::timeout::within;
-use crate::backend::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
+use crate::store::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
 
 /// Chunk storage in R2.
 #[derive(Clone)]

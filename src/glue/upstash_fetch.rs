@@ -4,7 +4,7 @@ use worker::{AbortController, Fetch};
 
 use super::convert::to_worker_request;
 use super::timeout::within;
-use crate::backend::{RawReply, TransportError, UpstashTransport};
+use crate::index::transport::{RawReply, TransportError, UpstashTransport};
 use crate::upstash::HttpCall;
 
 /// Sends Upstash calls with the runtime's `fetch`, aborting after `timeout_ms`.

@@ -9,7 +9,7 @@ pub mod listener;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use zarr_edge_cache::backend::{RawReply, TransportError, UpstashTransport};
+use zarr_edge_cache::index::transport::{RawReply, TransportError, UpstashTransport};
 use zarr_edge_cache::upstash::HttpCall;
 
 /// The value of a stack variable set by `scripts/test`.

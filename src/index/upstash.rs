@@ -2,14 +2,15 @@
 //! `upstash` module. The same code runs in the worker (over `worker::Fetch`) and in the native
 //! integration tests (over a blocking HTTP client against a real Redis).
 
-use crate::backend::{Index, IndexError, UpstashTransport, DELETING_MS};
-use crate::cache_entry::{
+use crate::index::entry::{
     f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup,
     RuntimeDatasets, StoredBytes,
 };
-use crate::cache_keys::CacheKeys;
-use crate::eviction::{EvictionPolicy, KeySort, Order};
-use crate::index_scripts::{self, Script};
+use crate::index::scripts::{self, Script};
+use crate::index::transport::UpstashTransport;
+use crate::index::{Index, IndexError, DELETING_MS};
+use crate::keys::CacheKeys;
+use crate::policy::eviction::{EvictionPolicy, KeySort, Order};
 use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
 
 /// A counter reply (`GET` of a number, absent = 0).
@@ -116,7 +117,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         Ok(decode_single(raw.status, &raw.body))
     }
 
-    /// `EVAL script` over a dataset's keys (see `index_scripts`): the dataset keys, then
+    /// `EVAL script` over a dataset's keys (see `scripts`): the dataset keys, then
     /// `extra_keys`; the prefixes, then `args`.
     fn dataset_eval(
         &self,
@@ -146,7 +147,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         command
     }
 
-    /// Writes and accounts an entry ([`index_scripts::PUT_ENTRY`]); `Some(origin_bytes)` counts
+    /// Writes and accounts an entry ([`scripts::PUT_ENTRY`]); `Some(origin_bytes)` counts
     /// a miss, `None` a hit.
     async fn put_entry(
         &self,
@@ -179,7 +180,7 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         .chain(fields);
         let reply = self
             .call(&self.dataset_eval(
-                &index_scripts::PUT_ENTRY,
+                &scripts::PUT_ENTRY,
                 dataset,
                 &[self.keys.entry(dataset, key), self.keys.cached_datasets()],
                 args,
@@ -228,7 +229,7 @@ fn with_text(command: &Command) -> Option<Command> {
     if name != "EVALSHA" {
         return None;
     }
-    let script = index_scripts::by_sha(sha)?;
+    let script = scripts::by_sha(sha)?;
     let mut eval = Command::new("EVAL").arg(script.text());
     for arg in rest {
         eval = eval.arg(arg);
@@ -256,7 +257,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
     async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
         let reply = self
             .call(&self.dataset_eval(
-                &index_scripts::LOOKUP,
+                &scripts::LOOKUP,
                 dataset,
                 &[
                     self.keys.entry(dataset, key),
@@ -318,7 +319,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
 
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.call(&self.dataset_eval(
-            &index_scripts::FORGET,
+            &scripts::FORGET,
             dataset,
             &[self.keys.entry(dataset, key)],
             [
@@ -360,7 +361,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
         self.call(
             &Command::new("EVALSHA")
-                .arg(index_scripts::RELEASE_LEASE.sha())
+                .arg(scripts::RELEASE_LEASE.sha())
                 .arg(1)
                 .arg(self.keys.lease(object))
                 .arg(holder),
@@ -375,7 +376,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
         let commands: Vec<Command> = datasets
             .iter()
-            .map(|d| self.dataset_eval(&index_scripts::STATS, d, &[], ["50".into(), "95".into()]))
+            .map(|d| self.dataset_eval(&scripts::STATS, d, &[], ["50".into(), "95".into()]))
             .collect();
         self.pipeline(&commands)
             .await?
@@ -407,7 +408,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         let reply = self
             .call(
                 &self.dataset_eval(
-                    &index_scripts::CLAIM,
+                    &scripts::CLAIM,
                     dataset,
                     &[],
                     [
@@ -442,7 +443,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             return Ok(());
         }
         let mut command = Command::new("EVALSHA")
-            .arg(index_scripts::DROP_CLAIMED.sha())
+            .arg(scripts::DROP_CLAIMED.sha())
             .arg(keys.len() + deleted.len());
         for key in keys {
             command = command.arg(self.keys.entry(dataset, key));
@@ -512,7 +513,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         let (order, negated) = sort.order();
         let reply = self
             .call(&self.dataset_eval(
-                &index_scripts::LIST_KEYS,
+                &scripts::LIST_KEYS,
                 dataset,
                 &[],
                 [
@@ -696,8 +697,8 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{RawReply, TransportError};
     use crate::fakes::CannedTransport;
+    use crate::index::transport::{RawReply, TransportError};
     use futures::executor::block_on;
 
     /// Answers each call with the next reply of a script.
@@ -757,9 +758,9 @@ mod tests {
         let sent = index.transport.sent.borrow();
         let body = |i: usize| serde_json::from_str::<serde_json::Value>(&sent[i].body).unwrap();
         assert_eq!(body(0)[0], "EVALSHA");
-        assert_eq!(body(0)[1], index_scripts::RELEASE_LEASE.sha());
+        assert_eq!(body(0)[1], scripts::RELEASE_LEASE.sha());
         assert_eq!(body(1)[0], "EVAL");
-        assert_eq!(body(1)[1], index_scripts::RELEASE_LEASE.text());
+        assert_eq!(body(1)[1], scripts::RELEASE_LEASE.text());
         assert_eq!(
             body(1).as_array().unwrap()[2..],
             body(0).as_array().unwrap()[2..],

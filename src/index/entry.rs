@@ -192,7 +192,7 @@ impl DatasetStats {
     }
 }
 
-/// What [`Index::lookup`](crate::backend::Index::lookup) found.
+/// What [`Index::lookup`](crate::index::Index::lookup) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
     /// The live entry, if any.
@@ -210,7 +210,7 @@ pub struct RuntimeDatasets {
     pub definitions: Vec<(String, String)>,
 }
 
-/// Why [`Index::claim`](crate::backend::Index::claim) took a key.
+/// Why [`Index::claim`](crate::index::Index::claim) took a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimReason {
     /// Its TTL had passed.
@@ -280,20 +280,20 @@ pub fn f64_to_u64(value: f64) -> u64 {
     }
 }
 
-/// Which keys [`Index::claim`](crate::backend::Index::claim) takes (expired keys always first).
+/// Which keys [`Index::claim`](crate::index::Index::claim) takes (expired keys always first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimSelector {
     /// Only expired keys.
     Expired,
     /// Lowest scores of the policy's order while the dataset stores more than the capacity.
-    Capacity(crate::eviction::Limit),
+    Capacity(crate::policy::eviction::Limit),
     /// The `count` lowest scores of the policy's order (the deployment-wide limit picks datasets
     /// one victim at a time).
     Head {
         /// How many.
         count: u64,
         /// Whose order.
-        policy: crate::eviction::EvictionPolicy,
+        policy: crate::policy::eviction::EvictionPolicy,
     },
     /// One key.
     Key(String),

@@ -11,7 +11,9 @@ use std::cell::RefCell;
 use futures::join;
 use serde::Serialize;
 
-use crate::backend::{ChunkStore, Clock, Index, IndexError, StoreError};
+use crate::clock::Clock;
+use crate::index::{Index, IndexError};
+use crate::store::{ChunkStore, StoreError};
 
 /// How long an isolate reuses its last health report.
 pub const HEALTH_CACHE_MS: u64 = 5_000;
@@ -181,8 +183,9 @@ async fn timed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{IndexError, StoreError};
     use crate::fakes::{FakeIndex, FixedClock, InMemoryStore, StoreFault};
+    use crate::index::IndexError;
+    use crate::store::StoreError;
     use futures::executor::block_on;
 
     /// Both probes passing gives 200, and the probe object is gone afterwards.

@@ -4,6 +4,7 @@
 //! Pure and table-tested, like mini-redis's `Command::from_frame`.
 
 use crate::error::Error;
+use crate::source::datasets::validate_dataset_id;
 
 /// The longest Zarr key accepted, in bytes (real keys are short: `group/var/12.3.4`).
 pub const MAX_KEY_BYTES: usize = 512;
@@ -148,25 +149,6 @@ fn zarr_route(rest: &str) -> Result<Route, Error> {
         dataset,
         key: parse_zarr_key(raw_key)?,
     })
-}
-
-/// Checks a dataset id: 1 to 64 ASCII letters, digits, `-`, `_` or `.`, not starting with `.`.
-///
-/// # Errors
-/// [`Error::BadRequest`] naming what is wrong.
-pub fn validate_dataset_id(id: &str) -> Result<String, Error> {
-    let ok = (1..=64).contains(&id.len())
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(id.to_owned())
-    } else {
-        Err(Error::BadRequest(format!(
-            "invalid dataset id {id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-        )))
-    }
 }
 
 /// Percent-decodes and validates a Zarr key from a URL path.

@@ -16,15 +16,19 @@ use std::rc::Rc;
 use futures::join;
 use url::Url;
 
-use crate::backend::{ByteRange, ChunkStore, Clock, Index, IndexError, Origin, StoreError};
-use crate::cache_entry::IndexEntry;
-use crate::cache_keys::{content_checksum, CacheKeys};
+use crate::cache::maintenance::{enforce_limits, EvictionScope};
+use crate::cache::single_flight::SingleFlight;
+use crate::clock::Clock;
 use crate::error::Error;
-use crate::eviction::{Admission, CapacityLimits};
-use crate::maintenance::{enforce_limits, EvictionScope};
-use crate::origin::{checked_body, fetch_following_redirects};
-use crate::single_flight::SingleFlight;
-use crate::url_policy::{redact, HostPolicy};
+use crate::index::entry::IndexEntry;
+use crate::index::{Index, IndexError};
+use crate::keys::{content_checksum, CacheKeys};
+use crate::origin::check::{checked_body, fetch_following_redirects};
+use crate::origin::url_policy::{redact, HostPolicy};
+use crate::origin::{ByteRange, Origin};
+use crate::platform::{Body, Platform};
+use crate::policy::eviction::{Admission, CapacityLimits};
+use crate::store::{ChunkStore, StoreError};
 
 /// How the bytes were obtained, as reported in `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,15 +226,15 @@ impl WriteBack {
 
 /// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
 /// the request that started them.
-pub struct CacheBackends<I, S, O, C> {
+pub struct CacheBackends<P: Platform> {
     /// The index.
-    pub index: I,
+    pub index: P::Index,
     /// The chunk store.
-    pub store: S,
+    pub store: P::Store,
     /// The origin.
-    pub origin: O,
+    pub origin: P::Origin,
     /// The clock.
-    pub clock: C,
+    pub clock: P::Clock,
     /// Key formatting.
     pub keys: CacheKeys,
 }
@@ -289,18 +293,12 @@ impl ChunkRequest<'_> {
 /// cache); [`Error::Upstream`] when the origin fails, answers wrongly or redirects to a host that
 /// is not allowed. Index and storage failures are not errors for the reader: the origin answers
 /// instead.
-pub async fn read_chunk<I, S, O, C>(
+pub async fn read_chunk<P: Platform>(
     request: ChunkRequest<'_>,
     policy: CachePolicy,
-    backends: &Rc<CacheBackends<I, S, O, C>>,
+    backends: &Rc<CacheBackends<P>>,
     flights: &Flights,
-) -> Result<(Chunk<S::Body>, Vec<WriteBack>), Error>
-where
-    I: Index + 'static,
-    S: ChunkStore + 'static,
-    O: Origin + 'static,
-    C: Clock + 'static,
-{
+) -> Result<(Chunk<Body<P>>, Vec<WriteBack>), Error> {
     let ChunkRequest {
         dataset,
         key,
@@ -397,21 +395,15 @@ where
 /// The miss, shared by the isolate's concurrent readers of the object: the leader fetches
 /// ([`fetch_once`]), the others poll its outcome. Returns it, whether this reader led, and the
 /// time it took this reader.
-async fn share_fetch<I, S, O, C>(
+async fn share_fetch<P: Platform>(
     request: ChunkRequest<'_>,
     target: Url,
     object_key: &str,
     index_down: bool,
     policy: CachePolicy,
-    backends: &Rc<CacheBackends<I, S, O, C>>,
+    backends: &Rc<CacheBackends<P>>,
     flights: &Flights,
-) -> Result<(Rc<FetchedOutcome>, bool, u64), Error>
-where
-    I: Index + 'static,
-    S: ChunkStore + 'static,
-    O: Origin + 'static,
-    C: Clock + 'static,
-{
+) -> Result<(Rc<FetchedOutcome>, bool, u64), Error> {
     let start = backends.clock.now_ms();
     let (outcome, leader) = flights
         .run(
@@ -446,21 +438,16 @@ where
 
 /// The index lookup and the storage open, started together (time to first byte is one round
 /// trip), with what each took.
-async fn look_up_and_open<I, S, O, C>(
-    backends: &CacheBackends<I, S, O, C>,
+async fn look_up_and_open<P: Platform>(
+    backends: &CacheBackends<P>,
     dataset: &str,
     key: &str,
     object_key: &str,
 ) -> (
-    Result<crate::cache_entry::Lookup, IndexError>,
-    Result<Option<crate::backend::StoredObject<S::Body>>, StoreError>,
+    Result<crate::index::entry::Lookup, IndexError>,
+    Result<Option<crate::store::StoredObject<Body<P>>>, StoreError>,
     Timing,
-)
-where
-    I: Index,
-    S: ChunkStore,
-    C: Clock,
-{
+) {
     let start = backends.clock.now_ms();
     let index_read = async {
         let lookup = backends.index.lookup(dataset, key, start).await;
@@ -481,22 +468,16 @@ where
 
 /// The leader's miss: take the lease and fetch, or wait for the holder's bytes in storage.
 #[allow(clippy::too_many_arguments)]
-async fn fetch_once<I, S, O, C>(
+async fn fetch_once<P: Platform>(
     dataset: String,
     key: String,
     (url, target, hosts): (String, Url, HostPolicy),
     range: Option<ByteRange>,
     object_key: String,
     policy: CachePolicy,
-    backends: Rc<CacheBackends<I, S, O, C>>,
+    backends: Rc<CacheBackends<P>>,
     holder: Option<String>,
-) -> Result<Rc<FetchedOutcome>, Error>
-where
-    I: Index,
-    S: ChunkStore,
-    O: Origin,
-    C: Clock,
-{
+) -> Result<Rc<FetchedOutcome>, Error> {
     let start = backends.clock.now_ms();
     // `holder` is None when the index is down: fetch without a lease (waiting for one would cost
     // another index timeout) and still write back.
@@ -614,7 +595,7 @@ async fn origin_bytes(
 
 /// Whether stored bytes are younger than the dataset's TTL (by their upload time): the one
 /// freshness rule for bytes taken from storage without an entry vouching for them.
-fn fresh<B>(object: &crate::backend::StoredObject<B>, now_ms: u64, policy: CachePolicy) -> bool {
+fn fresh<B>(object: &crate::store::StoredObject<B>, now_ms: u64, policy: CachePolicy) -> bool {
     now_ms.saturating_sub(object.uploaded_ms) < policy.ttl_ms
 }
 
@@ -632,17 +613,13 @@ enum Lease {
 /// Serves bytes stored under `object_key` for a key with no entry (written for another dataset
 /// or key with the same source range) as a hit, with an instruction to index them. `None` when
 /// they cannot be read whole.
-async fn adopt<I, S, O, C>(
+async fn adopt<P: Platform>(
     request: &ChunkRequest<'_>,
     object_key: &str,
-    object: crate::backend::StoredObject<S::Body>,
+    object: crate::store::StoredObject<Body<P>>,
     policy: CachePolicy,
-    backends: &CacheBackends<I, S, O, C>,
-) -> Option<(Chunk<S::Body>, Vec<WriteBack>)>
-where
-    S: ChunkStore,
-    C: Clock,
-{
+    backends: &CacheBackends<P>,
+) -> Option<(Chunk<Body<P>>, Vec<WriteBack>)> {
     if request.range.is_some_and(|r| r.length != object.size) {
         return None;
     }
@@ -688,17 +665,12 @@ where
 /// After winning the lease: another instance may have stored the bytes and released its lease
 /// between our lookup and our lease. If so, serve them from storage (and release our lease)
 /// instead of fetching the origin again.
-async fn stored_meanwhile<I, S, O, C>(
+async fn stored_meanwhile<P: Platform>(
     request: &ChunkRequest<'_>,
     object_key: &str,
     policy: CachePolicy,
-    backends: &CacheBackends<I, S, O, C>,
-) -> Option<Result<Rc<FetchedOutcome>, Error>>
-where
-    I: Index,
-    S: ChunkStore,
-    C: Clock,
-{
+    backends: &CacheBackends<P>,
+) -> Option<Result<Rc<FetchedOutcome>, Error>> {
     let object = backends.store.get(object_key).await.ok()??;
     if !fresh(&object, backends.clock.now_ms(), policy) {
         return None;
@@ -721,16 +693,12 @@ where
 }
 
 /// Polls storage for `object_key` until it appears (the lease holder wrote it) or the wait ends.
-async fn wait_for_object<I, S, O, C>(
-    backends: &CacheBackends<I, S, O, C>,
+async fn wait_for_object<P: Platform>(
+    backends: &CacheBackends<P>,
     object_key: &str,
     expected_length: Option<u64>,
     policy: CachePolicy,
-) -> Option<Vec<u8>>
-where
-    S: ChunkStore,
-    C: Clock,
-{
+) -> Option<Vec<u8>> {
     let deadline = backends.clock.now_ms() + policy.lease_wait_ms;
     loop {
         backends.clock.sleep(policy.poll_ms).await;
@@ -863,8 +831,10 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::IndexError;
-    use crate::fakes::{yield_once, FakeIndex, FakeOrigin, InMemoryStore, ManualClock, StoreFault};
+    use crate::fakes::{
+        yield_once, FakeIndex, FakeOrigin, Fakes, InMemoryStore, ManualClock, StoreFault,
+    };
+    use crate::index::IndexError;
     use futures::executor::{block_on, LocalPool};
     use futures::task::LocalSpawnExt;
     use std::cell::RefCell;
@@ -891,18 +861,17 @@ mod tests {
         datasets: &[],
         now_ms: 0,
         token: "sweep",
-        total_evictions: crate::maintenance::MAX_TOTAL_EVICTIONS,
+        total_evictions: crate::cache::maintenance::MAX_TOTAL_EVICTIONS,
     };
 
-    type Backends =
-        Rc<CacheBackends<Rc<FakeIndex>, Rc<InMemoryStore>, Rc<FakeOrigin>, Rc<ManualClock>>>;
+    type Backends = Rc<CacheBackends<Fakes>>;
 
     fn backends_with(index: FakeIndex, store: InMemoryStore) -> Backends {
         Rc::new(CacheBackends {
-            index: Rc::new(index),
-            store: Rc::new(store),
-            origin: Rc::new(FakeOrigin::default().with_file(URL, b"0123456789")),
-            clock: Rc::new(ManualClock::default()),
+            index,
+            store,
+            origin: FakeOrigin::default().with_file(URL, b"0123456789"),
+            clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
         })
     }
@@ -959,7 +928,7 @@ mod tests {
 
     fn with_origin(origin: FakeOrigin) -> Backends {
         Rc::new(CacheBackends {
-            origin: Rc::new(origin),
+            origin,
             ..Rc::try_unwrap(backends()).ok().unwrap()
         })
     }
@@ -1047,7 +1016,7 @@ mod tests {
         assert!(matches!(got, Err(Error::Upstream(m)) if m.contains("redirects")));
         assert_eq!(
             looping.origin.requests.borrow().len(),
-            crate::url_policy::MAX_REDIRECTS + 1
+            crate::origin::url_policy::MAX_REDIRECTS + 1
         );
     }
 
@@ -1093,10 +1062,10 @@ mod tests {
     fn concurrent_misses_fetch_once() {
         let (origin, open) = FakeOrigin::default().with_file(URL, b"0123456789").gated();
         let b: Backends = Rc::new(CacheBackends {
-            index: Rc::new(FakeIndex::healthy()),
-            store: Rc::new(InMemoryStore::default()),
-            origin: Rc::new(origin),
-            clock: Rc::new(ManualClock::default()),
+            index: FakeIndex::healthy(),
+            store: InMemoryStore::default(),
+            origin,
+            clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
         });
         let flights = Flights::default();

@@ -13,7 +13,8 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::backend::{Clock, RawReply, TransportError, UpstashTransport};
+use crate::clock::Clock;
+use crate::index::transport::{RawReply, TransportError, UpstashTransport};
 use crate::upstash::HttpCall;
 
 /// Failures in a row that open the circuit.

@@ -117,8 +117,9 @@ pub fn error_response(error: &Error) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{IndexError, StoreError};
-    use crate::config::ConfigError;
+    use crate::error::ConfigError;
+    use crate::index::IndexError;
+    use crate::store::StoreError;
 
     /// Every error kind maps to its status and carries a JSON body naming it.
     #[test]

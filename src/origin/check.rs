@@ -4,9 +4,9 @@
 
 use url::Url;
 
-use crate::backend::{ByteRange, Origin, OriginResponse};
-use crate::error::Error;
-use crate::url_policy::{redact, redirect_target, HostPolicy, MAX_REDIRECTS};
+use crate::origin::url_policy::{redact, redirect_target, HostPolicy, MAX_REDIRECTS};
+use crate::origin::BadAnswer;
+use crate::origin::{ByteRange, Origin, OriginResponse};
 
 /// Whether `status` is a redirect that carries a `Location` to follow.
 #[must_use]
@@ -19,7 +19,7 @@ pub fn is_redirect(status: u16) -> bool {
 /// its answer, not yet checked ([`checked_body`]).
 ///
 /// # Errors
-/// [`Error::Upstream`] (502) naming `what` (the dataset and key) when the origin gives no
+/// [`BadAnswer`] (502) naming `what` (the dataset and key) when the origin gives no
 /// answer, redirects without a `Location`, too often, or to a URL the dataset does not allow.
 pub async fn fetch_following_redirects<O: Origin>(
     origin: &O,
@@ -27,7 +27,7 @@ pub async fn fetch_following_redirects<O: Origin>(
     what: &str,
     target: Url,
     range: Option<ByteRange>,
-) -> Result<(Url, OriginResponse), Error> {
+) -> Result<(Url, OriginResponse), BadAnswer> {
     let mut url = target;
     let mut hops = 0;
     loop {
@@ -35,26 +35,26 @@ pub async fn fetch_following_redirects<O: Origin>(
         let response = origin
             .get(url.as_str(), range)
             .await
-            .map_err(|e| Error::Upstream(format!("{what}: {shown}: {e}")))?;
+            .map_err(|e| BadAnswer(format!("{what}: {shown}: {e}")))?;
         if !is_redirect(response.status) {
             return Ok((url, response));
         }
         let status = response.status;
         let Some(location) = response.location else {
-            return Err(Error::Upstream(format!(
+            return Err(BadAnswer(format!(
                 "{what}: {shown} answered HTTP {status} without a Location"
             )));
         };
         if hops == MAX_REDIRECTS {
-            return Err(Error::Upstream(format!(
+            return Err(BadAnswer(format!(
                 "{what}: more than {MAX_REDIRECTS} redirects (the last from {shown})"
             )));
         }
         hops += 1;
         let next = redirect_target(&url, &location)
-            .map_err(|e| Error::Upstream(format!("{what}: {shown} redirected to {e}")))?;
+            .map_err(|e| BadAnswer(format!("{what}: {shown} redirected to {e}")))?;
         url = hosts.check_chunk_url(&next).map_err(|refusal| {
-            Error::Upstream(format!(
+            BadAnswer(format!(
                 "{what}: {shown} redirected (HTTP {status}) to a URL the dataset does not allow: \
                  {refusal}"
             ))
@@ -70,13 +70,13 @@ pub async fn fetch_following_redirects<O: Origin>(
 /// cut out.
 ///
 /// # Errors
-/// [`Error::Upstream`] naming the URL and what was wrong (status, range, length).
+/// [`BadAnswer`] naming the URL and what was wrong (status, range, length).
 pub fn checked_body(
     url: &str,
     range: Option<ByteRange>,
     response: OriginResponse,
-) -> Result<Vec<u8>, Error> {
-    let fail = |why: String| Err(Error::Upstream(format!("{url}: {why}")));
+) -> Result<Vec<u8>, BadAnswer> {
+    let fail = |why: String| Err(BadAnswer(format!("{url}: {why}")));
     let Some(range) = range else {
         return match response.status {
             200 => Ok(response.body),
@@ -175,7 +175,7 @@ mod tests {
             let got = checked_body("http://o/f.nc", Some(R), response.clone());
             match want {
                 Ok(bytes) => assert_eq!(got.unwrap(), bytes, "{response:?}"),
-                Err(()) => assert!(matches!(got, Err(Error::Upstream(_))), "{response:?}"),
+                Err(()) => assert!(matches!(got, Err(BadAnswer(_))), "{response:?}"),
             }
         }
     }

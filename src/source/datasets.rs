@@ -13,22 +13,14 @@ use serde::Deserialize;
 
 use std::cell::Cell;
 
-use crate::backend::{Clock, Index, ReferenceSource, RefsFetch};
-use crate::config::ConfigError;
+use crate::clock::Clock;
+use crate::error::ConfigError;
 use crate::error::Error;
-use crate::eviction::{Admission, CapacityLimits, EvictionPolicy, Limit};
-use crate::kerchunk::{LoadOptions, References, S3Endpoint};
-use crate::route::validate_dataset_id;
-use crate::url_policy::{redirect_target, HostPolicy, MAX_REDIRECTS};
-
-/// Where a dataset's reference file lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefsLocation {
-    /// An `http(s)://` URL.
-    Url(String),
-    /// A key in the chunk bucket (`r2://path/refs.json` in the configuration).
-    Bucket(String),
-}
+use crate::index::Index;
+use crate::origin::url_policy::{redirect_target, HostPolicy, MAX_REDIRECTS};
+use crate::policy::eviction::{Admission, CapacityLimits, EvictionPolicy, Limit};
+use crate::source::kerchunk::{LoadOptions, References, S3Endpoint};
+use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
 
 /// One dataset's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,7 +278,7 @@ pub struct DatasetRegistry {
 /// How often a request waiting for another request's first load of a dataset checks it.
 const FIRST_LOAD_POLL_MS: u64 = 20;
 /// How long a first load may take by default: the default download time plus parsing.
-pub const DEFAULT_LOAD_DEADLINE_MS: u64 = crate::config::DEFAULT_REFS_TIMEOUT_MS as u64 + 10_000;
+pub const DEFAULT_LOAD_DEADLINE_MS: u64 = crate::settings::DEFAULT_REFS_TIMEOUT_MS as u64 + 10_000;
 
 /// Takes a first load off the map when it ends or its future is dropped (its request was
 /// cancelled), unless another loader took the dataset over meanwhile.
@@ -318,7 +310,7 @@ impl DatasetRegistry {
             merged: RefCell::new(Rc::new(datasets.clone())),
             static_datasets: datasets,
             runtime_datasets: RefCell::default(),
-            runtime_refresh_ms: u64::from(crate::config::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
+            runtime_refresh_ms: u64::from(crate::settings::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
             runtime_checked_ms: Cell::new(None),
             runtime_version: Cell::new(None),
             local_changes: Cell::new(0),
@@ -677,6 +669,25 @@ async fn fetch_refs_checked(
         let target = redirect_target(&from, &next)
             .map_err(|e| Error::Upstream(format!("dataset {id}: references redirected to {e}")))?;
         location = RefsLocation::Url(target);
+    }
+}
+
+/// Checks a dataset id: 1 to 64 ASCII letters, digits, `-`, `_` or `.`, not starting with `.`.
+///
+/// # Errors
+/// [`Error::BadRequest`] naming what is wrong.
+pub fn validate_dataset_id(id: &str) -> Result<String, Error> {
+    let ok = (1..=64).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(Error::BadRequest(format!(
+            "invalid dataset id {id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
     }
 }
 

@@ -12,13 +12,17 @@
 
 use serde::Serialize;
 
-use crate::backend::{ChunkStore, Clock, Index, MAX_DELETE_BATCH};
-use crate::cache_entry::{ClaimReason, ClaimSelector, ClaimedKey};
-use crate::cache_keys::CacheKeys;
-use crate::cache_path::CacheBackends;
-use crate::datasets::DatasetRegistry;
+use crate::cache::CacheBackends;
+use crate::clock::Clock;
 use crate::error::Error;
-use crate::eviction::{CapacityLimits, Limit};
+use crate::index::entry::{ClaimReason, ClaimSelector, ClaimedKey};
+use crate::index::Index;
+use crate::keys::CacheKeys;
+use crate::platform::Platform;
+use crate::policy::eviction::{CapacityLimits, Limit};
+use crate::settings::Settings;
+use crate::source::datasets::DatasetRegistry;
+use crate::store::{ChunkStore, MAX_DELETE_BATCH};
 
 /// Keys claimed per index call.
 pub const CLAIM_BATCH: u64 = 200;
@@ -26,7 +30,7 @@ pub const CLAIM_BATCH: u64 = 200;
 /// batched storage delete each). What is left is removed by the next call or sweep.
 pub const MAX_CLAIM_ROUNDS: usize = 20;
 /// Victims one deployment-wide eviction takes at most, one at a time.
-pub const MAX_TOTAL_EVICTIONS: usize = crate::config::DEFAULT_TOTAL_EVICTIONS_PER_RUN as usize;
+pub const MAX_TOTAL_EVICTIONS: usize = crate::settings::DEFAULT_TOTAL_EVICTIONS_PER_RUN as usize;
 /// Objects listed per storage page in the orphan sweep.
 pub const ORPHAN_PAGE: u32 = 500;
 /// Stats snapshots kept per dataset (a week of hourly sweeps).
@@ -258,20 +262,6 @@ pub struct SweepReport {
     pub failures: Vec<String>,
 }
 
-/// The sweep's settings.
-#[derive(Debug, Clone, Copy)]
-pub struct SweepSettings {
-    /// The deployment-wide limit.
-    pub total: Option<Limit>,
-    /// How old an object with no holder must be to be deleted (a write-back stores its object
-    /// before it indexes it).
-    pub orphan_grace_ms: u64,
-    /// How many listing pages the orphan scan reads per run (`SWEEP_ORPHAN_PAGES`).
-    pub orphan_pages: u32,
-    /// The most deployment-wide evictions per run (`TOTAL_EVICTIONS_PER_RUN`).
-    pub total_evictions: usize,
-}
-
 /// The scheduled sweep: for every dataset, remove expired entries and enforce its capacity
 /// (datasets no longer configured only expire, and are forgotten once empty); then
 /// the deployment-wide capacity; then delete stored objects no entry holds that are older than
@@ -282,7 +272,7 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
     clock: &C,
     keys: &CacheKeys,
     datasets: &[(String, CapacityLimits)],
-    settings: SweepSettings,
+    settings: Settings,
     token: &str,
 ) -> SweepReport {
     let mut report = SweepReport::default();
@@ -321,7 +311,7 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
             Err(e) => report.failures.push(format!("{id}: {e}")),
         }
     }
-    if let Some(total) = settings.total {
+    if let Some(total) = settings.total_capacity {
         let scope = EvictionScope {
             datasets: &ids,
             now_ms,
@@ -349,10 +339,10 @@ pub async fn sweep<I: Index, S: ChunkStore, C: Clock>(
 
 /// The sweep over every dataset of `registry` (run-time datasets reread first): what the cron
 /// trigger and `POST /api/admin/sweep` run.
-pub async fn scheduled_sweep<I: Index, S: ChunkStore, O, C: Clock>(
-    cache: &CacheBackends<I, S, O, C>,
+pub async fn scheduled_sweep<P: Platform>(
+    cache: &CacheBackends<P>,
     registry: &DatasetRegistry,
-    settings: SweepSettings,
+    settings: Settings,
     token: &str,
 ) -> SweepReport {
     registry
@@ -361,7 +351,7 @@ pub async fn scheduled_sweep<I: Index, S: ChunkStore, O, C: Clock>(
     let datasets: Vec<(String, CapacityLimits)> = registry
         .datasets()
         .iter()
-        .map(|d| (d.id.clone(), d.limits(settings.total)))
+        .map(|d| (d.id.clone(), d.limits(settings.total_capacity)))
         .collect();
     sweep(
         &cache.index,
@@ -401,7 +391,7 @@ async fn delete_orphans<I: Index, S: ChunkStore>(
     store: &S,
     keys: &CacheKeys,
     now_ms: u64,
-    settings: SweepSettings,
+    settings: Settings,
     report: &mut SweepReport,
 ) -> Result<(), Error> {
     let prefix = keys.object_prefix();
@@ -484,9 +474,9 @@ async fn record_snapshots<I: Index>(index: &I, ids: &[String], now_ms: u64) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::StoreError;
-    use crate::cache_entry::IndexEntry;
     use crate::fakes::{FakeIndex, InMemoryStore, StoreFault};
+    use crate::index::entry::IndexEntry;
+    use crate::store::StoreError;
     use futures::executor::block_on;
 
     /// An entry of 10 bytes for `object`.
@@ -527,7 +517,7 @@ mod tests {
         };
         let total = Limit {
             capacity_bytes: 0,
-            policy: crate::eviction::EvictionPolicy::Lru,
+            policy: crate::policy::eviction::EvictionPolicy::Lru,
         };
         let report = block_on(enforce_total(&index, &store, total, &scope)).unwrap();
         assert_eq!((report.evicted, report.complete), (3, false));
@@ -583,11 +573,10 @@ mod tests {
             block_on(store.put(&format!("{}orphan-{i:05}", keys.object_prefix()), vec![1]))
                 .unwrap();
         }
-        let settings = SweepSettings {
-            total: None,
+        let settings = Settings {
             orphan_grace_ms: 0,
             orphan_pages: 1,
-            total_evictions: MAX_TOTAL_EVICTIONS,
+            ..Settings::default()
         };
         let mut deleted = 0;
         let mut runs = 0;

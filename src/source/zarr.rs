@@ -6,9 +6,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
-use crate::backend::ByteRange;
 use crate::error::Error;
-use crate::kerchunk::{Reference, References};
+use crate::origin::ByteRange;
+use crate::source::kerchunk::{Reference, References};
 
 /// The metadata file names of Zarr v2.
 const METADATA_FILES: [&str; 3] = [".zgroup", ".zattrs", ".zarray"];
@@ -174,7 +174,7 @@ pub fn variables(refs: &References) -> Result<Vec<Variable>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kerchunk::LoadOptions;
+    use crate::source::kerchunk::LoadOptions;
 
     fn refs(json: &str) -> References {
         References::from_json(json.as_bytes(), &LoadOptions::default()).unwrap()

@@ -16,7 +16,7 @@
 //! `bytes_stored` in the stats and totals hashes count accounted keys.
 //!
 //! # Files and `EVALSHA`
-//! Each script is a `.lua` file in `src/index_scripts/` (the dataset scripts start with
+//! Each script is a `.lua` file in `src/index/scripts/` (the dataset scripts start with
 //! `prelude.lua`: names, score functions and `release`, which removes a key from the
 //! accounting). The index sends `EVALSHA` with a script's SHA-1 and falls back to `EVAL` with
 //! its text when Redis answers `NOSCRIPT` (as the official Upstash clients do), so a warm hit
@@ -77,8 +77,8 @@ pub fn by_sha(sha: &str) -> Option<&'static Script> {
 /// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` run-time datasets version; `ARGV[4]` now ms,
 /// `ARGV[5]` Zarr key.
 pub static LOOKUP: Script = Script::new(concat!(
-    include_str!("index_scripts/prelude.lua"),
-    include_str!("index_scripts/lookup.lua")
+    include_str!("scripts/prelude.lua"),
+    include_str!("scripts/lookup.lua")
 ));
 
 /// `Index::record_miss` with a stored entry and `Index::adopt`: replace the key's entry (its
@@ -93,8 +93,8 @@ pub static LOOKUP: Script = Script::new(concat!(
 /// `ARGV[11]` fetch ms, `ARGV[12]` created ms, `ARGV[13]` hits so far, `ARGV[14..]` the entry's
 /// `HSET` field/value pairs.
 pub static PUT_ENTRY: Script = Script::new(concat!(
-    include_str!("index_scripts/prelude.lua"),
-    include_str!("index_scripts/put_entry.lua")
+    include_str!("scripts/prelude.lua"),
+    include_str!("scripts/put_entry.lua")
 ));
 
 /// `Index::forget`: the entry's bytes are missing from storage. Delete the entry and undo the
@@ -102,8 +102,8 @@ pub static PUT_ENTRY: Script = Script::new(concat!(
 /// Dataset keys, then `KEYS[12]` entry; `ARGV[4]` Zarr key, `ARGV[5]` object key, `ARGV[6]`
 /// created ms, `ARGV[7]` size.
 pub static FORGET: Script = Script::new(concat!(
-    include_str!("index_scripts/prelude.lua"),
-    include_str!("index_scripts/forget.lua")
+    include_str!("scripts/prelude.lua"),
+    include_str!("scripts/forget.lua")
 ));
 
 /// `Index::claim`: choose keys to remove and take them out of the accounting, marking their
@@ -120,23 +120,23 @@ pub static FORGET: Script = Script::new(concat!(
 /// `ARGV[8]` lowest scores), `key` (the key `ARGV[8]`), `prefix` (keys starting with `ARGV[8]`),
 /// `all`.
 pub static CLAIM: Script = Script::new(concat!(
-    include_str!("index_scripts/prelude.lua"),
-    include_str!("index_scripts/claim.lua")
+    include_str!("scripts/prelude.lua"),
+    include_str!("scripts/claim.lua")
 ));
 
 /// `Index::drop_claimed`: delete the entries a [`CLAIM`] marked with this token (an entry
 /// written again meanwhile has no mark and stays), and the *being deleted* marks of the objects
 /// the caller deleted, where they are still this claim's. `KEYS` the entries, then the marks;
 /// `ARGV[1]` token, `ARGV[2]` how many of `KEYS` are entries.
-pub static DROP_CLAIMED: Script = Script::new(include_str!("index_scripts/drop_claimed.lua"));
+pub static DROP_CLAIMED: Script = Script::new(include_str!("scripts/drop_claimed.lua"));
 
 /// `Index::cache_stats`: the stats hash, the number of accounted keys, and the origin fetch
 /// times at ranks `ARGV[4]` and `ARGV[5]` of the fetch-time order (computed by the caller from
 /// the count it does not know yet, so passed as percentiles: 50 and 95; nearest rank).
 /// Dataset keys; `ARGV[4]`, `ARGV[5]` percentiles.
 pub static STATS: Script = Script::new(concat!(
-    include_str!("index_scripts/prelude.lua"),
-    include_str!("index_scripts/stats.lua")
+    include_str!("scripts/prelude.lua"),
+    include_str!("scripts/stats.lua")
 ));
 
 /// `Index::list_keys`: one page of a dataset's keys in an order, each with its entry. Keys whose
@@ -144,10 +144,10 @@ pub static STATS: Script = Script::new(concat!(
 /// Dataset keys; `ARGV[4]` order position, `ARGV[5]` `1` for descending scores, `ARGV[6]`
 /// offset, `ARGV[7]` page size. Returns `[accounted keys, [key, expires, entry pairs]...]`.
 pub static LIST_KEYS: Script = Script::new(concat!(
-    include_str!("index_scripts/prelude.lua"),
-    include_str!("index_scripts/list_keys.lua")
+    include_str!("scripts/prelude.lua"),
+    include_str!("scripts/list_keys.lua")
 ));
 
 /// `Index::release_lease`: delete the lease only if it is still ours.
 /// `KEYS[1]` lease; `ARGV[1]` holder.
-pub static RELEASE_LEASE: Script = Script::new(include_str!("index_scripts/release_lease.lua"));
+pub static RELEASE_LEASE: Script = Script::new(include_str!("scripts/release_lease.lua"));

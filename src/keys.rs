@@ -11,8 +11,8 @@
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::backend::ByteRange;
-use crate::eviction::Order;
+use crate::origin::ByteRange;
+use crate::policy::eviction::Order;
 
 /// Formats the keys of one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,13 +4,13 @@
 
 use serde_json::json;
 
-use crate::backend::Index;
-use crate::datasets::DatasetRegistry;
+use crate::cache::maintenance::StatsSnapshot;
 use crate::error::Error;
-use crate::eviction::{KeySort, Limit};
-use crate::maintenance::StatsSnapshot;
-use crate::response::HttpResponse;
-use crate::route::query_pairs;
+use crate::http::response::HttpResponse;
+use crate::http::route::query_pairs;
+use crate::index::Index;
+use crate::policy::eviction::{KeySort, Limit};
+use crate::source::datasets::DatasetRegistry;
 
 /// Default and largest page of `GET /api/stats/keys`.
 pub const KEYS_PAGE: (u64, u64) = (100, 1_000);
@@ -180,9 +180,9 @@ pub async fn history(
     let limit = number_param(
         &pairs,
         "limit",
-        crate::maintenance::SNAPSHOTS_KEPT,
+        crate::cache::maintenance::SNAPSHOTS_KEPT,
         1,
-        crate::maintenance::SNAPSHOTS_KEPT,
+        crate::cache::maintenance::SNAPSHOTS_KEPT,
     )?;
     let snapshots: Vec<StatsSnapshot> = index
         .snapshots(&dataset, limit)
@@ -194,4 +194,92 @@ pub async fn history(
         200,
         &json!({ "dataset": dataset, "snapshots": snapshots }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::testing::*;
+
+    /// `/api/stats` reports each dataset's counters and hit ratio after reads.
+    #[test]
+    fn stats_report_counters() {
+        let world = world();
+        run(&world, "GET", "/zarr/demo/t/0");
+        run(&world, "GET", "/zarr/demo/t/0");
+        run(&world, "GET", "/zarr/demo/t/0");
+        let body = json_body(&run(&world, "GET", "/api/stats"));
+        let demo = dataset_row(&body, "demo");
+        assert_eq!(demo["hits"], 2);
+        assert_eq!(demo["misses"], 1);
+        assert_eq!(demo["bytes_from_origin"], 3);
+        assert_eq!(demo["bytes_from_cache"], 6);
+        assert!((demo["hit_ratio"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(body["datasets"][0]["hit_ratio"], serde_json::Value::Null);
+    }
+
+    /// Stats count entries, bytes stored and fetch-time percentiles; the keys listing sorts by
+    /// the index and pages with a cursor.
+    #[test]
+    fn stats_and_keys_listing() {
+        let world = world();
+        for (at, key) in [
+            (1_000, "g/1"),
+            (1_001, "g/0"),
+            (1_002, "g/2"),
+            (1_003, "g/0"),
+        ] {
+            read_at(&world, at, "demo", key);
+        }
+        let stats = json_body(&run(&world, "GET", "/api/stats"));
+        let demo = stats["datasets"][1].clone();
+        assert_eq!(demo["id"], "demo");
+        assert_eq!(
+            (demo["entries"].clone(), demo["bytes_stored"].clone()),
+            (3.into(), 28.into())
+        );
+        assert_eq!(
+            (demo["hits"].clone(), demo["misses"].clone()),
+            (1.into(), 3.into())
+        );
+        assert_eq!(demo["fetch_ms_p50"], 0);
+        assert_eq!(demo["capacity_bytes"], serde_json::Value::Null);
+        assert_eq!(demo["eviction"], "lru");
+        let page =
+            |query: &str| json_body(&run(&world, "GET", &format!("/api/stats/keys?{query}")));
+        let keys = |page: &serde_json::Value| -> Vec<String> {
+            page["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["key"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = page("dataset=demo&sort=size&order=asc&limit=2");
+        assert_eq!(keys(&first), ["g/0", "g/1"]);
+        assert_eq!(first["next_cursor"], "2");
+        let second = page("dataset=demo&sort=size&order=asc&limit=2&cursor=2");
+        assert_eq!(keys(&second), ["g/2"]);
+        assert_eq!(second["next_cursor"], serde_json::Value::Null);
+        assert_eq!(keys(&page("dataset=demo&sort=hits")), ["g/0", "g/2", "g/1"]);
+        assert_eq!(
+            keys(&page("dataset=demo")),
+            ["g/0", "g/2", "g/1"],
+            "last access, newest first"
+        );
+        assert_eq!(page("dataset=demo&sort=size")["keys"][0]["size"], 16);
+        for (query, status) in [
+            ("sort=size", 400),
+            ("dataset=nope", 404),
+            ("dataset=demo&sort=colour", 400),
+            ("dataset=demo&order=up", 400),
+            ("dataset=demo&limit=0", 400),
+            ("dataset=demo&limit=1001", 400),
+        ] {
+            assert_eq!(
+                run(&world, "GET", &format!("/api/stats/keys?{query}")).status,
+                status,
+                "{query}"
+            );
+        }
+    }
 }

@@ -1,0 +1,104 @@
+//! Dataset listings: `/api/datasets` and `/zarr/{dataset}` describe a dataset (configuration,
+//! load state, variables).
+
+use serde_json::json;
+
+use crate::http::context::Backends;
+use crate::platform::Platform;
+use crate::source::datasets::{DatasetConfig, LoadState};
+use crate::source::zarr::variables;
+
+/// One dataset for listings: its configuration, load state, variables and cache counters.
+pub async fn describe_dataset<P: Platform>(
+    config: &DatasetConfig,
+    backends: &Backends<'_, P>,
+) -> serde_json::Value {
+    let loaded = backends
+        .datasets
+        .references(&config.id, backends.refs_source, &backends.cache.clock)
+        .await
+        .and_then(|refs| Ok((variables(&refs)?, refs.len_explicit())));
+    let mut entry = json!({
+        "id": config.id,
+        "description": config.description,
+        "zarr": format!("/zarr/{}", config.id),
+        "ttl_seconds": config.ttl_seconds,
+        "allowed_hosts": config.allowed_hosts,
+        "capacity_bytes": config.capacity_bytes,
+        "eviction": config.eviction,
+    });
+    match loaded {
+        Ok((variables, references)) => {
+            entry["state"] = json!("loaded");
+            entry["references"] = json!(references);
+            entry["variables"] = json!(variables);
+        }
+        Err(error) => {
+            entry["state"] = json!("error");
+            entry["error"] = json!(error.to_string());
+            if let LoadState::Loaded = backends.datasets.state(&config.id) {
+                entry["state"] = json!("loaded");
+            }
+        }
+    }
+    entry
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::testing::*;
+
+    /// The datasets listing shows variables of loaded datasets and the error of broken ones.
+    #[test]
+    fn datasets_listing() {
+        let world = world();
+        let body = json_body(&run(&world, "GET", "/api/datasets"));
+        let datasets = body["datasets"].as_array().unwrap();
+        assert_eq!(datasets.len(), 2);
+        let broken = &datasets[0];
+        assert_eq!(broken["id"], "broken");
+        assert_eq!(broken["state"], "error");
+        assert!(broken["error"].as_str().unwrap().contains("broken"));
+        let demo = &datasets[1];
+        assert_eq!(demo["state"], "loaded");
+        assert_eq!(demo["allowed_hosts"], serde_json::json!(["origin.test"]));
+        let t = &demo["variables"][0];
+        assert_eq!(t["name"], "t");
+        assert_eq!(t["shape"], serde_json::json!([6]));
+        assert_eq!(t["dimensions"], serde_json::json!(["x"]));
+        assert_eq!(t["dtype"], "|u1");
+    }
+
+    /// References load once per isolate, not once per request.
+    #[test]
+    fn references_load_once() {
+        let world = world();
+        for _ in 0..3 {
+            assert_eq!(run(&world, "GET", "/zarr/demo/t/1").status, 200);
+        }
+        assert_eq!(world.refs.fetches.get(), 1);
+    }
+
+    /// A warm hit stays one index round trip however long since the run-time datasets were
+    /// read; a change made on another instance arrives with the next lookup, and an unknown id
+    /// is looked up in the index.
+    #[test]
+    fn runtime_datasets_propagate_without_extra_round_trips() {
+        let world = world();
+        read_at(&world, 1_000, "demo", "g/0");
+        assert_eq!(read_at(&world, 1_001, "demo", "g/0"), "HIT");
+        let before = world.index.round_trips.get();
+        assert_eq!(read_at(&world, 900_000, "demo", "g/0"), "HIT");
+        assert_eq!(world.index.round_trips.get() - before, 1, "one lookup");
+        let definition = r#"{"refs": "http://origin.test/refs.json"}"#;
+        block_on(world.index.put_runtime_dataset("elsewhere", definition)).unwrap();
+        read_at(&world, 900_001, "demo", "g/0");
+        assert!(
+            world.registry.config("elsewhere").is_ok(),
+            "seen via the lookup"
+        );
+        block_on(world.index.put_runtime_dataset("later", definition)).unwrap();
+        world.clock.now.set(902_000);
+        assert_eq!(run(&world, "GET", "/zarr/later/.zgroup").status, 200);
+    }
+}

@@ -1,0 +1,208 @@
+//! The request handler's test world (`#[cfg(test)]`): fakes behind the real handler, a
+//! request helper, and the demo references. The tests of each endpoint live in its module.
+
+#![allow(dead_code, unused_imports)]
+
+pub use crate::cache::maintenance::EvictionScope;
+pub use crate::cache::run_write_back;
+pub use crate::cache::{CacheBackends, Flights};
+pub use crate::clock::Clock;
+pub use crate::fakes::{FakeIndex, FakeOrigin, FakeRefsSource, Fakes, InMemoryStore, ManualClock};
+pub use crate::http::context::{Backends, RequestParts};
+pub use crate::http::health::HealthCache;
+pub use crate::http::response::HttpResponse;
+pub use crate::http::service::handle;
+pub use crate::index::Index;
+pub use crate::keys::CacheKeys;
+pub use crate::policy::eviction::Limit;
+pub use crate::settings::Settings;
+pub use crate::source::datasets::parse_datasets;
+pub use crate::source::datasets::DatasetRegistry;
+pub use crate::store::ChunkStore;
+pub use futures::executor::block_on;
+pub use serde_json::json;
+pub use std::rc::Rc;
+
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+pub const REFS: &str = r#"{"version": 1, "refs": {
+    ".zgroup": "{\"zarr_format\": 2}",
+    ".zattrs": "{\"title\": \"t\"}",
+    "t/.zarray": "{\"shape\": [6], \"chunks\": [3], \"dtype\": \"|u1\", \"compressor\": null, \"filters\": null, \"fill_value\": 0, \"order\": \"C\", \"zarr_format\": 2}",
+    "t/.zattrs": "{\"_ARRAY_DIMENSIONS\": [\"x\"]}",
+    "t/0": ["http://origin.test/f.bin", 2, 3],
+    "t/1": "base64:AAEC",
+    "short/0": ["http://origin.test/f.bin", 8, 5],
+    "far/0": ["http://elsewhere.test/f.bin", 0, 1],
+    "g/0": ["http://origin.test/g.bin", 0, 4],
+    "g/1": ["http://origin.test/g.bin", 4, 8],
+    "g/2": ["http://origin.test/g.bin", 12, 16]
+}}"#;
+
+pub type FakeBackends = CacheBackends<Fakes>;
+
+pub struct World {
+    pub cache: Rc<FakeBackends>,
+    pub index: FakeIndex,
+    pub origin: FakeOrigin,
+    pub refs: FakeRefsSource,
+    pub store: InMemoryStore,
+    pub clock: ManualClock,
+    pub registry: DatasetRegistry,
+    pub flights: Flights,
+    pub total_capacity: Option<Limit>,
+}
+
+pub fn world() -> World {
+    world_with("")
+}
+
+/// The world with more datasets (`"id": {…}` entries, comma-first).
+pub fn world_with(extra_datasets: &str) -> World {
+    let datasets = parse_datasets(&format!(
+        r#"{{"demo": {{"refs": "http://origin.test/refs.json", "description": "d"}},
+            "broken": {{"refs": "http://origin.test/broken.json"}}{extra_datasets}}}"#
+    ))
+    .unwrap();
+    let index = FakeIndex::healthy();
+    let origin = FakeOrigin::default()
+        .with_file("http://origin.test/f.bin", b"0123456789")
+        .with_file("http://origin.test/g.bin", &[7u8; 40]);
+    let store = InMemoryStore::default();
+    let clock = ManualClock::default();
+    clock.now.set(1_000);
+    World {
+        cache: Rc::new(CacheBackends {
+            index: index.clone(),
+            store: store.clone(),
+            origin: origin.clone(),
+            clock: clock.clone(),
+            keys: CacheKeys::new("t"),
+        }),
+        store,
+        clock,
+        total_capacity: None,
+        index,
+        origin,
+        refs: FakeRefsSource::default()
+            .with("http://origin.test/refs.json", REFS, "\"v1\"")
+            .with(
+                "http://origin.test/broken.json",
+                "{\"version\": 7}",
+                "\"b\"",
+            ),
+        registry: DatasetRegistry::new(datasets, 1 << 20, 60_000),
+        flights: Flights::default(),
+    }
+}
+
+/// Runs a request with headers and then its write-backs; returns the response with any
+/// streamed body read into `body`.
+pub fn request(world: &World, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    request_with_body(world, method, path, headers, b"")
+}
+
+pub fn request_with_body(
+    world: &World,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let backends = Backends {
+        cache: &world.cache,
+        refs_source: &world.refs,
+        datasets: &world.registry,
+        flights: &world.flights,
+        admin_token: Some(ADMIN_TOKEN),
+        settings: &Settings {
+            lease_ms: 30_000,
+            lease_wait_ms: 1_000,
+            origin_timeout_ms: 1_000,
+            total_capacity: world.total_capacity,
+            orphan_grace_ms: 1_000,
+            orphan_pages: 10,
+            ..Settings::default()
+        },
+        health: &HealthCache::default(),
+    };
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let (response, write_backs) = block_on(handle(
+        &RequestParts {
+            method,
+            path,
+            query,
+            body,
+            authorization: header("authorization"),
+            nonce: "n1",
+            range: header("range"),
+            if_none_match: header("if-none-match"),
+        },
+        &backends,
+    ));
+    let ids = world.registry.ids();
+    let scope = EvictionScope {
+        datasets: &ids,
+        now_ms: world.cache.clock.now_ms(),
+        token: "wb",
+        total_evictions: crate::cache::maintenance::MAX_TOTAL_EVICTIONS,
+    };
+    for write_back in write_backs {
+        block_on(run_write_back(
+            write_back,
+            &world.cache.index,
+            &world.cache.store,
+            &scope,
+        ))
+        .unwrap();
+    }
+    HttpResponse {
+        status: response.status,
+        headers: response.headers,
+        body: response.stream.unwrap_or(response.body),
+        stream: None,
+    }
+}
+
+pub fn run(world: &World, method: &str, path: &str) -> HttpResponse {
+    request(world, method, path, &[])
+}
+
+/// The row of dataset `id` in a `{"datasets": [...]}` answer.
+pub fn dataset_row(body: &serde_json::Value, id: &str) -> serde_json::Value {
+    body["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {body}"))
+        .clone()
+}
+
+pub fn json_body(response: &HttpResponse) -> serde_json::Value {
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+/// A dataset over the demo references with `settings` (JSON members), edge tier off.
+pub fn dataset(id: &str, settings: &str) -> String {
+    format!(
+        r#", "{id}": {{"refs": "http://origin.test/refs.json", "edge_ttl_seconds": 0{settings}}}"#
+    )
+}
+
+/// Reads `key` of `dataset` at `at_ms`, returning `X-Cache`.
+pub fn read_at(world: &World, at_ms: u64, dataset: &str, key: &str) -> String {
+    world.clock.now.set(at_ms);
+    let response = run(world, "GET", &format!("/zarr/{dataset}/{key}"));
+    assert_eq!(response.status, 200, "{dataset}/{key}");
+    response.header("x-cache").unwrap().to_owned()
+}
+
+pub const ADMIN: (&str, &str) = ("authorization", "Bearer admin-token-0123456789");
+
+pub fn admin(world: &World, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = request_with_body(world, method, path, &[ADMIN], body.as_bytes());
+    let json = serde_json::from_slice(&response.body).unwrap_or_default();
+    (response.status, json)
+}

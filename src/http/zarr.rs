@@ -1,0 +1,374 @@
+//! `GET /zarr/{dataset}/{key}`: the Zarr store endpoint. A key is answered by its dataset's
+//! source (inline bytes, metadata, or bytes at a URL read through the cache), then shaped by
+//! `ETag`/304, `Range`/206/416, `X-Cache` and `Server-Timing`.
+
+use std::rc::Rc;
+
+use crate::cache::{read_chunk, CacheSource, Chunk, ChunkBody, ChunkRequest, Timing, WriteBack};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::http::conditional::{etag, none_match, range_answer, RangeAnswer};
+use crate::http::context::{cache_policy, Backends, RequestParts};
+use crate::http::response::HttpResponse;
+use crate::keys::content_checksum;
+use crate::platform::{Body, Platform};
+use crate::source::zarr::{answer_key, content_type, KeyAnswer};
+use crate::store::ChunkStore;
+
+/// How long browsers and shared caches may keep metadata answers (they change when references
+/// are revalidated).
+const METADATA_MAX_AGE_SECONDS: u64 = 60;
+
+/// `GET /zarr/{dataset}/{key}`: inline and metadata keys from memory, ranged keys through the
+/// cache.
+pub async fn zarr_key<P: Platform>(
+    request: &RequestParts<'_>,
+    dataset: &str,
+    key: &str,
+    backends: &Backends<'_, P>,
+) -> Result<(HttpResponse<Body<P>>, Vec<WriteBack>), Error> {
+    let config = backends.datasets.config(dataset)?;
+    let refs = backends
+        .datasets
+        .references(dataset, backends.refs_source, &backends.cache.clock)
+        .await?;
+    let is_metadata = content_type(key) == "application/json";
+    // What browsers and the edge tier may keep: the edge TTL (or the cache TTL when the edge
+    // tier is off), and a minute for metadata.
+    let max_age = if is_metadata {
+        METADATA_MAX_AGE_SECONDS
+    } else if config.edge_ttl_seconds > 0 {
+        config.edge_ttl_seconds
+    } else {
+        config.ttl_seconds
+    };
+    let (chunk, write_backs) = match answer_key(&refs, key)? {
+        KeyAnswer::Absent => {
+            return Err(Error::NotFound(format!(
+                "{dataset}/{key} is not in the references (Zarr reads it as the fill value)"
+            )))
+        }
+        KeyAnswer::Inline(bytes) => (
+            Chunk {
+                size: bytes.len() as u64,
+                checksum: content_checksum(&bytes),
+                body: ChunkBody::Bytes(Rc::new(bytes)),
+                source: CacheSource::Inline,
+                timing: Timing::default(),
+                datasets_version: None,
+            },
+            Vec::new(),
+        ),
+        KeyAnswer::Fetch { url, range } => {
+            let policy = cache_policy(&config, backends);
+            let chunk_request = ChunkRequest {
+                dataset,
+                key,
+                url: &url,
+                hosts: &config.hosts,
+                range,
+                holder: request.nonce,
+            };
+            let (chunk, write_backs) =
+                read_chunk(chunk_request, policy, backends.cache, backends.flights).await?;
+            let admitted = write_backs
+                .into_iter()
+                .map(|w| w.admitted_by(&config.admission))
+                .collect();
+            (chunk, admitted)
+        }
+    };
+    let (index, now_ms) = (&backends.cache.index, backends.cache.clock.now_ms());
+    match (chunk.source, chunk.datasets_version) {
+        // No lookup (inline and metadata keys): reread them after the interval.
+        (CacheSource::Inline, _) => backends.datasets.refresh_runtime(index, now_ms).await,
+        // The lookup saw another version of the run-time datasets: reread them (a round trip
+        // only when they changed).
+        (_, Some(version)) if backends.datasets.runtime_version_changed(version) => {
+            backends
+                .datasets
+                .refresh_runtime_if_older(index, now_ms, 0)
+                .await;
+        }
+        // Same version, or no answer from the index (do not wait on it twice).
+        _ => {}
+    }
+    let response = respond_with_chunk(request, chunk, key, max_age, &backends.cache.store).await?;
+    Ok((response, write_backs))
+}
+
+/// Builds the 200/206/304/416 answer for a chunk of known size and checksum.
+async fn respond_with_chunk<S: ChunkStore>(
+    request: &RequestParts<'_>,
+    chunk: Chunk<S::Body>,
+    key: &str,
+    max_age: u64,
+    store: &S,
+) -> Result<HttpResponse<S::Body>, Error> {
+    let tag = etag(&chunk.checksum);
+    let mut headers = vec![
+        ("etag".to_owned(), tag.clone()),
+        ("x-cache".to_owned(), chunk.source.header_value().to_owned()),
+        ("server-timing".to_owned(), chunk.timing.header_value()),
+        ("accept-ranges".to_owned(), "bytes".to_owned()),
+        (
+            "cache-control".to_owned(),
+            format!("public, max-age={max_age}"),
+        ),
+    ];
+    let response = |status, headers, body, stream| HttpResponse {
+        status,
+        headers,
+        body,
+        stream,
+    };
+    if none_match(request.if_none_match, &tag) {
+        return Ok(response(304, headers, Vec::new(), None));
+    }
+    headers.push(("content-type".to_owned(), content_type(key).to_owned()));
+    match range_answer(request.range, chunk.size) {
+        RangeAnswer::Full => {
+            headers.push(("content-length".to_owned(), chunk.size.to_string()));
+            Ok(match chunk.body {
+                ChunkBody::Stored { body, .. } => response(200, headers, Vec::new(), Some(body)),
+                ChunkBody::Bytes(bytes) => response(200, headers, bytes.to_vec(), None),
+            })
+        }
+        RangeAnswer::Unsatisfiable => {
+            headers.push((
+                "content-range".to_owned(),
+                format!("bytes */{}", chunk.size),
+            ));
+            Ok(response(416, headers, Vec::new(), None))
+        }
+        RangeAnswer::Partial { start, end } => {
+            headers.push((
+                "content-range".to_owned(),
+                format!("bytes {start}-{end}/{}", chunk.size),
+            ));
+            headers.push(("content-length".to_owned(), (end - start + 1).to_string()));
+            match chunk.body {
+                // A ranged read of a stored chunk reads only that range from storage, streamed.
+                ChunkBody::Stored { object_key, .. } => {
+                    let part = store
+                        .get_range(&object_key, start, end - start + 1)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::Store(crate::store::StoreError::Unavailable(format!(
+                                "{key}: the stored object vanished during the read"
+                            )))
+                        })?;
+                    Ok(response(206, headers, Vec::new(), Some(part.body)))
+                }
+                ChunkBody::Bytes(bytes) => {
+                    let (first, last) = (
+                        usize::try_from(start).unwrap_or(usize::MAX),
+                        usize::try_from(end).unwrap_or(usize::MAX),
+                    );
+                    let Some(slice) = bytes.get(first..=last) else {
+                        return Err(Error::Internal(format!(
+                            "{key}: {} bytes do not cover {start}-{end}",
+                            bytes.len()
+                        )));
+                    };
+                    Ok(response(206, headers, slice.to_vec(), None))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::testing::*;
+
+    /// A ranged key is fetched from the origin with exactly its range.
+    #[test]
+    fn ranged_key_comes_from_origin() {
+        let world = world();
+        let response = run(&world, "GET", "/zarr/demo/t/0");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"234");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/octet-stream")
+        );
+        assert_eq!(response.header("x-cache"), Some("MISS"));
+        let requests = world.origin.requests.borrow();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].1.unwrap().header_value(), "bytes=2-4");
+    }
+
+    /// Inline and metadata keys never touch the origin.
+    #[test]
+    fn inline_and_metadata_keys_come_from_memory() {
+        let world = world();
+        let inline = run(&world, "GET", "/zarr/demo/t/1");
+        assert_eq!(
+            (inline.status, inline.body.as_slice()),
+            (200, &[0u8, 1, 2][..])
+        );
+        assert_eq!(inline.header("x-cache"), Some("INLINE"));
+        let zarray = run(&world, "GET", "/zarr/demo/t/.zarray");
+        assert_eq!(zarray.header("content-type"), Some("application/json"));
+        assert_eq!(json_body(&zarray)["chunks"], serde_json::json!([3]));
+        assert!(world.origin.requests.borrow().is_empty());
+    }
+
+    /// `.zmetadata` is synthesised from every metadata key.
+    #[test]
+    fn consolidated_metadata_is_synthesised() {
+        let world = world();
+        let response = run(&world, "GET", "/zarr/demo/.zmetadata");
+        assert_eq!(response.status, 200);
+        let body = json_body(&response);
+        assert_eq!(body["zarr_consolidated_format"], 1);
+        let keys: Vec<&String> = body["metadata"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, [".zattrs", ".zgroup", "t/.zarray", "t/.zattrs"]);
+        assert_eq!(
+            body["metadata"]["t/.zattrs"]["_ARRAY_DIMENSIONS"],
+            serde_json::json!(["x"])
+        );
+    }
+
+    /// Absent keys are 404 (the fill value), unknown datasets 404, foreign hosts 403, short
+    /// origin reads 502.
+    #[test]
+    fn error_answers() {
+        let world = world();
+        for (path, status) in [
+            ("/zarr/demo/t/5", 404),
+            ("/zarr/demo/zarr.json", 404),
+            ("/zarr/nope/.zgroup", 404),
+            ("/zarr/demo/far/0", 403),
+            ("/zarr/demo/short/0", 502),
+            ("/zarr/broken/.zgroup", 502),
+            ("/zarr/demo/a/../b", 400),
+        ] {
+            let response = run(&world, "GET", path);
+            assert_eq!(response.status, status, "{path}");
+            assert_eq!(
+                response.header("content-type"),
+                Some("application/json"),
+                "{path}"
+            );
+        }
+    }
+
+    /// First read is a MISS from the origin and is written back; the second is a HIT from
+    /// storage with identical bytes and no new origin request; counters say so.
+    #[test]
+    fn miss_then_hit() {
+        let world = world();
+        let first = run(&world, "GET", "/zarr/demo/t/0");
+        assert_eq!((first.status, first.header("x-cache")), (200, Some("MISS")));
+        let second = run(&world, "GET", "/zarr/demo/t/0");
+        assert_eq!(
+            (second.status, second.header("x-cache")),
+            (200, Some("HIT"))
+        );
+        assert_eq!(second.body, first.body);
+        assert_eq!(second.header("etag"), first.header("etag"));
+        assert_eq!(second.header("content-length"), Some("3"));
+        assert!(second
+            .header("server-timing")
+            .is_some_and(|t| t.starts_with("index;dur=")));
+        assert_eq!(world.origin.requests.borrow().len(), 1);
+        let stats = world.index.stats_of("demo");
+        assert_eq!(
+            (
+                stats.hits,
+                stats.misses,
+                stats.bytes_from_cache,
+                stats.bytes_from_origin
+            ),
+            (1, 1, 3, 3)
+        );
+    }
+
+    /// A matching If-None-Match is 304 without a body, for cached and inline keys.
+    #[test]
+    fn if_none_match_gives_not_modified() {
+        let world = world();
+        for path in ["/zarr/demo/t/0", "/zarr/demo/t/1", "/zarr/demo/.zgroup"] {
+            let tag = run(&world, "GET", path).header("etag").unwrap().to_owned();
+            let again = request(&world, "GET", path, &[("if-none-match", &tag)]);
+            assert_eq!(again.status, 304, "{path}");
+            assert!(again.body.is_empty());
+            assert_eq!(again.header("etag"), Some(tag.as_str()));
+        }
+    }
+
+    /// Range on any key: 206 with Content-Range, 416 when unsatisfiable, on MISS and HIT alike.
+    #[test]
+    fn range_requests() {
+        let world = world();
+        for _ in 0..2 {
+            let part = request(&world, "GET", "/zarr/demo/t/0", &[("range", "bytes=1-")]);
+            assert_eq!(part.status, 206);
+            assert_eq!(part.body, b"34");
+            assert_eq!(part.header("content-range"), Some("bytes 1-2/3"));
+        }
+        // The second read was a HIT: its range was read from storage, not the whole object.
+        assert_eq!(world.store.ranged_gets.get(), 1);
+        let inline = request(&world, "GET", "/zarr/demo/t/1", &[("range", "bytes=-1")]);
+        assert_eq!((inline.status, inline.body.as_slice()), (206, &[2u8][..]));
+        let beyond = request(&world, "GET", "/zarr/demo/t/0", &[("range", "bytes=3-")]);
+        assert_eq!(beyond.status, 416);
+        assert_eq!(beyond.header("content-range"), Some("bytes */3"));
+    }
+
+    /// The same access pattern (g/2 read and hit twice, then g/0, then g/1; 28 bytes against a
+    /// capacity of 24) leaves a different set under each policy.
+    #[test]
+    fn each_policy_evicts_its_own_victim() {
+        for (policy, survivors, evicted) in [
+            ("lru", ["g/0", "g/1"], "g/2"),
+            ("lfu", ["g/1", "g/2"], "g/0"),
+            ("size", ["g/0", "g/1"], "g/2"),
+            ("cost", ["g/0", "g/2"], "g/1"),
+        ] {
+            let settings = format!(r#", "capacity_bytes": 24, "eviction": "{policy}""#);
+            let world = world_with(&dataset("capped", &settings));
+            assert_eq!(read_at(&world, 1_000, "capped", "g/2"), "MISS");
+            for at in [1_001, 1_002] {
+                assert_eq!(read_at(&world, at, "capped", "g/2"), "HIT");
+            }
+            if policy == "cost" {
+                // Cost per byte: g/2 read three times over 16 bytes outranks g/1's once over 8.
+                assert_eq!(read_at(&world, 1_003, "capped", "g/2"), "HIT");
+            }
+            read_at(&world, 2_000, "capped", "g/0");
+            read_at(&world, 3_000, "capped", "g/1");
+            assert_eq!(world.index.cached_keys("capped"), survivors, "{policy}");
+            let stats = world.index.stats_of("capped");
+            assert!(stats.bytes_stored <= 24, "{policy}: {stats:?}");
+            assert_eq!(
+                world.store.len(),
+                2,
+                "{policy}: the evicted object is deleted"
+            );
+            assert_eq!(
+                read_at(&world, 4_000, "capped", evicted),
+                "MISS",
+                "{policy}"
+            );
+        }
+    }
+
+    /// The admission filter stores only what it admits; the rest is served and counted.
+    #[test]
+    fn admission_filter_decides_what_is_stored() {
+        let settings = r#", "admission": {"exclude": ["g/1"], "max_bytes": 8}"#;
+        let world = world_with(&dataset("picky", settings));
+        for key in ["g/0", "g/1", "g/2"] {
+            read_at(&world, 1_000, "picky", key);
+        }
+        assert_eq!(read_at(&world, 2_000, "picky", "g/0"), "HIT");
+        assert_eq!(read_at(&world, 2_000, "picky", "g/1"), "MISS");
+        assert_eq!(read_at(&world, 2_000, "picky", "g/2"), "MISS");
+        assert_eq!(world.index.cached_keys("picky"), ["g/0"]);
+        assert_eq!(world.index.stats_of("picky").misses, 5);
+        assert!(world.index.leases.borrow().is_empty(), "leases released");
+    }
+}

@@ -1,0 +1,157 @@
+//! The storage layer: where chunk bytes live (the R2 binding now, S3-compatible stores next),
+//! behind one trait whose errors say what the caller must do.
+
+/// Why the chunk store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store refused a write to this key for now (R2 allows one write per second per key):
+    /// not an error for a reader, the write can be dropped or retried later.
+    #[error("write to {0} rate limited")]
+    RateLimited(String),
+    /// The store failed or is unreachable: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// R2's error code for more than one write per second to a key.
+pub const R2_RATE_LIMITED: u32 = 10_058;
+
+impl StoreError {
+    /// Classifies an R2 binding error. Its message ends with R2's numeric code in parentheses
+    /// (`put: Reduce your rate of simultaneous writes to the same object. (10058)`); only that
+    /// code means "rate limited on this key". Digits elsewhere in the message (an object key
+    /// containing `429`) say nothing.
+    #[must_use]
+    pub fn from_r2(key: &str, message: &str) -> Self {
+        if r2_error_code(message) == Some(R2_RATE_LIMITED) {
+            Self::RateLimited(key.to_owned())
+        } else {
+            Self::Unavailable(format!("R2: {message}"))
+        }
+    }
+}
+
+/// The code at the end of an R2 error message: `… (10058)` → 10058.
+fn r2_error_code(message: &str) -> Option<u32> {
+    let inner = message.trim_end().strip_suffix(')')?;
+    let (_, code) = inner.rsplit_once('(')?;
+    (code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| code.parse().ok())
+        .flatten()
+}
+
+/// An object found in the chunk store: its size and its not yet read body.
+#[derive(Debug)]
+pub struct StoredObject<B> {
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was written, ms since the epoch.
+    pub uploaded_ms: u64,
+    /// The body, streamed to the client by the glue or read with
+    /// [`ChunkStore::read_body`].
+    pub body: B,
+}
+
+/// Where chunk bytes live (an R2 binding, or an S3-compatible bucket).
+#[allow(async_fn_in_trait)]
+pub trait ChunkStore {
+    /// An object's unread body (an R2 object, streamed to the client without passing through
+    /// wasm; plain bytes in the test fake).
+    type Body: 'static;
+
+    /// Stores `bytes` under `key`, replacing any object there.
+    ///
+    /// Contract: on `Ok` a following `get` of `key` returns these bytes. On `Err` the object may or
+    /// may not have landed (a reported failure can still have written): callers must not assume
+    /// either, and must never index an object whose `put` failed.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Opens the object under `key`; `Ok(None)` when there is none. The body is not read yet.
+    async fn get(&self, key: &str) -> Result<Option<StoredObject<Self::Body>>, StoreError>;
+
+    /// Opens `length` bytes of the object under `key` from `offset` (a ranged read: only those
+    /// bytes are transferred); `Ok(None)` when there is no object.
+    ///
+    /// Contract: the returned body holds exactly the requested bytes when the object covers
+    /// them; `size` is the whole object's size.
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Option<StoredObject<Self::Body>>, StoreError>;
+
+    /// Reads a body from [`get`](Self::get) into memory.
+    async fn read_body(&self, body: Self::Body) -> Result<Vec<u8>, StoreError>;
+
+    /// Deletes the object under `key`. Idempotent: deleting nothing is `Ok`.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes the objects under `keys` (at most [`MAX_DELETE_BATCH`]) in one call. Idempotent.
+    ///
+    /// Contract: on `Err` any subset may have been deleted.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
+
+    /// One page of the objects whose key starts with `prefix`, in key order, after `cursor` (from
+    /// the previous page).
+    ///
+    /// Contract: `next_cursor` is `None` on the last page; a page may be shorter than `limit`.
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ObjectPage, StoreError>;
+}
+
+/// The most keys one [`ChunkStore::delete_many`] call takes (R2's limit).
+pub const MAX_DELETE_BATCH: usize = 1_000;
+
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key.
+    pub key: String,
+    /// When it was written, ms since the epoch.
+    pub uploaded_ms: u64,
+}
+
+/// A page of [`ChunkStore::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectPage {
+    /// The objects.
+    pub objects: Vec<ListedObject>,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only R2's trailing code 10058 is a rate limit; a key or message with "429" is not.
+    #[test]
+    fn r2_errors_are_classified_by_their_code() {
+        let limited = "put: Reduce your rate of simultaneous writes to the same object. (10058)";
+        assert_eq!(
+            StoreError::from_r2("k", limited),
+            StoreError::RateLimited("k".into())
+        );
+        for other in [
+            "get: zec/v1/42/429abc not found (10007)",
+            "put: object zec/v1/429/x failed: HTTP 429",
+            "put: rate limit exceeded",
+            "put: internal error (10001)",
+            "put: (10058) in the middle, then (10001)",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    StoreError::from_r2("zec/v1/429", other),
+                    StoreError::Unavailable(_)
+                ),
+                "{other}"
+            );
+        }
+    }
+}
