@@ -650,7 +650,7 @@ mod tests {
     fn failed_deletes_leave_orphans_for_the_sweep() {
         let index = FakeIndex::healthy();
         let store =
-            InMemoryStore::with_fault(StoreFault::Delete(StoreError::Unavailable("down".into())));
+            InMemoryStore::with_fault(StoreFault::Delete(StoreError::Retryable("down".into())));
         store_keys(&index, &store, "ds", 3);
         let report = block_on(remove_keys(
             &index,

@@ -1246,7 +1246,7 @@ mod tests {
     fn failed_store_write_is_not_indexed() {
         let b = backends_with(
             FakeIndex::healthy(),
-            InMemoryStore::with_fault(StoreFault::Put(StoreError::Unavailable("full".into()))),
+            InMemoryStore::with_fault(StoreFault::Put(StoreError::Retryable("full".into()))),
         );
         let (_, wbs) = read(&b, &Flights::default()).unwrap();
         let outcome: Vec<_> = wbs
@@ -1287,7 +1287,7 @@ mod tests {
     fn storage_error_keeps_the_entry() {
         let b = backends_with(
             FakeIndex::healthy(),
-            InMemoryStore::with_fault(StoreFault::Get(StoreError::Unavailable("blip".into()))),
+            InMemoryStore::with_fault(StoreFault::Get(StoreError::Retryable("blip".into()))),
         );
         let entry = IndexEntry {
             object_key: b.keys.object(URL, RANGE),

@@ -43,14 +43,14 @@ impl R2Store {
             }))
     }
 
-    /// `call` within the timeout; a late call is [`StoreError::Unavailable`].
+    /// `call` within the timeout; a late call is [`StoreError::Retryable`].
     async fn bounded<T>(
         &self,
         what: &str,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         within(self.timeout_ms, call).await.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(format!(
+            Err(StoreError::Retryable(format!(
                 "R2 {what}: no answer within {} ms",
                 self.timeout_ms
             )))
@@ -98,7 +98,7 @@ impl ChunkStore for R2Store {
                 let read = async { stream.bytes().await.map_err(|e| store_error(&key, &e)) };
                 self.bounded("read", read).await
             }
-            None => Err(StoreError::Unavailable(format!(
+            None => Err(StoreError::Retryable(format!(
                 "R2 object {key} has no body"
             ))),
         }

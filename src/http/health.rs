@@ -161,8 +161,9 @@ fn index_cause(error: &IndexError) -> &'static str {
 fn store_cause(error: &StoreError) -> &'static str {
     match error {
         StoreError::RateLimited(_) => "rate limited",
-        StoreError::Unavailable(text) if text.contains("no answer within") => "timeout",
-        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Retryable(text) if text.contains("no answer within") => "timeout",
+        StoreError::Retryable(_) => "unavailable",
+        StoreError::Fatal(_) => "refused (configuration)",
     }
 }
 
@@ -267,14 +268,12 @@ mod tests {
     fn storage_faults_are_named_by_step() {
         let cases = [
             (
-                StoreFault::Put(StoreError::Unavailable(
-                    "R2: down at https://x/?sig=1".into(),
-                )),
+                StoreFault::Put(StoreError::Retryable("R2: down at https://x/?sig=1".into())),
                 "put failed: unavailable",
                 0,
             ),
             (
-                StoreFault::Get(StoreError::Unavailable(
+                StoreFault::Get(StoreError::Retryable(
                     "R2 get: no answer within 5 ms".into(),
                 )),
                 "get failed: timeout",

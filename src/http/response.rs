@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::store::StoreError;
 
 /// A complete response: status, headers and body. `S` is the chunk store's body type: when
 /// `stream` is set, the body streams from storage and `body` is empty.
@@ -90,6 +91,7 @@ pub fn error_status(error: &Error) -> (u16, &'static str) {
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
         Error::Config(_) => (500, "configuration"),
         Error::Index(_) => (503, "index_unavailable"),
+        Error::Store(StoreError::Fatal(_)) => (500, "storage_refused"),
         Error::Store(_) => (503, "storage_unavailable"),
         Error::Internal(_) => (500, "internal"),
     }
@@ -119,7 +121,6 @@ mod tests {
     use super::*;
     use crate::error::ConfigError;
     use crate::index::IndexError;
-    use crate::store::StoreError;
 
     /// Every error kind maps to its status and carries a JSON body naming it.
     #[test]
@@ -149,7 +150,7 @@ mod tests {
                 "index_unavailable",
             ),
             (
-                Error::Store(StoreError::Unavailable("x".into())),
+                Error::Store(StoreError::Retryable("x".into())),
                 503,
                 "storage_unavailable",
             ),

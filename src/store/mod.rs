@@ -1,44 +1,13 @@
 //! The storage layer: where chunk bytes live (the R2 binding now, S3-compatible stores next),
 //! behind one trait whose errors say what the caller must do.
+//!
+//! - [`ChunkStore`]: the trait and its contract; absent objects are `Ok(None)`, not errors.
+//! - [`error`]: [`StoreError`] (rate limited on this key, retryable, fatal) and how each
+//!   store's failures map onto it.
 
-/// Why the chunk store failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The store refused a write to this key for now (R2 allows one write per second per key):
-    /// not an error for a reader, the write can be dropped or retried later.
-    #[error("write to {0} rate limited")]
-    RateLimited(String),
-    /// The store failed or is unreachable: retry later.
-    #[error("{0}")]
-    Unavailable(String),
-}
+pub mod error;
 
-/// R2's error code for more than one write per second to a key.
-pub const R2_RATE_LIMITED: u32 = 10_058;
-
-impl StoreError {
-    /// Classifies an R2 binding error. Its message ends with R2's numeric code in parentheses
-    /// (`put: Reduce your rate of simultaneous writes to the same object. (10058)`); only that
-    /// code means "rate limited on this key". Digits elsewhere in the message (an object key
-    /// containing `429`) say nothing.
-    #[must_use]
-    pub fn from_r2(key: &str, message: &str) -> Self {
-        if r2_error_code(message) == Some(R2_RATE_LIMITED) {
-            Self::RateLimited(key.to_owned())
-        } else {
-            Self::Unavailable(format!("R2: {message}"))
-        }
-    }
-}
-
-/// The code at the end of an R2 error message: `… (10058)` → 10058.
-fn r2_error_code(message: &str) -> Option<u32> {
-    let inner = message.trim_end().strip_suffix(')')?;
-    let (_, code) = inner.rsplit_once('(')?;
-    (code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| code.parse().ok())
-        .flatten()
-}
+pub use error::StoreError;
 
 /// An object found in the chunk store: its size and its not yet read body.
 #[derive(Debug)]
@@ -123,35 +92,4 @@ pub struct ObjectPage {
     pub objects: Vec<ListedObject>,
     /// Where the next page starts, if there is one.
     pub next_cursor: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Only R2's trailing code 10058 is a rate limit; a key or message with "429" is not.
-    #[test]
-    fn r2_errors_are_classified_by_their_code() {
-        let limited = "put: Reduce your rate of simultaneous writes to the same object. (10058)";
-        assert_eq!(
-            StoreError::from_r2("k", limited),
-            StoreError::RateLimited("k".into())
-        );
-        for other in [
-            "get: zec/v1/42/429abc not found (10007)",
-            "put: object zec/v1/429/x failed: HTTP 429",
-            "put: rate limit exceeded",
-            "put: internal error (10001)",
-            "put: (10058) in the middle, then (10001)",
-            "",
-        ] {
-            assert!(
-                matches!(
-                    StoreError::from_r2("zec/v1/429", other),
-                    StoreError::Unavailable(_)
-                ),
-                "{other}"
-            );
-        }
-    }
 }
