@@ -19,10 +19,11 @@ use crate::http::response::HttpResponse;
 use crate::http::route::AdminRoute;
 use crate::index::entry::ClaimSelector;
 use crate::index::Index;
+use crate::origin::ByteRange;
 use crate::platform::Platform;
 use crate::policy::eviction::glob_matches;
 use crate::source::datasets::{parse_dataset, DatasetSource};
-use crate::source::zarr::{answer_key, KeyAnswer};
+use crate::source::{KeySource, Source};
 
 /// Default and largest `concurrency` of a warm job.
 pub const WARM_CONCURRENCY: (usize, usize) = (6, 32);
@@ -222,16 +223,13 @@ async fn delete_dataset<P: Platform>(
     ))
 }
 
-/// The ranged keys of `refs` a warm job selects (explicit and generated, each once), at most
-/// `limit`; `true` when more matched.
-fn matching_keys(
-    refs: &crate::source::kerchunk::References,
+/// The keys of `source` a warm job selects (those whose bytes live at a URL, explicit and
+/// generated, each once) with where they live, at most `limit`; `true` when more matched.
+async fn matching_keys(
+    source: &Source,
     request: &WarmRequest,
     limit: usize,
-) -> (
-    Vec<(String, String, Option<crate::origin::ByteRange>)>,
-    bool,
-) {
+) -> Result<(Vec<(String, String, Option<ByteRange>)>, bool), Error> {
     let wanted = |key: &str| {
         request.prefix.as_deref().is_none_or(|p| key.starts_with(p))
             && request
@@ -239,23 +237,15 @@ fn matching_keys(
                 .as_deref()
                 .is_none_or(|p| glob_matches(p, key))
     };
-    let explicit = refs.explicit_keys().map(str::to_owned);
-    let generated = refs.gen_patterns().flat_map(|p| p.keys());
-    let mut matched = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for key in explicit.chain(generated) {
-        if !wanted(&key) || seen.contains(&key) {
-            continue;
-        }
-        if let Ok(KeyAnswer::Fetch { url, range }) = answer_key(refs, &key) {
-            if matched.len() == limit {
-                return (matched, true);
-            }
-            seen.insert(key.clone());
-            matched.push((key, url, range));
+    let (keys, truncated) = source.chunk_keys(&wanted, limit).await?;
+    let mut matched = Vec::with_capacity(keys.len());
+    for key in keys {
+        let answer = source.answer(&key).await?;
+        if let Some((url, range)) = answer.location() {
+            matched.push((key, url.to_owned(), range));
         }
     }
-    (matched, false)
+    Ok((matched, truncated))
 }
 
 /// What happened to one key of a warm job.
@@ -278,15 +268,15 @@ async fn warm<P: Platform>(
         .clamp(1, WARM_CONCURRENCY.1);
     let limit = request.limit.unwrap_or(WARM_LIMIT.0).clamp(1, WARM_LIMIT.1);
     let config = backends.datasets.config(&request.dataset)?;
-    let refs = backends
+    let source = backends
         .datasets
-        .references(
+        .key_source(
             &request.dataset,
             backends.refs_source,
             &backends.cache.clock,
         )
         .await?;
-    let (matched, truncated) = matching_keys(&refs, &request, limit);
+    let (matched, truncated) = matching_keys(&source, &request, limit).await?;
     let policy = cache_policy(&config, backends);
     let ids = backends.datasets.ids();
     let now_ms = backends.cache.clock.now_ms();

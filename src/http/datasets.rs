@@ -7,19 +7,26 @@ use crate::http::context::Backends;
 use crate::platform::Platform;
 use crate::source::datasets::{DatasetConfig, LoadState};
 use crate::source::zarr::variables;
+use crate::source::KeySource;
 
 /// One dataset for listings: its configuration, load state, variables and cache counters.
 pub async fn describe_dataset<P: Platform>(
     config: &DatasetConfig,
     backends: &Backends<'_, P>,
 ) -> serde_json::Value {
-    let loaded = backends
+    let loaded = match backends
         .datasets
-        .references(&config.id, backends.refs_source, &backends.cache.clock)
+        .key_source(&config.id, backends.refs_source, &backends.cache.clock)
         .await
-        .and_then(|refs| Ok((variables(&refs)?, refs.len_explicit())));
+    {
+        Ok(source) => variables(&source)
+            .await
+            .map(|variables| (variables, source.key_count())),
+        Err(error) => Err(error),
+    };
     let mut entry = json!({
         "id": config.id,
+        "kind": config.kind,
         "description": config.description,
         "zarr": format!("/zarr/{}", config.id),
         "ttl_seconds": config.ttl_seconds,

@@ -12,7 +12,8 @@ use crate::http::context::{cache_policy, Backends, RequestParts};
 use crate::http::response::HttpResponse;
 use crate::keys::content_checksum;
 use crate::platform::{Body, Platform};
-use crate::source::zarr::{answer_key, content_type, KeyAnswer};
+use crate::source::zarr::{self, content_type};
+use crate::source::KeyAnswer;
 use crate::store::ChunkStore;
 
 /// How long browsers and shared caches may keep metadata answers (they change when references
@@ -28,9 +29,9 @@ pub async fn zarr_key<P: Platform>(
     backends: &Backends<'_, P>,
 ) -> Result<(HttpResponse<Body<P>>, Vec<WriteBack>), Error> {
     let config = backends.datasets.config(dataset)?;
-    let refs = backends
+    let source = backends
         .datasets
-        .references(dataset, backends.refs_source, &backends.cache.clock)
+        .key_source(dataset, backends.refs_source, &backends.cache.clock)
         .await?;
     let is_metadata = content_type(key) == "application/json";
     // What browsers and the edge tier may keep: the edge TTL (or the cache TTL when the edge
@@ -42,10 +43,11 @@ pub async fn zarr_key<P: Platform>(
     } else {
         config.ttl_seconds
     };
-    let (chunk, write_backs) = match answer_key(&refs, key)? {
+    let answer = zarr::answer(&source, key).await?;
+    let (chunk, write_backs) = match answer {
         KeyAnswer::Absent => {
             return Err(Error::NotFound(format!(
-                "{dataset}/{key} is not in the references (Zarr reads it as the fill value)"
+                "{dataset}/{key} is not in the dataset (Zarr reads it as the fill value)"
             )))
         }
         KeyAnswer::Inline(bytes) => (
@@ -59,12 +61,15 @@ pub async fn zarr_key<P: Platform>(
             },
             Vec::new(),
         ),
-        KeyAnswer::Fetch { url, range } => {
+        KeyAnswer::Range { .. } | KeyAnswer::Whole { .. } => {
+            let Some((url, range)) = answer.location() else {
+                return Err(Error::Internal(format!("{dataset}/{key}: no location")));
+            };
             let policy = cache_policy(&config, backends);
             let chunk_request = ChunkRequest {
                 dataset,
                 key,
-                url: &url,
+                url,
                 hosts: &config.hosts,
                 range,
                 holder: request.nonce,
@@ -154,7 +159,7 @@ async fn respond_with_chunk<S: ChunkStore>(
                         .get_range(&object_key, start, end - start + 1)
                         .await?
                         .ok_or_else(|| {
-                            Error::Store(crate::store::StoreError::Unavailable(format!(
+                            Error::Store(crate::store::StoreError::Retryable(format!(
                                 "{key}: the stored object vanished during the read"
                             )))
                         })?;

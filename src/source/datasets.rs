@@ -21,12 +21,15 @@ use crate::origin::url_policy::{redirect_target, HostPolicy, MAX_REDIRECTS};
 use crate::policy::eviction::{Admission, CapacityLimits, EvictionPolicy, Limit};
 use crate::source::kerchunk::{LoadOptions, References, S3Endpoint};
 use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
+use crate::source::Source;
 
 /// One dataset's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetConfig {
     /// The id in URLs (`/zarr/{id}/…`).
     pub id: String,
+    /// What kind of source answers its keys.
+    pub kind: DatasetKind,
     /// The reference file.
     pub refs: RefsLocation,
     /// How `s3://` URLs in the references map to HTTP(S).
@@ -52,12 +55,33 @@ pub struct DatasetConfig {
     pub definition: serde_json::Value,
 }
 
+/// What kind of source answers a dataset's keys (`"kind"` in its definition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// Kerchunk references (JSON) at `refs`: every key is inline bytes or a range of a file.
+    #[default]
+    Kerchunk,
+}
+
+impl DatasetKind {
+    /// The kind named in a definition.
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "kerchunk" => Some(Self::Kerchunk),
+            _ => None,
+        }
+    }
+}
+
 /// Default chunk TTL: one day.
 pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDataset {
+    #[serde(default)]
+    kind: Option<String>,
     refs: String,
     #[serde(default)]
     s3_endpoint: Option<RawS3>,
@@ -89,7 +113,7 @@ fn yes() -> bool {
     true
 }
 
-/// Parses `DATASETS`: `{"id": {"refs": URL, "s3_endpoint"?: {"endpoint", "path_style"?},
+/// Parses `DATASETS`: `{"id": {"kind"?: "kerchunk", "refs": URL, "s3_endpoint"?: {"endpoint", "path_style"?},
 /// "ttl_seconds"?, "edge_ttl_seconds"?, "allowed_hosts"?: [..], "description"?,
 /// "capacity_bytes"?, "eviction"?: "lru"|"lfu"|"size"|"cost", "admission"?: {"include"?,
 /// "exclude"?, "min_bytes"?, "max_bytes"?, "min_fetch_ms"?}}, …}`.
@@ -153,6 +177,11 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             .check_refs_url(url)
             .map_err(|e| in_dataset(format!("refs: {e}")))?;
     }
+    let kind = match raw.kind.as_deref() {
+        None => DatasetKind::default(),
+        Some(name) => DatasetKind::parse(name)
+            .ok_or_else(|| in_dataset(format!("kind must be \"kerchunk\", not {name:?}")))?,
+    };
     let ttl_seconds = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl_seconds == 0 {
         return Err(in_dataset("ttl_seconds must be at least 1".into()));
@@ -166,6 +195,7 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         })?,
     };
     Ok(DatasetConfig {
+        kind,
         refs,
         s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
             endpoint: s.endpoint,
@@ -493,6 +523,24 @@ impl DatasetRegistry {
         }
     }
 
+    /// The source that answers dataset `id`'s keys, loading what its kind needs (kerchunk:
+    /// the references, see [`references`](Self::references)).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown dataset; what loading fails with.
+    pub async fn key_source(
+        &self,
+        id: &str,
+        refs_source: &impl ReferenceSource,
+        clock: &impl Clock,
+    ) -> Result<Source, Error> {
+        match self.config(id)?.kind {
+            DatasetKind::Kerchunk => Ok(Source::Kerchunk(
+                self.references(id, refs_source, clock).await?,
+            )),
+        }
+    }
+
     /// The dataset's references: from memory while fresh, else (re)loaded through `source`.
     ///
     /// A revalidation that fails keeps serving the references already loaded (stale beats down).
@@ -716,6 +764,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parsed[0].id, "air");
+        assert_eq!(parsed[0].kind, DatasetKind::Kerchunk);
         assert_eq!(parsed[0].allowed_hosts, ["data.test:8443"]);
         assert_eq!(parsed[0].ttl_seconds, DEFAULT_TTL_SECONDS);
         let hosts = &parsed[0].hosts;
@@ -749,6 +798,10 @@ mod tests {
         );
         for (json, want) in [
             (r#"{"a": {"refs": "ftp://x/r.json"}}"#, "refs must be"),
+            (
+                r#"{"a": {"kind": "parquet", "refs": "http://x/r"}}"#,
+                "kind must be",
+            ),
             (
                 r#"{"a": {"refs": "http://127.0.0.1:8090/r.json"}}"#,
                 "list it in the dataset's allowed_hosts",

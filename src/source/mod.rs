@@ -1,12 +1,125 @@
 //! The source layer: what a dataset's Zarr keys are and where their bytes come from.
 //!
-//! - [`datasets`]: dataset configuration and the per-isolate registry of loaded sources.
+//! Every kind of dataset answers keys through one trait, [`KeySource`]: inline bytes, a byte
+//! range of a URL, a whole object at a URL, or absent. The cache path only ever sees the URL
+//! and range, so a new kind of dataset (a Zarr store over HTTP, parquet references) is a new
+//! implementation and a [`Source`] variant, and nothing in `cache` changes.
+//!
+//! - [`datasets`]: dataset configuration (with its [`datasets::DatasetKind`]) and the
+//!   per-isolate registry of loaded sources.
 //! - [`refs`]: where reference files come from (location, fetch trait).
 //! - [`kerchunk`]: kerchunk references (versions 0 and 1, templates, lazy `gen`) in a compact form.
-//! - [`zarr`]: the Zarr v2 store surface over references (key answers, consolidated metadata,
+//! - [`kerchunk_store`]: kerchunk references as a [`KeySource`].
+//! - [`zarr`]: the Zarr v2 surface over any source (`.zmetadata` synthesis, content types,
 //!   variables).
 
 pub mod datasets;
 pub mod kerchunk;
+pub mod kerchunk_store;
 pub mod refs;
 pub mod zarr;
+
+use std::rc::Rc;
+
+use crate::error::Error;
+use crate::origin::ByteRange;
+use crate::source::kerchunk::References;
+
+/// What a dataset answers for one Zarr key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAnswer {
+    /// The key's whole content, known without a fetch (inline data, metadata).
+    Inline(Vec<u8>),
+    /// `range` of the file at `url` (read through the cache).
+    Range {
+        /// The resolved absolute URL.
+        url: String,
+        /// The byte range (at least one byte).
+        range: ByteRange,
+    },
+    /// The whole object at `url` (read through the cache).
+    Whole {
+        /// The resolved absolute URL.
+        url: String,
+    },
+    /// The dataset has no such key: Zarr reads a missing chunk as the fill value (404).
+    Absent,
+}
+
+impl KeyAnswer {
+    /// The URL and range to read, for answers that live at a URL.
+    #[must_use]
+    pub fn location(&self) -> Option<(&str, Option<ByteRange>)> {
+        match self {
+            Self::Range { url, range } => Some((url, Some(*range))),
+            Self::Whole { url } => Some((url, None)),
+            Self::Inline(_) | Self::Absent => None,
+        }
+    }
+}
+
+/// The keys of one dataset: the seam every kind of dataset implements.
+#[allow(async_fn_in_trait)]
+pub trait KeySource {
+    /// What to answer for `key` (already validated as a Zarr key by the router).
+    ///
+    /// Contract: [`KeyAnswer::Inline`] is the key's whole content; [`KeyAnswer::Range`] and
+    /// [`KeyAnswer::Whole`] name bytes the caller reads through the cache (the cache checks the
+    /// URL against the dataset's allowed hosts); [`KeyAnswer::Absent`] only when the dataset
+    /// has no such key. `Err` is the source's own failure
+    /// ([`Error::BadReferences`], [`Error::Upstream`]), never a missing key. Idempotent.
+    async fn answer(&self, key: &str) -> Result<KeyAnswer, Error>;
+
+    /// The dataset's Zarr metadata keys (`.zgroup`, `.zattrs`, `.zarray`, `.zmetadata` when it
+    /// has one), in any order.
+    async fn metadata_keys(&self) -> Result<Vec<String>, Error>;
+
+    /// The keys whose bytes live at a URL and that `wanted` accepts, each once, at most
+    /// `limit`; `true` when more matched (what a warm job reads).
+    async fn chunk_keys(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), Error>;
+
+    /// How many keys the dataset lists explicitly, when it knows (for listings).
+    fn key_count(&self) -> Option<u64>;
+}
+
+/// A loaded dataset source, by kind. A new kind adds a variant here and its own
+/// [`KeySource`] implementation.
+#[derive(Clone)]
+pub enum Source {
+    /// Kerchunk references (JSON), loaded and held in memory.
+    Kerchunk(Rc<References>),
+}
+
+impl KeySource for Source {
+    async fn answer(&self, key: &str) -> Result<KeyAnswer, Error> {
+        match self {
+            Self::Kerchunk(refs) => refs.answer(key).await,
+        }
+    }
+
+    async fn metadata_keys(&self) -> Result<Vec<String>, Error> {
+        match self {
+            Self::Kerchunk(refs) => refs.metadata_keys().await,
+        }
+    }
+
+    async fn chunk_keys(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), Error> {
+        match self {
+            Self::Kerchunk(refs) => refs.chunk_keys(wanted, limit).await,
+        }
+    }
+
+    fn key_count(&self) -> Option<u64> {
+        match self {
+            Self::Kerchunk(refs) => refs.key_count(),
+        }
+    }
+}
