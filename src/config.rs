@@ -53,6 +53,8 @@ pub struct Config {
     pub refs_timeout_ms: u32,
     /// How long one chunk-store call (get, put, delete, list) may take (`STORAGE_TIMEOUT_MS`).
     pub storage_timeout_ms: u32,
+    /// Which chunk store holds the bytes (`CHUNK_STORE`), chosen at start.
+    pub chunk_store: ChunkStoreConfig,
     /// How many storage listing pages (500 objects each) one sweep scans for orphans
     /// (`SWEEP_ORPHAN_PAGES`).
     pub sweep_orphan_pages: u32,
@@ -84,9 +86,52 @@ impl std::fmt::Debug for Config {
             .field("refs_max_bytes", &self.refs_max_bytes)
             .field("refs_timeout_ms", &self.refs_timeout_ms)
             .field("storage_timeout_ms", &self.storage_timeout_ms)
+            .field("chunk_store", &self.chunk_store)
             .field("sweep_orphan_pages", &self.sweep_orphan_pages)
             .field("total_evictions_per_run", &self.total_evictions_per_run)
             .finish()
+    }
+}
+
+/// Which chunk store a deployment uses (`CHUNK_STORE`): chosen at start, not at compile time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkStoreConfig {
+    /// An R2 bucket binding (`r2`, or `r2:BINDING`; the default binding is `CHUNKS`).
+    R2 {
+        /// The binding's name in `wrangler.toml` (`[[r2_buckets]] binding`).
+        binding: String,
+    },
+}
+
+/// The R2 binding used when `CHUNK_STORE` names none.
+pub const DEFAULT_R2_BINDING: &str = "CHUNKS";
+
+impl ChunkStoreConfig {
+    fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: "CHUNK_STORE",
+            reason,
+        };
+        match value {
+            None | Some("r2") => Ok(Self::R2 {
+                binding: DEFAULT_R2_BINDING.to_owned(),
+            }),
+            Some(other) => match other.strip_prefix("r2:") {
+                Some(binding)
+                    if !binding.is_empty()
+                        && binding
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    Ok(Self::R2 {
+                        binding: binding.to_owned(),
+                    })
+                }
+                _ => Err(invalid(format!(
+                    "{other:?} is not a chunk store; use r2 or r2:BINDING"
+                ))),
+            },
+        }
     }
 }
 
@@ -248,6 +293,7 @@ impl Config {
             refs_max_bytes,
             refs_timeout_ms: narrow(refs_timeout_ms),
             storage_timeout_ms: narrow(storage_timeout_ms),
+            chunk_store: ChunkStoreConfig::parse(get("CHUNK_STORE").as_deref())?,
             sweep_orphan_pages: narrow(sweep_orphan_pages),
             total_evictions_per_run: narrow(total_evictions_per_run),
         })
@@ -281,6 +327,19 @@ mod tests {
         assert_eq!(config.key_prefix, DEFAULT_KEY_PREFIX);
         assert_eq!(config.admin_token, None);
         assert_eq!(config.total_capacity, None);
+        assert_eq!(
+            config.chunk_store,
+            ChunkStoreConfig::R2 {
+                binding: "CHUNKS".into()
+            }
+        );
+        let other = Config::from_lookup(lookup(&[BASE[0], BASE[1], ("CHUNK_STORE", "r2:CACHE_2")]));
+        assert_eq!(
+            other.unwrap().chunk_store,
+            ChunkStoreConfig::R2 {
+                binding: "CACHE_2".into()
+            }
+        );
         let capped = Config::from_lookup(lookup(&[
             BASE[0],
             BASE[1],
@@ -338,6 +397,14 @@ mod tests {
             (
                 vec![BASE[0], BASE[1], ("CACHE_CAPACITY_BYTES", "-1")],
                 "CACHE_CAPACITY_BYTES is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("CHUNK_STORE", "gcs")],
+                "CHUNK_STORE is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("CHUNK_STORE", "r2:")],
+                "CHUNK_STORE is invalid",
             ),
         ];
         for (pairs, want) in cases {

@@ -3,9 +3,10 @@
 //! [`WorkerRefsSource`]: reference files from an HTTP URL or from the R2 bucket.
 
 use futures::StreamExt as _;
-use worker::{AbortController, Bucket, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit};
 use worker::{RequestRedirect, Response};
 
+use super::store::WorkerStore;
 use super::timeout::within;
 use crate::error::Error;
 use crate::origin::check::is_redirect;
@@ -14,6 +15,7 @@ use crate::origin::Origin;
 use crate::origin::{ByteRange, OriginError, OriginResponse};
 use crate::source::refs::RefsLocation;
 use crate::source::refs::{ReferenceSource, RefsFetch};
+use crate::store::ChunkStore;
 
 /// Fetches from origins with the runtime's `fetch`, aborting after `timeout_ms`.
 #[derive(Clone)]
@@ -134,8 +136,8 @@ impl Origin for HttpOrigin {
 /// Reference files over HTTP(S) (conditional GET with `If-None-Match`, redirects returned to the
 /// caller) or from the bucket, each bounded in size and in time.
 pub struct WorkerRefsSource {
-    /// The bucket for `r2://` locations.
-    pub bucket: Bucket,
+    /// The chunk store, for `r2://` locations.
+    pub store: WorkerStore,
     /// The largest reference file accepted, in bytes.
     pub max_bytes: u64,
     /// How long one download may take, body included.
@@ -180,6 +182,8 @@ impl WorkerRefsSource {
         }
     }
 
+    /// A reference file in the chunk store (`r2://key`), through the store's trait so that
+    /// any store kind serves it. Its validator is its size and upload time.
     async fn read_object(
         &self,
         key: &str,
@@ -189,25 +193,28 @@ impl WorkerRefsSource {
         let max_bytes = self.max_bytes;
         let read = async {
             let object = self
-                .bucket
+                .store
                 .get(key)
-                .execute()
                 .await
                 .map_err(|e| fail(e.to_string()))?
                 .ok_or_else(|| Error::NotFound(format!("references r2://{key} do not exist")))?;
-            let etag = object.http_etag();
+            let etag = format!("\"{}-{}\"", object.size, object.uploaded_ms);
             if if_none_match == Some(etag.as_str()) {
                 return Ok(RefsFetch::NotModified);
             }
-            if object.size() > max_bytes {
+            if object.size > max_bytes {
                 return Err(fail(format!(
                     "{} bytes is more than REFS_MAX_BYTES ({max_bytes})",
-                    object.size()
+                    object.size
                 )));
             }
-            let body = object.body().ok_or_else(|| fail("no body".into()))?;
+            let bytes = self
+                .store
+                .read_body(object.body)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             Ok(RefsFetch::Body {
-                bytes: body.bytes().await.map_err(|e| fail(e.to_string()))?,
+                bytes,
                 etag: Some(etag),
             })
         };

@@ -8,6 +8,7 @@
 mod convert;
 mod http_origin;
 mod r2_store;
+mod store;
 mod timeout;
 mod upstash_fetch;
 
@@ -37,11 +38,8 @@ use crate::source::datasets::DatasetRegistry;
 
 pub use convert::to_worker_response;
 use http_origin::{HttpOrigin, WorkerRefsSource};
-use r2_store::R2Store;
+use store::WorkerStore;
 use upstash_fetch::FetchTransport;
-
-/// Name of the R2 binding that holds chunk bytes (`[[r2_buckets]] binding` in wrangler.toml).
-const CHUNKS_BINDING: &str = "CHUNKS";
 
 thread_local! {
     /// Configuration is fixed for an isolate's life: parse and validate `DATASETS` once.
@@ -69,13 +67,13 @@ impl Clock for WorkerClock {
     }
 }
 
-/// The Workers platform: the index over Fetch behind the isolate's circuit, the R2 binding,
-/// origins over Fetch, `Date.now()`.
+/// The Workers platform: the index over Fetch behind the isolate's circuit, the chunk store
+/// `CHUNK_STORE` names, origins over Fetch, `Date.now()`.
 struct Workers;
 
 impl Platform for Workers {
     type Index = WorkerIndex;
-    type Store = R2Store;
+    type Store = WorkerStore;
     type Origin = HttpOrigin;
     type Clock = WorkerClock;
     type Refs = WorkerRefsSource;
@@ -309,13 +307,8 @@ fn index_from(config: &Config) -> WorkerIndex {
     )
 }
 
-fn bucket_from(env: &Env) -> Result<worker::Bucket, Error> {
-    env.bucket(CHUNKS_BINDING)
-        .map_err(|e| Error::Internal(format!("R2 binding {CHUNKS_BINDING} is missing: {e}")))
-}
-
-fn store_from(env: &Env, config: &Config) -> Result<R2Store, Error> {
-    Ok(R2Store::new(bucket_from(env)?, config.storage_timeout_ms))
+fn store_from(env: &Env, config: &Config) -> Result<WorkerStore, Error> {
+    WorkerStore::from_env(env, config)
 }
 
 async fn serve(
@@ -325,7 +318,7 @@ async fn serve(
     registry: &DatasetRegistry,
 ) -> Result<
     (
-        crate::http::response::HttpResponse<worker::Object>,
+        crate::http::response::HttpResponse<store::WorkerBody>,
         Vec<crate::cache::WriteBack>,
     ),
     Error,
@@ -334,16 +327,15 @@ async fn serve(
     let settings = config.settings();
     let health = HEALTH.with(Rc::clone);
     let store = store_from(env, config)?;
-    let bucket = bucket_from(env)?;
     let cache: Rc<WorkerBackends> = Rc::new(CacheBackends {
         index: index_from(config),
-        store,
+        store: store.clone(),
         origin: HttpOrigin::new(config.origin_timeout_ms),
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
     });
     let refs_source = WorkerRefsSource {
-        bucket,
+        store,
         max_bytes: config.refs_max_bytes,
         timeout_ms: config.refs_timeout_ms,
     };
