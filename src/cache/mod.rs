@@ -1,12 +1,168 @@
 //! The cache layer: the read-through path for one key and what keeps it correct and small.
 //!
-//! - [`read`]: look up, else lock, fetch, answer, write back.
-//! - [`single_flight`]: concurrent misses in one isolate share one fetch.
+//! The path reads as *look up, else lock, fetch, answer, write back*:
+//! - [`read`]: the path for one key (lookup and storage open together, adoption of bytes
+//!   stored for another key, the leader's fetch);
+//! - [`lock`]: the cache lock, one origin fetch per object in an isolate and across
+//!   instances (write and read permits);
+//! - [`write_back`]: what runs after the response (store, index, release, evict);
+//! - [`single_flight`]: the in-isolate primitive the lock is built on;
 //! - [`maintenance`]: removing keys (claim, delete unheld objects, drop entries): eviction to
 //!   capacity, purges, the scheduled sweep.
+//!
+//! Generic over the [`Platform`] and free of worker types.
 
+pub mod lock;
 pub mod maintenance;
 pub mod read;
 pub mod single_flight;
+pub mod write_back;
 
-pub use read::*;
+use std::rc::Rc;
+
+use url::Url;
+
+use crate::error::Error;
+use crate::keys::CacheKeys;
+use crate::origin::url_policy::HostPolicy;
+use crate::origin::ByteRange;
+use crate::platform::Platform;
+use crate::policy::eviction::CapacityLimits;
+
+pub use read::{read_chunk, FetchedOutcome, Flights};
+pub use write_back::{run_write_back, WriteBack};
+
+/// How the bytes were obtained, as reported in `X-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSource {
+    /// From the chunk store, vouched for by the index (or written by the lease holder meanwhile).
+    Hit,
+    /// From the origin.
+    Miss,
+    /// Inline in the references (no fetch, nothing cached).
+    Inline,
+}
+
+impl CacheSource {
+    /// The `X-Cache` header value.
+    #[must_use]
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Inline => "INLINE",
+        }
+    }
+}
+
+/// Milliseconds spent per backend, for `Server-Timing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// The index lookup.
+    pub index_ms: u64,
+    /// The storage read (opening the object).
+    pub storage_ms: u64,
+    /// The origin fetch, or waiting for another instance's fetch.
+    pub origin_ms: u64,
+}
+
+impl Timing {
+    /// The `Server-Timing` header value.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        format!(
+            "index;dur={}, storage;dur={}, origin;dur={}",
+            self.index_ms, self.storage_ms, self.origin_ms
+        )
+    }
+}
+
+/// The body of a chunk: streamed from storage, or bytes in memory.
+#[derive(Debug)]
+pub enum ChunkBody<B> {
+    /// An unread stored object (the glue streams it), and its storage key (for ranged reads).
+    Stored {
+        /// The unread body.
+        body: B,
+        /// Where it is stored.
+        object_key: String,
+    },
+    /// Bytes in memory (from the origin, or read from storage).
+    Bytes(Rc<Vec<u8>>),
+}
+
+/// A chunk ready to answer with.
+#[derive(Debug)]
+pub struct Chunk<B> {
+    /// The body.
+    pub body: ChunkBody<B>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its content checksum (the `ETag`).
+    pub checksum: String,
+    /// Where it came from.
+    pub source: CacheSource,
+    /// What it cost.
+    pub timing: Timing,
+    /// The run-time datasets' version the index lookup returned (`None` without a lookup).
+    pub datasets_version: Option<u64>,
+}
+
+/// Tunables of the cache path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// Entry TTL.
+    pub ttl_ms: u64,
+    /// Lease length: longer than an origin fetch normally takes.
+    pub lease_ms: u64,
+    /// How long a request waits for another instance's fetch before going to the origin itself.
+    pub lease_wait_ms: u64,
+    /// Poll interval while waiting.
+    pub poll_ms: u64,
+    /// How long one origin request may take.
+    pub origin_timeout_ms: u64,
+    /// The capacities a write-back enforces.
+    pub limits: CapacityLimits,
+}
+
+/// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
+/// the request that started them.
+pub struct CacheBackends<P: Platform> {
+    /// The index.
+    pub index: P::Index,
+    /// The chunk store.
+    pub store: P::Store,
+    /// The origin.
+    pub origin: P::Origin,
+    /// The clock.
+    pub clock: P::Clock,
+    /// Key formatting.
+    pub keys: CacheKeys,
+}
+
+/// One key at a URL to read through the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRequest<'a> {
+    /// Dataset id.
+    pub dataset: &'a str,
+    /// Zarr key.
+    pub key: &'a str,
+    /// The resolved URL (storage is addressed by it and the range).
+    pub url: &'a str,
+    /// The hosts the dataset may fetch from: the URL, and any redirect, is checked against them
+    /// before anything is read.
+    pub hosts: &'a HostPolicy,
+    /// The byte range, or `None` for the whole object.
+    pub range: Option<ByteRange>,
+    /// Identifies this request as a lease holder.
+    pub holder: &'a str,
+}
+
+impl ChunkRequest<'_> {
+    /// The URL to fetch, when the dataset allows its host.
+    fn checked_url(&self) -> Result<Url, Error> {
+        self.hosts.check_chunk_url(self.url).map_err(|refusal| {
+            Error::Forbidden(format!("{}/{}: {refusal}", self.dataset, self.key))
+        })
+    }
+}

@@ -1,243 +1,28 @@
-//! The read-through cache for one ranged Zarr key: index and storage looked up together, a hit
-//! served from storage, a miss fetched from the origin once and written back afterwards.
-//!
-//! Generic over the backend traits and free of worker types. The write-back is returned as an
-//! instruction ([`WriteBack`]) that the glue runs in `ctx.wait_until` after the response, so it
-//! never delays the client.
-//!
-//! Single flight has two levels:
-//! - inside an isolate, concurrent misses for one object share one future ([`SingleFlight`]);
-//! - across isolates, the leader takes a lease in the index (`SET NX PX`). Whoever finds the lease
-//!   taken polls storage for the object for a bounded time and serves it from there, or falls back
-//!   to the origin without writing back. A dead holder's lease expires by itself.
+//! The read-through path for one Zarr key at a URL: *look up* (index and storage together; a
+//! hit is served from storage, bytes stored for another key are adopted), *else lock* (the
+//! [`CacheLock`]: one fetch per object in the isolate and across instances), *fetch* from the
+//! origin, *answer*, and return the *write-back* ([`WriteBack`]) the glue runs in
+//! `ctx.wait_until` after the response, so it never delays the client.
 
 use std::rc::Rc;
 
 use futures::join;
 use url::Url;
 
-use crate::cache::maintenance::{enforce_limits, EvictionScope};
-use crate::cache::single_flight::SingleFlight;
+use crate::cache::lock::{acquire, CacheLock, Permit, Wait};
+use crate::cache::{
+    CacheBackends, CachePolicy, CacheSource, Chunk, ChunkBody, ChunkRequest, Timing, WriteBack,
+};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::index::entry::IndexEntry;
 use crate::index::{Index, IndexError};
-use crate::keys::{content_checksum, CacheKeys};
+use crate::keys::content_checksum;
 use crate::origin::check::{checked_body, fetch_following_redirects};
 use crate::origin::url_policy::{redact, HostPolicy};
 use crate::origin::{ByteRange, Origin};
 use crate::platform::{Body, Platform};
-use crate::policy::eviction::{Admission, CapacityLimits};
-use crate::store::{ChunkStore, StoreError};
-
-/// How the bytes were obtained, as reported in `X-Cache`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheSource {
-    /// From the chunk store, vouched for by the index (or written by the lease holder meanwhile).
-    Hit,
-    /// From the origin.
-    Miss,
-    /// Inline in the references (no fetch, nothing cached).
-    Inline,
-}
-
-impl CacheSource {
-    /// The `X-Cache` header value.
-    #[must_use]
-    pub fn header_value(self) -> &'static str {
-        match self {
-            Self::Hit => "HIT",
-            Self::Miss => "MISS",
-            Self::Inline => "INLINE",
-        }
-    }
-}
-
-/// Milliseconds spent per backend, for `Server-Timing`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timing {
-    /// The index lookup.
-    pub index_ms: u64,
-    /// The storage read (opening the object).
-    pub storage_ms: u64,
-    /// The origin fetch, or waiting for another instance's fetch.
-    pub origin_ms: u64,
-}
-
-impl Timing {
-    /// The `Server-Timing` header value.
-    #[must_use]
-    pub fn header_value(&self) -> String {
-        format!(
-            "index;dur={}, storage;dur={}, origin;dur={}",
-            self.index_ms, self.storage_ms, self.origin_ms
-        )
-    }
-}
-
-/// The body of a chunk: streamed from storage, or bytes in memory.
-#[derive(Debug)]
-pub enum ChunkBody<B> {
-    /// An unread stored object (the glue streams it), and its storage key (for ranged reads).
-    Stored {
-        /// The unread body.
-        body: B,
-        /// Where it is stored.
-        object_key: String,
-    },
-    /// Bytes in memory (from the origin, or read from storage).
-    Bytes(Rc<Vec<u8>>),
-}
-
-/// A chunk ready to answer with.
-#[derive(Debug)]
-pub struct Chunk<B> {
-    /// The body.
-    pub body: ChunkBody<B>,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its content checksum (the `ETag`).
-    pub checksum: String,
-    /// Where it came from.
-    pub source: CacheSource,
-    /// What it cost.
-    pub timing: Timing,
-    /// The run-time datasets' version the index lookup returned (`None` without a lookup).
-    pub datasets_version: Option<u64>,
-}
-
-/// Work to do after the response, in `ctx.wait_until`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteBack {
-    /// Store the bytes, then index them (never index what was not stored), then release the
-    /// lease if one was taken.
-    Store {
-        /// Dataset id.
-        dataset: String,
-        /// Zarr key.
-        key: String,
-        /// The entry to write (its `object_key` is where the bytes go).
-        entry: IndexEntry,
-        /// The bytes.
-        bytes: Rc<Vec<u8>>,
-        /// Entry TTL.
-        ttl_ms: u64,
-        /// The lease to release, with its holder id.
-        lease: Option<String>,
-        /// The capacities to enforce once it is indexed.
-        limits: CapacityLimits,
-    },
-    /// Record a miss served without writing back (another instance is writing it, or the
-    /// dataset's admission filter refused it).
-    RecordMiss {
-        /// Dataset id.
-        dataset: String,
-        /// Zarr key.
-        key: String,
-        /// Bytes fetched from the origin.
-        origin_bytes: u64,
-        /// A lease to release: `(object key, holder)`.
-        lease: Option<(String, String)>,
-    },
-    /// The bytes were already stored (same source range, written for another dataset or key):
-    /// index them for this key and count the read as a hit.
-    Adopt {
-        /// Dataset id.
-        dataset: String,
-        /// Zarr key.
-        key: String,
-        /// The entry to write.
-        entry: IndexEntry,
-        /// Its remaining TTL.
-        ttl_ms: u64,
-        /// The capacities to enforce once it is indexed.
-        limits: CapacityLimits,
-    },
-    /// Count a read that shared another read's outcome (a follower of a fetch in this isolate, or
-    /// a reader served by another instance's stored bytes) as the hit or miss it answers. Origin
-    /// bytes are not added: the fetch that brought them counted them.
-    CountRead {
-        /// Dataset id.
-        dataset: String,
-        /// Whether it answers `HIT` (else `MISS`).
-        hit: bool,
-        /// Bytes served.
-        bytes: u64,
-    },
-    /// The index vouched for an object the store does not have: drop the entry and undo the hit.
-    Forget {
-        /// Dataset id.
-        dataset: String,
-        /// Zarr key.
-        key: String,
-        /// The stale entry.
-        entry: IndexEntry,
-    },
-}
-
-/// How often a request waiting on another request's fetch in the same isolate checks it.
-const FOLLOWER_POLL_MS: u64 = 10;
-
-/// Tunables of the cache path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CachePolicy {
-    /// Entry TTL.
-    pub ttl_ms: u64,
-    /// Lease length: longer than an origin fetch normally takes.
-    pub lease_ms: u64,
-    /// How long a request waits for another instance's fetch before going to the origin itself.
-    pub lease_wait_ms: u64,
-    /// Poll interval while waiting.
-    pub poll_ms: u64,
-    /// How long one origin request may take.
-    pub origin_timeout_ms: u64,
-    /// The capacities a write-back enforces.
-    pub limits: CapacityLimits,
-}
-
-impl WriteBack {
-    /// The write-back as the dataset's admission filter allows it: a miss the filter refuses is
-    /// only counted, not stored (its lease is still released).
-    #[must_use]
-    pub fn admitted_by(self, admission: &Admission) -> Self {
-        match self {
-            Self::Store {
-                dataset,
-                key,
-                entry,
-                lease,
-                ..
-            } if !admission.admits(&key, entry.size, entry.fetch_ms) => Self::RecordMiss {
-                dataset,
-                key,
-                origin_bytes: entry.size,
-                lease: lease.map(|holder| (entry.object_key, holder)),
-            },
-            other => other,
-        }
-    }
-
-    /// Whether this write-back stores bytes.
-    #[must_use]
-    pub fn stores(&self) -> bool {
-        matches!(self, Self::Store { .. })
-    }
-}
-
-/// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
-/// the request that started them.
-pub struct CacheBackends<P: Platform> {
-    /// The index.
-    pub index: P::Index,
-    /// The chunk store.
-    pub store: P::Store,
-    /// The origin.
-    pub origin: P::Origin,
-    /// The clock.
-    pub clock: P::Clock,
-    /// Key formatting.
-    pub keys: CacheKeys,
-}
+use crate::store::{ChunkStore, StoreError, StoredObject};
 
 /// What the shared miss future yields: the bytes, or an error; plus the instruction for the
 /// leader, who alone runs it.
@@ -250,38 +35,11 @@ struct Fetched {
     write_back: Option<WriteBack>,
 }
 
-/// Shared single-flight state of an isolate.
-pub type Flights = Rc<SingleFlight<Result<Rc<FetchedOutcome>, Error>>>;
-
 /// The outcome of one miss, shared by every request of the isolate that waited on it.
 pub struct FetchedOutcome(Fetched);
 
-/// One ranged key to read through the cache.
-#[derive(Debug, Clone, Copy)]
-pub struct ChunkRequest<'a> {
-    /// Dataset id.
-    pub dataset: &'a str,
-    /// Zarr key.
-    pub key: &'a str,
-    /// The resolved reference URL (storage is addressed by it).
-    pub url: &'a str,
-    /// The hosts the dataset may fetch from: the URL, and any redirect, is checked against them
-    /// before anything is read.
-    pub hosts: &'a HostPolicy,
-    /// The byte range, or `None` for the whole file.
-    pub range: Option<ByteRange>,
-    /// Identifies this request as a lease holder.
-    pub holder: &'a str,
-}
-
-impl ChunkRequest<'_> {
-    /// The URL to fetch, when the dataset allows its host.
-    fn checked_url(&self) -> Result<Url, Error> {
-        self.hosts.check_chunk_url(self.url).map_err(|refusal| {
-            Error::Forbidden(format!("{}/{}: {refusal}", self.dataset, self.key))
-        })
-    }
-}
+/// The isolate's cache lock over misses.
+pub type Flights = CacheLock<Result<Rc<FetchedOutcome>, Error>>;
 
 /// Reads `request`'s chunk through the cache.
 ///
@@ -392,9 +150,9 @@ pub async fn read_chunk<P: Platform>(
     ))
 }
 
-/// The miss, shared by the isolate's concurrent readers of the object: the leader fetches
-/// ([`fetch_once`]), the others poll its outcome. Returns it, whether this reader led, and the
-/// time it took this reader.
+/// The miss under the cache lock: the isolate's leader fetches ([`fetch_once`]), its concurrent
+/// readers of the object follow its outcome. Returns it, whether this reader led, and the time
+/// it took this reader.
 async fn share_fetch<P: Platform>(
     request: ChunkRequest<'_>,
     target: Url,
@@ -405,27 +163,27 @@ async fn share_fetch<P: Platform>(
     flights: &Flights,
 ) -> Result<(Rc<FetchedOutcome>, bool, u64), Error> {
     let start = backends.clock.now_ms();
-    let (outcome, leader) = flights
-        .run(
-            object_key,
-            || {
-                fetch_once(
-                    request.dataset.to_owned(),
-                    request.key.to_owned(),
-                    (request.url.to_owned(), target, request.hosts.clone()),
-                    request.range,
-                    object_key.to_owned(),
-                    policy,
-                    Rc::clone(backends),
-                    (!index_down).then(|| request.holder.to_owned()),
-                )
+    let fetch = || {
+        fetch_once(
+            Owned {
+                dataset: request.dataset.to_owned(),
+                key: request.key.to_owned(),
+                url: request.url.to_owned(),
+                hosts: request.hosts.clone(),
+                range: request.range,
+                object_key: object_key.to_owned(),
             },
-            || backends.clock.sleep(FOLLOWER_POLL_MS),
-            || backends.clock.now_ms(),
-            // A leader may take a lease wait plus an origin request; past that (its request
-            // was cancelled) a follower takes over.
-            policy.lease_wait_ms + policy.origin_timeout_ms,
+            target,
+            policy,
+            Rc::clone(backends),
+            (!index_down).then(|| request.holder.to_owned()),
         )
+    };
+    // A leader may take a lease wait plus an origin request; past that (its request was
+    // cancelled) a follower takes over.
+    let leader_ms = policy.lease_wait_ms + policy.origin_timeout_ms;
+    let (outcome, leader) = flights
+        .lead_or_follow(object_key, fetch, &backends.clock, leader_ms)
         .await;
     let outcome = outcome?;
     let waited = if leader {
@@ -445,7 +203,7 @@ async fn look_up_and_open<P: Platform>(
     object_key: &str,
 ) -> (
     Result<crate::index::entry::Lookup, IndexError>,
-    Result<Option<crate::store::StoredObject<Body<P>>>, StoreError>,
+    Result<Option<StoredObject<Body<P>>>, StoreError>,
     Timing,
 ) {
     let start = backends.clock.now_ms();
@@ -466,85 +224,101 @@ async fn look_up_and_open<P: Platform>(
     (lookup, object, timing)
 }
 
-/// The leader's miss: take the lease and fetch, or wait for the holder's bytes in storage.
-#[allow(clippy::too_many_arguments)]
-async fn fetch_once<P: Platform>(
+/// What the shared fetch owns of its request (it may outlive the request that started it).
+struct Owned {
     dataset: String,
     key: String,
-    (url, target, hosts): (String, Url, HostPolicy),
+    url: String,
+    hosts: HostPolicy,
     range: Option<ByteRange>,
     object_key: String,
+}
+
+/// The isolate leader's miss: lock the object across instances; with the write permit, fetch
+/// (unless the bytes were stored meanwhile) and write back; with a read permit, wait for the
+/// holder's bytes, else fetch without writing back.
+async fn fetch_once<P: Platform>(
+    owned: Owned,
+    target: Url,
     policy: CachePolicy,
     backends: Rc<CacheBackends<P>>,
     holder: Option<String>,
 ) -> Result<Rc<FetchedOutcome>, Error> {
     let start = backends.clock.now_ms();
+    let object_key = owned.object_key.as_str();
     // `holder` is None when the index is down: fetch without a lease (waiting for one would cost
     // another index timeout) and still write back.
-    let lease = match holder {
-        None => Lease::Unknown,
-        Some(holder) => match backends
-            .index
-            .try_lease(&object_key, &holder, policy.lease_ms)
-            .await
-        {
-            Ok(true) => Lease::Held(holder),
-            Ok(false) => Lease::HeldElsewhere,
-            Err(_) => Lease::Unknown,
-        },
-    };
-    if lease == Lease::HeldElsewhere {
-        let expected = range.map(|r| r.length);
-        if let Some(bytes) = wait_for_object(&backends, &object_key, expected, policy).await {
-            return Ok(Rc::new(FetchedOutcome(Fetched {
-                checksum: content_checksum(&bytes),
-                bytes: Rc::new(bytes),
-                source: CacheSource::Hit,
-                origin_ms: backends.clock.now_ms().saturating_sub(start),
-                write_back: None,
-            })));
+    let permit = acquire(
+        &backends.index,
+        object_key,
+        holder.as_deref(),
+        policy.lease_ms,
+    )
+    .await;
+    match &permit {
+        Permit::Read(reader) => {
+            let wait = Wait {
+                wait_ms: policy.lease_wait_ms,
+                poll_ms: policy.poll_ms,
+                expected_length: owned.range.map(|r| r.length),
+            };
+            // Bytes older than the TTL are not the holder's: keep waiting for fresh ones.
+            let is_current =
+                |object: &StoredObject<Body<P>>| fresh(object, backends.clock.now_ms(), policy);
+            if let Some(bytes) = reader
+                .wait(&backends.store, &backends.clock, wait, is_current)
+                .await
+            {
+                return Ok(Rc::new(FetchedOutcome(Fetched {
+                    checksum: content_checksum(&bytes),
+                    bytes: Rc::new(bytes),
+                    source: CacheSource::Hit,
+                    origin_ms: backends.clock.now_ms().saturating_sub(start),
+                    write_back: None,
+                })));
+            }
         }
-    }
-    if let Lease::Held(holder) = &lease {
-        let request = ChunkRequest {
-            dataset: &dataset,
-            key: &key,
-            url: &url,
-            hosts: &hosts,
-            range,
-            holder,
-        };
-        if let Some(stored) = stored_meanwhile(&request, &object_key, policy, &backends).await {
-            return stored;
+        Permit::Write(writer) => {
+            let request = ChunkRequest {
+                dataset: &owned.dataset,
+                key: &owned.key,
+                url: &owned.url,
+                hosts: &owned.hosts,
+                range: owned.range,
+                holder: writer.holder(),
+            };
+            if let Some(stored) = stored_meanwhile(&request, object_key, policy, &backends).await {
+                return stored;
+            }
         }
+        Permit::Unlocked => {}
     }
-    let what = format!("{dataset}/{key}");
-    let body = match origin_bytes(&backends.origin, &hosts, &what, target, range).await {
+    let what = format!("{}/{}", owned.dataset, owned.key);
+    let fetched = origin_bytes(&backends.origin, &owned.hosts, &what, target, owned.range).await;
+    let (bytes, validator) = match fetched {
         Ok(body) => body,
         Err(error) => {
-            if let Lease::Held(holder) = &lease {
-                // Let another instance try at once rather than after the lease expires.
-                let _ = backends.index.release_lease(&object_key, holder).await;
+            if let Permit::Write(writer) = permit {
+                writer.release(&backends.index).await;
             }
             return Err(error);
         }
     };
-    let (bytes, validator) = body;
     let now = backends.clock.now_ms();
     let fetch_ms = now.saturating_sub(start);
     let bytes = Rc::new(bytes);
     let checksum = content_checksum(&bytes);
-    let write_back = if lease == Lease::HeldElsewhere {
-        WriteBack::RecordMiss {
-            dataset,
-            key,
+    let write_back = match permit {
+        // Another instance is storing these bytes: only count the miss.
+        Permit::Read(_) => WriteBack::RecordMiss {
+            dataset: owned.dataset,
+            key: owned.key,
             origin_bytes: bytes.len() as u64,
             lease: None,
-        }
-    } else {
-        WriteBack::Store {
+        },
+        Permit::Write(_) | Permit::Unlocked => WriteBack::Store {
             entry: IndexEntry {
-                object_key,
+                object_key: owned.object_key,
                 size: bytes.len() as u64,
                 checksum: checksum.clone(),
                 created_ms: now,
@@ -555,14 +329,15 @@ async fn fetch_once<P: Platform>(
             },
             bytes: Rc::clone(&bytes),
             ttl_ms: policy.ttl_ms,
-            lease: match lease {
-                Lease::Held(holder) => Some(holder),
+            // The write-back releases the lease once the bytes are stored.
+            lease: match permit {
+                Permit::Write(writer) => Some(writer.into_holder()),
                 _ => None,
             },
             limits: policy.limits,
-            dataset,
-            key,
-        }
+            dataset: owned.dataset,
+            key: owned.key,
+        },
     };
     Ok(Rc::new(FetchedOutcome(Fetched {
         checksum,
@@ -595,19 +370,8 @@ async fn origin_bytes(
 
 /// Whether stored bytes are younger than the dataset's TTL (by their upload time): the one
 /// freshness rule for bytes taken from storage without an entry vouching for them.
-fn fresh<B>(object: &crate::store::StoredObject<B>, now_ms: u64, policy: CachePolicy) -> bool {
+fn fresh<B>(object: &StoredObject<B>, now_ms: u64, policy: CachePolicy) -> bool {
     now_ms.saturating_sub(object.uploaded_ms) < policy.ttl_ms
-}
-
-/// Whether this request holds the cross-instance lease for its object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Lease {
-    /// We hold it, as this holder id.
-    Held(String),
-    /// Another instance holds it.
-    HeldElsewhere,
-    /// The index could not say (down): fetch without one.
-    Unknown,
 }
 
 /// Serves bytes stored under `object_key` for a key with no entry (written for another dataset
@@ -616,7 +380,7 @@ enum Lease {
 async fn adopt<P: Platform>(
     request: &ChunkRequest<'_>,
     object_key: &str,
-    object: crate::store::StoredObject<Body<P>>,
+    object: StoredObject<Body<P>>,
     policy: CachePolicy,
     backends: &CacheBackends<P>,
 ) -> Option<(Chunk<Body<P>>, Vec<WriteBack>)> {
@@ -662,9 +426,9 @@ async fn adopt<P: Platform>(
     ))
 }
 
-/// After winning the lease: another instance may have stored the bytes and released its lease
-/// between our lookup and our lease. If so, serve them from storage (and release our lease)
-/// instead of fetching the origin again.
+/// After winning the write permit: another instance may have stored the bytes and released its
+/// lease between our lookup and our lease. If so, serve them from storage (and release our
+/// lease) instead of fetching the origin again.
 async fn stored_meanwhile<P: Platform>(
     request: &ChunkRequest<'_>,
     object_key: &str,
@@ -692,149 +456,17 @@ async fn stored_meanwhile<P: Platform>(
     }))))
 }
 
-/// Polls storage for `object_key` until it appears (the lease holder wrote it) or the wait ends.
-async fn wait_for_object<P: Platform>(
-    backends: &CacheBackends<P>,
-    object_key: &str,
-    expected_length: Option<u64>,
-    policy: CachePolicy,
-) -> Option<Vec<u8>> {
-    let deadline = backends.clock.now_ms() + policy.lease_wait_ms;
-    loop {
-        backends.clock.sleep(policy.poll_ms).await;
-        if let Ok(Some(object)) = backends.store.get(object_key).await {
-            // Bytes older than the TTL are not the holder's: keep waiting for fresh ones.
-            let complete = expected_length.is_none_or(|length| object.size == length)
-                && fresh(&object, backends.clock.now_ms(), policy);
-            if let (true, Ok(bytes)) = (complete, backends.store.read_body(object.body).await) {
-                return Some(bytes);
-            }
-        }
-        if backends.clock.now_ms() >= deadline {
-            return None;
-        }
-    }
-}
-
-/// Runs a write-back instruction, then, when it took its dataset (or the deployment) over a
-/// capacity, evicts. Failures are returned for logging; nothing is retried (the next miss writes
-/// again, the next sweep evicts).
-///
-/// # Errors
-/// The first index or storage failure, described.
-pub async fn run_write_back<I: Index, S: ChunkStore>(
-    write_back: WriteBack,
-    index: &I,
-    store: &S,
-    scope: &EvictionScope<'_>,
-) -> Result<(), String> {
-    let describe = |dataset: &str, key: &str| {
-        let (dataset, key) = (dataset.to_owned(), key.to_owned());
-        move |e: IndexError| format!("index {dataset}/{key}: {e}")
-    };
-    let (dataset, stored, limits) = match write_back {
-        WriteBack::Store {
-            dataset,
-            key,
-            entry,
-            bytes,
-            ttl_ms,
-            lease,
-            limits,
-        } => {
-            let origin_bytes = bytes.len() as u64;
-            // By now the answer went out and no reader holds the bytes: store them without a copy.
-            let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
-            let stored = match store.put(&entry.object_key, bytes).await {
-                Ok(()) => Ok(true),
-                // Another writer is putting these very bytes (content-addressed key); its put may
-                // still fail, so this one indexes nothing. Not an error.
-                Err(StoreError::RateLimited(_)) => Ok(false),
-                Err(error) => Err(format!("store {}: {error}", entry.object_key)),
-            };
-            let indexed = index
-                .record_miss(
-                    &dataset,
-                    &key,
-                    origin_bytes,
-                    matches!(stored, Ok(true)).then_some(&entry),
-                    ttl_ms,
-                )
-                .await
-                .map_err(describe(&dataset, &key));
-            if let Some(holder) = lease {
-                let _ = index.release_lease(&entry.object_key, &holder).await;
-            }
-            stored?;
-            (dataset, indexed?, limits)
-        }
-        WriteBack::Adopt {
-            dataset,
-            key,
-            entry,
-            ttl_ms,
-            limits,
-        } => {
-            let stored = index
-                .adopt(&dataset, &key, &entry, ttl_ms)
-                .await
-                .map_err(describe(&dataset, &key))?;
-            (dataset, stored, limits)
-        }
-        WriteBack::RecordMiss {
-            dataset,
-            key,
-            origin_bytes,
-            lease,
-        } => {
-            let recorded = index
-                .record_miss(&dataset, &key, origin_bytes, None, 0)
-                .await
-                .map_err(describe(&dataset, &key));
-            if let Some((object, holder)) = lease {
-                let _ = index.release_lease(&object, &holder).await;
-            }
-            return recorded.map(|_| ());
-        }
-        WriteBack::CountRead {
-            dataset,
-            hit,
-            bytes,
-        } => {
-            return index
-                .count_read(&dataset, hit, bytes)
-                .await
-                .map_err(|e| format!("index {dataset}: {e}"))
-        }
-        WriteBack::Forget {
-            dataset,
-            key,
-            entry,
-        } => {
-            return index
-                .forget(&dataset, &key, &entry)
-                .await
-                .map_err(describe(&dataset, &key))
-        }
-    };
-    match stored {
-        Some(bytes) if limits.exceeded(bytes.dataset, bytes.total) => {
-            enforce_limits(index, store, &dataset, limits, scope)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("evicting for {dataset}: {e}"))
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::maintenance::EvictionScope;
+    use crate::cache::run_write_back;
     use crate::fakes::{
         yield_once, FakeIndex, FakeOrigin, Fakes, InMemoryStore, ManualClock, StoreFault,
     };
     use crate::index::IndexError;
+    use crate::keys::CacheKeys;
+    use crate::policy::eviction::CapacityLimits;
     use futures::executor::{block_on, LocalPool};
     use futures::task::LocalSpawnExt;
     use std::cell::RefCell;

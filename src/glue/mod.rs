@@ -323,7 +323,7 @@ async fn serve(
     ),
     Error,
 > {
-    let flights = FLIGHTS.with(Rc::clone);
+    let flights = FLIGHTS.with(Flights::clone);
     let settings = config.settings();
     let health = HEALTH.with(Rc::clone);
     let store = store_from(env, config)?;

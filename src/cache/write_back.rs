@@ -1,0 +1,220 @@
+//! What runs after the response (`ctx.wait_until`): store the bytes, then index them (never
+//! index what was not stored), release the lease, and evict when a capacity is exceeded.
+
+use std::rc::Rc;
+
+use crate::cache::maintenance::{enforce_limits, EvictionScope};
+use crate::index::entry::IndexEntry;
+use crate::index::{Index, IndexError};
+use crate::policy::eviction::{Admission, CapacityLimits};
+use crate::store::{ChunkStore, StoreError};
+
+/// Work to do after the response, in `ctx.wait_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteBack {
+    /// Store the bytes, then index them (never index what was not stored), then release the
+    /// lease if one was taken.
+    Store {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// The entry to write (its `object_key` is where the bytes go).
+        entry: IndexEntry,
+        /// The bytes.
+        bytes: Rc<Vec<u8>>,
+        /// Entry TTL.
+        ttl_ms: u64,
+        /// The lease to release, with its holder id.
+        lease: Option<String>,
+        /// The capacities to enforce once it is indexed.
+        limits: CapacityLimits,
+    },
+    /// Record a miss served without writing back (another instance is writing it, or the
+    /// dataset's admission filter refused it).
+    RecordMiss {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// Bytes fetched from the origin.
+        origin_bytes: u64,
+        /// A lease to release: `(object key, holder)`.
+        lease: Option<(String, String)>,
+    },
+    /// The bytes were already stored (same source range, written for another dataset or key):
+    /// index them for this key and count the read as a hit.
+    Adopt {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// The entry to write.
+        entry: IndexEntry,
+        /// Its remaining TTL.
+        ttl_ms: u64,
+        /// The capacities to enforce once it is indexed.
+        limits: CapacityLimits,
+    },
+    /// Count a read that shared another read's outcome (a follower of a fetch in this isolate, or
+    /// a reader served by another instance's stored bytes) as the hit or miss it answers. Origin
+    /// bytes are not added: the fetch that brought them counted them.
+    CountRead {
+        /// Dataset id.
+        dataset: String,
+        /// Whether it answers `HIT` (else `MISS`).
+        hit: bool,
+        /// Bytes served.
+        bytes: u64,
+    },
+    /// The index vouched for an object the store does not have: drop the entry and undo the hit.
+    Forget {
+        /// Dataset id.
+        dataset: String,
+        /// Zarr key.
+        key: String,
+        /// The stale entry.
+        entry: IndexEntry,
+    },
+}
+
+impl WriteBack {
+    /// The write-back as the dataset's admission filter allows it: a miss the filter refuses is
+    /// only counted, not stored (its lease is still released).
+    #[must_use]
+    pub fn admitted_by(self, admission: &Admission) -> Self {
+        match self {
+            Self::Store {
+                dataset,
+                key,
+                entry,
+                lease,
+                ..
+            } if !admission.admits(&key, entry.size, entry.fetch_ms) => Self::RecordMiss {
+                dataset,
+                key,
+                origin_bytes: entry.size,
+                lease: lease.map(|holder| (entry.object_key, holder)),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether this write-back stores bytes.
+    #[must_use]
+    pub fn stores(&self) -> bool {
+        matches!(self, Self::Store { .. })
+    }
+}
+
+/// Runs a write-back instruction, then, when it took its dataset (or the deployment) over a
+/// capacity, evicts. Failures are returned for logging; nothing is retried (the next miss writes
+/// again, the next sweep evicts).
+///
+/// # Errors
+/// The first index or storage failure, described.
+pub async fn run_write_back<I: Index, S: ChunkStore>(
+    write_back: WriteBack,
+    index: &I,
+    store: &S,
+    scope: &EvictionScope<'_>,
+) -> Result<(), String> {
+    let describe = |dataset: &str, key: &str| {
+        let (dataset, key) = (dataset.to_owned(), key.to_owned());
+        move |e: IndexError| format!("index {dataset}/{key}: {e}")
+    };
+    let (dataset, stored, limits) = match write_back {
+        WriteBack::Store {
+            dataset,
+            key,
+            entry,
+            bytes,
+            ttl_ms,
+            lease,
+            limits,
+        } => {
+            let origin_bytes = bytes.len() as u64;
+            // By now the answer went out and no reader holds the bytes: store them without a copy.
+            let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
+            let stored = match store.put(&entry.object_key, bytes).await {
+                Ok(()) => Ok(true),
+                // Another writer is putting these very bytes (content-addressed key); its put may
+                // still fail, so this one indexes nothing. Not an error.
+                Err(StoreError::RateLimited(_)) => Ok(false),
+                Err(error) => Err(format!("store {}: {error}", entry.object_key)),
+            };
+            let indexed = index
+                .record_miss(
+                    &dataset,
+                    &key,
+                    origin_bytes,
+                    matches!(stored, Ok(true)).then_some(&entry),
+                    ttl_ms,
+                )
+                .await
+                .map_err(describe(&dataset, &key));
+            if let Some(holder) = lease {
+                let _ = index.release_lease(&entry.object_key, &holder).await;
+            }
+            stored?;
+            (dataset, indexed?, limits)
+        }
+        WriteBack::Adopt {
+            dataset,
+            key,
+            entry,
+            ttl_ms,
+            limits,
+        } => {
+            let stored = index
+                .adopt(&dataset, &key, &entry, ttl_ms)
+                .await
+                .map_err(describe(&dataset, &key))?;
+            (dataset, stored, limits)
+        }
+        WriteBack::RecordMiss {
+            dataset,
+            key,
+            origin_bytes,
+            lease,
+        } => {
+            let recorded = index
+                .record_miss(&dataset, &key, origin_bytes, None, 0)
+                .await
+                .map_err(describe(&dataset, &key));
+            if let Some((object, holder)) = lease {
+                let _ = index.release_lease(&object, &holder).await;
+            }
+            return recorded.map(|_| ());
+        }
+        WriteBack::CountRead {
+            dataset,
+            hit,
+            bytes,
+        } => {
+            return index
+                .count_read(&dataset, hit, bytes)
+                .await
+                .map_err(|e| format!("index {dataset}: {e}"))
+        }
+        WriteBack::Forget {
+            dataset,
+            key,
+            entry,
+        } => {
+            return index
+                .forget(&dataset, &key, &entry)
+                .await
+                .map_err(describe(&dataset, &key))
+        }
+    };
+    match stored {
+        Some(bytes) if limits.exceeded(bytes.dataset, bytes.total) => {
+            enforce_limits(index, store, &dataset, limits, scope)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("evicting for {dataset}: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
