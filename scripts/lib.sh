@@ -117,7 +117,8 @@ start_origin() {
 # origin), merged with EXTRA_JSON (more datasets, e.g. for tests). Optional settings come from the
 # environment when set: ZEC_ADMIN_TOKEN (ADMIN_TOKEN), ZEC_ORPHAN_GRACE_SECONDS,
 # ZEC_DATASETS_REFRESH_SECONDS, ZEC_CACHE_CAPACITY_BYTES, ZEC_CACHE_EVICTION, ZEC_ORIGIN_TIMEOUT_MS,
-# ZEC_REFS_MAX_BYTES.
+# ZEC_REFS_MAX_BYTES, and ZEC_TEST_ROUTES (the test-only routes of src/glue/test_routes.rs; only
+# scripts/test sets it, for its own stack).
 write_worker_vars() {
   local file=$1 upstash_port=$2 token=$3 demo=$4 origin=$5 extra=${6:-"{}"} datasets
   datasets=$(python3 - "$demo/datasets.json" "$origin" "$extra" <<'PY'
@@ -144,6 +145,7 @@ PY
     [ -n "${ZEC_CACHE_EVICTION:-}" ] && echo "CACHE_EVICTION=$ZEC_CACHE_EVICTION"
     [ -n "${ZEC_ORIGIN_TIMEOUT_MS:-}" ] && echo "ORIGIN_TIMEOUT_MS=$ZEC_ORIGIN_TIMEOUT_MS"
     [ -n "${ZEC_REFS_MAX_BYTES:-}" ] && echo "REFS_MAX_BYTES=$ZEC_REFS_MAX_BYTES"
+    [ -n "${ZEC_TEST_ROUTES:-}" ] && echo "ZEC_TEST_ROUTES=$ZEC_TEST_ROUTES"
     true
   } >"$file"
 }

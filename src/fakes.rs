@@ -135,9 +135,10 @@ impl Accounting {
 
 type Id = (String, String);
 
-/// An in-memory index with the semantics of the real one (entries expire at `now + ttl`, leases
-/// are `SET NX`, keys are accounted in eviction orders and object holders), counting round
-/// trips. `failing` makes every call fail with one error.
+/// An in-memory index with the semantics of the real one (entries and leases expire at
+/// `now + ttl`, leases are `SET NX`, keys are accounted in eviction orders and object holders),
+/// counting round trips. `failing` makes every call fail with one error. It passes the same
+/// contract suite as the real index (`index::contract`, `tests/index_contract.rs`).
 #[derive(Default)]
 pub struct FakeIndexState {
     failure: Option<IndexError>,
@@ -147,15 +148,19 @@ pub struct FakeIndexState {
     holders: RefCell<HashMap<String, BTreeSet<Id>>>,
     gdsf_clocks: RefCell<HashMap<String, f64>>,
     pub stats: RefCell<HashMap<String, DatasetStats>>,
+    /// Leases by object: their holder. A lease inserted here by a test never expires.
     pub leases: RefCell<HashMap<String, String>>,
+    /// When each lease granted by `try_lease` expires (the fake's `now_ms`).
+    lease_expiry: RefCell<HashMap<String, u64>>,
     pub runtime: RefCell<BTreeMap<String, String>>,
     pub runtime_version: Cell<u64>,
     /// Datasets that have (had) cached keys.
     cached: RefCell<BTreeSet<String>>,
     pub snapshots: RefCell<HashMap<String, Vec<String>>>,
     pub orphan_cursor: RefCell<Option<String>>,
-    /// Objects a claim marked as being deleted, until when (the fake's `now_ms`).
-    pub deleting: RefCell<HashMap<String, u64>>,
+    /// Objects a claim marked as being deleted: the claim's token, and until when (the fake's
+    /// `now_ms`).
+    deleting: RefCell<HashMap<String, (String, u64)>>,
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
     pub round_trips: Cell<usize>,
@@ -289,7 +294,29 @@ impl FakeIndex {
         self.deleting
             .borrow()
             .get(object)
-            .is_some_and(|until| *until > self.now_ms.get())
+            .is_some_and(|(_, until)| *until > self.now_ms.get())
+    }
+    /// Whether the entry of `id` is there and its TTL has not passed (Redis has deleted it
+    /// otherwise).
+    fn live_entry(&self, id: &Id) -> Option<FakeEntry> {
+        self.entries
+            .borrow()
+            .get(id)
+            .filter(|e| e.expires_ms > self.now_ms.get())
+            .cloned()
+    }
+    /// Whether another holder has the lease on `object` now (one past its TTL is gone).
+    fn leased(&self, object: &str) -> bool {
+        let expired = self
+            .lease_expiry
+            .borrow()
+            .get(object)
+            .is_some_and(|until| *until <= self.now_ms.get());
+        if expired {
+            self.leases.borrow_mut().remove(object);
+            self.lease_expiry.borrow_mut().remove(object);
+        }
+        self.leases.borrow().contains_key(object)
     }
     /// Claims one key: out of the accounting, its entry marked with `token`; an object nobody
     /// holds any more is marked as being deleted.
@@ -299,7 +326,10 @@ impl FakeIndex {
         if key.object_unheld {
             self.deleting.borrow_mut().insert(
                 key.object_key.clone(),
-                self.now_ms.get() + crate::index::DELETING_MS,
+                (
+                    token.to_owned(),
+                    self.now_ms.get() + crate::index::DELETING_MS,
+                ),
             );
         }
         if let Some(e) = self.entries.borrow_mut().get_mut(id) {
@@ -420,7 +450,7 @@ impl Index for FakeIndex {
     async fn forget(&self, dataset: &str, key: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         self.trip()?;
         let id = (dataset.to_owned(), key.to_owned());
-        let same = self.entries.borrow().get(&id).is_some_and(|current| {
+        let same = self.live_entry(&id).is_some_and(|current| {
             current.entry.object_key == entry.object_key
                 && current.entry.created_ms == entry.created_ms
         });
@@ -430,8 +460,8 @@ impl Index for FakeIndex {
         self.entries.borrow_mut().remove(&id);
         self.release(&id);
         self.counters(dataset, |s| {
-            s.hits -= 1;
-            s.bytes_from_cache -= entry.size;
+            s.hits = s.hits.saturating_sub(1);
+            s.bytes_from_cache = s.bytes_from_cache.saturating_sub(entry.size);
         });
         Ok(())
     }
@@ -455,26 +485,31 @@ impl Index for FakeIndex {
         Ok(Some(self.stored_bytes(dataset)))
     }
 
-    async fn try_lease(
-        &self,
-        object: &str,
-        holder: &str,
-        _ttl_ms: u64,
-    ) -> Result<bool, IndexError> {
+    async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
         self.trip()?;
-        let mut leases = self.leases.borrow_mut();
-        if leases.contains_key(object) {
+        if self.leased(object) {
             return Ok(false);
         }
-        leases.insert(object.to_owned(), holder.to_owned());
+        self.leases
+            .borrow_mut()
+            .insert(object.to_owned(), holder.to_owned());
+        self.lease_expiry
+            .borrow_mut()
+            .insert(object.to_owned(), self.now_ms.get() + ttl_ms.max(1));
         Ok(true)
     }
 
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {
         self.trip()?;
-        let mut leases = self.leases.borrow_mut();
-        if leases.get(object).is_some_and(|h| h == holder) {
-            leases.remove(object);
+        if self.leased(object)
+            && self
+                .leases
+                .borrow()
+                .get(object)
+                .is_some_and(|h| h == holder)
+        {
+            self.leases.borrow_mut().remove(object);
+            self.lease_expiry.borrow_mut().remove(object);
         }
         Ok(())
     }
@@ -579,7 +614,9 @@ impl Index for FakeIndex {
         self.trip()?;
         let mut marks = self.deleting.borrow_mut();
         for object in deleted {
-            marks.remove(object);
+            if marks.get(object).is_some_and(|(by, _)| by == token) {
+                marks.remove(object);
+            }
         }
         let mut entries = self.entries.borrow_mut();
         for key in keys {
@@ -637,9 +674,11 @@ impl Index for FakeIndex {
         let keys = ranked
             .into_iter()
             .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit.max(1)).unwrap_or(usize::MAX))
             .filter_map(|(id, _, expires_ms)| {
-                let e = entries.get(&id).filter(|e| e.evicting.is_none())?;
+                let e = entries
+                    .get(&id)
+                    .filter(|e| e.evicting.is_none() && e.expires_ms > self.now_ms.get())?;
                 Some(KeyInfo {
                     key: id.1.clone(),
                     entry: e.entry.clone(),

@@ -144,6 +144,14 @@ impl CacheKeys {
         format!("{}/_health/{nonce}", self.prefix)
     }
 
+    /// Where one run of the chunk store's contract suite (`store::contract`, a test stack's
+    /// `POST /__test/store-contract`) writes its objects: outside the chunk objects' prefix, so
+    /// that no sweep lists them.
+    #[must_use]
+    pub fn contract_prefix(&self, run: &str) -> String {
+        format!("{}/_contract/{run}/", self.prefix)
+    }
+
     /// The storage object key for the bytes at `url` (`range`, or the whole file).
     ///
     /// `{prefix}/v1/{aa}/{hash}`: the two-character fan-out keeps listings of a bucket browsable.
@@ -195,6 +203,10 @@ mod tests {
         }
         assert_eq!(keys.lease(&a), format!("zec:v1:lease:{a}"));
         assert!(a.starts_with(&keys.object_prefix()));
+        assert_eq!(keys.contract_prefix("r1"), "zec/_contract/r1/");
+        assert!(!keys
+            .contract_prefix("r1")
+            .starts_with(&keys.object_prefix()));
         assert_eq!(keys.holders(&a), format!("zec:v1:holders:{a}"));
         assert_eq!(
             keys.order("air", Order::LastAccess),

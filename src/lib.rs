@@ -18,12 +18,15 @@
 //! - [`upstash`]: the sans-IO Upstash REST protocol (commands, pipelines, base64 replies).
 //! - [`config`], [`settings`], [`error`], [`clock`]: configuration from the environment, tuning
 //!   values, the crate error, time.
+//! - [`contract`]: what the contract suites of the I/O traits share (`index::contract`,
+//!   `store::contract` run the same cases against the fakes and the real backends).
 //! - `glue` (wasm32 only): the `#[event(fetch)]` and `#[event(scheduled)]` entry points and the
 //!   `worker`-backed implementations of the traits (Fetch transport, R2 store, clock).
 
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod http;
 pub mod index;

@@ -9,6 +9,7 @@ mod convert;
 mod http_origin;
 mod r2_store;
 mod store;
+mod test_routes;
 mod timeout;
 mod upstash_fetch;
 
@@ -99,6 +100,10 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     );
     let nonce = nonce();
     let config = read_config(&env);
+    // Test stacks only (ZEC_TEST_ROUTES=1, admin token): anything else goes on as usual.
+    if let Some(answer) = test_routes::answer(&req, &env, &config).await {
+        return answer;
+    }
     // Only admin calls have a body worth reading, and only once their token checks out (so an
     // anonymous caller cannot make the worker read anything); never more than the limit + 1
     // bytes, so that a larger one is refused there.

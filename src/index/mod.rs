@@ -6,8 +6,11 @@
 //! - [`scripts`]: the Lua scripts it runs (`scripts/*.lua`, sent with `EVALSHA`).
 //! - [`transport`]: the Upstash REST transport trait.
 //! - [`circuit`]: the per-isolate circuit breaker in front of the transport.
+//! - [`contract`]: the trait's contract as a suite of cases, run against the fake and the real
+//!   index.
 
 pub mod circuit;
+pub mod contract;
 pub mod entry;
 pub mod scripts;
 pub mod transport;
@@ -121,7 +124,8 @@ pub trait Index {
 
     /// Deletes the entries of `keys` that still carry `token` (see [`claim`](Self::claim)), and
     /// lifts the *being deleted* marks of the `deleted` objects (their delete is done: the same
-    /// bytes may be stored and indexed again at once).
+    /// bytes may be stored and indexed again at once) that this removal's claim set: a mark
+    /// another removal set since (another token) stays.
     async fn drop_claimed(
         &self,
         dataset: &str,

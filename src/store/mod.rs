@@ -4,7 +4,10 @@
 //! - [`ChunkStore`]: the trait and its contract; absent objects are `Ok(None)`, not errors.
 //! - [`error`]: [`StoreError`] (rate limited on this key, retryable, fatal) and how each
 //!   store's failures map onto it.
+//! - [`contract`]: the trait's contract as a suite of cases, run against the fake and, inside
+//!   the worker, the real store.
 
+pub mod contract;
 pub mod error;
 
 pub use error::StoreError;
