@@ -1086,6 +1086,20 @@ async fn runtime_datasets_and_snapshots<I: Index>(index: &I) -> Result<(), Strin
         index.snapshots("other", 10).await.call("snapshots")?,
         vec![],
     )?;
+    ensure_eq(
+        "no snapshots asked for",
+        index.snapshots("ds", 0).await.call("snapshots")?,
+        vec![],
+    )?;
+    index
+        .record_snapshot("zero", "{}", 0)
+        .await
+        .call("record_snapshot")?;
+    ensure_eq(
+        "a history that keeps none",
+        index.snapshots("zero", 10).await.call("snapshots")?,
+        vec![],
+    )?;
     index
         .drop_dataset_records("ds")
         .await

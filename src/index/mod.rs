@@ -173,7 +173,8 @@ pub trait Index {
     /// (after its keys were removed).
     async fn drop_dataset_records(&self, dataset: &str) -> Result<(), IndexError>;
 
-    /// Prepends a stats snapshot (JSON) to the dataset's history, keeping the newest `keep`.
+    /// Prepends a stats snapshot (JSON) to the dataset's history, keeping the newest `keep`
+    /// (none for 0).
     async fn record_snapshot(
         &self,
         dataset: &str,
@@ -181,7 +182,7 @@ pub trait Index {
         keep: u64,
     ) -> Result<(), IndexError>;
 
-    /// The dataset's newest `most` snapshots, newest first.
+    /// The dataset's newest `most` snapshots, newest first (none for 0).
     async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError>;
 
     /// Where the last orphan sweep stopped listing storage (`None`: start from the beginning).

@@ -637,12 +637,16 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         keep: u64,
     ) -> Result<(), IndexError> {
         let history = self.keys.history(dataset);
+        // `LTRIM h 0 -1` would keep everything: keeping none is a delete.
+        if keep == 0 {
+            return self
+                .call(&Command::new("DEL").arg(&history))
+                .await
+                .map(|_| ());
+        }
         self.pipeline(&[
             Command::new("LPUSH").arg(&history).arg(snapshot),
-            Command::new("LTRIM")
-                .arg(&history)
-                .arg(0)
-                .arg(keep.saturating_sub(1)),
+            Command::new("LTRIM").arg(&history).arg(0).arg(keep - 1),
         ])
         .await
         .map(|_| ())
@@ -676,12 +680,16 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
     }
 
     async fn snapshots(&self, dataset: &str, most: u64) -> Result<Vec<String>, IndexError> {
+        // `LRANGE h 0 -1` would answer everything.
+        if most == 0 {
+            return Ok(Vec::new());
+        }
         let reply = self
             .call(
                 &Command::new("LRANGE")
                     .arg(self.keys.history(dataset))
                     .arg(0)
-                    .arg(most.saturating_sub(1)),
+                    .arg(most - 1),
             )
             .await?;
         let Value::Array(items) = &reply else {
