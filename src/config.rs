@@ -4,7 +4,8 @@
 //! secrets and the tests pass a table. Token values never appear in errors.
 
 use crate::error::ConfigError;
-use crate::policy::eviction::{EvictionPolicy, Limit};
+use crate::policy::capacity::Limit;
+use crate::policy::eviction::EvictionPolicy;
 #[allow(clippy::wildcard_imports)]
 use crate::settings::*;
 use crate::source::datasets::{parse_datasets, DatasetConfig};

@@ -15,9 +15,8 @@ use crate::index::entry::{
 };
 use crate::index::transport::{RawReply, TransportError, UpstashTransport};
 use crate::index::{Index, IndexError};
-use crate::policy::eviction::{
-    gdsf_priority, lfu_score, percentile_rank, EvictionPolicy, KeySort, Order,
-};
+use crate::policy::eviction::{gdsf_priority, lfu_score, EvictionPolicy, Order};
+use crate::policy::listing::{percentile_rank, KeySort};
 use crate::store::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
 use crate::upstash::HttpCall;
 

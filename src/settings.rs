@@ -49,7 +49,7 @@ pub struct Settings {
     /// How often it polls meanwhile.
     pub lease_poll_ms: u64,
     /// The capacity of all datasets together, and its policy.
-    pub total_capacity: Option<crate::policy::eviction::Limit>,
+    pub total_capacity: Option<crate::policy::capacity::Limit>,
     /// How old a stored object no entry holds must be before a sweep deletes it (a write-back
     /// stores its object before it indexes it).
     pub orphan_grace_ms: u64,

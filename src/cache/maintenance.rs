@@ -19,7 +19,7 @@ use crate::index::entry::{ClaimReason, ClaimSelector, ClaimedKey};
 use crate::index::Index;
 use crate::keys::CacheKeys;
 use crate::platform::Platform;
-use crate::policy::eviction::{CapacityLimits, Limit};
+use crate::policy::capacity::{CapacityLimits, Limit};
 use crate::settings::Settings;
 use crate::source::datasets::DatasetRegistry;
 use crate::store::{ChunkStore, MAX_DELETE_BATCH};

@@ -27,7 +27,7 @@ use crate::keys::CacheKeys;
 use crate::origin::url_policy::HostPolicy;
 use crate::origin::ByteRange;
 use crate::platform::Platform;
-use crate::policy::eviction::CapacityLimits;
+use crate::policy::capacity::CapacityLimits;
 
 pub use read::{read_chunk, FetchedOutcome, Flights};
 pub use write_back::{run_write_back, WriteBack};

@@ -466,7 +466,7 @@ mod tests {
     };
     use crate::index::IndexError;
     use crate::keys::CacheKeys;
-    use crate::policy::eviction::CapacityLimits;
+    use crate::policy::capacity::CapacityLimits;
     use futures::executor::{block_on, LocalPool};
     use futures::task::LocalSpawnExt;
     use std::cell::RefCell;

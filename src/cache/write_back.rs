@@ -6,7 +6,8 @@ use std::rc::Rc;
 use crate::cache::maintenance::{enforce_limits, EvictionScope};
 use crate::index::entry::IndexEntry;
 use crate::index::{Index, IndexError};
-use crate::policy::eviction::{Admission, CapacityLimits};
+use crate::policy::admission::Admission;
+use crate::policy::capacity::CapacityLimits;
 use crate::store::{ChunkStore, StoreError};
 
 /// Work to do after the response, in `ctx.wait_until`.

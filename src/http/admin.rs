@@ -21,7 +21,7 @@ use crate::index::entry::ClaimSelector;
 use crate::index::Index;
 use crate::origin::ByteRange;
 use crate::platform::Platform;
-use crate::policy::eviction::glob_matches;
+use crate::policy::admission::glob_matches;
 use crate::source::datasets::{parse_dataset, DatasetSource};
 use crate::source::{KeySource, Source};
 

@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::http::response::HttpResponse;
 use crate::http::route::query_pairs;
 use crate::index::Index;
-use crate::policy::eviction::{KeySort, Limit};
+use crate::policy::capacity::Limit;
+use crate::policy::listing::KeySort;
 use crate::source::datasets::DatasetRegistry;
 
 /// Default and largest page of `GET /api/stats/keys`.

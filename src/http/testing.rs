@@ -14,7 +14,7 @@ pub use crate::http::response::HttpResponse;
 pub use crate::http::service::handle;
 pub use crate::index::Index;
 pub use crate::keys::CacheKeys;
-pub use crate::policy::eviction::Limit;
+pub use crate::policy::capacity::Limit;
 pub use crate::settings::Settings;
 pub use crate::source::datasets::parse_datasets;
 pub use crate::source::datasets::DatasetRegistry;

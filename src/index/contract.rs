@@ -23,7 +23,9 @@ use crate::index::entry::{
     ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, StoredBytes,
 };
 use crate::index::Index;
-use crate::policy::eviction::{lfu_score, EvictionPolicy, KeySort, Limit, Order};
+use crate::policy::capacity::Limit;
+use crate::policy::eviction::{lfu_score, EvictionPolicy, Order};
+use crate::policy::listing::KeySort;
 
 /// An implementation of [`Index`] under test.
 #[allow(async_fn_in_trait)]

@@ -286,7 +286,7 @@ pub enum ClaimSelector {
     /// Only expired keys.
     Expired,
     /// Lowest scores of the policy's order while the dataset stores more than the capacity.
-    Capacity(crate::policy::eviction::Limit),
+    Capacity(crate::policy::capacity::Limit),
     /// The `count` lowest scores of the policy's order (the deployment-wide limit picks datasets
     /// one victim at a time).
     Head {

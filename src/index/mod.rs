@@ -20,7 +20,8 @@ use crate::index::entry::{
     CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup, RuntimeDatasets,
     StoredBytes,
 };
-use crate::policy::eviction::{KeySort, Order};
+use crate::policy::eviction::Order;
+use crate::policy::listing::KeySort;
 
 /// Why the index could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,8 @@ use crate::index::scripts::{self, Script};
 use crate::index::transport::UpstashTransport;
 use crate::index::{Index, IndexError, DELETING_MS};
 use crate::keys::CacheKeys;
-use crate::policy::eviction::{EvictionPolicy, KeySort, Order};
+use crate::policy::eviction::{EvictionPolicy, Order};
+use crate::policy::listing::KeySort;
 use crate::upstash::{decode_batch, decode_single, Batch, Command, HttpCall, ReplyError, Value};
 
 /// A counter reply (`GET` of a number, absent = 0).

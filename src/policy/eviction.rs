@@ -1,14 +1,12 @@
-//! Cache management policy, pure: eviction policies and their scores, capacity limits, the
-//! admission filter, and the sort orders of the keys listing.
+//! Eviction policies and their scores: what a dataset gives up first when it is over capacity.
 //!
-//! The index keeps one sorted set per order for every dataset (`cache_keys::Order`), so any
+//! The index keeps one sorted set per order for every dataset (`keys::CacheKeys::order`), so any
 //! policy can evict at once, even after an operator switches it. The scores are computed inside
-//! the index's Lua scripts (`index_scripts`), where a hit updates them in the same round trip; the
+//! the index's Lua scripts (`index::scripts`), where a hit updates them in the same round trip; the
 //! functions here are their specification (same formulas, same constants) and serve the in-memory
 //! fake.
 
 use serde::{Deserialize, Serialize};
-use wildmatch::WildMatch;
 
 /// Which entries a dataset gives up first when it is over capacity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +83,7 @@ pub enum Order {
 }
 
 impl Order {
-    /// Every order, in the position the index scripts expect them (`index_scripts`).
+    /// Every order, in the position the index scripts expect them (`index::scripts`).
     pub const ALL: [Self; 8] = [
         Self::LastAccess,
         Self::Frequency,
@@ -142,141 +140,6 @@ pub fn gdsf_priority(clock: f64, accesses: u64, fetch_ms: u64, size: u64) -> f64
     clock + accesses as f64 * fetch_ms.max(1) as f64 / size.max(1) as f64
 }
 
-/// A capacity and the policy that enforces it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    /// Bytes that may be stored.
-    pub capacity_bytes: u64,
-    /// What goes first when they are exceeded.
-    pub policy: EvictionPolicy,
-}
-
-/// The limits a write-back checks: its dataset's and the deployment's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CapacityLimits {
-    /// The dataset's own capacity, if it has one.
-    pub dataset: Option<Limit>,
-    /// The capacity of all datasets together (`CACHE_CAPACITY_BYTES`), if set.
-    pub total: Option<Limit>,
-}
-
-impl CapacityLimits {
-    /// Whether stored bytes (`dataset_bytes` of the dataset, `total_bytes` of all) exceed a limit.
-    #[must_use]
-    pub fn exceeded(&self, dataset_bytes: u64, total_bytes: u64) -> bool {
-        self.dataset
-            .is_some_and(|l| dataset_bytes > l.capacity_bytes)
-            || self.total.is_some_and(|l| total_bytes > l.capacity_bytes)
-    }
-}
-
-/// Which misses a dataset stores (`admission` in its configuration). Empty admits everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Admission {
-    /// Store only keys matching one of these globs (`*`, `?`; `*` crosses `/`). Empty: any key.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<String>,
-    /// Never store keys matching one of these globs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude: Vec<String>,
-    /// Store only chunks of at least this many bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_bytes: Option<u64>,
-    /// Store only chunks of at most this many bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_bytes: Option<u64>,
-    /// Store only chunks whose origin fetch took at least this long.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_fetch_ms: Option<u64>,
-}
-
-/// Whether `key` matches a glob (`*` any run, `?` one character) as a whole.
-#[must_use]
-pub fn glob_matches(pattern: &str, key: &str) -> bool {
-    WildMatch::new(pattern).matches(key)
-}
-
-impl Admission {
-    /// Whether a miss of `key`, `size` bytes fetched in `fetch_ms`, is stored.
-    #[must_use]
-    pub fn admits(&self, key: &str, size: u64, fetch_ms: u64) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|p| glob_matches(p, key)))
-            && !self.exclude.iter().any(|p| glob_matches(p, key))
-            && self.min_bytes.is_none_or(|min| size >= min)
-            && self.max_bytes.is_none_or(|max| size <= max)
-            && self.min_fetch_ms.is_none_or(|min| fetch_ms >= min)
-    }
-
-    /// Whether this filter admits everything.
-    #[must_use]
-    pub fn is_open(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// The orders of `GET /api/stats/keys`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySort {
-    /// By hits (ties by last access).
-    Hits,
-    /// By last access.
-    LastAccess,
-    /// By size.
-    Size,
-    /// By origin fetch time.
-    FetchMs,
-    /// By creation.
-    Created,
-}
-
-impl KeySort {
-    /// Parses the `sort` query parameter.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "hits" => Some(Self::Hits),
-            "last_access" => Some(Self::LastAccess),
-            "size" => Some(Self::Size),
-            "fetch_ms" => Some(Self::FetchMs),
-            "created" => Some(Self::Created),
-            _ => None,
-        }
-    }
-
-    /// The parameter's value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hits => "hits",
-            Self::LastAccess => "last_access",
-            Self::Size => "size",
-            Self::FetchMs => "fetch_ms",
-            Self::Created => "created",
-        }
-    }
-
-    /// The sorted set to read, and whether its score runs opposite to the sort (sizes are stored
-    /// negated).
-    #[must_use]
-    pub fn order(self) -> (Order, bool) {
-        match self {
-            Self::Hits => (Order::Frequency, false),
-            Self::LastAccess => (Order::LastAccess, false),
-            Self::Size => (Order::SizeDescending, true),
-            Self::FetchMs => (Order::FetchTime, false),
-            Self::Created => (Order::Created, false),
-        }
-    }
-}
-
-/// Nearest-rank percentile position: the 0-based rank holding percentile `p` (0–100) of `n`
-/// sorted values, `None` when there are none.
-#[must_use]
-pub fn percentile_rank(n: u64, p: u64) -> Option<u64> {
-    (n > 0).then(|| (n * p).div_ceil(100).clamp(1, n) - 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,53 +166,7 @@ mod tests {
         assert!(gdsf_priority(0.0, 1, 0, 0).is_finite());
     }
 
-    /// Admission combines patterns, sizes and fetch time; the empty filter admits all.
-    #[test]
-    fn admission_table() {
-        let open = Admission::default();
-        assert!(open.is_open() && open.admits("a/0.0", 0, 0));
-        let filter = Admission {
-            include: vec!["air/*".into(), "sst/0.?".into()],
-            exclude: vec!["*/.z*".into()],
-            min_bytes: Some(10),
-            max_bytes: Some(100),
-            min_fetch_ms: Some(5),
-        };
-        for (key, size, ms, want) in [
-            ("air/0.0", 50, 5, true),
-            ("air/deep/0.0", 50, 5, true),
-            ("sst/0.1", 10, 9, true),
-            ("sst/0.11", 50, 9, false),
-            ("other/0", 50, 9, false),
-            ("air/.zarray", 50, 9, false),
-            ("air/0.0", 9, 9, false),
-            ("air/0.0", 101, 9, false),
-            ("air/0.0", 50, 4, false),
-        ] {
-            assert_eq!(filter.admits(key, size, ms), want, "{key} {size} {ms}");
-        }
-    }
-
-    /// Limits trip on either the dataset's or the total capacity.
-    #[test]
-    fn limits_exceeded() {
-        let limit = |capacity_bytes| {
-            Some(Limit {
-                capacity_bytes,
-                policy: EvictionPolicy::Lru,
-            })
-        };
-        assert!(!CapacityLimits::default().exceeded(u64::MAX, u64::MAX));
-        let both = CapacityLimits {
-            dataset: limit(10),
-            total: limit(100),
-        };
-        assert!(!both.exceeded(10, 100));
-        assert!(both.exceeded(11, 20));
-        assert!(both.exceeded(5, 101));
-    }
-
-    /// Names round-trip; nearest-rank percentiles.
+    /// Names round-trip; orders have their positions.
     #[test]
     fn names_and_percentiles() {
         for policy in [
@@ -361,15 +178,7 @@ mod tests {
             assert_eq!(EvictionPolicy::parse(policy.as_str()), Some(policy));
         }
         assert_eq!(EvictionPolicy::parse("fifo"), None);
-        for sort in ["hits", "last_access", "size", "fetch_ms", "created"] {
-            assert_eq!(KeySort::parse(sort).map(KeySort::as_str), Some(sort));
-        }
         assert_eq!(Order::LastAccess.position(), 1);
         assert_eq!(Order::Key.position(), 8);
-        assert_eq!(percentile_rank(0, 50), None);
-        assert_eq!(percentile_rank(1, 95), Some(0));
-        assert_eq!(percentile_rank(4, 50), Some(1));
-        assert_eq!(percentile_rank(20, 95), Some(18));
-        assert_eq!(percentile_rank(100, 100), Some(99));
     }
 }
