@@ -63,6 +63,25 @@ impl Report {
             .collect::<Vec<_>>()
             .join("\n")
     }
+
+    /// `Ok` when exactly the `expected` cases ran, once each and in that order, and all passed;
+    /// else what differs (a test's failure message).
+    ///
+    /// # Errors
+    /// The cases that ran, when they are not `expected`; the failed cases otherwise.
+    pub fn verify(&self, expected: &[&str]) -> Result<(), String> {
+        let ran: Vec<&str> = self.cases.iter().map(|c| c.name.as_str()).collect();
+        if ran != expected {
+            return Err(format!(
+                "ran {ran:?}, expected every case once, in order: {expected:?}"
+            ));
+        }
+        if self.all_passed() {
+            Ok(())
+        } else {
+            Err(format!("failed cases:\n{}", self.failure_text()))
+        }
+    }
 }
 
 /// `Ok` when `got == want`, else an `Err` naming `what` and both values.
