@@ -5,8 +5,10 @@
 //! - [`check`]: checking an answer (status, exact length) and following redirects to allowed
 //!   hosts only.
 //! - [`url_policy`]: which URLs may be fetched, internal addresses, redaction.
+//! - [`sigv4`]: AWS Signature Version 4 request signing (S3-compatible origins), pure.
 
 pub mod check;
+pub mod sigv4;
 pub mod url_policy;
 
 /// The origin gave no usable answer (unreachable, a refused redirect, a wrong status or
