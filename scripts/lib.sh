@@ -92,6 +92,18 @@ start_upstash() {
   wait_for_http "http://127.0.0.1:$port/" 15 upstash-local "$state/logs/upstash.log"
 }
 
+# start_s3 STATE PORT BUCKET ACCESS_KEY SECRET_KEY: s3s-fs (a local S3 server that checks SigV4
+# signatures and refuses unsigned requests) on PORT, storing under STATE/s3, with BUCKET made.
+start_s3() {
+  local state=$1 port=$2 bucket=$3 access_key=$4 secret_key=$5
+  command -v s3s-fs >/dev/null || die "s3s-fs is missing; run scripts/setup"
+  mkdir -p "$state/s3/$bucket"
+  spawn "$state" s3 s3s-fs --host 127.0.0.1 --port "$port" --access-key "$access_key" \
+    --secret-key "$secret_key" "$state/s3"
+  # Unsigned requests are refused (403), which is an answer: the server is up.
+  wait_for_http "http://127.0.0.1:$port/" 15 s3s-fs "$state/logs/s3.log"
+}
+
 # start_fault_proxy STATE PORT UPSTREAM_PORT: scripts/fault_proxy.py on PORT in front of
 # 127.0.0.1:UPSTREAM_PORT, in the mode written in STATE/fault_proxy.mode (pass when missing).
 start_fault_proxy() {
@@ -146,6 +158,16 @@ PY
     [ -n "${ZEC_ORIGIN_TIMEOUT_MS:-}" ] && echo "ORIGIN_TIMEOUT_MS=$ZEC_ORIGIN_TIMEOUT_MS"
     [ -n "${ZEC_REFS_MAX_BYTES:-}" ] && echo "REFS_MAX_BYTES=$ZEC_REFS_MAX_BYTES"
     [ -n "${ZEC_TEST_ROUTES:-}" ] && echo "ZEC_TEST_ROUTES=$ZEC_TEST_ROUTES"
+    [ -n "${ZEC_KEY_PREFIX:-}" ] && echo "KEY_PREFIX=$ZEC_KEY_PREFIX"
+    # An S3-compatible chunk store instead of the R2 binding (ZEC_S3_URL set: s3s-fs locally).
+    if [ -n "${ZEC_S3_URL:-}" ]; then
+      echo "CHUNK_STORE=s3"
+      echo "S3_ENDPOINT=$ZEC_S3_URL"
+      echo "S3_BUCKET=$ZEC_S3_BUCKET"
+      echo "S3_REGION=us-east-1"
+      echo "S3_ACCESS_KEY_ID=$ZEC_S3_ACCESS_KEY"
+      echo "S3_SECRET_ACCESS_KEY=$ZEC_S3_SECRET_KEY"
+    fi
     true
   } >"$file"
 }

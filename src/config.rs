@@ -102,17 +102,106 @@ pub enum ChunkStoreConfig {
         /// The binding's name in `wrangler.toml` (`[[r2_buckets]] binding`).
         binding: String,
     },
+    /// An S3-compatible bucket (`s3`, with the `S3_*` variables and secrets).
+    S3(S3StoreConfig),
+}
+
+/// Where an S3-compatible chunk store is, and its credentials (secrets; `Debug` redacts them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3StoreConfig {
+    /// `S3_ENDPOINT`: `https://…` (or `http://` for a local server).
+    pub endpoint: url::Url,
+    /// `S3_REGION` (default `us-east-1`; `auto` for R2's S3 API).
+    pub region: String,
+    /// `S3_BUCKET`.
+    pub bucket: String,
+    /// `S3_ADDRESSING`: `path` (default: `endpoint/bucket/key`) or `virtual` (`bucket.endpoint/key`).
+    pub path_style: bool,
+    /// `S3_ACCESS_KEY_ID` (a secret).
+    pub access_key_id: String,
+    /// `S3_SECRET_ACCESS_KEY` (a secret).
+    pub secret_access_key: String,
+    /// `S3_SESSION_TOKEN` (a secret, for temporary credentials).
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3StoreConfig")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl S3StoreConfig {
+    fn parse(get: impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let raw_endpoint = required("S3_ENDPOINT")?;
+        let endpoint = url::Url::parse(&raw_endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .filter(|u| u.username().is_empty() && u.password().is_none() && u.query().is_none())
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "S3_ENDPOINT",
+                reason: "must be an http(s):// URL without credentials or query".into(),
+            })?;
+        let bucket = required("S3_BUCKET")?;
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
+        if !valid_bucket {
+            return Err(ConfigError::Invalid {
+                name: "S3_BUCKET",
+                reason: "must be 3 to 63 lower-case letters, digits, '-' or '.'".into(),
+            });
+        }
+        let path_style = match get("S3_ADDRESSING").as_deref() {
+            None | Some("path") => true,
+            Some("virtual") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "S3_ADDRESSING",
+                    reason: format!("{other:?} is neither path nor virtual"),
+                })
+            }
+        };
+        Ok(Self {
+            endpoint,
+            region: get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+            bucket,
+            path_style,
+            access_key_id: required("S3_ACCESS_KEY_ID")?,
+            secret_access_key: required("S3_SECRET_ACCESS_KEY")?,
+            session_token: get("S3_SESSION_TOKEN"),
+        })
+    }
 }
 
 /// The R2 binding used when `CHUNK_STORE` names none.
 pub const DEFAULT_R2_BINDING: &str = "CHUNKS";
 
 impl ChunkStoreConfig {
-    fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+    fn parse(
+        value: Option<&str>,
+        get: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid {
             name: "CHUNK_STORE",
             reason,
         };
+        if value == Some("s3") {
+            return S3StoreConfig::parse(get).map(Self::S3);
+        }
         match value {
             None | Some("r2") => Ok(Self::R2 {
                 binding: DEFAULT_R2_BINDING.to_owned(),
@@ -129,7 +218,7 @@ impl ChunkStoreConfig {
                     })
                 }
                 _ => Err(invalid(format!(
-                    "{other:?} is not a chunk store; use r2 or r2:BINDING"
+                    "{other:?} is not a chunk store; use r2, r2:BINDING or s3"
                 ))),
             },
         }
@@ -294,7 +383,7 @@ impl Config {
             refs_max_bytes,
             refs_timeout_ms: narrow(refs_timeout_ms),
             storage_timeout_ms: narrow(storage_timeout_ms),
-            chunk_store: ChunkStoreConfig::parse(get("CHUNK_STORE").as_deref())?,
+            chunk_store: ChunkStoreConfig::parse(get("CHUNK_STORE").as_deref(), get)?,
             sweep_orphan_pages: narrow(sweep_orphan_pages),
             total_evictions_per_run: narrow(total_evictions_per_run),
         })
@@ -318,6 +407,49 @@ mod tests {
         ("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:8079"),
         ("UPSTASH_REDIS_REST_TOKEN", "secret-token"),
     ];
+
+    const S3: [(&str, &str); 5] = [
+        ("CHUNK_STORE", "s3"),
+        ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("S3_BUCKET", "chunks"),
+        ("S3_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("S3_SECRET_ACCESS_KEY", "s3-secret-0123456789"),
+    ];
+
+    /// `CHUNK_STORE=s3` reads the bucket's place and credentials; `Debug` shows neither secret.
+    #[test]
+    fn s3_chunk_store() {
+        let config = Config::from_lookup(lookup(&[&BASE[..], &S3[..]].concat())).unwrap();
+        let ChunkStoreConfig::S3(s3) = &config.chunk_store else {
+            panic!("not s3: {:?}", config.chunk_store);
+        };
+        assert_eq!(s3.endpoint.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(
+            (s3.region.as_str(), s3.bucket.as_str()),
+            ("us-east-1", "chunks")
+        );
+        assert!(s3.path_style);
+        assert_eq!(s3.secret_access_key, "s3-secret-0123456789");
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("s3-secret") && !printed.contains("AKIDEXAMPLE"),
+            "{printed}"
+        );
+        let virtual_hosted = Config::from_lookup(lookup(
+            &[
+                &BASE[..],
+                &S3[..],
+                &[("S3_ADDRESSING", "virtual"), ("S3_REGION", "auto")],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let ChunkStoreConfig::S3(s3) = virtual_hosted.chunk_store else {
+            panic!("not s3");
+        };
+        assert!(!s3.path_style);
+        assert_eq!(s3.region, "auto");
+    }
 
     /// With only the two required values, the defaults apply.
     #[test]
@@ -406,6 +538,26 @@ mod tests {
             (
                 vec![BASE[0], BASE[1], ("CHUNK_STORE", "r2:")],
                 "CHUNK_STORE is invalid",
+            ),
+            (
+                vec![BASE[0], BASE[1], ("CHUNK_STORE", "s3")],
+                "S3_ENDPOINT is not set",
+            ),
+            (
+                [&BASE[..], &S3[..], &[("S3_ENDPOINT", "ftp://s3.test")]].concat(),
+                "S3_ENDPOINT is invalid",
+            ),
+            (
+                [&BASE[..], &S3[..], &[("S3_BUCKET", "No_Such")]].concat(),
+                "S3_BUCKET is invalid",
+            ),
+            (
+                [&BASE[..], &S3[..], &[("S3_ADDRESSING", "dns")]].concat(),
+                "S3_ADDRESSING is invalid",
+            ),
+            (
+                [&BASE[..], &S3[..4]].concat(),
+                "S3_SECRET_ACCESS_KEY is not set",
             ),
         ];
         for (pairs, want) in cases {

@@ -1,5 +1,7 @@
 //! The cache path on the real stack: `wrangler dev` (two instances sharing local R2), Redis
 //! behind `upstash-local`, nginx as the origin (its access log counts range requests).
+//! `scripts/test` runs it twice: on the R2 workers, then on two workers whose chunk store is S3
+//! (s3s-fs), with `ZEC_KEY_PREFIX` and `ZEC_AIR_COPY` naming that pass's keys and origin file.
 //!
 //! Each test reads its own chunk of the `air` references through its own dataset alias (see
 //! `scripts/test`: `t-*` datasets, edge tier off except `t-edge`), so tests can run in parallel
@@ -43,8 +45,22 @@ impl Chunk {
     fn origin_requests(&self) -> usize {
         // `GET /air.nc ` exactly: other tests read copies of these references whose URLs carry
         // a query string (`/air.nc?copy=…`), with the same ranges.
-        common::origin_requests("air.nc", self.offset, self.length)
+        common::origin_requests(&origin_path(), self.offset, self.length)
     }
+}
+
+/// The origin file this pass's datasets read: `air.nc`, or the copy `air.nc?copy=X` for the
+/// S3-storage pass (`ZEC_AIR_COPY`), whose origin requests are then its own.
+fn origin_path() -> String {
+    match std::env::var("ZEC_AIR_COPY") {
+        Ok(copy) if !copy.is_empty() => format!("air.nc?copy={copy}"),
+        _ => "air.nc".to_owned(),
+    }
+}
+
+/// The index key prefix of the workers under test (`KEY_PREFIX`; `zec` unless the pass says).
+fn key_prefix() -> String {
+    std::env::var("ZEC_KEY_PREFIX").unwrap_or_else(|_| "zec".to_owned())
 }
 
 fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
@@ -65,7 +81,7 @@ fn index(command: &Command) -> Value {
 fn entry_field(dataset: &str, key: &str, field: &str) -> Option<String> {
     let value = index(
         &Command::new("HGET")
-            .arg(format!("zec:v1:entry:{dataset}:{key}"))
+            .arg(format!("{}:v1:entry:{dataset}:{key}", key_prefix()))
             .arg(field),
     );
     value.as_str().map(str::to_owned)
@@ -100,9 +116,10 @@ fn cold_miss_then_warm_hit() {
         Some(c.length.to_string())
     );
     assert_eq!(entry_field("t-misshit", &c.key, "hits"), Some("0".into()));
-    let ttl = index(&Command::new("PTTL").arg(format!("zec:v1:entry:t-misshit:{}", c.key)))
-        .as_int()
-        .unwrap();
+    let ttl =
+        index(&Command::new("PTTL").arg(format!("{}:v1:entry:t-misshit:{}", key_prefix(), c.key)))
+            .as_int()
+            .unwrap();
     assert!(
         (3_500_000..=3_600_000).contains(&ttl),
         "PTTL {ttl} (dataset TTL is 1 h)"

@@ -8,6 +8,7 @@
 mod convert;
 mod http_origin;
 mod r2_store;
+mod s3_fetch;
 mod store;
 mod test_routes;
 mod timeout;
@@ -57,7 +58,7 @@ thread_local! {
 
 /// Wall-clock time from the Workers runtime (`Date.now()`; frozen during CPU work, by design).
 #[derive(Debug, Clone, Copy)]
-struct WorkerClock;
+pub(crate) struct WorkerClock;
 
 impl Clock for WorkerClock {
     fn now_ms(&self) -> u64 {

@@ -6,8 +6,12 @@ use worker::{Env, Object, ResponseBody};
 
 use super::convert::IntoResponseBody;
 use super::r2_store::R2Store;
+use super::s3_fetch::{FetchS3, S3Body};
+use super::WorkerClock;
 use crate::config::{ChunkStoreConfig, Config};
 use crate::error::Error;
+use crate::origin::sigv4::Credentials;
+use crate::store::s3::{S3Config, S3Store};
 use crate::store::{ChunkStore, ObjectPage, StoreError, StoredObject};
 
 /// The chunk store chosen by the configuration.
@@ -15,12 +19,16 @@ use crate::store::{ChunkStore, ObjectPage, StoreError, StoredObject};
 pub enum WorkerStore {
     /// An R2 bucket binding.
     R2(R2Store),
+    /// An S3-compatible bucket over `fetch`, signed with `SigV4`.
+    S3(S3Store<FetchS3, WorkerClock>),
 }
 
 /// The unread body of an object of a [`WorkerStore`].
 pub enum WorkerBody {
     /// An R2 object, streamed to the client without passing through wasm.
     R2(Object),
+    /// An S3 answer's body, streamed likewise.
+    S3(S3Body),
 }
 
 impl WorkerStore {
@@ -39,6 +47,21 @@ impl WorkerStore {
                 })?;
                 Ok(Self::R2(R2Store::new(bucket, config.storage_timeout_ms)))
             }
+            ChunkStoreConfig::S3(s3) => Ok(Self::S3(S3Store::new(
+                FetchS3::new(config.storage_timeout_ms),
+                WorkerClock,
+                S3Config {
+                    endpoint: s3.endpoint.clone(),
+                    region: s3.region.clone(),
+                    bucket: s3.bucket.clone(),
+                    path_style: s3.path_style,
+                },
+                Credentials {
+                    access_key_id: s3.access_key_id.clone(),
+                    secret_access_key: s3.secret_access_key.clone(),
+                    session_token: s3.session_token.clone(),
+                },
+            ))),
         }
     }
 }
@@ -47,15 +70,19 @@ impl IntoResponseBody for WorkerBody {
     fn into_response_body(self) -> worker::Result<ResponseBody> {
         match self {
             Self::R2(object) => object.into_response_body(),
+            Self::S3(body) => body.into_response_body(),
         }
     }
 }
 
-fn wrap(object: Option<StoredObject<Object>>) -> Option<StoredObject<WorkerBody>> {
+fn wrap<B>(
+    object: Option<StoredObject<B>>,
+    body: impl FnOnce(B) -> WorkerBody,
+) -> Option<StoredObject<WorkerBody>> {
     object.map(|o| StoredObject {
         size: o.size,
         uploaded_ms: o.uploaded_ms,
-        body: WorkerBody::R2(o.body),
+        body: body(o.body),
     })
 }
 
@@ -65,12 +92,14 @@ impl ChunkStore for WorkerStore {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         match self {
             Self::R2(store) => store.put(key, bytes).await,
+            Self::S3(store) => store.put(key, bytes).await,
         }
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject<WorkerBody>>, StoreError> {
         match self {
-            Self::R2(store) => store.get(key).await.map(wrap),
+            Self::R2(store) => store.get(key).await.map(|o| wrap(o, WorkerBody::R2)),
+            Self::S3(store) => store.get(key).await.map(|o| wrap(o, WorkerBody::S3)),
         }
     }
 
@@ -81,25 +110,38 @@ impl ChunkStore for WorkerStore {
         length: u64,
     ) -> Result<Option<StoredObject<WorkerBody>>, StoreError> {
         match self {
-            Self::R2(store) => store.get_range(key, offset, length).await.map(wrap),
+            Self::R2(store) => store
+                .get_range(key, offset, length)
+                .await
+                .map(|o| wrap(o, WorkerBody::R2)),
+            Self::S3(store) => store
+                .get_range(key, offset, length)
+                .await
+                .map(|o| wrap(o, WorkerBody::S3)),
         }
     }
 
     async fn read_body(&self, body: WorkerBody) -> Result<Vec<u8>, StoreError> {
         match (self, body) {
             (Self::R2(store), WorkerBody::R2(object)) => store.read_body(object).await,
+            (Self::S3(store), WorkerBody::S3(body)) => store.read_body(body).await,
+            _ => Err(StoreError::Fatal(
+                "a body read through another store than the one that opened it".into(),
+            )),
         }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Self::R2(store) => store.delete(key).await,
+            Self::S3(store) => store.delete(key).await,
         }
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         match self {
             Self::R2(store) => store.delete_many(keys).await,
+            Self::S3(store) => store.delete_many(keys).await,
         }
     }
 
@@ -111,6 +153,7 @@ impl ChunkStore for WorkerStore {
     ) -> Result<ObjectPage, StoreError> {
         match self {
             Self::R2(store) => store.list(prefix, cursor, limit).await,
+            Self::S3(store) => store.list(prefix, cursor, limit).await,
         }
     }
 }

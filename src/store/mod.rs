@@ -2,6 +2,7 @@
 //! behind one trait whose errors say what the caller must do.
 //!
 //! - [`ChunkStore`]: the trait and its contract; absent objects are `Ok(None)`, not errors.
+//! - [`s3`]: the S3-compatible store over any HTTP transport (`SigV4`, XML answers).
 //! - [`error`]: [`StoreError`] (rate limited on this key, retryable, fatal) and how each
 //!   store's failures map onto it.
 //! - [`contract`]: the trait's contract as a suite of cases, run against the fake and, inside
@@ -9,6 +10,7 @@
 
 pub mod contract;
 pub mod error;
+pub mod s3;
 
 pub use error::StoreError;
 
