@@ -518,7 +518,10 @@ fn list_page(xml: &[u8]) -> Result<ObjectPage, String> {
                 uploaded_ms: 0,
             }),
             Some("LastModified") => {
+                // Whole seconds, as reads see it (`Last-Modified` has no milliseconds): one
+                // object has one upload time whichever way it is looked at.
                 let ms = iso8601_ms(&text).ok_or_else(|| format!("LastModified {text:?}"))?;
+                let ms = ms - ms % 1000;
                 if let Some(last) = page.objects.last_mut() {
                     last.uploaded_ms = ms;
                 }
@@ -672,6 +675,7 @@ mod tests {
   <IsTruncated>true</IsTruncated>
   <Contents><Key>zec/a&amp;b</Key><LastModified>2026-12-01T17:00:00.000Z</LastModified><Size>3</Size></Contents>
   <Contents><Key>zec/c</Key><LastModified>2026-12-01T17:00:01.000Z</LastModified><Size>4</Size></Contents>
+  <Contents><Key>zec/d</Key><LastModified>2026-12-01T17:00:02.999Z</LastModified></Contents>
   <NextContinuationToken>tok/1=</NextContinuationToken>
 </ListBucketResult>"#;
         let page = list_page(xml).unwrap();
@@ -685,6 +689,10 @@ mod tests {
                 ListedObject {
                     key: "zec/c".into(),
                     uploaded_ms: 1_796_144_401_000
+                },
+                ListedObject {
+                    key: "zec/d".into(),
+                    uploaded_ms: 1_796_144_402_000
                 },
             ]
         );
