@@ -157,12 +157,28 @@ impl CacheKeys {
     /// `{prefix}/v1/{aa}/{hash}`: the two-character fan-out keeps listings of a bucket browsable.
     #[must_use]
     pub fn object(&self, url: &str, range: Option<ByteRange>) -> String {
-        let source = match range {
-            Some(r) => format!("{url}\n{}\n{}", r.offset, r.length),
-            None => format!("{url}\nwhole"),
-        };
+        self.object_of(&source_of(url, range))
+    }
+
+    /// The storage object key for bytes read from a private origin as `identity` (the access
+    /// key id, never the secret): apart from the public key of the same range, so that bytes a
+    /// dataset read with credentials are never served to a dataset without them.
+    #[must_use]
+    pub fn signed_object(&self, url: &str, range: Option<ByteRange>, identity: &str) -> String {
+        self.object_of(&format!("{}\nsigned:{identity}", source_of(url, range)))
+    }
+
+    fn object_of(&self, source: &str) -> String {
         let hash = format!("{:032x}", xxh3_128(source.as_bytes()));
         format!("{}/v1/{}/{hash}", self.prefix, &hash[..2])
+    }
+}
+
+/// What a storage key hashes: the URL and the range.
+fn source_of(url: &str, range: Option<ByteRange>) -> String {
+    match range {
+        Some(r) => format!("{url}\n{}\n{}", r.offset, r.length),
+        None => format!("{url}\nwhole"),
     }
 }
 
@@ -185,6 +201,13 @@ mod tests {
         let r = |offset, length| Some(ByteRange { offset, length });
         let a = keys.object("http://o/f.nc", r(10, 5));
         assert_eq!(a, keys.object("http://o/f.nc", r(10, 5)));
+        let signed = keys.signed_object("http://o/f.nc", r(10, 5), "AKID1");
+        assert_ne!(a, signed, "signed reads are kept apart from public ones");
+        assert_ne!(
+            signed,
+            keys.signed_object("http://o/f.nc", r(10, 5), "AKID2")
+        );
+        assert!(signed.starts_with(&keys.object_prefix()));
         assert!(a.starts_with("zec/v1/"));
         assert_eq!(a.len(), "zec/v1/".len() + 2 + 1 + 32);
         assert_eq!(

@@ -24,6 +24,7 @@ use url::Url;
 
 use crate::error::Error;
 use crate::keys::CacheKeys;
+use crate::origin::auth::OriginAuth;
 use crate::origin::url_policy::HostPolicy;
 use crate::origin::ByteRange;
 use crate::platform::Platform;
@@ -156,6 +157,8 @@ pub struct ChunkRequest<'a> {
     pub range: Option<ByteRange>,
     /// Identifies this request as a lease holder.
     pub holder: &'a str,
+    /// The dataset's signing identity for a private origin, if it has one.
+    pub auth: Option<&'a OriginAuth>,
 }
 
 impl ChunkRequest<'_> {

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::index::entry::IndexEntry;
 use crate::index::{Index, IndexError};
 use crate::keys::content_checksum;
+use crate::origin::auth::OriginAuth;
 use crate::origin::check::{checked_body, fetch_following_redirects};
 use crate::origin::url_policy::{redact, HostPolicy};
 use crate::origin::{ByteRange, Origin};
@@ -65,7 +66,12 @@ pub async fn read_chunk<P: Platform>(
         ..
     } = request;
     let target = request.checked_url()?;
-    let object_key = backends.keys.object(url, range);
+    let object_key = match request.auth {
+        Some(auth) => backends
+            .keys
+            .signed_object(url, range, &auth.credentials.access_key_id),
+        None => backends.keys.object(url, range),
+    };
     let start = backends.clock.now_ms();
     let (lookup, object, mut timing) = look_up_and_open(backends, dataset, key, &object_key).await;
     let datasets_version = lookup.as_ref().ok().map(|l| l.datasets_version);
@@ -166,6 +172,7 @@ async fn share_fetch<P: Platform>(
     let fetch = || {
         fetch_once(
             Owned {
+                auth: request.auth.cloned(),
                 dataset: request.dataset.to_owned(),
                 key: request.key.to_owned(),
                 url: request.url.to_owned(),
@@ -226,6 +233,7 @@ async fn look_up_and_open<P: Platform>(
 
 /// What the shared fetch owns of its request (it may outlive the request that started it).
 struct Owned {
+    auth: Option<OriginAuth>,
     dataset: String,
     key: String,
     url: String,
@@ -286,6 +294,7 @@ async fn fetch_once<P: Platform>(
                 hosts: &owned.hosts,
                 range: owned.range,
                 holder: writer.holder(),
+                auth: owned.auth.as_ref(),
             };
             if let Some(stored) = stored_meanwhile(&request, object_key, policy, &backends).await {
                 return stored;
@@ -294,7 +303,18 @@ async fn fetch_once<P: Platform>(
         Permit::Unlocked => {}
     }
     let what = format!("{}/{}", owned.dataset, owned.key);
-    let fetched = origin_bytes(&backends.origin, &owned.hosts, &what, target, owned.range).await;
+    let auth = owned
+        .auth
+        .as_ref()
+        .map(|auth| (auth, backends.clock.now_ms()));
+    let fetched = origin_bytes(
+        &backends.origin,
+        &owned.hosts,
+        &what,
+        (target, owned.range),
+        auth,
+    )
+    .await;
     let (bytes, validator) = match fetched {
         Ok(body) => body,
         Err(error) => {
@@ -305,7 +325,24 @@ async fn fetch_once<P: Platform>(
         }
     };
     let now = backends.clock.now_ms();
-    let fetch_ms = now.saturating_sub(start);
+    Ok(missed(
+        owned,
+        permit,
+        (bytes, validator),
+        (now, now.saturating_sub(start)),
+        policy,
+    ))
+}
+
+/// The outcome of a fetch from the origin: the bytes, and the write-back the permit allows
+/// (store and index them, or, while another instance holds the lease, only count the miss).
+fn missed(
+    owned: Owned,
+    permit: Permit,
+    (bytes, validator): (Vec<u8>, Option<String>),
+    (now, fetch_ms): (u64, u64),
+    policy: CachePolicy,
+) -> Rc<FetchedOutcome> {
     let bytes = Rc::new(bytes);
     let checksum = content_checksum(&bytes);
     let write_back = match permit {
@@ -339,13 +376,13 @@ async fn fetch_once<P: Platform>(
             key: owned.key,
         },
     };
-    Ok(Rc::new(FetchedOutcome(Fetched {
+    Rc::new(FetchedOutcome(Fetched {
         checksum,
         bytes,
         source: CacheSource::Miss,
         origin_ms: fetch_ms,
         write_back: Some(write_back),
-    })))
+    }))
 }
 
 /// The checked bytes of `range` at `target` (redirects followed only to `hosts`) and the
@@ -354,11 +391,24 @@ async fn origin_bytes(
     origin: &impl Origin,
     hosts: &HostPolicy,
     what: &str,
-    target: Url,
-    range: Option<ByteRange>,
+    (target, range): (Url, Option<ByteRange>),
+    auth: Option<(&OriginAuth, u64)>,
 ) -> Result<(Vec<u8>, Option<String>), Error> {
     let (answered_by, response) =
-        fetch_following_redirects(origin, hosts, what, target, range).await?;
+        fetch_following_redirects(origin, hosts, what, target, range, auth).await?;
+    // A private origin that refuses this deployment (no or wrong credentials): the client may
+    // not have it, and the message names the dataset and key, never a secret.
+    if matches!(response.status, 401 | 403) {
+        return Err(Error::Forbidden(format!(
+            "{what}: the origin refused access (HTTP {}){}",
+            response.status,
+            if auth.is_some() {
+                ": check the dataset's s3_credentials"
+            } else {
+                ": a private origin needs the dataset's s3_credentials"
+            }
+        )));
+    }
     let validator = response
         .etag
         .clone()
@@ -516,6 +566,7 @@ mod tests {
             hosts: &HOSTS,
             range,
             holder: "me",
+            auth: None,
         }
     }
 

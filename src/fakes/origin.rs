@@ -13,7 +13,11 @@ pub struct FakeOriginState {
     /// URL → the `Location` of a 302 it answers.
     redirects: HashMap<String, String>,
     gate: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
+    /// A host that answers 403 to requests without an `authorization` header (a private bucket).
+    private_host: Option<String>,
     pub requests: RefCell<Vec<(String, Option<crate::origin::ByteRange>)>>,
+    /// The headers each request carried (a signature, for a private origin).
+    pub headers: RefCell<Vec<Vec<(String, String)>>>,
 }
 
 handle!(
@@ -34,6 +38,12 @@ impl FakeOrigin {
         self
     }
 
+    /// Requests to `host` without an `authorization` header answer 403.
+    pub fn with_private_host(mut self, host: &str) -> Self {
+        self.private_host = Some(host.to_owned());
+        self
+    }
+
     /// `url` answers `302 Location: location`.
     pub fn with_redirect(mut self, url: &str, location: &str) -> Self {
         self.redirects.insert(url.to_owned(), location.to_owned());
@@ -46,8 +56,10 @@ impl crate::origin::Origin for FakeOrigin {
         &self,
         url: &str,
         range: Option<crate::origin::ByteRange>,
+        headers: &[(String, String)],
     ) -> Result<crate::origin::OriginResponse, crate::origin::OriginError> {
         self.requests.borrow_mut().push((url.to_owned(), range));
+        self.headers.borrow_mut().push(headers.to_vec());
         if let Some(gate) = &self.gate {
             let _ = gate.clone().await;
         }
@@ -59,6 +71,18 @@ impl crate::origin::Origin for FakeOrigin {
             location: None,
             body,
         };
+        let signed = headers.iter().any(|(name, _)| name == "authorization");
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next());
+        if !signed && host.is_some() && host == self.private_host.as_deref() {
+            return Ok(answer(
+                403,
+                b"<Error><Code>AccessDenied</Code></Error>".to_vec(),
+                None,
+            ));
+        }
         if let Some(location) = self.redirects.get(url) {
             return Ok(crate::origin::OriginResponse {
                 location: Some(location.clone()),

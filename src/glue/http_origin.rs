@@ -105,8 +105,12 @@ impl Origin for HttpOrigin {
         &self,
         url: &str,
         range: Option<ByteRange>,
+        extra: &[(String, String)],
     ) -> Result<OriginResponse, OriginError> {
         let headers = Headers::new();
+        for (name, value) in extra {
+            headers.set(name, value).map_err(|e| network(&e))?;
+        }
         if let Some(range) = range {
             headers
                 .set("range", &range.header_value())

@@ -352,6 +352,7 @@ async fn serve(
         flights: &flights,
         admin_token: config.admin_token.as_deref(),
         settings: &settings,
+        secrets: &|name| env.secret(name).ok().map(|s| s.to_string()),
         health: &health,
     };
     Ok(handle(parts, &backends).await)

@@ -14,7 +14,7 @@ use crate::cache::maintenance::{remove_keys, scheduled_sweep, EvictionScope};
 use crate::cache::{read_chunk, run_write_back, CacheSource, ChunkRequest, WriteBack};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::http::context::{cache_policy, Backends};
+use crate::http::context::{cache_policy, origin_auth, Backends};
 use crate::http::response::HttpResponse;
 use crate::http::route::AdminRoute;
 use crate::index::entry::ClaimSelector;
@@ -278,6 +278,7 @@ async fn warm<P: Platform>(
         .await?;
     let (matched, truncated) = matching_keys(&source, &request, limit).await?;
     let policy = cache_policy(&config, backends);
+    let auth = origin_auth(&config, backends)?;
     let ids = backends.datasets.ids();
     let now_ms = backends.cache.clock.now_ms();
     let scope = EvictionScope {
@@ -288,7 +289,7 @@ async fn warm<P: Platform>(
     };
     let outcomes: Vec<(String, Warmed)> = stream::iter(matched.iter().enumerate())
         .map(|(i, (key, url, range))| {
-            let (config, scope) = (&config, &scope);
+            let (config, scope, auth) = (&config, &scope, &auth);
             async move {
                 let holder = format!("{token}-{i}");
                 let chunk_request = ChunkRequest {
@@ -298,6 +299,7 @@ async fn warm<P: Platform>(
                     hosts: &config.hosts,
                     range: *range,
                     holder: &holder,
+                    auth: auth.as_ref(),
                 };
                 let read =
                     read_chunk(chunk_request, policy, backends.cache, backends.flights).await;

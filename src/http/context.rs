@@ -4,7 +4,10 @@
 use std::rc::Rc;
 
 use crate::cache::{CacheBackends, CachePolicy, Flights};
+use crate::error::{ConfigError, Error};
 use crate::http::health::HealthCache;
+use crate::origin::auth::OriginAuth;
+use crate::origin::sigv4::Credentials;
 use crate::platform::Platform;
 use crate::settings::Settings;
 use crate::source::datasets::{DatasetConfig, DatasetRegistry};
@@ -23,6 +26,8 @@ pub struct Backends<'a, P: Platform> {
     pub admin_token: Option<&'a str>,
     /// Tuning values.
     pub settings: &'a Settings,
+    /// The worker's secrets by name (datasets' `s3_credentials` name theirs).
+    pub secrets: &'a dyn Fn(&str) -> Option<String>,
     /// The isolate's last health report.
     pub health: &'a HealthCache,
 }
@@ -62,4 +67,41 @@ pub struct RequestParts<'a> {
     pub range: Option<&'a str>,
     /// The `If-None-Match` header.
     pub if_none_match: Option<&'a str>,
+}
+
+/// The signing identity of `config`'s private origin, from the secrets it names; `None` for a
+/// dataset without `s3_credentials`.
+///
+/// # Errors
+/// [`Error::Config`] naming the dataset and the missing secret's *name* (500: the operator
+/// must set it).
+pub fn origin_auth<P: Platform>(
+    config: &DatasetConfig,
+    backends: &Backends<'_, P>,
+) -> Result<Option<OriginAuth>, Error> {
+    let Some(names) = &config.s3_credentials else {
+        return Ok(None);
+    };
+    let secret = |name: &str| {
+        (backends.secrets)(name).ok_or_else(|| {
+            Error::Config(ConfigError::Invalid {
+                name: "DATASETS",
+                reason: format!(
+                    "dataset {:?}: the secret {name} (s3_credentials) is not set",
+                    config.id
+                ),
+            })
+        })
+    };
+    let mut credentials = Credentials::new(
+        &secret(&names.access_key_id)?,
+        &secret(&names.secret_access_key)?,
+    );
+    if let Some(token) = &names.session_token {
+        credentials = credentials.with_session_token(&secret(token)?);
+    }
+    Ok(Some(OriginAuth {
+        credentials,
+        region: names.region.clone(),
+    }))
 }

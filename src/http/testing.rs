@@ -67,7 +67,9 @@ pub fn world_with(extra_datasets: &str) -> World {
     let index = FakeIndex::healthy();
     let origin = FakeOrigin::default()
         .with_file("http://origin.test/f.bin", b"0123456789")
-        .with_file("http://origin.test/g.bin", &[7u8; 40]);
+        .with_file("http://origin.test/g.bin", &[7u8; 40])
+        .with_file("http://private.test/p.bin", b"private!")
+        .with_private_host("private.test");
     let store = InMemoryStore::default();
     let clock = ManualClock::default();
     clock.now.set(1_000);
@@ -124,6 +126,10 @@ pub fn request_with_body(
             orphan_grace_ms: 1_000,
             orphan_pages: 10,
             ..Settings::default()
+        },
+        secrets: &|name| {
+            (name == "ORIGIN_KEY_ID" || name == "ORIGIN_SECRET")
+                .then(|| format!("{name}-value-0123456789"))
         },
         health: &HealthCache::default(),
     };

@@ -4,6 +4,7 @@
 
 use url::Url;
 
+use crate::origin::auth::{host_of, OriginAuth};
 use crate::origin::url_policy::{redact, redirect_target, HostPolicy, MAX_REDIRECTS};
 use crate::origin::BadAnswer;
 use crate::origin::{ByteRange, Origin, OriginResponse};
@@ -15,8 +16,9 @@ pub fn is_redirect(status: u16) -> bool {
 }
 
 /// GETs `target` from `origin`, following at most [`MAX_REDIRECTS`] redirects, each only when
-/// its target passes `hosts` (the dataset's allowed hosts). Returns the URL that answered and
-/// its answer, not yet checked ([`checked_body`]).
+/// its target passes `hosts` (the dataset's allowed hosts). With `auth`, requests to the
+/// target's host are signed at `now_ms` (a redirect elsewhere is not). Returns the URL that
+/// answered and its answer, not yet checked ([`checked_body`]).
 ///
 /// # Errors
 /// [`BadAnswer`] (502) naming `what` (the dataset and key) when the origin gives no
@@ -27,13 +29,19 @@ pub async fn fetch_following_redirects<O: Origin>(
     what: &str,
     target: Url,
     range: Option<ByteRange>,
+    auth: Option<(&OriginAuth, u64)>,
 ) -> Result<(Url, OriginResponse), BadAnswer> {
+    let signed_host = host_of(&target);
     let mut url = target;
     let mut hops = 0;
     loop {
         let shown = redact(url.as_str());
+        let headers = match auth {
+            Some((auth, now_ms)) => auth.headers(&url, &signed_host, now_ms)?,
+            None => Vec::new(),
+        };
         let response = origin
-            .get(url.as_str(), range)
+            .get(url.as_str(), range, &headers)
             .await
             .map_err(|e| BadAnswer(format!("{what}: {shown}: {e}")))?;
         if !is_redirect(response.status) {

@@ -2,11 +2,13 @@
 //! URLs may be fetched.
 //!
 //! - [`Origin`]: the trait (one GET, redirects not followed).
+//! - [`auth`]: signing a private S3 origin's GETs with a dataset's credentials.
 //! - [`check`]: checking an answer (status, exact length) and following redirects to allowed
 //!   hosts only.
 //! - [`url_policy`]: which URLs may be fetched, internal addresses, redaction.
 //! - [`sigv4`]: AWS Signature Version 4 request signing (S3-compatible origins), pure.
 
+pub mod auth;
 pub mod check;
 pub mod sigv4;
 pub mod url_policy;
@@ -70,12 +72,17 @@ pub enum OriginError {
 /// The archive the references point into (HTTP servers, S3-compatible stores).
 #[allow(async_fn_in_trait)]
 pub trait Origin {
-    /// GETs `url`, with `Range: bytes=…` when `range` is given, and returns the whole answer.
+    /// GETs `url`, with `Range: bytes=…` when `range` is given and `headers` (a signature),
+    /// and returns the whole answer.
     ///
     /// Contract: `Err` only when there is no HTTP answer; any status is `Ok` and is checked by the
     /// caller (`origin::checked_body`). Redirects are **not** followed: a 3xx is returned with its
     /// `location`, and the caller decides whether its target may be fetched
     /// (`origin::fetch_following_redirects`). Not retried here. Idempotent.
-    async fn get(&self, url: &str, range: Option<ByteRange>)
-        -> Result<OriginResponse, OriginError>;
+    async fn get(
+        &self,
+        url: &str,
+        range: Option<ByteRange>,
+        headers: &[(String, String)],
+    ) -> Result<OriginResponse, OriginError>;
 }

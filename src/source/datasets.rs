@@ -36,6 +36,8 @@ pub struct DatasetConfig {
     pub refs: RefsLocation,
     /// How `s3://` URLs in the references map to HTTP(S).
     pub s3_endpoint: Option<S3Endpoint>,
+    /// The secrets that sign requests to a private S3 origin (by name, never the values).
+    pub s3_credentials: Option<CredentialSecrets>,
     /// How long a cached chunk stays valid, in seconds.
     pub ttl_seconds: u64,
     /// How long the edge tier (Workers Cache API) keeps answers, in seconds; 0 turns it off.
@@ -76,6 +78,38 @@ impl DatasetKind {
     }
 }
 
+/// Which worker secrets hold a dataset's S3 credentials (`s3_credentials`: names only, so that
+/// `DATASETS` and the admin API never carry a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSecrets {
+    /// The secret holding the access key id.
+    pub access_key_id: String,
+    /// The secret holding the secret access key.
+    pub secret_access_key: String,
+    /// The secret holding a session token, for temporary credentials.
+    pub session_token: Option<String>,
+    /// The signing region.
+    pub region: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    access_key_id_secret: String,
+    secret_access_key_secret: String,
+    #[serde(default)]
+    session_token_secret: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// A secret's name: what `wrangler secret put` accepts (letters, digits, `_`).
+fn is_secret_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
 /// Default chunk TTL: one day.
 pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
 
@@ -87,6 +121,8 @@ struct RawDataset {
     refs: String,
     #[serde(default)]
     s3_endpoint: Option<RawS3>,
+    #[serde(default)]
+    s3_credentials: Option<RawCredentials>,
     #[serde(default)]
     ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -116,6 +152,8 @@ fn yes() -> bool {
 }
 
 /// Parses `DATASETS`: `{"id": {"kind"?: "kerchunk", "refs": URL, "s3_endpoint"?: {"endpoint", "path_style"?},
+/// "s3_credentials"?: {"access_key_id_secret", "secret_access_key_secret",
+/// "session_token_secret"?, "region"?},
 /// "ttl_seconds"?, "edge_ttl_seconds"?, "allowed_hosts"?: [..], "description"?,
 /// "capacity_bytes"?, "eviction"?: "lru"|"lfu"|"size"|"cost", "admission"?: {"include"?,
 /// "exclude"?, "min_bytes"?, "max_bytes"?, "min_fetch_ms"?}}, …}`.
@@ -179,6 +217,27 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             .check_refs_url(url)
             .map_err(|e| in_dataset(format!("refs: {e}")))?;
     }
+    let s3_credentials = match raw.s3_credentials {
+        None => None,
+        Some(c) => {
+            let names = [
+                Some(&c.access_key_id_secret),
+                Some(&c.secret_access_key_secret),
+                c.session_token_secret.as_ref(),
+            ];
+            if let Some(bad) = names.into_iter().flatten().find(|n| !is_secret_name(n)) {
+                return Err(in_dataset(format!(
+                    "s3_credentials name secrets (letters, digits, _), not {bad:?}"
+                )));
+            }
+            Some(CredentialSecrets {
+                access_key_id: c.access_key_id_secret,
+                secret_access_key: c.secret_access_key_secret,
+                session_token: c.session_token_secret,
+                region: c.region.unwrap_or_else(|| "us-east-1".into()),
+            })
+        }
+    };
     let kind = match raw.kind.as_deref() {
         None => DatasetKind::default(),
         Some(name) => DatasetKind::parse(name)
@@ -198,6 +257,7 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
     };
     Ok(DatasetConfig {
         kind,
+        s3_credentials,
         refs,
         s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
             endpoint: s.endpoint,
