@@ -159,6 +159,11 @@ PY
     [ -n "${ZEC_REFS_MAX_BYTES:-}" ] && echo "REFS_MAX_BYTES=$ZEC_REFS_MAX_BYTES"
     [ -n "${ZEC_TEST_ROUTES:-}" ] && echo "ZEC_TEST_ROUTES=$ZEC_TEST_ROUTES"
     [ -n "${ZEC_KEY_PREFIX:-}" ] && echo "KEY_PREFIX=$ZEC_KEY_PREFIX"
+    # The secrets a private origin's datasets name in s3_credentials (the test stack's t-private).
+    if [ -n "${ZEC_ORIGIN_S3_SECRET:-}" ]; then
+      echo "ORIGIN_S3_KEY_ID=$ZEC_ORIGIN_S3_KEY_ID"
+      echo "ORIGIN_S3_SECRET=$ZEC_ORIGIN_S3_SECRET"
+    fi
     # An S3-compatible chunk store instead of the R2 binding (ZEC_S3_URL set: s3s-fs locally).
     if [ -n "${ZEC_S3_URL:-}" ]; then
       echo "CHUNK_STORE=s3"

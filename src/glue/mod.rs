@@ -352,7 +352,12 @@ async fn serve(
         flights: &flights,
         admin_token: config.admin_token.as_deref(),
         settings: &settings,
-        secrets: &|name| env.secret(name).ok().map(|s| s.to_string()),
+        secrets: &|name| {
+            env.secret(name)
+                .map(|s| s.to_string())
+                .or_else(|_| env.var(name).map(|v| v.to_string()))
+                .ok()
+        },
         health: &health,
     };
     Ok(handle(parts, &backends).await)

@@ -124,6 +124,22 @@ def test_reference_to_a_host_not_allowed_is_refused() -> None:
     assert requests.get(f"{base}/zarr/foreign/.zgroup", timeout=30).status_code == 200
 
 
+def test_private_s3_origin_is_read_with_the_datasets_credentials() -> None:
+    """t-private's chunks live in a private bucket of s3s-fs (which checks signatures): signed
+    with the secrets its s3_credentials name, xarray reads it equal to the original; the same
+    references without credentials are refused with 403 naming the dataset, never a secret."""
+    air = next(e for e in datasets() if e["id"] == "air")
+    url = f"{base_url()}/zarr/t-private"
+    through_worker = xr.open_zarr(url, consolidated=True, zarr_format=2).load()
+    originals = refcheck.open_originals(demo_dir(), air["files"], air["concat_dim"], True)
+    refcheck.assert_same_dataset("t-private", through_worker, originals, True)
+    refused = requests.get(f"{base_url()}/zarr/t-private-open/air_temperature/0.0.0", timeout=30)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "forbidden"
+    assert "t-private-open/air_temperature/0.0.0" in refused.json()["message"]
+    assert stack_var("ZEC_ORIGIN_S3_SECRET") not in refused.text
+
+
 @pytest.mark.parametrize("entry", datasets(), ids=lambda e: e["id"])
 def test_xarray_reads_cold_then_warm_equal_both_times(entry: dict) -> None:
     """Two passes over the whole dataset; after the first, chunks come from the cache."""
