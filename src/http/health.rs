@@ -157,13 +157,17 @@ fn index_cause(error: &IndexError) -> &'static str {
     }
 }
 
-/// A short cause for a storage failure.
-fn store_cause(error: &StoreError) -> &'static str {
+/// A short cause for a storage failure; a store that refuses the deployment is named by its
+/// error code (`refused: SignatureDoesNotMatch`), which says what the operator must fix.
+fn store_cause(error: &StoreError) -> String {
     match error {
-        StoreError::RateLimited(_) => "rate limited",
-        StoreError::Retryable(text) if text.contains("no answer within") => "timeout",
-        StoreError::Retryable(_) => "unavailable",
-        StoreError::Fatal(_) => "refused (configuration)",
+        StoreError::RateLimited(_) => "rate limited".into(),
+        StoreError::Retryable(text) if text.contains("no answer within") => "timeout".into(),
+        StoreError::Retryable(_) => "unavailable".into(),
+        StoreError::Fatal(_) => match error.fatal_code() {
+            Some(code) => format!("refused: {code} (configuration)"),
+            None => "refused (configuration)".into(),
+        },
     }
 }
 
@@ -285,6 +289,15 @@ mod tests {
                 0,
             ),
             (StoreFault::CorruptReads, "get returned", 0),
+            (
+                StoreFault::Put(StoreError::from_s3(
+                    "put k",
+                    403,
+                    Some("SignatureDoesNotMatch"),
+                )),
+                "put failed: refused: SignatureDoesNotMatch (configuration)",
+                0,
+            ),
             (
                 StoreFault::Delete(StoreError::RateLimited("k".into())),
                 "delete failed: rate limited",

@@ -19,6 +19,18 @@ pub enum StoreError {
     Fatal(String),
 }
 
+/// S3 error codes that mean the store refuses this deployment (credentials, permissions, the
+/// bucket): retrying cannot help.
+const S3_FATAL_CODES: [&str; 7] = [
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "NoSuchBucket",
+    "InvalidBucketName",
+    "AuthorizationHeaderMalformed",
+    "AccountProblem",
+];
+
 /// R2's error code for more than one write per second to a key.
 pub const R2_RATE_LIMITED: u32 = 10_058;
 
@@ -52,23 +64,24 @@ impl StoreError {
             |c| format!("HTTP {status} {c}"),
         );
         let text = format!("S3 {what}: {shown}");
-        let fatal_code = matches!(
-            code,
-            Some(
-                "AccessDenied"
-                    | "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch"
-                    | "NoSuchBucket"
-                    | "InvalidBucketName"
-                    | "AuthorizationHeaderMalformed"
-                    | "AccountProblem"
-            )
-        );
+        let fatal_code = code.is_some_and(|c| S3_FATAL_CODES.contains(&c));
         if fatal_code || matches!(status, 400 | 401 | 403 | 405) {
             Self::Fatal(text)
         } else {
             Self::Retryable(text)
         }
+    }
+
+    /// The S3 error code a fatal error names (`SignatureDoesNotMatch`, …), for health reports.
+    #[must_use]
+    pub fn fatal_code(&self) -> Option<&'static str> {
+        let Self::Fatal(text) = self else {
+            return None;
+        };
+        S3_FATAL_CODES
+            .iter()
+            .copied()
+            .find(|code| text.split_whitespace().any(|word| word == *code))
     }
 
     /// Whether retrying the same call later may succeed.
@@ -158,13 +171,9 @@ mod tests {
             (400, Some("InvalidAccessKeyId")),
             (401, None),
         ] {
-            assert!(
-                matches!(
-                    StoreError::from_s3("get k", status, code),
-                    StoreError::Fatal(_)
-                ),
-                "{status} {code:?}"
-            );
+            let error = StoreError::from_s3("get k", status, code);
+            assert!(matches!(error, StoreError::Fatal(_)), "{status} {code:?}");
+            assert_eq!(error.fatal_code(), code, "health names the code");
         }
     }
 }
