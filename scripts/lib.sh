@@ -68,8 +68,16 @@ stop() {
 }
 
 stop_all() {
-  local state=$1 name
-  for name in worker2 worker faultproxy slowproxy origin upstash redis; do stop "$state" "$name"; done
+  local state=$1 name file
+  # The workers first (they write back to the others), then every other process spawned.
+  for name in worker4 worker3 worker2 worker faultproxy slowproxy origin s3 upstash redis; do
+    stop "$state" "$name"
+  done
+  for file in "$state"/pids/*.pid; do
+    [ -e "$file" ] || continue
+    name=$(basename "$file" .pid)
+    stop "$state" "$name"
+  done
 }
 
 # start_redis STATE PORT [persist]: throwaway unless "persist" (then RDB snapshots in STATE/redis).
