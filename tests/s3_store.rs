@@ -33,7 +33,7 @@ impl S3Transport for UreqS3 {
             builder = builder.header(name, value);
         }
         let http = builder
-            .body(request.body.clone())
+            .body(request.body.to_vec())
             .map_err(|e| e.to_string())?;
         let mut response = self.0.run(http).map_err(|e| e.to_string())?;
         let headers = response

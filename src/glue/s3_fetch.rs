@@ -63,7 +63,7 @@ impl S3Transport for FetchS3 {
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
         if !request.body.is_empty() {
-            let body = js_sys::Uint8Array::from(request.body.as_slice());
+            let body = js_sys::Uint8Array::from(&*request.body);
             init.with_body(Some(body.into()));
         }
         let js_request = Request::new_with_init(&request.url, &init).map_err(fail)?;

@@ -9,6 +9,7 @@
 //! tokens.
 
 use std::fmt::Write as _;
+use std::rc::Rc;
 
 use base64::Engine as _;
 use md5::{Digest as _, Md5};
@@ -44,8 +45,9 @@ pub struct S3Request {
     pub url: String,
     /// Every header to send, signature included.
     pub headers: Vec<(String, String)>,
-    /// The body (empty for `GET` and `DELETE`).
-    pub body: Vec<u8>,
+    /// The body (empty for `GET` and `DELETE`), shared by the tries of one call: a chunk is
+    /// not copied per retry.
+    pub body: Rc<[u8]>,
 }
 
 /// The store's HTTP answer, its body not read yet.
@@ -164,7 +166,7 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
         method: &'static str,
         url: &Url,
         mut headers: Vec<(String, String)>,
-        body: Vec<u8>,
+        body: Rc<[u8]>,
     ) -> Result<S3Request, StoreError> {
         let time = SigningTime::from_epoch_millis(self.clock.now_ms())
             .ok_or_else(|| StoreError::Fatal("S3 signing: the clock is out of range".into()))?;
@@ -243,7 +245,7 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
         let what = format!("get {key}");
         let answer = self
             .exchange(&what, &[200, 206, 404, 416], || {
-                self.signed("GET", &url, headers.clone(), Vec::new())
+                self.signed("GET", &url, headers.clone(), Rc::from([]))
             })
             .await?;
         match answer.status {
@@ -293,6 +295,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let url = self.url(key, &[])?;
+        let bytes: Rc<[u8]> = Rc::from(bytes);
         let headers = vec![
             (
                 "content-type".to_owned(),
@@ -301,7 +304,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
             ("content-length".to_owned(), bytes.len().to_string()),
         ];
         self.exchange(&format!("put {key}"), &[200], || {
-            self.signed("PUT", &url, headers.clone(), bytes.clone())
+            self.signed("PUT", &url, headers.clone(), Rc::clone(&bytes))
         })
         .await
         .map(|_| ())
@@ -331,7 +334,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
         let url = self.url(key, &[])?;
         // S3 answers 204 whether or not there was an object.
         self.exchange(&format!("delete {key}"), &[200, 204, 404], || {
-            self.signed("DELETE", &url, Vec::new(), Vec::new())
+            self.signed("DELETE", &url, Vec::new(), Rc::from([]))
         })
         .await
         .map(|_| ())
@@ -342,7 +345,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
             return Ok(());
         }
         let url = self.url("", &[("delete", "")])?;
-        let body = delete_objects_body(keys);
+        let body: Rc<[u8]> = Rc::from(delete_objects_body(keys));
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
         let headers = vec![
             ("content-type".to_owned(), "application/xml".to_owned()),
@@ -351,7 +354,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
         let what = format!("delete {} objects", keys.len());
         let answer = self
             .exchange(&what, &[200], || {
-                self.signed("POST", &url, headers.clone(), body.clone())
+                self.signed("POST", &url, headers.clone(), Rc::clone(&body))
             })
             .await?;
         let result = self
@@ -386,7 +389,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
         let what = format!("list {prefix}");
         let answer = self
             .exchange(&what, &[200], || {
-                self.signed("GET", &url, Vec::new(), Vec::new())
+                self.signed("GET", &url, Vec::new(), Rc::from([]))
             })
             .await?;
         let xml = self
@@ -782,7 +785,7 @@ mod tests {
         assert_eq!(sent.len(), 3);
         assert_eq!(sent[0].url, "http://s3.test:9000/chunks/zec/v1/ab/k");
         assert_eq!(sent[0].method, "PUT");
-        assert_eq!(sent[0].body, b"abc");
+        assert_eq!(&*sent[0].body, b"abc");
         assert!(sent
             .iter()
             .all(|r| r.headers.iter().any(|(n, v)| n == "authorization"
