@@ -89,7 +89,9 @@ pub trait S3Transport {
     async fn read(&self, body: Self::Body) -> Result<Vec<u8>, String>;
 }
 
-/// How often a retryable failure is retried, and the first pause (doubled each time).
+/// How often a retryable failure of a background call (put, delete, list) is retried, and the
+/// first pause (quadrupled each time). Reads are not retried: a reader whose storage read
+/// fails goes to the origin at once, which is faster than waiting out retries.
 const RETRIES: u32 = 2;
 const FIRST_BACKOFF_MS: u64 = 100;
 /// The most keys a `ListObjectsV2` page may ask for.
@@ -194,11 +196,11 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
     }
 
     /// Sends the request `build` makes (signed anew for each try, so its date stays current),
-    /// retrying retryable failures with backoff. An answer with one of `ok` statuses is
+    /// retrying retryable failures up to `retries` times with backoff. An answer with one of `ok` statuses is
     /// returned; any other status becomes its [`StoreError`].
     async fn exchange(
         &self,
-        what: &str,
+        (what, retries): (&str, u32),
         ok: &[u16],
         build: impl Fn() -> Result<S3Request, StoreError>,
     ) -> Result<S3Answer<T::Body>, StoreError> {
@@ -216,7 +218,7 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
                 }
                 Err(e) => StoreError::Retryable(format!("S3 {what}: {e}")),
             };
-            if !error.is_retryable() || tries == RETRIES {
+            if !error.is_retryable() || tries == retries {
                 return Err(error);
             }
             tries += 1;
@@ -244,7 +246,7 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
         };
         let what = format!("get {key}");
         let answer = self
-            .exchange(&what, &[200, 206, 404, 416], || {
+            .exchange((&what, 0), &[200, 206, 404, 416], || {
                 self.signed("GET", &url, headers.clone(), Rc::from([]))
             })
             .await?;
@@ -303,7 +305,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
             ),
             ("content-length".to_owned(), bytes.len().to_string()),
         ];
-        self.exchange(&format!("put {key}"), &[200], || {
+        self.exchange((&format!("put {key}"), RETRIES), &[200], || {
             self.signed("PUT", &url, headers.clone(), Rc::clone(&bytes))
         })
         .await
@@ -333,9 +335,11 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let url = self.url(key, &[])?;
         // S3 answers 204 whether or not there was an object.
-        self.exchange(&format!("delete {key}"), &[200, 204, 404], || {
-            self.signed("DELETE", &url, Vec::new(), Rc::from([]))
-        })
+        self.exchange(
+            (&format!("delete {key}"), RETRIES),
+            &[200, 204, 404],
+            || self.signed("DELETE", &url, Vec::new(), Rc::from([])),
+        )
         .await
         .map(|_| ())
     }
@@ -353,7 +357,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
         ];
         let what = format!("delete {} objects", keys.len());
         let answer = self
-            .exchange(&what, &[200], || {
+            .exchange((&what, RETRIES), &[200], || {
                 self.signed("POST", &url, headers.clone(), Rc::clone(&body))
             })
             .await?;
@@ -388,7 +392,7 @@ impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
         let url = self.url("", &query)?;
         let what = format!("list {prefix}");
         let answer = self
-            .exchange(&what, &[200], || {
+            .exchange((&what, RETRIES), &[200], || {
                 self.signed("GET", &url, Vec::new(), Rc::from([]))
             })
             .await?;
@@ -793,12 +797,23 @@ mod tests {
         assert!(store.clock.sleeps.get() == 2, "two backoffs");
     }
 
-    /// Three throttled answers: retryable, never "rate limited on this key"; a refused
-    /// signature is fatal at once; 404 is absent; a batch delete carries Content-MD5.
+    /// Throttling: retryable, never "rate limited on this key" (a read is not retried: its
+    /// reader goes to the origin at once; a write is, twice); a refused signature is fatal at
+    /// once; 404 is absent; a batch delete carries Content-MD5.
     #[test]
     fn errors_say_what_to_do() {
-        let transport = scripted(&[(503, SLOW_DOWN), (503, SLOW_DOWN), (503, SLOW_DOWN)]);
+        let transport = scripted(&[(503, SLOW_DOWN)]);
         let error = futures::executor::block_on(store(&transport, true).get("k")).unwrap_err();
+        assert_eq!(transport.sent.borrow().len(), 1, "reads are not retried");
+        assert!(matches!(error, StoreError::Retryable(_)), "{error:?}");
+        let transport = scripted(&[(503, SLOW_DOWN), (503, SLOW_DOWN), (503, SLOW_DOWN)]);
+        let error =
+            futures::executor::block_on(store(&transport, true).put("k", vec![1])).unwrap_err();
+        assert_eq!(
+            transport.sent.borrow().len(),
+            3,
+            "a write is tried three times"
+        );
         assert!(
             matches!(error, StoreError::Retryable(ref t) if t.contains("SlowDown")),
             "{error:?}"
