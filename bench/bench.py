@@ -44,7 +44,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
     stack = runner.Stack(state=state, worker=args.worker_url.rstrip("/"), origin=args.origin_url.rstrip("/"),
                          proxy=args.proxy_url.rstrip("/"), upstash=args.upstash_url.rstrip("/"), token=args.token,
                          xpublish=args.xpublish_url.rstrip("/") if args.xpublish_url else None,
-                         inspector_port=args.inspector_port, worker_port=args.worker_port)
+                         inspector_port=args.inspector_port, worker_port=args.worker_port,
+                         worker_s3=args.worker_s3_url.rstrip("/"), worker_s3_port=args.worker_s3_port,
+                         inspector_s3_port=args.inspector_s3_port, s3_dir=Path(args.s3_dir))
     bench = runner.Bench(cfg, stack, manifest, args.latency_ms, args.bandwidth_mb_s)
     if args.wasm:
         runner.WASM_PATH = Path(args.wasm)
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--worker-url", required=True)
     m.add_argument("--worker-port", type=int, required=True)
     m.add_argument("--inspector-port", type=int, required=True)
+    m.add_argument("--worker-s3-url", required=True, help="the second worker, whose chunk store is S3 (s3s-fs)")
+    m.add_argument("--worker-s3-port", type=int, required=True)
+    m.add_argument("--inspector-s3-port", type=int, required=True)
+    m.add_argument("--s3-dir", required=True, help="the S3-storage worker's bucket directory in s3s-fs's root")
     m.add_argument("--origin-url", required=True)
     m.add_argument("--proxy-url", required=True)
     m.add_argument("--upstash-url", required=True)

@@ -7,7 +7,8 @@ Everything goes under ``STATE/www``, which the benchmark's nginx origin serves:
   ``air.nc``), written with netCDF4 and indexed with kerchunk's ``SingleHdf5ToZarr``;
 * ``data/<alias>.nc``: a hard link of it per worker dataset alias, so every alias's references
   name a URL of their own: the worker's storage keys are content-addressed by (URL, offset,
-  length), so a fresh alias over a fresh URL has nothing in the index *and* nothing in R2;
+  length), so a fresh alias over a fresh URL has nothing in the index *and* nothing in R2 (or in
+  S3: the S3-storage worker's aliases ``b-<profile>-s3-c<N>`` are their own too);
 * ``refs/<alias>.json``: the kerchunk references of each worker alias (chunk URLs through the
   loopback origin or through the slow proxy, depending on the alias's profile);
 * ``refs/direct-<profile>.json``: the references the Python readers use (ReferenceFileSystem,
@@ -195,10 +196,14 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
         direct_refs = www / "refs" / f"direct-{profile}.json"
         direct_refs.write_text(json.dumps(with_url(refs, f"{base[profile]}/data/bench.nc")))
         direct[profile] = str(direct_refs)
-        names = [(f"b-{profile}-c{c}", 0, c) for c in config.concurrency] + [(f"b-{profile}-edge", 600, None)]
+        names = [(f"b-{profile}-c{c}", 0, c, "r2") for c in config.concurrency] + \
+            [(f"b-{profile}-edge", 600, None, "r2")]
         if profile == "loopback":
-            names.append(("b-cpu", 0, None))  # warm hits for the CPU profile
-        for alias, edge_ttl, conc in names:
+            names.append(("b-cpu", 0, None, "r2"))  # warm hits for the CPU profile
+        # read through the second worker, whose chunk store is S3 (s3s-fs): aliases of their own,
+        # so nothing the R2 passes cached is in the index for them
+        names += [(f"b-{profile}-s3-c{c}", 0, c, "s3") for c in config.concurrency]
+        for alias, edge_ttl, conc, storage in names:
             link(nc_path, www / "data" / f"{alias}.nc")
             url = f"{base[profile]}/data/{alias}.nc"
             (www / "refs" / f"{alias}.json").write_text(json.dumps(with_url(refs, url)))
@@ -207,7 +212,7 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
                                # the refs' host too: loopback hosts are allowed only when listed
                                "allowed_hosts": sorted({host_of(url), host_of(origin_url)}),
                                "description": f"benchmark alias ({profile} origin)"}
-            aliases[alias] = {"profile": profile, "edge": bool(edge_ttl), "concurrency": conc}
+            aliases[alias] = {"profile": profile, "edge": bool(edge_ttl), "concurrency": conc, "storage": storage}
 
     synth = []
     urls = [f"{origin_url}/data/synth-{i}.nc" for i in range(8)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .runner import READERS
+from .runner import READERS, S3_WARM
 
 ORIGIN_READERS = ("ReferenceFileSystem", "xpublish (cold)")
 
@@ -68,13 +68,16 @@ def targets(results: dict) -> list[dict]:
     rows = results["rows"]
     out = []
     warm = [r for r in rows if r["reader"] == "worker warm (HIT)"]
-    if warm:
-        rt = max(r["index_rt_per_req"] for r in warm)
-        cmd = max(r["index_cmds_per_req"] for r in warm)
-        out.append({"target": "a warm hit costs at most 1 index round trip", "met": rt <= 1.0,
+    warm_s3 = [r for r in rows if r["reader"] == S3_WARM]
+    for passes, storage in ((warm, ""), (warm_s3, " from S3 storage")):
+        if not passes:
+            continue
+        rt = max(r["index_rt_per_req"] for r in passes)
+        cmd = max(r["index_cmds_per_req"] for r in passes)
+        out.append({"target": f"a warm hit{storage} costs at most 1 index round trip", "met": rt <= 1.0,
                     "measured": f"{rt:.2f} round trips per hit (worst warm pass)",
                     "by": "" if rt <= 1.0 else f"{rt - 1:.2f} extra round trips per hit"})
-        out.append({"target": "a warm hit costs at most 3 index commands", "met": cmd <= 3.0,
+        out.append({"target": f"a warm hit{storage} costs at most 3 index commands", "met": cmd <= 3.0,
                     "measured": f"{cmd:.2f} commands per hit (worst warm pass)",
                     "by": "" if cmd <= 3.0 else f"{cmd - 3:.2f} extra commands per hit"})
     cmax = max((r["concurrency"] for r in rows), default=None)
@@ -96,6 +99,11 @@ def targets(results: dict) -> list[dict]:
                 "by": "" if met else f"{(1 - ratio) * 100:.0f}% slower",
                 "why": "" if met else why_warm_slower(results, w, b),
             })
+        s3 = next((r for r in warm_s3 if r["profile"] == profile and r["concurrency"] == cmax), None)
+        if s3 and s3["chunks_per_s"] and w["chunks_per_s"] and s3["p50_ms"] and w["p50_ms"]:
+            out.append({"target": f"{profile}: worker warm from S3 storage vs from R2 at c={cmax} (reported)",
+                        "met": None, "measured": f"{s3['chunks_per_s'] / w['chunks_per_s']:.2f}× the chunks/s, "
+                                                 f"{s3['p50_ms'] / w['p50_ms']:.2f}× the p50", "by": ""})
         for reader in ("fsspec simplecache (warm)", "fsspec blockcache (warm)"):
             b = next((r for r in rows if r["profile"] == profile and r["reader"] == reader
                       and r["concurrency"] == cmax), None)
@@ -143,7 +151,8 @@ def why_warm_slower(results: dict, w: dict, b: dict) -> str:
     """A data-driven explanation of a warm pass slower than a reader that goes to the origin."""
     cores = results["machine"]["cores"]
     cpu = w.get("cpu_ms_per_req", {})
-    stack = sum(v for k, v in cpu.items() if k not in ("other", "xpublish", "proxy", "origin"))
+    # the S3-storage worker and s3s-fs sit idle during an R2 pass
+    stack = sum(v for k, v in cpu.items() if k not in ("other", "xpublish", "proxy", "origin", "worker_s3", "s3"))
     st = w.get("server_timing_p50_ms", {})
     by_proc = (results.get("cpu_per_hit") or {}).get("plain", {}).get("cpu_ms_per_hit_by_process", {})
     parts = [f"the warm pass is CPU-bound: each hit costs {stack:.1f} ms of CPU across the stack "
@@ -165,6 +174,14 @@ def why_warm_slower(results: dict, w: dict, b: dict) -> str:
     return "; ".join(parts)
 
 
+def wasm_line(wasm: dict) -> str:
+    if not wasm.get("gzip_bytes"):
+        return f"wasm size missing ({wasm.get('path', 'build/index_bg.wasm')} not found)"
+    path, _, note = wasm.get("path", "build/index_bg.wasm").partition(" ")
+    return (f"`{path}`{' ' + note if note else ''}: {wasm['bytes'] / 1e3:,.0f} KB, "
+            f"**{wasm['gzip_bytes'] / 1e3:,.0f} KB gzipped** (`gzip -9`), built {wasm.get('built', '?')}")
+
+
 def verdict(t: dict) -> str:
     return "reported" if t["met"] is None else ("met" if t["met"] else "**missed**")
 
@@ -179,6 +196,7 @@ def markdown(results: dict) -> str:
            "## Machine", "",
            f"- {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB memory, {m['os']}",
            f"- source: `{m['git']}`",
+           f"- worker: {wasm_line(results.get('wasm') or {})}",
            "- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
            "## Data and method", ""]
     for name, v in results["data"]["variables"].items():
@@ -194,6 +212,14 @@ def markdown(results: dict) -> str:
         "- cold passes use a fresh dataset alias whose references name a URL of their own (nothing in the "
         "index, nothing in R2); warm passes re-read the same alias; edge tier off (`edge_ttl_seconds: 0`) "
         "except in the `edge on` rows",
+        "- `S3 storage` rows: a second `wrangler dev` worker whose chunk store is S3 (`CHUNK_STORE=s3`: "
+        "SigV4-signed GET/PUT, path-style) on `s3s-fs`, a local S3 server over the filesystem, on loopback; "
+        "the same index (upstash-local, its keys under `KEY_PREFIX=zecs3`) and origin; aliases of their own "
+        "(`b-<profile>-s3-c<N>`, URLs of their own), so nothing the R2 passes cached is shared; a cold pass "
+        "must add one object per chunk to the bucket, a warm one none. s3s-fs 0.14 does not set TCP_NODELAY: "
+        "on a reused connection each GET's body follows its headers by ~40 ms (Nagle against delayed ACKs; "
+        "`curl` alone against it: ~43 ms per 10–100 KB GET, ~1 ms on a fresh connection), which S3 hits one at "
+        "a time pay; Server-Timing's `storage` stops at the headers",
         "- origin req/MB: requests for the data file in nginx's access log during the pass (behind the proxy "
         "in the remote profile); index RT/cmd per request: upstash-local `/__stats`, reset before each pass, "
         "read once the worker's background writes have gone quiet",
@@ -305,14 +331,16 @@ def breakdown_section(results: dict) -> list[str]:
     rows = [r for r in results["rows"] if r["reader"].startswith("worker") and r.get("server_timing_p50_ms")]
     out = ["## Worker Server-Timing and CPU per request", "",
            "Median `Server-Timing` durations (ms) and CPU per request of each service (/proc, ms) during the pass.", "",
-           "| profile | reader | c | Server-Timing p50 | CPU ms/req: worker · upstash · redis · nginx · proxy · client |",
+           "| profile | reader | c | Server-Timing p50 | CPU ms/req: worker · upstash · redis · s3s-fs · nginx · proxy · client |",
            "| --- | --- | ---: | --- | --- |"]
     for r in rows:
         st = ", ".join(f"{k} {v:g}" for k, v in r["server_timing_p50_ms"].items())
         if "EDGE" in r["reader"]:
             st = "— (the Cache API replays the header of the MISS it stored)"
-        cpu = r.get("cpu_ms_per_req", {})
-        cpus = " · ".join(_num(cpu.get(k), 2) for k in ("worker", "upstash", "redis", "origin", "proxy", "client"))
+        cpu = dict(r.get("cpu_ms_per_req", {}))
+        if r.get("storage") == "s3":  # the wrangler dev that served the row
+            cpu["worker"] = cpu.get("worker_s3")
+        cpus = " · ".join(_num(cpu.get(k), 2) for k in ("worker", "upstash", "redis", "s3", "origin", "proxy", "client"))
         out.append(f"| {r['profile']} | {r['reader']} | {r['concurrency']} | {st} | {cpus} |")
     return out + [""]
 
@@ -331,12 +359,17 @@ def chart(results: dict, path: Path) -> None:
         for row, (key, label) in enumerate((("chunks_per_s", "chunks/s (higher is better)"),
                                             ("p50_ms", "p50 latency, ms (lower is better)"))):
             ax = axes[row][col]
-            for i, (reader, _) in enumerate(READERS):
+            # an S3-storage row: its R2 row's colour and marker, dotted
+            base = [r for r, _ in READERS if not r.endswith(", S3 storage")]
+            for reader, _ in READERS:
+                i = base.index(reader.removesuffix(", S3 storage"))
                 pts = sorted((r["concurrency"], r[key]) for r in rows
                              if r["profile"] == profile and r["reader"] == reader and r.get(key))
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)],
-                            label=reader, linestyle="--" if reader == "nginx floor" else "-")
+                            color=f"C{i % 10}", label=reader,
+                            linestyle="--" if reader == "nginx floor" else
+                            ":" if reader.endswith(", S3 storage") else "-")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             concs = sorted({r["concurrency"] for r in rows})

@@ -1,7 +1,8 @@
 """The measuring step of bench/run: every pass of every reader in both origin profiles, then the
 worker's CPU per warm hit, reference loading, the wasm size and the native reference-loading
-example. The stack (redis-server, upstash-local, nginx, the slow proxy, wrangler dev, xpublish)
-is already running; bench/run started it."""
+example. The stack (redis-server, upstash-local, nginx, the slow proxy, two wrangler dev workers:
+one storing chunks in local R2, one in S3 (s3s-fs), xpublish) is already running; bench/run
+started it."""
 
 from __future__ import annotations
 
@@ -27,11 +28,15 @@ from .passes import HttpReader, Item, ReferenceReader, figures, run_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 
+S3_COLD = "worker cold (MISS), S3 storage"
+S3_WARM = "worker warm (HIT), S3 storage"
 # Row order of the tables, and what each reader must see.
 READERS = [
     ("nginx floor", "nginx serving each chunk's bytes as a static file (loopback, no proxy)"),
     ("worker cold (MISS)", "the worker under wrangler dev, fresh alias: every chunk a MISS (origin fetch, then R2 put + index write)"),
+    (S3_COLD, "a second worker whose chunk store is S3 (s3s-fs, SigV4), fresh alias of its own: every chunk a MISS (origin fetch, then S3 PUT + index write)"),
     ("worker warm (HIT)", "the same alias again: every chunk a HIT (index EVAL + R2 read), edge tier off"),
+    (S3_WARM, "the S3-storage worker's alias again: every chunk a HIT (index EVAL + S3 GET), edge tier off"),
     ("worker warm, edge on (EDGE)", "an alias with edge_ttl_seconds=600, read after a populating pass: the Workers Cache API answers"),
     ("ReferenceFileSystem", "fsspec ReferenceFileSystem (async, one _cat_file per chunk) straight from the origin"),
     ("fsspec simplecache (warm)", "ReferenceFileSystem over simplecache: the whole file already on local disk"),
@@ -42,7 +47,23 @@ READERS = [
 SAMPLING_US = 250  # V8 profiler sampling interval
 CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
 NOISE_SHARE = 0.15  # a pass is noisy when processes outside the benchmark use more of the cores
-STACK = ["worker", "upstash", "redis", "origin", "proxy", "xpublish"]
+# the process groups bench/run spawned (scripts/lib.sh names): worker_s3 is the S3-storage worker, s3 s3s-fs
+STACK = ["worker", "worker_s3", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
+
+
+def storage_of(reader: str) -> str | None:
+    """Which worker served a row: "r2" (the first), "s3" (the S3-storage one), None (not a worker)."""
+    if not reader.startswith("worker"):
+        return None
+    return "s3" if reader.endswith("S3 storage") else "r2"
+
+
+def count_objects(root: Path) -> int:
+    """Objects s3s-fs holds under `root` (a bucket's key prefix: one file per object; its metadata
+    files live elsewhere, in the server's root)."""
+    if not root.exists():
+        return 0
+    return sum(1 for _dir, _subdirs, files in os.walk(root) for f in files if not f.startswith("."))
 
 
 def log(msg: str) -> None:
@@ -60,6 +81,11 @@ class Stack:
     xpublish: str | None
     inspector_port: int
     worker_port: int
+    # the second worker, whose chunk store is S3 (s3s-fs), and its bucket's directory
+    worker_s3: str
+    worker_s3_port: int
+    inspector_s3_port: int
+    s3_dir: Path
 
 
 class Bench:
@@ -126,9 +152,11 @@ class Bench:
     async def measure_once(self, profile: str, reader: str, c: int, items: list[Item], make) -> dict:
         label = f"{profile:8} {reader} c={c}"
         source = await make()
+        storage = storage_of(reader)
         try:
             await self.upstash.reset(self.control)
             mark = self.nginx.mark()
+            objects0 = self.s3_objects()
             cpu0 = self.groups.cpu()
             t_start = time.perf_counter()
             outcome = await run_pass(items, source.fetch, c, self.config.pass_max_seconds, label)
@@ -138,10 +166,16 @@ class Bench:
             t_end = time.perf_counter()
             stats = await self.upstash.read(self.control)
             origin = self.nginx.since(mark)
+            objects1 = self.s3_objects()
         finally:
             await source.close()
         row = {"profile": profile, "reader": reader, "concurrency": c, **figures(outcome), **origin,
                "index_http_requests": stats["http_requests"], "index_commands": stats["commands"]}
+        if storage:
+            # objects the S3-storage worker's writes added to its bucket during the pass (a cold
+            # pass on S3 storage: one per chunk; on R2 storage: none)
+            row["storage"] = storage
+            row["s3_objects_added"] = objects1 - objects0
         n = max(1, outcome.requests)
         row["index_rt_per_req"] = round(stats["http_requests"] / n, 3)
         row["index_cmds_per_req"] = round(stats["commands"] / n, 3)
@@ -149,12 +183,13 @@ class Bench:
         row["cpu_ms_per_req"] = {k: round(v * 1000 / n, 3) for k, v in delta.items()}
         # share of the machine's cores that processes outside the benchmark used during the pass
         row["other_cpu_share"] = round(delta["other"] / (max(1e-6, t_end - t_start) * (os.cpu_count() or 1)), 3)
-        if reader.startswith("worker"):
-            row["inspector_drained_mb"] = round(await self.drain() / 1e6, 2)
+        if storage:
+            row["inspector_drained_mb"] = round(await self.drain(storage) / 1e6, 2)
         log(f"{label}: {row['chunks']}/{len(items)} chunks in {row['wall_s']:.2f}s, "
             f"{row['chunks_per_s'] or 0:.0f} chunks/s, p50 {row['p50_ms'] or 0:.1f} ms, "
             f"origin {row['origin_requests']} req, index {row['index_rt_per_req']} rt/req "
             f"{row['index_cmds_per_req']} cmd/req" + (f", X-Cache {row['x_cache']}" if row['x_cache'] else "")
+            + (f", {row['s3_objects_added']} objects added in S3" if row.get("s3_objects_added") else "")
             + (f", errors {row['errors']}" if row["errors"] else "")
             + (f", others {row['other_cpu_share']:.0%} of the cores" if row["other_cpu_share"] > NOISE_SHARE else ""))
         return row
@@ -178,26 +213,42 @@ class Bench:
             lo, hi = expect["origin_requests"]
             if not lo <= row["origin_requests"] <= hi:
                 self.problems.append(f"{what}: {row['origin_requests']} origin requests, expected {lo}..{hi}")
+        if "s3_objects" in expect:
+            lo, hi = expect["s3_objects"]
+            if not lo <= row.get("s3_objects_added", 0) <= hi:
+                self.problems.append(f"{what}: {row.get('s3_objects_added')} objects added to the S3 bucket, "
+                                     f"expected {lo}..{hi}")
 
-    async def drain(self) -> int:
-        """Empties wrangler's inspector message buffer between passes (see probes.drain_inspector),
-        then waits for wrangler dev to be idle again: sending the buffer costs wrangler a debug-log
-        request to node per message, which must not spill into the next pass."""
+    def s3_objects(self) -> int:
+        """Chunk objects in the S3-storage worker's bucket (under its KEY_PREFIX, zecs3)."""
+        return count_objects(self.stack.s3_dir / "zecs3" / "v1")
+
+    async def drain(self, storage: str = "r2") -> int:
+        """Empties the inspector message buffer of a worker's wrangler dev (the R2 one or the S3
+        one) between passes (see probes.drain_inspector), then waits for both to be idle again:
+        sending the buffer costs wrangler a debug-log request to node per message, which must not
+        spill into the next pass."""
+        port = self.stack.inspector_s3_port if storage == "s3" else self.stack.inspector_port
         try:
-            drained = await probes.drain_inspector(self.stack.inspector_port)
+            drained = await probes.drain_inspector(port)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            self.problems.append(f"could not drain wrangler's inspector buffer: {exc}")
+            self.problems.append(f"could not drain wrangler's inspector buffer ({storage} worker): {exc}")
             drained = 0
         await self.worker_idle()
         return drained
 
     async def worker_idle(self, window_s: float = 0.3, max_s: float = 120.0) -> None:
-        """Waits until the wrangler dev processes use under 10% of a core over `window_s`."""
+        """Waits until the wrangler dev processes (both workers) use under 10% of a core over `window_s`."""
         deadline = time.monotonic() + max_s
+
+        def busy() -> float:
+            cpu = self.groups.cpu()
+            return cpu["worker"] + cpu["worker_s3"]
+
         while time.monotonic() < deadline:
-            c0 = self.groups.cpu()["worker"]
+            c0 = busy()
             await asyncio.sleep(window_s)
-            if self.groups.cpu()["worker"] - c0 < 0.1 * window_s:
+            if busy() - c0 < 0.1 * window_s:
                 return
 
     # ------------------------------------------------------------------ readers
@@ -236,9 +287,22 @@ class Bench:
             await self.warm_up(f"{self.stack.worker}/zarr/{alias}/.zmetadata", "worker references")
             items = self.items_http(f"{self.stack.worker}/zarr/{alias}")
             await self.measure(profile, "worker cold (MISS)", c, items, self.http(c),
-                               {"x_cache": "MISS", "origin_requests": (n, n)}, repeatable=False)
+                               {"x_cache": "MISS", "origin_requests": (n, n), "s3_objects": (0, 0)},
+                               repeatable=False)
             await self.measure(profile, "worker warm (HIT)", c, items, self.http(c),
                                {"x_cache": "HIT", "origin_requests": (0, 0)})
+
+        # The same passes through the second worker, whose chunk store is S3 (s3s-fs), on aliases
+        # of its own: a cold pass writes one object per chunk to the bucket, a warm one none.
+        for c in conc:
+            alias = f"b-{profile}-s3-c{c}"
+            await self.warm_up(f"{self.stack.worker_s3}/zarr/{alias}/.zmetadata", "S3-storage worker references")
+            items = self.items_http(f"{self.stack.worker_s3}/zarr/{alias}")
+            await self.measure(profile, S3_COLD, c, items, self.http(c),
+                               {"x_cache": "MISS", "origin_requests": (n, n), "s3_objects": (n, n)},
+                               repeatable=False)
+            await self.measure(profile, S3_WARM, c, items, self.http(c),
+                               {"x_cache": "HIT", "origin_requests": (0, 0), "s3_objects": (0, 0)})
 
         alias = f"b-{profile}-edge"
         await self.warm_up(f"{self.stack.worker}/zarr/{alias}/.zmetadata", "worker references")
@@ -452,6 +516,7 @@ class Bench:
         started = time.time()
         try:
             await self.warm_up(f"{self.stack.worker}/api/health", "worker health", timeout=30)
+            await self.warm_up(f"{self.stack.worker_s3}/api/health", "S3-storage worker health", timeout=30)
             # xpublish opens its datasets (reading coordinates from the origin) in the background:
             # let it finish before anything is measured, so it disturbs no pass.
             if self.stack.xpublish and not await self.xpublish_ready():
@@ -461,6 +526,7 @@ class Bench:
             # inspector message (Network events of each subrequest, with its body) until a DevTools
             # client connects, then sends them all to it; late in a run that takes minutes.
             await self.wait_quiet(self.config.wait_quiet_s)
+            await self.drain("s3")
             await self.drain()
             log("CPU time per warm hit (wrangler's inspector, V8 sampling profiler)")
             self.results["cpu_per_hit"] = await self.cpu_per_hit()
