@@ -70,7 +70,7 @@ stop() {
 stop_all() {
   local state=$1 name file
   # The workers first (they write back to the others), then every other process spawned.
-  for name in worker4 worker3 worker2 worker faultproxy slowproxy origin s3 upstash redis; do
+  for name in worker4 worker3 worker2 worker faultproxy s3proxy slowproxy origin s3 upstash redis; do
     stop "$state" "$name"
   done
   for file in "$state"/pids/*.pid; do
@@ -114,12 +114,15 @@ start_s3() {
 
 # start_fault_proxy STATE PORT UPSTREAM_PORT: scripts/fault_proxy.py on PORT in front of
 # 127.0.0.1:UPSTREAM_PORT, in the mode written in STATE/fault_proxy.mode (pass when missing).
+# A further proxy takes a NAME (default faultproxy) and its mode file is STATE/NAME.mode.
 start_fault_proxy() {
-  local state=$1 port=$2 upstream=$3
-  echo pass >"$state/fault_proxy.mode"
-  spawn "$state" faultproxy "$ZEC_ROOT/.local/venv/bin/python" "$ZEC_ROOT/scripts/fault_proxy.py" \
-    --listen "127.0.0.1:$port" --upstream "127.0.0.1:$upstream" --mode-file "$state/fault_proxy.mode"
-  wait_for_http "http://127.0.0.1:$port/" 15 fault_proxy "$state/logs/faultproxy.log"
+  local state=$1 port=$2 upstream=$3 name=${4:-faultproxy} mode_file
+  mode_file="$state/$name.mode"
+  [ "$name" = faultproxy ] && mode_file="$state/fault_proxy.mode"
+  echo pass >"$mode_file"
+  spawn "$state" "$name" "$ZEC_ROOT/.local/venv/bin/python" "$ZEC_ROOT/scripts/fault_proxy.py" \
+    --listen "127.0.0.1:$port" --upstream "127.0.0.1:$upstream" --mode-file "$mode_file"
+  wait_for_http "http://127.0.0.1:$port/" 15 "fault_proxy ($name)" "$state/logs/$name.log"
 }
 
 # start_origin STATE PORT ROOT: nginx serving ROOT with byte ranges; access log records the Range header.
@@ -167,6 +170,7 @@ PY
     [ -n "${ZEC_REFS_MAX_BYTES:-}" ] && echo "REFS_MAX_BYTES=$ZEC_REFS_MAX_BYTES"
     [ -n "${ZEC_TEST_ROUTES:-}" ] && echo "ZEC_TEST_ROUTES=$ZEC_TEST_ROUTES"
     [ -n "${ZEC_KEY_PREFIX:-}" ] && echo "KEY_PREFIX=$ZEC_KEY_PREFIX"
+    [ -n "${ZEC_STORAGE_TIMEOUT_MS:-}" ] && echo "STORAGE_TIMEOUT_MS=$ZEC_STORAGE_TIMEOUT_MS"
     # The secrets a private origin's datasets name in s3_credentials (the test stack's t-private).
     if [ -n "${ZEC_ORIGIN_S3_SECRET:-}" ]; then
       echo "ORIGIN_S3_KEY_ID=$ZEC_ORIGIN_S3_KEY_ID"

@@ -512,3 +512,44 @@ fn s3_storage_down_serves_the_origin_and_indexes_nothing() {
     );
     assert!(has_entry_under("zecs3", dataset, &chunk.0));
 }
+
+/// Slow S3 storage (worker4's connections to s3s-fs held by a proxy): a read waits out one
+/// storage timeout (2 s on the S3 workers; reads are not retried), then the origin answers
+/// with the right bytes; the write-back's puts time out and nothing is indexed. When storage
+/// answers again the cache fills again.
+#[test]
+#[ignore = "needs the local stack: run scripts/test"]
+fn slow_s3_storage_costs_one_timeout_then_the_origin() {
+    let _stack = one_at_a_time();
+    let s3_worker = stack_var("ZEC_BASE_URL_S3_2");
+    let dataset = "t-faults-kill";
+    let chunks = air_chunks();
+    let chunk = &chunks[chunks.len() - 2];
+    stack_ctl("s3-hold");
+    let during = std::panic::catch_unwind(|| {
+        let started = std::time::Instant::now();
+        assert_eq!(read_ok(&s3_worker, dataset, chunk), "MISS");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(1_900) && took < Duration::from_millis(3_900),
+            "one storage timeout, not retries: {took:?}"
+        );
+        // Three puts of 2 s and their backoff, then the write-back gives up.
+        std::thread::sleep(Duration::from_secs(8));
+        assert!(
+            !has_entry_under("zecs3", dataset, &chunk.0),
+            "indexed without storage"
+        );
+    });
+    stack_ctl("s3-pass");
+    during.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    poll(
+        "stored and served from S3 once it answers",
+        DEADLINE,
+        || {
+            (read_ok(&s3_worker, dataset, chunk) == "HIT")
+                .then_some(())
+                .ok_or_else(|| "not a HIT yet".to_owned())
+        },
+    );
+}

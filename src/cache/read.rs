@@ -78,6 +78,9 @@ pub async fn read_chunk<P: Platform>(
     let entry = lookup.map(|l| l.entry);
     let mut deferred = Vec::new();
     let index_down = matches!(entry, Err(IndexError::Unavailable(_)));
+    // A storage read that failed (not merely found nothing): the leader does not ask storage
+    // again before fetching (it would wait out another storage timeout).
+    let storage_down = object.is_err();
     match (entry, object) {
         (Ok(Some(entry)), Ok(Some(object)))
             if entry.object_key == object_key && entry.size == object.size =>
@@ -125,7 +128,7 @@ pub async fn read_chunk<P: Platform>(
         request,
         target,
         &object_key,
-        index_down,
+        (index_down, storage_down),
         policy,
         backends,
         flights,
@@ -163,7 +166,7 @@ async fn share_fetch<P: Platform>(
     request: ChunkRequest<'_>,
     target: Url,
     object_key: &str,
-    index_down: bool,
+    (index_down, storage_down): (bool, bool),
     policy: CachePolicy,
     backends: &Rc<CacheBackends<P>>,
     flights: &Flights,
@@ -179,6 +182,7 @@ async fn share_fetch<P: Platform>(
                 hosts: request.hosts.clone(),
                 range: request.range,
                 object_key: object_key.to_owned(),
+                storage_down,
             },
             target,
             policy,
@@ -240,6 +244,8 @@ struct Owned {
     hosts: HostPolicy,
     range: Option<ByteRange>,
     object_key: String,
+    /// This request's storage read failed: do not ask storage again before fetching.
+    storage_down: bool,
 }
 
 /// The isolate leader's miss: lock the object across instances; with the write permit, fetch
@@ -296,7 +302,12 @@ async fn fetch_once<P: Platform>(
                 holder: writer.holder(),
                 auth: owned.auth.as_ref(),
             };
-            if let Some(stored) = stored_meanwhile(&request, object_key, policy, &backends).await {
+            let stored = if owned.storage_down {
+                None
+            } else {
+                stored_meanwhile(&request, object_key, policy, &backends).await
+            };
+            if let Some(stored) = stored {
                 return stored;
             }
         }
@@ -965,7 +976,8 @@ mod tests {
         assert_eq!(b.index.stats_of("ds").hits, 2);
     }
 
-    /// A storage error on a read does not make the entry forgotten.
+    /// A storage error on a read does not make the entry forgotten, and storage is asked once:
+    /// the leader does not wait out a failing store again before fetching.
     #[test]
     fn storage_error_keeps_the_entry() {
         let b = backends_with(
@@ -986,6 +998,7 @@ mod tests {
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Miss);
         assert!(!wbs.iter().any(|wb| matches!(wb, WriteBack::Forget { .. })));
+        assert_eq!(b.store.calls().1, 1, "one storage read");
     }
 
     /// Forgetting a stale entry leaves a fresher entry written meanwhile in place.
