@@ -47,7 +47,8 @@ pub trait ChunkStore {
     /// bytes are transferred); `Ok(None)` when there is no object.
     ///
     /// Contract: the returned body holds exactly the requested bytes when the object covers
-    /// them; `size` is the whole object's size.
+    /// them; `size` is the whole object's size. A range the object does not cover is never
+    /// answered with other bytes (the cache only asks for ranges within `size`).
     async fn get_range(
         &self,
         key: &str,

@@ -252,20 +252,13 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
             .await?;
         match answer.status {
             404 => return Ok(None),
-            // A range past the end of an object that exists: nothing of it to read.
+            // A range past the end of an object that exists: there are no such bytes, and the
+            // answer's body (an XML error) must never pass for them.
             416 => {
-                let size = answer
-                    .header("content-range")
-                    .and_then(|v| v.rsplit('/').next())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let uploaded_ms = last_modified(&answer);
-                let body = answer.body;
-                return Ok(Some(StoredObject {
-                    size,
-                    uploaded_ms,
-                    body,
-                }));
+                return Err(StoreError::Retryable(format!(
+                    "S3 {what}: the range is past the end of the object ({})",
+                    answer.header("content-range").unwrap_or("size unknown")
+                )))
             }
             _ => {}
         }
@@ -835,6 +828,12 @@ mod tests {
         assert_eq!(
             transport.sent.borrow()[0].url,
             "http://chunks.s3.test:9000/a%20b/c"
+        );
+        let transport = scripted(&[(416, "<Error><Code>InvalidRange</Code></Error>")]);
+        let past_end = futures::executor::block_on(store(&transport, true).get_range("k", 10, 5));
+        assert!(
+            matches!(past_end, Err(StoreError::Retryable(_))),
+            "{past_end:?}"
         );
         let transport = scripted(&[(200, "<DeleteResult></DeleteResult>")]);
         futures::executor::block_on(store(&transport, true).delete_many(&["a".into(), "b".into()]))
