@@ -8,6 +8,7 @@ use url::Url;
 use crate::origin::sigv4::{
     self, Credentials, Payload, SignableRequest, SigningParams, SigningTime,
 };
+use crate::origin::url_policy::host_port;
 use crate::origin::BadAnswer;
 
 /// A dataset's signing identity for its origin.
@@ -32,7 +33,7 @@ impl OriginAuth {
         signed_host: &str,
         now_ms: u64,
     ) -> Result<Vec<(String, String)>, BadAnswer> {
-        if host_of(url) != signed_host {
+        if host_port(url) != signed_host {
             return Ok(Vec::new());
         }
         let time = SigningTime::from_epoch_millis(now_ms)
@@ -49,16 +50,6 @@ impl OriginAuth {
         )
         .map_err(|e| BadAnswer(format!("signing: {e}")))?;
         Ok(signed.headers)
-    }
-}
-
-/// `host` or `host:port` of a URL, as signing compares them.
-#[must_use]
-pub fn host_of(url: &Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        (None, _) => String::new(),
     }
 }
 

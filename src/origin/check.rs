@@ -4,8 +4,8 @@
 
 use url::Url;
 
-use crate::origin::auth::{host_of, OriginAuth};
-use crate::origin::url_policy::{redact, redirect_target, HostPolicy, MAX_REDIRECTS};
+use crate::origin::auth::OriginAuth;
+use crate::origin::url_policy::{host_port, redact, redirect_target, HostPolicy, MAX_REDIRECTS};
 use crate::origin::BadAnswer;
 use crate::origin::{ByteRange, Origin, OriginResponse};
 
@@ -31,7 +31,7 @@ pub async fn fetch_following_redirects<O: Origin>(
     range: Option<ByteRange>,
     auth: Option<(&OriginAuth, u64)>,
 ) -> Result<(Url, OriginResponse), BadAnswer> {
-    let signed_host = host_of(&target);
+    let signed_host = host_port(&target);
     let mut url = target;
     let mut hops = 0;
     loop {

@@ -227,8 +227,9 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Days from 1970-01-01 to the date (H. Hinnant's `days_from_civil`); `year` ≥ 1970.
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+/// Days from 1970-01-01 to the date (H. Hinnant's `days_from_civil`); `year` ≥ 1970. Also
+/// what the S3 store reads its answers' dates with.
+pub(crate) fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y / 400;
     let yoe = y - era * 400;

@@ -234,7 +234,10 @@ fn host_string(url: &Url) -> String {
     host.strip_suffix('.').unwrap_or(host).to_owned()
 }
 
-fn host_port(url: &Url) -> String {
+/// `host` or `host:port` of a URL as the allowed-hosts check compares them (also what a
+/// private origin's signature is bound to).
+#[must_use]
+pub fn host_port(url: &Url) -> String {
     match url.port() {
         Some(port) => format!("{}:{port}", host_string(url)),
         None => host_string(url),

@@ -544,21 +544,11 @@ fn content_range_total(value: &str) -> Option<u64> {
     value.rsplit('/').next()?.trim().parse().ok()
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let month = i64::from(month);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Milliseconds since the epoch of a UTC date and time, when valid and not before 1970.
-fn epoch_ms(year: i64, month: u32, day: u32, hms: (u32, u32, u32), ms: u32) -> Option<u64> {
+fn epoch_ms(year: u64, month: u32, day: u32, hms: (u32, u32, u32), ms: u32) -> Option<u64> {
     let (hour, minute, second) = hms;
-    if !(1..=12).contains(&month)
+    if year < 1970
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
         || minute > 59
@@ -566,14 +556,10 @@ fn epoch_ms(year: i64, month: u32, day: u32, hms: (u32, u32, u32), ms: u32) -> O
     {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400
-        + i64::from(hour) * 3_600
-        + i64::from(minute) * 60
-        + i64::from(second);
-    u64::try_from(seconds)
-        .ok()?
-        .checked_mul(1000)?
-        .checked_add(u64::from(ms))
+    let days = sigv4::days_from_civil(year, u64::from(month), u64::from(day));
+    let seconds =
+        days * 86_400 + u64::from(hour) * 3_600 + u64::from(minute) * 60 + u64::from(second);
+    seconds.checked_mul(1000)?.checked_add(u64::from(ms))
 }
 
 /// `2026-12-01T17:00:00.000Z` (the listing's `LastModified`).
