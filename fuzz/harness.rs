@@ -363,7 +363,34 @@ fn check_route(method: &str, path: &str) {
                         "{routed:?}"
                     );
                 }
+                AdminRoute::BumpVersion { dataset } => {
+                    assert_eq!(method, "POST", "{path:?}");
+                    let expected = format!("{ADMIN_PREFIX}/datasets/{dataset}/version");
+                    assert_eq!(path.trim_end_matches('/'), expected, "{routed:?}");
+                }
             }
+        }
+        Route::OriginRoute {
+            dataset,
+            path: route_path,
+        } => {
+            assert!(
+                validate_dataset_id(dataset).is_ok(),
+                "{path:?}: {dataset:?}"
+            );
+            let raw = path
+                .strip_prefix("/routes/")
+                .and_then(|rest| rest.strip_prefix(dataset.as_str()))
+                .and_then(|rest| rest.strip_prefix('/'));
+            let Some(raw) = raw else {
+                panic!("{path:?} routes to {routed:?}");
+            };
+            assert_eq!(
+                parse_zarr_key(raw).ok().as_ref(),
+                Some(route_path),
+                "{path:?}: the routed path is not parse_zarr_key's"
+            );
+            check_zarr_key(raw);
         }
         Route::DatasetRoot { dataset } => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
@@ -378,29 +405,35 @@ fn check_route(method: &str, path: &str) {
         }
         Route::ZarrKey { dataset, key } => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
-            assert!(
-                validate_dataset_id(dataset).is_ok(),
-                "{path:?}: {dataset:?}"
-            );
-            let raw_key = path
-                .strip_prefix("/zarr/")
-                .and_then(|rest| rest.strip_prefix(dataset.as_str()))
-                .and_then(|rest| rest.strip_prefix('/'));
-            let Some(raw_key) = raw_key else {
-                panic!("{path:?} routes to {routed:?}");
-            };
-            assert_eq!(
-                parse_zarr_key(raw_key).ok().as_ref(),
-                Some(key),
-                "{path:?}: the routed key is not parse_zarr_key's"
-            );
-            check_zarr_key(raw_key);
+            check_keyed_route(path, "/zarr/", dataset, key);
         }
         Route::Health | Route::Datasets | Route::Stats | Route::StatsKeys | Route::StatsHistory => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
             assert!(path.starts_with("/api/"), "{path:?} routes to {routed:?}");
         }
     }
+}
+
+/// A route `{prefix}{dataset}/{key}`: the dataset id is valid and the key is what
+/// `parse_zarr_key` makes of the rest of the path.
+fn check_keyed_route(path: &str, prefix: &str, dataset: &str, key: &str) {
+    assert!(
+        validate_dataset_id(dataset).is_ok(),
+        "{path:?}: {dataset:?}"
+    );
+    let raw_key = path
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix(dataset))
+        .and_then(|rest| rest.strip_prefix('/'));
+    let Some(raw_key) = raw_key else {
+        panic!("{path:?} routes to {dataset:?} {key:?}");
+    };
+    assert_eq!(
+        parse_zarr_key(raw_key).ok().as_deref(),
+        Some(key),
+        "{path:?}: the routed key is not parse_zarr_key's"
+    );
+    check_zarr_key(raw_key);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,13 @@ pub enum Error {
     /// The origin failed or answered wrongly (status, length): retry later. 502.
     #[error("origin error: {0}")]
     Upstream(String),
+    /// The origin did not answer in time: retry later. 504.
+    #[error("origin timeout: {0}")]
+    OriginTimeout(String),
+    /// The origin refused a passed-through request with a client error (a 400 for bad EDR
+    /// parameters, a 422): the client gets that answer as it is.
+    #[error("the origin answered HTTP {}", .0.status)]
+    OriginRefused(std::rc::Rc<PassedAnswer>),
     /// A dataset's reference file is malformed: the operator must fix it. 502.
     #[error("bad references: {0}")]
     BadReferences(String),
@@ -53,6 +60,17 @@ pub enum Error {
     /// A bug or an impossible state. 500.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An origin's answer passed on to the client unchanged (see [`Error::OriginRefused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedAnswer {
+    /// Its status (4xx).
+    pub status: u16,
+    /// Its `Content-Type`.
+    pub content_type: Option<String>,
+    /// Its body.
+    pub body: Vec<u8>,
 }
 
 /// Shorthand for results with the crate-level [`Error`].
@@ -76,6 +94,9 @@ pub enum ConfigError {
 
 impl From<BadAnswer> for Error {
     fn from(bad: BadAnswer) -> Self {
-        Self::Upstream(bad.0)
+        match bad {
+            BadAnswer::Wrong(message) => Self::Upstream(message),
+            BadAnswer::TimedOut(message) => Self::OriginTimeout(message),
+        }
     }
 }

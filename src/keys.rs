@@ -120,6 +120,14 @@ impl CacheKeys {
         format!("{}:v1:datasets:version", self.prefix)
     }
 
+    /// A dataset's source version record (`generation`, `digest`, `checked_ms`): which
+    /// generation of its source the cache serves, for sources without validators of their own
+    /// (a Zarr store over HTTP, xpublish). Versioned lookups read it.
+    #[must_use]
+    pub fn source_version(&self, dataset: &str) -> String {
+        format!("{}:v1:source-version:{dataset}", self.prefix)
+    }
+
     /// The list of a dataset's stats snapshots, newest first (written by the scheduled sweep).
     #[must_use]
     pub fn history(&self, dataset: &str) -> String {
@@ -166,6 +174,16 @@ impl CacheKeys {
     #[must_use]
     pub fn signed_object(&self, url: &str, range: Option<ByteRange>, identity: &str) -> String {
         self.object_of(&format!("{}\nsigned:{identity}", source_of(url, range)))
+    }
+
+    /// The storage object key for the bytes at `url` as served in `generation` of its
+    /// dataset's source: a new generation never reads an older one's bytes.
+    #[must_use]
+    pub fn versioned_object(&self, url: &str, range: Option<ByteRange>, generation: u64) -> String {
+        self.object_of(&format!(
+            "{}\ngeneration:{generation}",
+            source_of(url, range)
+        ))
     }
 
     fn object_of(&self, source: &str) -> String {

@@ -7,11 +7,13 @@
 //!   instances (write and read permits);
 //! - [`write_back`]: what runs after the response (store, index, release, evict);
 //! - [`single_flight`]: the in-isolate primitive the lock is built on;
+//! - [`envelope`]: origin answers kept with their content type (cached routes);
 //! - [`maintenance`]: removing keys (claim, delete unheld objects, drop entries): eviction to
 //!   capacity, purges, the scheduled sweep.
 //!
 //! Generic over the [`Platform`] and free of worker types.
 
+pub mod envelope;
 pub mod lock;
 pub mod maintenance;
 pub mod read;
@@ -30,7 +32,7 @@ use crate::origin::ByteRange;
 use crate::platform::Platform;
 use crate::policy::capacity::CapacityLimits;
 
-pub use read::{read_chunk, FetchedOutcome, Flights};
+pub use read::{read_chunk, record_document, FetchedOutcome, Flights};
 pub use write_back::{run_write_back, WriteBack};
 
 /// How the bytes were obtained, as reported in `X-Cache`.
@@ -107,6 +109,51 @@ pub struct Chunk<B> {
     pub timing: Timing,
     /// The run-time datasets' version the index lookup returned (`None` without a lookup).
     pub datasets_version: Option<u64>,
+    /// The origin has no such key (a 404, perhaps remembered): answer 404; the body is empty.
+    pub absent: bool,
+    /// The source generation the chunk was read in (versioned datasets only).
+    pub generation: Option<u64>,
+    /// When the bytes were read from the origin, as far as known (ms since the epoch).
+    pub fetched_ms: u64,
+}
+
+/// How an origin answer is checked and kept, beyond status and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FetchRules {
+    /// A 404 is an absent key, remembered this long; `None`: a 404 is an origin error (the
+    /// references say the bytes exist).
+    pub absent_ttl_ms: Option<u64>,
+    /// What the body must be.
+    pub expect: Expect,
+    /// Keep the origin's `Content-Type` with the bytes ([`envelope`]).
+    pub keep_content_type: bool,
+}
+
+/// What an origin answer's body must be before it is served or stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// Any bytes (a referenced range).
+    #[default]
+    Bytes,
+    /// Zarr chunk bytes from a store over HTTP: never an HTML page (a misconfigured server or a
+    /// login page answering 200).
+    NotHtml,
+    /// A JSON object (Zarr metadata: `zarr.json`, `.zarray`, `.zmetadata`).
+    JsonObject,
+}
+
+/// A read of a dataset whose source has generations (a Zarr store over HTTP): objects are
+/// keyed by the generation, and the generation by the digest of the version document.
+#[derive(Debug, Clone, Copy)]
+pub struct Versioned<'a> {
+    /// The generation the reader believes current (0: none known yet).
+    pub generation: u64,
+    /// How long a check of the version document stays valid (the metadata TTL).
+    pub stale_after_ms: u64,
+    /// The version document's key (`zarr.json` or `.zmetadata`).
+    pub document_key: &'a str,
+    /// Its URL.
+    pub document_url: &'a str,
 }
 
 /// Tunables of the cache path.
@@ -159,6 +206,10 @@ pub struct ChunkRequest<'a> {
     pub holder: &'a str,
     /// The dataset's signing identity for a private origin, if it has one.
     pub auth: Option<&'a OriginAuth>,
+    /// How the origin's answer is checked and kept.
+    pub rules: FetchRules,
+    /// The source version, for datasets that have one.
+    pub version: Option<Versioned<'a>>,
 }
 
 impl ChunkRequest<'_> {

@@ -9,13 +9,17 @@ use std::rc::Rc;
 use futures::join;
 use url::Url;
 
+use crate::cache::envelope;
 use crate::cache::lock::{acquire, CacheLock, Permit, Wait};
 use crate::cache::{
-    CacheBackends, CachePolicy, CacheSource, Chunk, ChunkBody, ChunkRequest, Timing, WriteBack,
+    CacheBackends, CachePolicy, CacheSource, Chunk, ChunkBody, ChunkRequest, Expect, FetchRules,
+    Timing, Versioned, WriteBack,
 };
 use crate::clock::Clock;
-use crate::error::Error;
-use crate::index::entry::IndexEntry;
+use crate::error::{Error, PassedAnswer};
+use crate::index::entry::{
+    IndexEntry, SourceVersion, VersionProbe, ABSENT_CHECKSUM, ABSENT_DOCUMENT,
+};
 use crate::index::{Index, IndexError};
 use crate::keys::content_checksum;
 use crate::origin::auth::OriginAuth;
@@ -34,7 +38,23 @@ struct Fetched {
     source: CacheSource,
     origin_ms: u64,
     write_back: Option<WriteBack>,
+    /// The origin has no such key (its 404, remembered).
+    absent: bool,
+    read_at_ms: u64,
 }
+
+/// One try of a read: done, or the source version record sent the reader elsewhere.
+enum Attempt<B> {
+    Done(Chunk<B>, Vec<WriteBack>),
+    /// Another generation is current: retry with it.
+    Moved(u64),
+    /// The version document must be checked first.
+    Stale,
+}
+
+/// How many times a versioned read follows a changed or stale source version before it gives
+/// up (each step is one index round trip; two happen only when the source changes meanwhile).
+const MAX_VERSION_ROUNDS: usize = 4;
 
 /// The outcome of one miss, shared by every request of the isolate that waited on it.
 pub struct FetchedOutcome(Fetched);
@@ -45,7 +65,9 @@ pub type Flights = CacheLock<Result<Rc<FetchedOutcome>, Error>>;
 /// Reads `request`'s chunk through the cache.
 ///
 /// Returns the chunk and the write-back to run after the response (only the request that led the
-/// fetch gets one).
+/// fetch gets one). A versioned read ([`ChunkRequest::version`]) keys its objects by the source
+/// generation the index records: when that moved, it retries with the new one; when the record
+/// is stale, it first reads the version document (through the cache) and records its digest.
 ///
 /// # Errors
 /// [`Error::Forbidden`] when the URL's host is not allowed (nothing is read, not even from the
@@ -58,47 +80,145 @@ pub async fn read_chunk<P: Platform>(
     backends: &Rc<CacheBackends<P>>,
     flights: &Flights,
 ) -> Result<(Chunk<Body<P>>, Vec<WriteBack>), Error> {
-    let ChunkRequest {
-        dataset,
-        key,
-        url,
-        range,
-        ..
-    } = request;
-    let target = request.checked_url()?;
-    let object_key = match request.auth {
-        Some(auth) => backends
-            .keys
-            .signed_object(url, range, &auth.credentials.access_key_id),
-        None => backends.keys.object(url, range),
+    let Some(version) = request.version else {
+        return match read_once(request, None, policy, backends, flights).await? {
+            Attempt::Done(chunk, write_backs) => Ok((chunk, write_backs)),
+            Attempt::Moved(_) | Attempt::Stale => Err(Error::Internal(format!(
+                "{}/{}: a version answer to an unversioned read",
+                request.dataset, request.key
+            ))),
+        };
     };
+    let mut generation = version.generation;
+    let mut deferred = Vec::new();
+    for _ in 0..MAX_VERSION_ROUNDS {
+        let probe = VersionProbe {
+            generation,
+            stale_after_ms: version.stale_after_ms,
+        };
+        match read_once(request, Some(probe), policy, backends, flights).await? {
+            Attempt::Done(mut chunk, write_backs) => {
+                chunk.generation = Some(generation);
+                deferred.extend(write_backs);
+                return Ok((chunk, deferred));
+            }
+            Attempt::Moved(current) => generation = current,
+            Attempt::Stale => {
+                let (current, write_backs) =
+                    revalidate(request, version, policy, backends, flights).await?;
+                deferred.extend(write_backs);
+                generation = current;
+            }
+        }
+    }
+    Err(Error::Upstream(format!(
+        "{}/{}: the source version kept changing during the read",
+        request.dataset, request.key
+    )))
+}
+
+/// Reads the version document through the cache (metadata rules, its own short TTL) and
+/// records its digest: the generation current now.
+async fn revalidate<P: Platform>(
+    request: ChunkRequest<'_>,
+    version: Versioned<'_>,
+    policy: CachePolicy,
+    backends: &Rc<CacheBackends<P>>,
+    flights: &Flights,
+) -> Result<(u64, Vec<WriteBack>), Error> {
+    let document = ChunkRequest {
+        key: version.document_key,
+        url: version.document_url,
+        range: None,
+        rules: FetchRules {
+            absent_ttl_ms: Some(version.stale_after_ms),
+            expect: Expect::JsonObject,
+            keep_content_type: false,
+        },
+        version: None,
+        ..request
+    };
+    let policy = CachePolicy {
+        ttl_ms: version.stale_after_ms,
+        ..policy
+    };
+    match read_once(document, None, policy, backends, flights).await? {
+        Attempt::Done(chunk, write_backs) => {
+            let generation = record_document(&backends.index, request.dataset, &chunk).await?;
+            Ok((generation, write_backs))
+        }
+        Attempt::Moved(_) | Attempt::Stale => Err(Error::Internal(format!(
+            "{}/{}: a version answer to an unversioned read",
+            request.dataset, version.document_key
+        ))),
+    }
+}
+
+/// Records a version document just read (its checksum, or that the origin has none) as the
+/// dataset's source version, and returns the generation.
+///
+/// # Errors
+/// [`Error::Index`] when the index cannot record it.
+pub async fn record_document<B>(
+    index: &impl Index,
+    dataset: &str,
+    document: &Chunk<B>,
+) -> Result<u64, Error> {
+    let digest = if document.absent {
+        ABSENT_DOCUMENT
+    } else {
+        document.checksum.as_str()
+    };
+    Ok(index
+        .set_source_version(dataset, digest, document.fetched_ms)
+        .await?)
+}
+
+/// One try of [`read_chunk`], at the generation `probe` names (if versioned).
+async fn read_once<P: Platform>(
+    request: ChunkRequest<'_>,
+    probe: Option<VersionProbe>,
+    policy: CachePolicy,
+    backends: &Rc<CacheBackends<P>>,
+    flights: &Flights,
+) -> Result<Attempt<Body<P>>, Error> {
+    let ChunkRequest { dataset, key, .. } = request;
+    let target = request.checked_url()?;
+    let object_key = object_key_of(&backends.keys, &request, probe);
     let start = backends.clock.now_ms();
-    let (lookup, object, mut timing) = look_up_and_open(backends, dataset, key, &object_key).await;
+    let (lookup, object, mut timing) =
+        look_up_and_open(backends, dataset, key, &object_key, probe).await;
+    match lookup.as_ref().map(|l| l.source) {
+        Ok(SourceVersion::Changed(current)) => return Ok(Attempt::Moved(current)),
+        Ok(SourceVersion::Stale) => return Ok(Attempt::Stale),
+        _ => {}
+    }
     let datasets_version = lookup.as_ref().ok().map(|l| l.datasets_version);
     let entry = lookup.map(|l| l.entry);
     let mut deferred = Vec::new();
     let index_down = matches!(entry, Err(IndexError::Unavailable(_)));
+    // Without the index a versioned read cannot know the generation: the origin answers, and
+    // nothing is taken from or written to storage under a generation that may be old.
+    let blind = index_down && probe.is_some();
     // A storage read that failed (not merely found nothing): the leader does not ask storage
     // again before fetching (it would wait out another storage timeout).
     let storage_down = object.is_err();
     match (entry, object) {
+        // A remembered 404: no object, the entry is the answer.
+        (Ok(Some(entry)), _) if entry.is_absent() && entry.object_key == object_key => {
+            let body = ChunkBody::Bytes(Rc::new(Vec::new()));
+            let chunk = hit(entry, body, timing, datasets_version);
+            return Ok(Attempt::Done(chunk, deferred));
+        }
         (Ok(Some(entry)), Ok(Some(object)))
             if entry.object_key == object_key && entry.size == object.size =>
         {
-            return Ok((
-                Chunk {
-                    body: ChunkBody::Stored {
-                        body: object.body,
-                        object_key,
-                    },
-                    size: entry.size,
-                    checksum: entry.checksum,
-                    source: CacheSource::Hit,
-                    timing,
-                    datasets_version,
-                },
-                deferred,
-            ));
+            let body = ChunkBody::Stored {
+                body: object.body,
+                object_key,
+            };
+            let chunk = hit(entry, body, timing, datasets_version);
+            return Ok(Attempt::Done(chunk, deferred));
         }
         // The entry vouches for bytes that are gone (or differ): forget it. A storage *error*
         // says nothing about the object, so the entry stays.
@@ -110,7 +230,7 @@ pub async fn read_chunk<P: Platform>(
         // No entry, or no index to ask: bytes stored for this source range within the TTL are
         // served (and indexed for this key when the index answers).
         (Ok(None) | Err(IndexError::Unavailable(_)), Ok(Some(object)))
-            if fresh(&object, start, policy) =>
+            if !blind && fresh(&object, start, policy) =>
         {
             if let Some((mut chunk, write_backs)) =
                 adopt(&request, &object_key, object, policy, backends).await
@@ -118,7 +238,7 @@ pub async fn read_chunk<P: Platform>(
                 chunk.datasets_version = datasets_version;
                 chunk.timing = timing;
                 let write_backs = if index_down { Vec::new() } else { write_backs };
-                return Ok((chunk, write_backs));
+                return Ok(Attempt::Done(chunk, write_backs));
             }
         }
         _ => {}
@@ -137,6 +257,8 @@ pub async fn read_chunk<P: Platform>(
     timing.origin_ms = origin_ms;
     let fetched = &outcome.0;
     match (&fetched.write_back, leader) {
+        // Blind (see above): the answer only, nothing written under a guessed generation.
+        _ if blind => {}
         (Some(write_back), true) => deferred.push(write_back.clone()),
         // Served by another request's fetch in this isolate, or by another instance's bytes
         // in storage: nothing else records this read, so count it as what it answers.
@@ -146,7 +268,7 @@ pub async fn read_chunk<P: Platform>(
             bytes: fetched.bytes.len() as u64,
         }),
     }
-    Ok((
+    Ok(Attempt::Done(
         Chunk {
             size: fetched.bytes.len() as u64,
             checksum: fetched.checksum.clone(),
@@ -154,9 +276,47 @@ pub async fn read_chunk<P: Platform>(
             source: fetched.source,
             timing,
             datasets_version,
+            absent: fetched.absent,
+            generation: None,
+            fetched_ms: fetched.read_at_ms,
         },
         deferred,
     ))
+}
+
+/// Where `request`'s bytes are stored: by URL and range, apart for a signing identity, and by
+/// source generation for a versioned read.
+fn object_key_of(
+    keys: &crate::keys::CacheKeys,
+    request: &ChunkRequest<'_>,
+    probe: Option<VersionProbe>,
+) -> String {
+    let (url, range) = (request.url, request.range);
+    match (request.auth, probe) {
+        (Some(auth), _) => keys.signed_object(url, range, &auth.credentials.access_key_id),
+        (None, Some(probe)) => keys.versioned_object(url, range, probe.generation),
+        (None, None) => keys.object(url, range),
+    }
+}
+
+/// The chunk an index entry vouches for (its bytes in `body`, or none when it remembers a 404).
+fn hit<B>(
+    entry: IndexEntry,
+    body: ChunkBody<B>,
+    timing: Timing,
+    datasets_version: Option<u64>,
+) -> Chunk<B> {
+    Chunk {
+        body,
+        size: entry.size,
+        absent: entry.is_absent(),
+        checksum: entry.checksum,
+        source: CacheSource::Hit,
+        timing,
+        datasets_version,
+        generation: None,
+        fetched_ms: entry.created_ms,
+    }
 }
 
 /// The miss under the cache lock: the isolate's leader fetches ([`fetch_once`]), its concurrent
@@ -183,6 +343,7 @@ async fn share_fetch<P: Platform>(
                 range: request.range,
                 object_key: object_key.to_owned(),
                 storage_down,
+                rules: request.rules,
             },
             target,
             policy,
@@ -212,6 +373,7 @@ async fn look_up_and_open<P: Platform>(
     dataset: &str,
     key: &str,
     object_key: &str,
+    probe: Option<VersionProbe>,
 ) -> (
     Result<crate::index::entry::Lookup, IndexError>,
     Result<Option<StoredObject<Body<P>>>, StoreError>,
@@ -219,7 +381,7 @@ async fn look_up_and_open<P: Platform>(
 ) {
     let start = backends.clock.now_ms();
     let index_read = async {
-        let lookup = backends.index.lookup(dataset, key, start).await;
+        let lookup = backends.index.lookup(dataset, key, start, probe).await;
         (lookup, backends.clock.now_ms())
     };
     let storage_read = async {
@@ -246,6 +408,7 @@ struct Owned {
     object_key: String,
     /// This request's storage read failed: do not ask storage again before fetching.
     storage_down: bool,
+    rules: FetchRules,
 }
 
 /// The isolate leader's miss: lock the object across instances; with the write permit, fetch
@@ -283,12 +446,15 @@ async fn fetch_once<P: Platform>(
                 .wait(&backends.store, &backends.clock, wait, is_current)
                 .await
             {
+                let now = backends.clock.now_ms();
                 return Ok(Rc::new(FetchedOutcome(Fetched {
                     checksum: content_checksum(&bytes),
                     bytes: Rc::new(bytes),
                     source: CacheSource::Hit,
-                    origin_ms: backends.clock.now_ms().saturating_sub(start),
+                    origin_ms: now.saturating_sub(start),
                     write_back: None,
+                    absent: false,
+                    read_at_ms: now,
                 })));
             }
         }
@@ -301,6 +467,8 @@ async fn fetch_once<P: Platform>(
                 range: owned.range,
                 holder: writer.holder(),
                 auth: owned.auth.as_ref(),
+                rules: owned.rules,
+                version: None,
             };
             let stored = if owned.storage_down {
                 None
@@ -324,10 +492,11 @@ async fn fetch_once<P: Platform>(
         &what,
         (target, owned.range),
         auth,
+        owned.rules,
     )
     .await;
-    let (bytes, validator) = match fetched {
-        Ok(body) => body,
+    let answer = match fetched {
+        Ok(answer) => answer,
         Err(error) => {
             if let Permit::Write(writer) = permit {
                 writer.release(&backends.index).await;
@@ -339,23 +508,47 @@ async fn fetch_once<P: Platform>(
     Ok(missed(
         owned,
         permit,
-        (bytes, validator),
+        answer,
         (now, now.saturating_sub(start)),
         policy,
     ))
 }
 
+/// A checked origin answer.
+struct OriginAnswer {
+    /// The body (wrapped with its content type when the rules say so); empty when absent.
+    bytes: Vec<u8>,
+    /// The origin's validator (`ETag`, else `Last-Modified`).
+    validator: Option<String>,
+    /// The origin answered 404 and the rules make that an absent key.
+    absent: bool,
+}
+
 /// The outcome of a fetch from the origin: the bytes, and the write-back the permit allows
-/// (store and index them, or, while another instance holds the lease, only count the miss).
+/// (store and index them, or, while another instance holds the lease, only count the miss). An
+/// absent key is remembered (an entry without bytes) for the rules' absent TTL.
 fn missed(
     owned: Owned,
     permit: Permit,
-    (bytes, validator): (Vec<u8>, Option<String>),
+    answer: OriginAnswer,
     (now, fetch_ms): (u64, u64),
     policy: CachePolicy,
 ) -> Rc<FetchedOutcome> {
+    let OriginAnswer {
+        bytes,
+        validator,
+        absent,
+    } = answer;
     let bytes = Rc::new(bytes);
-    let checksum = content_checksum(&bytes);
+    let checksum = if absent {
+        ABSENT_CHECKSUM.to_owned()
+    } else {
+        content_checksum(&bytes)
+    };
+    let ttl_ms = match owned.rules.absent_ttl_ms {
+        Some(absent_ttl) if absent => absent_ttl,
+        _ => policy.ttl_ms,
+    };
     let write_back = match permit {
         // Another instance is storing these bytes: only count the miss.
         Permit::Read(_) => WriteBack::RecordMiss {
@@ -376,7 +569,7 @@ fn missed(
                 origin_validator: validator,
             },
             bytes: Rc::clone(&bytes),
-            ttl_ms: policy.ttl_ms,
+            ttl_ms,
             // The write-back releases the lease once the bytes are stored.
             lease: match permit {
                 Permit::Write(writer) => Some(writer.into_holder()),
@@ -393,6 +586,8 @@ fn missed(
         source: CacheSource::Miss,
         origin_ms: fetch_ms,
         write_back: Some(write_back),
+        absent,
+        read_at_ms: now,
     }))
 }
 
@@ -404,9 +599,25 @@ async fn origin_bytes(
     what: &str,
     (target, range): (Url, Option<ByteRange>),
     auth: Option<(&OriginAuth, u64)>,
-) -> Result<(Vec<u8>, Option<String>), Error> {
+    rules: FetchRules,
+) -> Result<OriginAnswer, Error> {
     let (answered_by, response) =
         fetch_following_redirects(origin, hosts, what, target, range, auth).await?;
+    if response.status == 404 && rules.absent_ttl_ms.is_some() {
+        return Ok(OriginAnswer {
+            bytes: Vec::new(),
+            validator: None,
+            absent: true,
+        });
+    }
+    // A passed-through route's client error (bad parameters) goes back as it is, uncached.
+    if rules.keep_content_type && (400..500).contains(&response.status) {
+        return Err(Error::OriginRefused(Rc::new(PassedAnswer {
+            status: response.status,
+            content_type: response.content_type,
+            body: response.body,
+        })));
+    }
     // A private origin that refuses this deployment (no or wrong credentials): the client may
     // not have it, and the message names the dataset and key, never a secret.
     if matches!(response.status, 401 | 403) {
@@ -425,8 +636,49 @@ async fn origin_bytes(
         .clone()
         .or_else(|| response.last_modified.clone());
     let shown = format!("{what}: {}", redact(answered_by.as_str()));
+    let content_type = response.content_type.clone();
     let body = checked_body(&shown, range, response)?;
-    Ok((body, validator))
+    check_expected(&shown, rules.expect, content_type.as_deref(), &body)?;
+    let bytes = if rules.keep_content_type {
+        envelope::wrap(content_type.as_deref(), &body)
+    } else {
+        body
+    };
+    Ok(OriginAnswer {
+        bytes,
+        validator,
+        absent: false,
+    })
+}
+
+/// Refuses a body that is not what the key holds: an HTML page for Zarr bytes, anything but a
+/// JSON object for Zarr metadata. Nothing refused here is served or stored.
+fn check_expected(
+    shown: &str,
+    expect: Expect,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), Error> {
+    let is_html = content_type.is_some_and(|t| {
+        let t = t.trim_start().to_ascii_lowercase();
+        t.starts_with("text/html") || t.starts_with("application/xhtml")
+    });
+    match expect {
+        Expect::NotHtml if is_html => Err(Error::Upstream(format!(
+            "{shown} answered an HTML page ({}), not Zarr bytes",
+            content_type.unwrap_or_default()
+        ))),
+        Expect::Bytes | Expect::NotHtml => Ok(()),
+        Expect::JsonObject => match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(_)) => Ok(()),
+            Ok(_) => Err(Error::Upstream(format!(
+                "{shown} answered JSON that is not an object, not Zarr metadata"
+            ))),
+            Err(e) => Err(Error::Upstream(format!(
+                "{shown} answered malformed Zarr metadata (not JSON: {e})"
+            ))),
+        },
+    }
 }
 
 /// Whether stored bytes are younger than the dataset's TTL (by their upload time): the one
@@ -482,6 +734,9 @@ async fn adopt<P: Platform>(
             source: CacheSource::Hit,
             timing: Timing::default(),
             datasets_version: None,
+            absent: false,
+            generation: None,
+            fetched_ms: uploaded_ms,
         },
         vec![write_back],
     ))
@@ -514,6 +769,8 @@ async fn stored_meanwhile<P: Platform>(
         source: CacheSource::Hit,
         origin_ms: 0,
         write_back: write_backs.into_iter().next(),
+        absent: false,
+        read_at_ms: chunk.fetched_ms,
     }))))
 }
 
@@ -578,6 +835,8 @@ mod tests {
             range,
             holder: "me",
             auth: None,
+            rules: FetchRules::default(),
+            version: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::store::{ChunkStore, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteBack {
     /// Store the bytes, then index them (never index what was not stored), then release the
-    /// lease if one was taken.
+    /// lease if one was taken. An absent entry (a remembered 404) is only indexed.
     Store {
         /// Dataset id.
         dataset: String,
@@ -91,12 +91,14 @@ impl WriteBack {
                 entry,
                 lease,
                 ..
-            } if !admission.admits(&key, entry.size, entry.fetch_ms) => Self::RecordMiss {
-                dataset,
-                key,
-                origin_bytes: entry.size,
-                lease: lease.map(|holder| (entry.object_key, holder)),
-            },
+            } if !entry.is_absent() && !admission.admits(&key, entry.size, entry.fetch_ms) => {
+                Self::RecordMiss {
+                    dataset,
+                    key,
+                    origin_bytes: entry.size,
+                    lease: lease.map(|holder| (entry.object_key, holder)),
+                }
+            }
             other => other,
         }
     }
@@ -137,7 +139,9 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             let origin_bytes = bytes.len() as u64;
             // By now the answer went out and no reader holds the bytes: store them without a copy.
             let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
-            let stored = match store.put(&entry.object_key, bytes).await {
+            // A remembered 404 has no bytes to store: its entry is the whole record.
+            let put = async { store.put(&entry.object_key, bytes).await };
+            let stored = match if entry.is_absent() { Ok(()) } else { put.await } {
                 Ok(()) => Ok(true),
                 // Another writer is putting these very bytes (content-addressed key); its put may
                 // still fail, so this one indexes nothing. Not an error.

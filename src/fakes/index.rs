@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::handle;
 use crate::index::entry::{
     CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo, KeyPage,
-    Lookup, RuntimeDatasets, StoredBytes,
+    Lookup, RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
 };
 use crate::index::{Index, IndexError};
 use crate::policy::eviction::{gdsf_priority, lfu_score, EvictionPolicy, Order};
@@ -70,6 +70,8 @@ pub struct FakeIndexState {
     lease_expiry: RefCell<HashMap<String, u64>>,
     pub runtime: RefCell<BTreeMap<String, String>>,
     pub runtime_version: Cell<u64>,
+    /// Source version records by dataset: `(generation, digest, checked_ms)`.
+    pub source_versions: RefCell<HashMap<String, (u64, String, u64)>>,
     /// Datasets that have (had) cached keys.
     cached: RefCell<BTreeSet<String>>,
     pub snapshots: RefCell<HashMap<String, Vec<String>>>,
@@ -318,12 +320,74 @@ impl Index for FakeIndex {
         self.trip()
     }
 
-    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
+    async fn lookup(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+        probe: Option<VersionProbe>,
+    ) -> Result<Lookup, IndexError> {
         self.trip()?;
+        let datasets_version = self.runtime_version.get();
+        let source = match probe {
+            None => SourceVersion::Unprobed,
+            Some(probe) => match self.source_versions.borrow().get(dataset) {
+                Some((generation, _, checked))
+                    if now_ms.saturating_sub(*checked) < probe.stale_after_ms =>
+                {
+                    if *generation == probe.generation {
+                        SourceVersion::Current(*generation)
+                    } else {
+                        SourceVersion::Changed(*generation)
+                    }
+                }
+                _ => SourceVersion::Stale,
+            },
+        };
+        if matches!(source, SourceVersion::Changed(_) | SourceVersion::Stale) {
+            return Ok(Lookup {
+                entry: None,
+                datasets_version,
+                source,
+            });
+        }
         Ok(Lookup {
             entry: self.lookup_entry(dataset, key, now_ms),
-            datasets_version: self.runtime_version.get(),
+            datasets_version,
+            source,
         })
+    }
+
+    async fn set_source_version(
+        &self,
+        dataset: &str,
+        digest: &str,
+        read_at_ms: u64,
+    ) -> Result<u64, IndexError> {
+        self.trip()?;
+        let mut records = self.source_versions.borrow_mut();
+        let record = records
+            .entry(dataset.to_owned())
+            .or_insert((0, String::new(), 0));
+        if read_at_ms < record.2 {
+            return Ok(record.0);
+        }
+        if record.1 != digest || record.0 == 0 {
+            record.0 += 1;
+        }
+        record.1 = digest.to_owned();
+        record.2 = read_at_ms;
+        Ok(record.0)
+    }
+
+    async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError> {
+        self.trip()?;
+        let mut records = self.source_versions.borrow_mut();
+        let record = records
+            .entry(dataset.to_owned())
+            .or_insert((0, String::new(), 0));
+        record.0 += 1;
+        Ok(record.0)
     }
 
     async fn record_miss(

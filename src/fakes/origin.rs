@@ -13,6 +13,12 @@ pub struct FakeOriginState {
     /// URL → the `Location` of a 302 it answers.
     redirects: HashMap<String, String>,
     gate: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
+    /// URL → the `Content-Type` it answers with.
+    content_types: HashMap<String, String>,
+    /// URL → a status it answers (with an empty body) instead of its file.
+    statuses: HashMap<String, u16>,
+    /// Requests passed through with `forward`: `(method, url, body)`.
+    pub forwarded: RefCell<Vec<(String, String, Vec<u8>)>>,
     /// A host that answers 403 to requests without an `authorization` header (a private bucket).
     private_host: Option<String>,
     pub requests: RefCell<Vec<(String, Option<crate::origin::ByteRange>)>>,
@@ -44,6 +50,19 @@ impl FakeOrigin {
         self
     }
 
+    /// `url` answers with this `Content-Type`.
+    pub fn with_content_type(mut self, url: &str, content_type: &str) -> Self {
+        self.content_types
+            .insert(url.to_owned(), content_type.to_owned());
+        self
+    }
+
+    /// `url` answers `status` with an empty body.
+    pub fn with_status(mut self, url: &str, status: u16) -> Self {
+        self.statuses.insert(url.to_owned(), status);
+        self
+    }
+
     /// `url` answers `302 Location: location`.
     pub fn with_redirect(mut self, url: &str, location: &str) -> Self {
         self.redirects.insert(url.to_owned(), location.to_owned());
@@ -69,6 +88,7 @@ impl crate::origin::Origin for FakeOrigin {
             etag: None,
             last_modified: None,
             location: None,
+            content_type: self.content_types.get(url).cloned(),
             body,
         };
         let signed = headers.iter().any(|(name, _)| name == "authorization");
@@ -89,6 +109,9 @@ impl crate::origin::Origin for FakeOrigin {
                 ..answer(302, Vec::new(), None)
             });
         }
+        if let Some(status) = self.statuses.get(url) {
+            return Ok(answer(*status, Vec::new(), None));
+        }
         let Some(file) = self.files.get(url) else {
             return Ok(answer(404, b"not found".to_vec(), None));
         };
@@ -105,6 +128,20 @@ impl crate::origin::Origin for FakeOrigin {
             file[start..end].to_vec(),
             Some(format!("bytes {start}-{}/{}", end - 1, file.len())),
         ))
+    }
+
+    /// Records the request and answers as a plain `GET` of `url` would.
+    async fn forward(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<crate::origin::OriginResponse, crate::origin::OriginError> {
+        self.forwarded
+            .borrow_mut()
+            .push((method.to_owned(), url.to_owned(), body.to_vec()));
+        self.get(url, None, headers).await
     }
 }
 

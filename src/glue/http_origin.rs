@@ -50,10 +50,26 @@ impl HttpOrigin {
     where
         F: std::future::Future<Output = Result<T, OriginError>>,
     {
+        Self::exchange_with((Method::Get, url, None), headers, timeout_ms, read).await
+    }
+
+    /// [`exchange`](Self::exchange) with any method and an optional body.
+    async fn exchange_with<T, F>(
+        (method, url, body): (Method, &str, Option<Vec<u8>>),
+        headers: Headers,
+        timeout_ms: u32,
+        read: impl FnOnce(Response) -> F,
+    ) -> Result<T, OriginError>
+    where
+        F: std::future::Future<Output = Result<T, OriginError>>,
+    {
         let mut init = RequestInit::new();
-        init.with_method(Method::Get)
+        init.with_method(method)
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
+        if let Some(body) = body {
+            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
         let request = Request::new_with_init(url, &init).map_err(|e| network(&e))?;
         let controller = AbortController::default();
         let signal = controller.signal();
@@ -130,9 +146,48 @@ impl Origin for HttpOrigin {
                 etag: header(&response, "etag"),
                 last_modified: header(&response, "last-modified"),
                 location: header(&response, "location"),
+                content_type: header(&response, "content-type"),
                 body,
             })
         })
+        .await
+    }
+
+    async fn forward(
+        &self,
+        method: &str,
+        url: &str,
+        extra: &[(String, String)],
+        body: &[u8],
+    ) -> Result<OriginResponse, OriginError> {
+        let headers = Headers::new();
+        for (name, value) in extra {
+            headers.set(name, value).map_err(|e| network(&e))?;
+        }
+        let method = Method::from(method.to_owned());
+        let body = (!body.is_empty()).then(|| body.to_vec());
+        Self::exchange_with(
+            (method, url, body),
+            headers,
+            self.timeout_ms,
+            |mut response| async move {
+                let status = response.status_code();
+                let body = if is_redirect(status) {
+                    Vec::new()
+                } else {
+                    read_capped(&mut response, MAX_ORIGIN_BODY_BYTES).await?
+                };
+                Ok(OriginResponse {
+                    status,
+                    content_range: header(&response, "content-range"),
+                    etag: header(&response, "etag"),
+                    last_modified: header(&response, "last-modified"),
+                    location: header(&response, "location"),
+                    content_type: header(&response, "content-type"),
+                    body,
+                })
+            },
+        )
         .await
     }
 }

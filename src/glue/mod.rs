@@ -31,6 +31,7 @@ use crate::http::context::{Backends, RequestParts};
 use crate::http::health::HealthCache;
 use crate::http::response::error_response;
 use crate::http::route::{is_admin_path, route, Route};
+use crate::http::routes::MAX_ROUTE_BODY_BYTES;
 use crate::http::service::{finish, handle};
 use crate::index::circuit::{Circuit, CircuitTransport};
 use crate::index::upstash::UpstashIndex;
@@ -99,23 +100,25 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         header("if-none-match"),
         header("authorization"),
     );
+    let (cookie, content_type) = (header("cookie"), header("content-type"));
     let nonce = nonce();
     let config = read_config(&env);
     // Test stacks only (ZEC_TEST_ROUTES=1, admin token): anything else goes on as usual.
     if let Some(answer) = test_routes::answer(&req, &env, &config).await {
         return answer;
     }
-    // Only admin calls have a body worth reading, and only once their token checks out (so an
-    // anonymous caller cannot make the worker read anything); never more than the limit + 1
-    // bytes, so that a larger one is refused there.
-    let body = if is_admin_path(url.path()) && matches!(method.as_str(), "POST" | "PUT") {
-        let admin_token = config.as_ref().ok().and_then(|c| c.admin_token.as_deref());
-        match authorize(authorization.as_deref(), admin_token) {
-            Ok(()) => read_bounded(&mut req, MAX_ADMIN_BODY_BYTES + 1).await,
-            Err(_) => Vec::new(),
-        }
-    } else {
-        Vec::new()
+    let admin_token = config.as_ref().ok().and_then(|c| c.admin_token.as_deref());
+    let body = match request_body(
+        &mut req,
+        &method,
+        url.path(),
+        authorization.as_deref(),
+        admin_token,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return error_answer(&method, &error),
     };
     let parts = RequestParts {
         method: &method,
@@ -123,6 +126,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         query: url.query().unwrap_or(""),
         body: &body,
         authorization: authorization.as_deref(),
+        cookie: cookie.as_deref(),
+        content_type: content_type.as_deref(),
         nonce: &nonce,
         range: range.as_deref(),
         if_none_match: if_none_match.as_deref(),
@@ -222,6 +227,55 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     } else {
         worker::console_error!("sweep ({}): {summary}", event.cron());
     }
+}
+
+/// The answer for an error found before the request could be handled.
+fn error_answer(method: &str, error: &Error) -> worker::Result<Response> {
+    let parts = RequestParts {
+        method,
+        path: "",
+        query: "",
+        body: &[],
+        authorization: None,
+        cookie: None,
+        content_type: None,
+        nonce: "",
+        range: None,
+        if_none_match: None,
+    };
+    to_worker_response(finish(&parts, error_response(error)))
+}
+
+/// The request body worth reading: an admin call's, only once its token checks out (so an
+/// anonymous caller cannot make the worker read anything), and a passed-through route's; never
+/// more than the limit + 1 bytes (an admin body over it is refused by the admin API).
+///
+/// # Errors
+/// [`Error::BadRequest`] for a passed-through body over its limit.
+async fn request_body(
+    req: &mut Request,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    admin_token: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    let writes = matches!(method, "POST" | "PUT");
+    if is_admin_path(path) && writes {
+        return Ok(match authorize(authorization, admin_token) {
+            Ok(()) => read_bounded(req, MAX_ADMIN_BODY_BYTES + 1).await,
+            Err(_) => Vec::new(),
+        });
+    }
+    if path.starts_with("/routes/") && !matches!(method, "GET" | "HEAD") {
+        let body = read_bounded(req, MAX_ROUTE_BODY_BYTES + 1).await;
+        if body.len() > MAX_ROUTE_BODY_BYTES {
+            return Err(Error::BadRequest(format!(
+                "a request body passed through is at most {MAX_ROUTE_BODY_BYTES} bytes"
+            )));
+        }
+        return Ok(body);
+    }
+    Ok(Vec::new())
 }
 
 /// At most `most` bytes of the request body (a failed read is an empty body: the admin API then

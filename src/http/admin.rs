@@ -14,7 +14,7 @@ use crate::cache::maintenance::{remove_keys, scheduled_sweep, EvictionScope};
 use crate::cache::{read_chunk, run_write_back, CacheSource, ChunkRequest, WriteBack};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::http::context::{cache_policy, origin_auth, Backends};
+use crate::http::context::{key_plan, origin_auth, Backends};
 use crate::http::response::HttpResponse;
 use crate::http::route::AdminRoute;
 use crate::index::entry::ClaimSelector;
@@ -140,6 +140,20 @@ pub async fn handle_admin<P: Platform>(
             ))
         }
         AdminRoute::DeleteDataset { dataset } => delete_dataset(dataset, token, backends).await,
+        AdminRoute::BumpVersion { dataset } => {
+            let config = backends.datasets.config(dataset)?;
+            if config.zarr.is_none() {
+                return Err(Error::BadRequest(format!(
+                    "dataset {dataset} is not versioned (only kind zarr is)"
+                )));
+            }
+            let generation = backends.cache.index.bump_source_version(dataset).await?;
+            backends.datasets.set_generation(dataset, generation);
+            Ok(HttpResponse::json(
+                200,
+                &json!({"id": dataset, "generation": generation}),
+            ))
+        }
     }
 }
 
@@ -268,16 +282,13 @@ async fn warm<P: Platform>(
         .clamp(1, WARM_CONCURRENCY.1);
     let limit = request.limit.unwrap_or(WARM_LIMIT.0).clamp(1, WARM_LIMIT.1);
     let config = backends.datasets.config(&request.dataset)?;
+    // A zarr store's grid comes from its version document: the walkable source loads it.
+    let (refs, clock) = (backends.refs_source, &backends.cache.clock);
     let source = backends
         .datasets
-        .key_source(
-            &request.dataset,
-            backends.refs_source,
-            &backends.cache.clock,
-        )
+        .walkable_source(&request.dataset, refs, clock)
         .await?;
     let (matched, truncated) = matching_keys(&source, &request, limit).await?;
-    let policy = cache_policy(&config, backends);
     let auth = origin_auth(&config, backends)?;
     let ids = backends.datasets.ids();
     let now_ms = backends.cache.clock.now_ms();
@@ -292,6 +303,7 @@ async fn warm<P: Platform>(
             let (config, scope, auth) = (&config, &scope, &auth);
             async move {
                 let holder = format!("{token}-{i}");
+                let plan = key_plan(config, key, backends);
                 let chunk_request = ChunkRequest {
                     dataset: &config.id,
                     key,
@@ -300,12 +312,17 @@ async fn warm<P: Platform>(
                     range: *range,
                     holder: &holder,
                     auth: auth.as_ref(),
+                    rules: plan.rules,
+                    version: plan.version,
                 };
                 let read =
-                    read_chunk(chunk_request, policy, backends.cache, backends.flights).await;
+                    read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await;
                 let outcome = match read {
                     Err(e) => Warmed::Failed(e.to_string()),
                     Ok((chunk, write_backs)) => {
+                        if let Some(generation) = chunk.generation {
+                            backends.datasets.set_generation(&config.id, generation);
+                        }
                         let write_backs: Vec<WriteBack> = write_backs
                             .into_iter()
                             .map(|w| w.admitted_by(&config.admission))

@@ -3,14 +3,16 @@
 
 use std::rc::Rc;
 
-use crate::cache::{CacheBackends, CachePolicy, Flights};
+use crate::cache::{CacheBackends, CachePolicy, Expect, FetchRules, Flights, Versioned};
 use crate::error::{ConfigError, Error};
 use crate::http::health::HealthCache;
 use crate::origin::auth::OriginAuth;
 use crate::origin::sigv4::Credentials;
 use crate::platform::Platform;
 use crate::settings::Settings;
-use crate::source::datasets::{DatasetConfig, DatasetRegistry};
+use crate::source::datasets::{DatasetConfig, DatasetRegistry, DEFAULT_ABSENT_TTL_SECONDS};
+use crate::source::refs::RefsLocation;
+use crate::source::zarr_http::is_metadata_key;
 
 /// The backends and state one request may use.
 pub struct Backends<'a, P: Platform> {
@@ -48,6 +50,130 @@ pub fn cache_policy<P: Platform>(
     }
 }
 
+/// How browsers and shared caches may keep metadata answers of kerchunk datasets (they change
+/// when references are revalidated).
+const METADATA_MAX_AGE_SECONDS: u64 = 60;
+
+/// How one key of a dataset that lives at a URL is read through the cache and answered.
+pub struct KeyPlan<'c> {
+    /// How the origin's answer is checked and kept.
+    pub rules: FetchRules,
+    /// The cache path's tunables (the TTL is the key's own).
+    pub policy: CachePolicy,
+    /// The source version, for a chunk of a versioned dataset.
+    pub version: Option<Versioned<'c>>,
+    /// `Cache-Control: max-age` of the answer.
+    pub max_age: u64,
+    /// The key is the dataset's version document: a fresh read of it is recorded.
+    pub is_document: bool,
+}
+
+/// The plan for `key` of `config`. Kerchunk: the dataset's TTL (the edge TTL for browsers), a
+/// minute for metadata. Zarr over HTTP: metadata with its own short TTL, remembered 404s, and
+/// chunks keyed by the source generation; browsers keep nothing longer than a version check
+/// holds.
+#[must_use]
+pub fn key_plan<'c, P: Platform>(
+    config: &'c DatasetConfig,
+    key: &str,
+    backends: &Backends<'_, P>,
+) -> KeyPlan<'c> {
+    let policy = cache_policy(config, backends);
+    let Some(zarr) = &config.zarr else {
+        let is_metadata = crate::source::zarr::content_type(key) == "application/json";
+        let max_age = match (is_metadata, config.edge_ttl_seconds) {
+            (true, _) => METADATA_MAX_AGE_SECONDS,
+            (false, 0) => config.ttl_seconds,
+            (false, edge) => edge,
+        };
+        return KeyPlan {
+            rules: FetchRules::default(),
+            policy,
+            version: None,
+            max_age,
+            is_document: false,
+        };
+    };
+    let metadata_ms = zarr.metadata_ttl_seconds.saturating_mul(1000);
+    if is_metadata_key(key) {
+        return KeyPlan {
+            rules: FetchRules {
+                absent_ttl_ms: Some(metadata_ms),
+                expect: Expect::JsonObject,
+                keep_content_type: false,
+            },
+            policy: CachePolicy {
+                ttl_ms: metadata_ms,
+                ..policy
+            },
+            version: None,
+            max_age: zarr.metadata_ttl_seconds,
+            is_document: key == zarr.document_key(),
+        };
+    }
+    KeyPlan {
+        rules: FetchRules {
+            absent_ttl_ms: Some(zarr.absent_ttl_seconds.saturating_mul(1000)),
+            expect: Expect::NotHtml,
+            keep_content_type: false,
+        },
+        policy,
+        version: versioned(config, backends),
+        max_age: zarr.metadata_ttl_seconds,
+        is_document: false,
+    }
+}
+
+/// The plan for a cached route of `config` (an answer of an xpublish plugin) with its rule's
+/// TTL: kept with its content type, a 404 remembered, versioned like the dataset's chunks.
+#[must_use]
+pub fn route_plan<'c, P: Platform>(
+    config: &'c DatasetConfig,
+    ttl_seconds: u64,
+    backends: &Backends<'_, P>,
+) -> KeyPlan<'c> {
+    let absent_seconds = config
+        .zarr
+        .as_ref()
+        .map_or(DEFAULT_ABSENT_TTL_SECONDS, |z| z.absent_ttl_seconds);
+    let version = versioned(config, backends);
+    let max_age = config
+        .zarr
+        .as_ref()
+        .map_or(ttl_seconds, |z| ttl_seconds.min(z.metadata_ttl_seconds));
+    KeyPlan {
+        rules: FetchRules {
+            absent_ttl_ms: Some(absent_seconds.saturating_mul(1000)),
+            expect: Expect::Bytes,
+            keep_content_type: true,
+        },
+        policy: CachePolicy {
+            ttl_ms: ttl_seconds.saturating_mul(1000),
+            ..cache_policy(config, backends)
+        },
+        version,
+        max_age,
+        is_document: false,
+    }
+}
+
+/// The version a read of `config` keys its objects by (zarr stores only).
+fn versioned<'c, P: Platform>(
+    config: &'c DatasetConfig,
+    backends: &Backends<'_, P>,
+) -> Option<Versioned<'c>> {
+    let zarr = config.zarr.as_ref()?;
+    let RefsLocation::Url(document_url) = &config.refs else {
+        return None;
+    };
+    Some(Versioned {
+        generation: backends.datasets.generation(&config.id),
+        stale_after_ms: zarr.metadata_ttl_seconds.saturating_mul(1000),
+        document_key: zarr.document_key(),
+        document_url,
+    })
+}
+
 /// What the handler needs from the incoming request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestParts<'a> {
@@ -57,10 +183,14 @@ pub struct RequestParts<'a> {
     pub path: &'a str,
     /// The URL query, without `?`, not decoded.
     pub query: &'a str,
-    /// The request body (read only for the admin API).
+    /// The request body (read only for the admin API and passed-through routes).
     pub body: &'a [u8],
     /// The `Authorization` header.
     pub authorization: Option<&'a str>,
+    /// The `Cookie` header (a request with cookies is never cached).
+    pub cookie: Option<&'a str>,
+    /// The `Content-Type` header (passed on with a passed-through body).
+    pub content_type: Option<&'a str>,
     /// A value unique to this request (the glue draws it at random), for probe keys and leases.
     pub nonce: &'a str,
     /// The `Range` header.

@@ -7,7 +7,7 @@ use crate::http::context::Backends;
 use crate::platform::Platform;
 use crate::source::datasets::{DatasetConfig, LoadState};
 use crate::source::zarr::variables;
-use crate::source::KeySource;
+use crate::source::{KeySource, Source};
 
 /// One dataset for listings: its configuration, load state, variables and cache counters.
 pub async fn describe_dataset<P: Platform>(
@@ -16,9 +16,11 @@ pub async fn describe_dataset<P: Platform>(
 ) -> serde_json::Value {
     let loaded = match backends
         .datasets
-        .key_source(&config.id, backends.refs_source, &backends.cache.clock)
+        .walkable_source(&config.id, backends.refs_source, &backends.cache.clock)
         .await
     {
+        // A zarr store lists the arrays of its version document.
+        Ok(Source::Zarr(store)) => Ok((store.variables(), None)),
         Ok(source) => variables(&source)
             .await
             .map(|variables| (variables, source.key_count())),
@@ -34,6 +36,22 @@ pub async fn describe_dataset<P: Platform>(
         "capacity_bytes": config.capacity_bytes,
         "eviction": config.eviction,
     });
+    if let Some(zarr) = &config.zarr {
+        entry["url"] = json!(zarr.root);
+        entry["zarr_format"] = json!(zarr.format);
+        entry["metadata_ttl_seconds"] = json!(zarr.metadata_ttl_seconds);
+        entry["absent_ttl_seconds"] = json!(zarr.absent_ttl_seconds);
+        entry["generation"] = json!(backends.datasets.generation(&config.id));
+    }
+    if let Some(routes) = &config.routes {
+        entry["routes"] = json!(format!("/routes/{}/", config.id));
+        let cached: Vec<_> = routes
+            .cache
+            .iter()
+            .map(|r| json!({"path": r.path, "ttl_seconds": r.ttl_seconds}))
+            .collect();
+        entry["cached_routes"] = json!(cached);
+    }
     match loaded {
         Ok((variables, references)) => {
             entry["state"] = json!("loaded");

@@ -5,6 +5,7 @@
 //! - [`context`]: what one request may use (backends, isolate state, settings).
 //! - [`route`]: method and path to a [`route::Route`].
 //! - [`zarr`]: `/zarr/{dataset}/{key}`, the Zarr store endpoint.
+//! - [`routes`]: `/routes/{dataset}/…`, other routes of a dataset's origin, cached or passed on.
 //! - [`datasets`]: `/api/datasets` and `/zarr/{dataset}`, describing datasets.
 //! - [`admin`]: the admin API (bearer token): purge, warm, sweep, run-time datasets.
 //! - [`stats`]: `/api/stats`, `/api/stats/keys`, `/api/stats/history`.
@@ -19,6 +20,7 @@ pub mod datasets;
 pub mod health;
 pub mod response;
 pub mod route;
+pub mod routes;
 pub mod service;
 pub mod stats;
 #[cfg(test)]

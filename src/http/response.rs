@@ -87,6 +87,8 @@ pub fn error_status(error: &Error) -> (u16, &'static str) {
         Error::Unauthorized(_) => (401, "unauthorized"),
         Error::Conflict(_) => (409, "conflict"),
         Error::Upstream(_) => (502, "origin_error"),
+        Error::OriginTimeout(_) => (504, "origin_timeout"),
+        Error::OriginRefused(answer) => (answer.status, "origin_refused"),
         Error::BadReferences(_) => (502, "bad_references"),
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
         Error::Config(_) => (500, "configuration"),
@@ -102,6 +104,21 @@ pub fn error_status(error: &Error) -> (u16, &'static str) {
 #[must_use]
 pub fn error_response(error: &Error) -> HttpResponse {
     let (status, code) = error_status(error);
+    if let Error::OriginRefused(answer) = error {
+        let content_type = answer
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        return HttpResponse {
+            status,
+            headers: vec![
+                ("content-type".into(), content_type),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body: answer.body.clone(),
+            stream: None,
+        };
+    }
     let response = HttpResponse::json(
         status,
         &ErrorBody {

@@ -36,6 +36,14 @@ pub enum Route {
         /// The Zarr key, percent-decoded and validated (`temp/0.1.2`, `.zmetadata`).
         key: String,
     },
+    /// `/routes/{dataset}/{path}` (any method): another route of the dataset's origin, cached
+    /// for `GET`/`HEAD` when a rule lists it, else passed through.
+    OriginRoute {
+        /// The dataset id.
+        dataset: String,
+        /// The route's path under the dataset's routes base, decoded and validated like a key.
+        path: String,
+    },
     /// `OPTIONS` on any path: a CORS preflight.
     Preflight,
 }
@@ -58,6 +66,12 @@ pub enum AdminRoute {
     },
     /// `DELETE /api/admin/datasets/{id}`: remove a run-time dataset and purge its cache.
     DeleteDataset {
+        /// The dataset id.
+        dataset: String,
+    },
+    /// `POST /api/admin/datasets/{id}/version`: raise a versioned dataset's source generation
+    /// (no chunk cached before is served again).
+    BumpVersion {
         /// The dataset id.
         dataset: String,
     },
@@ -92,6 +106,13 @@ fn admin_route(method: &str, rest: &str) -> Result<Route, Error> {
                     "no admin route {ADMIN_PREFIX}{rest}"
                 )));
             };
+            if let Some(id) = id.strip_suffix("/version") {
+                let dataset = validate_dataset_id(id)?;
+                return match method {
+                    "POST" => Ok(Route::Admin(AdminRoute::BumpVersion { dataset })),
+                    _ => not_allowed("POST, OPTIONS"),
+                };
+            }
             let dataset = validate_dataset_id(id)?;
             match method {
                 "PUT" => AdminRoute::PutDataset { dataset },
@@ -114,6 +135,19 @@ pub fn route(method: &str, path: &str) -> Result<Route, Error> {
     }
     if let Some(rest) = path.strip_prefix(ADMIN_PREFIX) {
         return admin_route(method, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/routes/") {
+        let (dataset, raw_path) = rest.split_once('/').unwrap_or((rest, ""));
+        let dataset = validate_dataset_id(dataset)?;
+        if raw_path.is_empty() {
+            return Err(Error::NotFound(format!(
+                "/routes/{dataset}/ names no route"
+            )));
+        }
+        return Ok(Route::OriginRoute {
+            dataset,
+            path: parse_zarr_key(raw_path)?,
+        });
     }
     let route = if let Some(rest) = path.strip_prefix("/zarr/") {
         zarr_route(rest)?

@@ -15,6 +15,7 @@ use crate::http::context::{Backends, RequestParts};
 use crate::http::datasets::describe_dataset;
 use crate::http::response::{error_response, HttpResponse};
 use crate::http::route::{is_admin_path, route, Route};
+use crate::http::routes::origin_route;
 use crate::http::stats::{all_stats, history, keys_listing};
 use crate::http::zarr::zarr_key;
 use crate::platform::{Body, Platform};
@@ -125,6 +126,9 @@ async fn dispatch<P: Platform>(
             ))
         }
         Route::ZarrKey { dataset, key } => zarr_key(request, &dataset, &key, backends).await,
+        Route::OriginRoute { dataset, path } => {
+            origin_route(request, &dataset, &path, backends).await
+        }
     }
 }
 
@@ -141,7 +145,9 @@ async fn refresh_datasets_for<P: Platform>(route: &Route, backends: &Backends<'_
     let registry = backends.datasets;
     match route {
         Route::Preflight | Route::Health => {}
-        Route::ZarrKey { dataset, .. } | Route::DatasetRoot { dataset } => {
+        Route::ZarrKey { dataset, .. }
+        | Route::DatasetRoot { dataset }
+        | Route::OriginRoute { dataset, .. } => {
             if registry.config(dataset).is_err() {
                 registry
                     .refresh_runtime_if_older(index, now_ms, UNKNOWN_DATASET_REFRESH_MS)

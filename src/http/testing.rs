@@ -141,6 +141,8 @@ pub fn request_with_body(
             query,
             body,
             authorization: header("authorization"),
+            cookie: header("cookie"),
+            content_type: header("content-type"),
             nonce: "n1",
             range: header("range"),
             if_none_match: header("if-none-match"),
@@ -169,6 +171,56 @@ pub fn request_with_body(
         body: response.stream.unwrap_or(response.body),
         stream: None,
     }
+}
+
+/// The version document of the `xp` dataset of [`zarr_world`]: one array `t` of 4 bytes in
+/// chunks of 2.
+pub const XP_DOCUMENT: &str = r#"{"zarr_format": 3, "node_type": "group", "attributes": {"v": 1},
+  "consolidated_metadata": {"kind": "inline", "metadata": {"t": {"zarr_format": 3,
+  "node_type": "array", "shape": [4], "data_type": "uint8",
+  "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2]}},
+  "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+  "codecs": [{"name": "bytes"}], "fill_value": 0}}}}"#;
+
+/// A world with `xp`, a Zarr v3 store over HTTP fronting an xpublish-like origin at
+/// `http://xp.test/datasets/air` (chunk `t/c/1` absent), whose routes `edr/**` are cached.
+pub fn zarr_world() -> World {
+    let mut world = world_with(
+        r#", "xp": {"kind": "zarr", "url": "http://xp.test/datasets/air/zarr",
+            "metadata_ttl_seconds": 60, "absent_ttl_seconds": 30,
+            "routes": {"base": "http://xp.test/datasets/air",
+                       "cache": [{"path": "edr/**", "ttl_seconds": 600}]}}"#,
+    );
+    let base = "http://xp.test/datasets/air";
+    let origin = FakeOrigin::default()
+        .with_file(&format!("{base}/zarr/zarr.json"), XP_DOCUMENT.as_bytes())
+        .with_file(
+            &format!("{base}/zarr/t/zarr.json"),
+            br#"{"zarr_format": 3}"#,
+        )
+        .with_file(&format!("{base}/zarr/t/c/0"), &[1, 2])
+        .with_file(&format!("{base}/edr/position?a=1&b=2"), br#"{"edr":1}"#)
+        .with_content_type(&format!("{base}/edr/position?a=1&b=2"), "application/json")
+        .with_file(&format!("{base}/info"), b"info")
+        .with_status(&format!("{base}/edr/boom"), 500)
+        .with_status(&format!("{base}/edr/bad"), 422);
+    world.origin = origin.clone();
+    world.cache = Rc::new(CacheBackends {
+        index: world.index.clone(),
+        store: world.store.clone(),
+        origin,
+        clock: world.clock.clone(),
+        keys: CacheKeys::new("t"),
+    });
+    world.refs = FakeRefsSource::default()
+        .with("http://origin.test/refs.json", REFS, "\"v1\"")
+        .with(&format!("{base}/zarr/zarr.json"), XP_DOCUMENT, "\"d1\"");
+    world
+}
+
+/// [`zarr_world`] under the name the route tests use.
+pub fn routes_world() -> World {
+    zarr_world()
 }
 
 pub fn run(world: &World, method: &str, path: &str) -> HttpResponse {

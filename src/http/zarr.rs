@@ -4,21 +4,19 @@
 
 use std::rc::Rc;
 
-use crate::cache::{read_chunk, CacheSource, Chunk, ChunkBody, ChunkRequest, Timing, WriteBack};
+use crate::cache::{
+    read_chunk, record_document, CacheSource, Chunk, ChunkBody, ChunkRequest, Timing, WriteBack,
+};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::http::conditional::{etag, none_match, range_answer, RangeAnswer};
-use crate::http::context::{cache_policy, origin_auth, Backends, RequestParts};
-use crate::http::response::HttpResponse;
+use crate::http::context::{key_plan, origin_auth, Backends, RequestParts};
+use crate::http::response::{error_response, HttpResponse};
 use crate::keys::content_checksum;
 use crate::platform::{Body, Platform};
 use crate::source::zarr::{self, content_type};
 use crate::source::KeyAnswer;
 use crate::store::ChunkStore;
-
-/// How long browsers and shared caches may keep metadata answers (they change when references
-/// are revalidated).
-const METADATA_MAX_AGE_SECONDS: u64 = 60;
 
 /// `GET /zarr/{dataset}/{key}`: inline and metadata keys from memory, ranged keys through the
 /// cache.
@@ -33,16 +31,7 @@ pub async fn zarr_key<P: Platform>(
         .datasets
         .key_source(dataset, backends.refs_source, &backends.cache.clock)
         .await?;
-    let is_metadata = content_type(key) == "application/json";
-    // What browsers and the edge tier may keep: the edge TTL (or the cache TTL when the edge
-    // tier is off), and a minute for metadata.
-    let max_age = if is_metadata {
-        METADATA_MAX_AGE_SECONDS
-    } else if config.edge_ttl_seconds > 0 {
-        config.edge_ttl_seconds
-    } else {
-        config.ttl_seconds
-    };
+    let plan = key_plan(&config, key, backends);
     let answer = zarr::answer(&source, key).await?;
     let (chunk, write_backs) = match answer {
         KeyAnswer::Absent => {
@@ -58,6 +47,9 @@ pub async fn zarr_key<P: Platform>(
                 source: CacheSource::Inline,
                 timing: Timing::default(),
                 datasets_version: None,
+                absent: false,
+                generation: None,
+                fetched_ms: 0,
             },
             Vec::new(),
         ),
@@ -65,7 +57,6 @@ pub async fn zarr_key<P: Platform>(
             let Some((url, range)) = answer.location() else {
                 return Err(Error::Internal(format!("{dataset}/{key}: no location")));
             };
-            let policy = cache_policy(&config, backends);
             let auth = origin_auth(&config, backends)?;
             let chunk_request = ChunkRequest {
                 dataset,
@@ -75,9 +66,11 @@ pub async fn zarr_key<P: Platform>(
                 range,
                 holder: request.nonce,
                 auth: auth.as_ref(),
+                rules: plan.rules,
+                version: plan.version,
             };
             let (chunk, write_backs) =
-                read_chunk(chunk_request, policy, backends.cache, backends.flights).await?;
+                read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await?;
             let admitted = write_backs
                 .into_iter()
                 .map(|w| w.admitted_by(&config.admission))
@@ -86,6 +79,15 @@ pub async fn zarr_key<P: Platform>(
         }
     };
     let (index, now_ms) = (&backends.cache.index, backends.cache.clock.now_ms());
+    if let Some(generation) = chunk.generation {
+        backends.datasets.set_generation(dataset, generation);
+    }
+    // The version document fresh from the origin: record its digest now, so that no chunk of
+    // an older generation is served from here on.
+    if plan.is_document && chunk.source == CacheSource::Miss {
+        let generation = record_document(index, dataset, &chunk).await?;
+        backends.datasets.set_generation(dataset, generation);
+    }
     match (chunk.source, chunk.datasets_version) {
         // No lookup (inline and metadata keys): reread them after the interval.
         (CacheSource::Inline, _) => backends.datasets.refresh_runtime(index, now_ms).await,
@@ -100,8 +102,23 @@ pub async fn zarr_key<P: Platform>(
         // Same version, or no answer from the index (do not wait on it twice).
         _ => {}
     }
-    let response = respond_with_chunk(request, chunk, key, max_age, &backends.cache.store).await?;
+    if chunk.absent {
+        return Ok((absent_response(dataset, key, chunk.source), write_backs));
+    }
+    let response =
+        respond_with_chunk(request, chunk, key, plan.max_age, &backends.cache.store).await?;
     Ok((response, write_backs))
+}
+
+/// The 404 for a key the origin does not have (Zarr reads it as the fill value), with where
+/// that answer came from (`MISS`: the origin said so now, `HIT`: remembered).
+#[must_use]
+pub fn absent_response<B>(dataset: &str, key: &str, source: CacheSource) -> HttpResponse<B> {
+    error_response(&Error::NotFound(format!(
+        "{dataset}/{key}: the origin has no such key (Zarr reads it as the fill value)"
+    )))
+    .with_header("x-cache", source.header_value())
+    .with_stream_type()
 }
 
 /// Builds the 200/206/304/416 answer for a chunk of known size and checksum.

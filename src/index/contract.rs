@@ -161,7 +161,7 @@ async fn hit<I: Index>(
 ) -> Result<IndexEntry, String> {
     let what = format!("lookup {dataset}/{key}");
     index
-        .lookup(dataset, key, at_ms)
+        .lookup(dataset, key, at_ms, None)
         .await
         .call(&what)?
         .entry
@@ -171,7 +171,11 @@ async fn hit<I: Index>(
 /// Looks `key` up at `at_ms`; it must miss.
 async fn miss<I: Index>(index: &I, dataset: &str, key: &str, at_ms: u64) -> Result<(), String> {
     let what = format!("lookup {dataset}/{key}");
-    let found = index.lookup(dataset, key, at_ms).await.call(&what)?.entry;
+    let found = index
+        .lookup(dataset, key, at_ms, None)
+        .await
+        .call(&what)?
+        .entry;
     ensure_eq(&format!("{what} (want a miss)"), found, None)
 }
 
@@ -1028,7 +1032,7 @@ async fn list_keys_pages_and_sorts<I: Index>(index: &I) -> Result<(), String> {
 async fn runtime_datasets_and_snapshots<I: Index>(index: &I) -> Result<(), String> {
     let version = || async {
         index
-            .lookup("ds", "k", T0)
+            .lookup("ds", "k", T0, None)
             .await
             .call("lookup")
             .map(|l| l.datasets_version)

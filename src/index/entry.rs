@@ -199,6 +199,48 @@ pub struct Lookup {
     pub entry: Option<IndexEntry>,
     /// The version of the run-time datasets (see `cache_keys::CacheKeys::runtime_datasets_version`).
     pub datasets_version: u64,
+    /// What the dataset's source version record said, when the lookup asked about it.
+    pub source: SourceVersion,
+}
+
+/// A versioned read's question to the lookup: the source generation the reader keys its
+/// objects by, and how old the record may be before the source must be revalidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionProbe {
+    /// The generation the reader believes current (0: it knows none).
+    pub generation: u64,
+    /// A record checked longer ago than this is stale.
+    pub stale_after_ms: u64,
+}
+
+/// The answer to a [`VersionProbe`]. Unless it is [`SourceVersion::Current`] the lookup recorded
+/// nothing and returned no entry: the reader revalidates or retries with the generation given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceVersion {
+    /// No probe was sent.
+    #[default]
+    Unprobed,
+    /// The probe's generation is current and fresh: the entry (if any) is of it.
+    Current(u64),
+    /// Another generation is current (and fresh): retry with it.
+    Changed(u64),
+    /// No record, or one checked longer ago than allowed: revalidate the source first.
+    Stale,
+}
+
+/// The digest that stands for a version document the origin does not have (404).
+pub const ABSENT_DOCUMENT: &str = "absent";
+
+/// The checksum an entry carries when it remembers that the origin has no such key (a 404):
+/// such an entry has no stored object and is answered 404.
+pub const ABSENT_CHECKSUM: &str = "absent";
+
+impl IndexEntry {
+    /// Whether the entry remembers an absent key rather than stored bytes.
+    #[must_use]
+    pub fn is_absent(&self) -> bool {
+        self.checksum == ABSENT_CHECKSUM && self.size == 0
+    }
 }
 
 /// The datasets registered at run time, as the index holds them.

@@ -18,7 +18,7 @@ pub mod upstash;
 
 use crate::index::entry::{
     CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup, RuntimeDatasets,
-    StoredBytes,
+    StoredBytes, VersionProbe,
 };
 use crate::policy::eviction::Order;
 use crate::policy::listing::KeySort;
@@ -53,7 +53,38 @@ pub trait Index {
     ///
     /// Contract: `entry` is `None` when there is no live entry (never written, expired, or
     /// claimed for removal); then nothing is recorded. Not idempotent (counts the hit).
-    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError>;
+    ///
+    /// With a `probe` (a versioned dataset), the dataset's source version record is read first
+    /// in the same round trip: unless the probe's generation is current and the record was
+    /// checked within `probe.stale_after_ms` of `now_ms`, the answer is
+    /// [`SourceVersion::Changed`](entry::SourceVersion::Changed) or
+    /// [`SourceVersion::Stale`](entry::SourceVersion::Stale) with no entry, and nothing is
+    /// recorded.
+    async fn lookup(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+        probe: Option<VersionProbe>,
+    ) -> Result<Lookup, IndexError>;
+
+    /// Records that `dataset`'s version document (its consolidated metadata) had `digest` when
+    /// read from the origin at `read_at_ms`, and returns the source generation: raised when the
+    /// digest differs from the recorded one (or there was none).
+    ///
+    /// Contract: an observation read earlier than the recorded one changes nothing (a slow
+    /// revalidation never undoes a newer one); the same digest keeps the generation and marks
+    /// the record checked at `read_at_ms`.
+    async fn set_source_version(
+        &self,
+        dataset: &str,
+        digest: &str,
+        read_at_ms: u64,
+    ) -> Result<u64, IndexError>;
+
+    /// Raises `dataset`'s source generation (an operator saw a change its metadata does not
+    /// show) and returns the new one. The record's check time is kept.
+    async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError>;
 
     /// Records a read served from the origin: the dataset's misses and origin bytes, and, when
     /// `stored` is given (its bytes are already in the chunk store), writes that entry with a

@@ -54,7 +54,7 @@ impl Script {
 }
 
 /// Every script, for finding the text of an `EVALSHA` that Redis does not know.
-pub static ALL: [&Script; 8] = [
+pub static ALL: [&Script; 9] = [
     &LOOKUP,
     &PUT_ENTRY,
     &FORGET,
@@ -63,6 +63,7 @@ pub static ALL: [&Script; 8] = [
     &STATS,
     &LIST_KEYS,
     &RELEASE_LEASE,
+    &SOURCE_VERSION,
 ];
 
 /// The script whose SHA-1 is `sha`.
@@ -73,9 +74,12 @@ pub fn by_sha(sha: &str) -> Option<&'static Script> {
 
 /// `Index::lookup`: read the entry and, only if it is live (present, not being evicted), count
 /// the hit on the entry, the dataset and the eviction orders. Returns `[datasets version, entry
-/// as read]`.
-/// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` run-time datasets version; `ARGV[4]` now ms,
-/// `ARGV[5]` Zarr key.
+/// as read, source version state]`. A versioned read first checks the dataset's source version
+/// record: when the reader's generation is not current, or the record is stale, it answers
+/// `{'changed'|'stale', generation}` with no entry and counts nothing.
+/// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` run-time datasets version, `KEYS[14]` the
+/// dataset's source version record; `ARGV[4]` now ms, `ARGV[5]` Zarr key, `ARGV[6]` the
+/// reader's generation (empty: not versioned), `ARGV[7]` how old the record may be (ms).
 pub static LOOKUP: Script = Script::new(concat!(
     include_str!("scripts/prelude.lua"),
     include_str!("scripts/lookup.lua")
@@ -151,3 +155,8 @@ pub static LIST_KEYS: Script = Script::new(concat!(
 /// `Index::release_lease`: delete the lease only if it is still ours.
 /// `KEYS[1]` lease; `ARGV[1]` holder.
 pub static RELEASE_LEASE: Script = Script::new(include_str!("scripts/release_lease.lua"));
+
+/// `Index::set_source_version`: record a version document's digest; a new digest raises the
+/// dataset's source generation, an observation older than the record's is ignored. Returns the
+/// generation. `KEYS[1]` the record; `ARGV[1]` digest, `ARGV[2]` when it was read (ms).
+pub static SOURCE_VERSION: Script = Script::new(include_str!("scripts/source_version.lua"));

@@ -4,7 +4,7 @@
 
 use crate::index::entry::{
     f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup,
-    RuntimeDatasets, StoredBytes,
+    RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
 };
 use crate::index::scripts::{self, Script};
 use crate::index::transport::UpstashTransport;
@@ -255,7 +255,17 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
     }
 
-    async fn lookup(&self, dataset: &str, key: &str, now_ms: u64) -> Result<Lookup, IndexError> {
+    async fn lookup(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+        probe: Option<VersionProbe>,
+    ) -> Result<Lookup, IndexError> {
+        let (generation, stale_after) = match probe {
+            Some(p) => (p.generation.to_string(), p.stale_after_ms.to_string()),
+            None => (String::new(), "0".to_owned()),
+        };
         let reply = self
             .call(&self.dataset_eval(
                 &scripts::LOOKUP,
@@ -263,16 +273,66 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                 &[
                     self.keys.entry(dataset, key),
                     self.keys.runtime_datasets_version(),
+                    self.keys.source_version(dataset),
                 ],
-                [now_ms.to_string(), key.to_owned()],
+                [now_ms.to_string(), key.to_owned(), generation, stale_after],
             ))
             .await?;
-        match &reply {
-            Value::Array(items) if items.len() == 2 => Ok(Lookup {
-                datasets_version: counter(&items[0]),
-                entry: IndexEntry::from_hgetall(&items[1]),
+        let Value::Array(items) = &reply else {
+            return Err(unexpected("lookup", &reply));
+        };
+        let source = match items.get(2) {
+            _ if probe.is_none() => SourceVersion::Unprobed,
+            Some(Value::Array(state)) => {
+                let generation = state
+                    .get(1)
+                    .and_then(Value::as_int)
+                    .and_then(|g| u64::try_from(g).ok());
+                match (state.first().and_then(Value::as_str), generation) {
+                    (Some("current"), Some(g)) => SourceVersion::Current(g),
+                    (Some("changed"), Some(g)) => SourceVersion::Changed(g),
+                    (Some("stale"), _) => SourceVersion::Stale,
+                    _ => return Err(unexpected("lookup", &reply)),
+                }
+            }
+            _ => return Err(unexpected("lookup", &reply)),
+        };
+        match items.as_slice() {
+            [version, entry, _] => Ok(Lookup {
+                datasets_version: counter(version),
+                entry: IndexEntry::from_hgetall(entry),
+                source,
             }),
             _ => Err(unexpected("lookup", &reply)),
+        }
+    }
+
+    async fn set_source_version(
+        &self,
+        dataset: &str,
+        digest: &str,
+        read_at_ms: u64,
+    ) -> Result<u64, IndexError> {
+        let command = Command::new("EVALSHA")
+            .arg(scripts::SOURCE_VERSION.sha())
+            .arg(1)
+            .arg(self.keys.source_version(dataset))
+            .arg(digest)
+            .arg(read_at_ms);
+        match self.call(&command).await? {
+            Value::Int(n) if n > 0 => Ok(n.unsigned_abs()),
+            other => Err(unexpected("set source version", &other)),
+        }
+    }
+
+    async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError> {
+        let command = Command::new("HINCRBY")
+            .arg(self.keys.source_version(dataset))
+            .arg("generation")
+            .arg(1);
+        match self.call(&command).await? {
+            Value::Int(n) if n > 0 => Ok(n.unsigned_abs()),
+            other => Err(unexpected("bump source version", &other)),
         }
     }
 

@@ -37,7 +37,7 @@ impl OriginAuth {
             return Ok(Vec::new());
         }
         let time = SigningTime::from_epoch_millis(now_ms)
-            .ok_or_else(|| BadAnswer("signing: the clock is out of range".into()))?;
+            .ok_or_else(|| BadAnswer::Wrong("signing: the clock is out of range".into()))?;
         let signed = sigv4::sign(
             &SignableRequest {
                 method: "GET",
@@ -48,7 +48,7 @@ impl OriginAuth {
             &self.credentials,
             &SigningParams::s3(&self.region, time),
         )
-        .map_err(|e| BadAnswer(format!("signing: {e}")))?;
+        .map_err(|e| BadAnswer::Wrong(format!("signing: {e}")))?;
         Ok(signed.headers)
     }
 }

@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::origin::auth::OriginAuth;
 use crate::origin::url_policy::{host_port, redact, redirect_target, HostPolicy, MAX_REDIRECTS};
-use crate::origin::BadAnswer;
+use crate::origin::{BadAnswer, OriginError};
 use crate::origin::{ByteRange, Origin, OriginResponse};
 
 /// Whether `status` is a redirect that carries a `Location` to follow.
@@ -43,26 +43,29 @@ pub async fn fetch_following_redirects<O: Origin>(
         let response = origin
             .get(url.as_str(), range, &headers)
             .await
-            .map_err(|e| BadAnswer(format!("{what}: {shown}: {e}")))?;
+            .map_err(|e| match e {
+                OriginError::Timeout(_) => BadAnswer::TimedOut(format!("{what}: {shown}: {e}")),
+                _ => BadAnswer::Wrong(format!("{what}: {shown}: {e}")),
+            })?;
         if !is_redirect(response.status) {
             return Ok((url, response));
         }
         let status = response.status;
         let Some(location) = response.location else {
-            return Err(BadAnswer(format!(
+            return Err(BadAnswer::Wrong(format!(
                 "{what}: {shown} answered HTTP {status} without a Location"
             )));
         };
         if hops == MAX_REDIRECTS {
-            return Err(BadAnswer(format!(
+            return Err(BadAnswer::Wrong(format!(
                 "{what}: more than {MAX_REDIRECTS} redirects (the last from {shown})"
             )));
         }
         hops += 1;
         let next = redirect_target(&url, &location)
-            .map_err(|e| BadAnswer(format!("{what}: {shown} redirected to {e}")))?;
+            .map_err(|e| BadAnswer::Wrong(format!("{what}: {shown} redirected to {e}")))?;
         url = hosts.check_chunk_url(&next).map_err(|refusal| {
-            BadAnswer(format!(
+            BadAnswer::Wrong(format!(
                 "{what}: {shown} redirected (HTTP {status}) to a URL the dataset does not allow: \
                  {refusal}"
             ))
@@ -84,7 +87,7 @@ pub fn checked_body(
     range: Option<ByteRange>,
     response: OriginResponse,
 ) -> Result<Vec<u8>, BadAnswer> {
-    let fail = |why: String| Err(BadAnswer(format!("{url}: {why}")));
+    let fail = |why: String| Err(BadAnswer::Wrong(format!("{url}: {why}")));
     let Some(range) = range else {
         return match response.status {
             200 => Ok(response.body),
@@ -155,6 +158,7 @@ mod tests {
             etag: None,
             last_modified: None,
             location: None,
+            content_type: None,
             body: body.to_vec(),
         }
     }
@@ -183,7 +187,7 @@ mod tests {
             let got = checked_body("http://o/f.nc", Some(R), response.clone());
             match want {
                 Ok(bytes) => assert_eq!(got.unwrap(), bytes, "{response:?}"),
-                Err(()) => assert!(matches!(got, Err(BadAnswer(_))), "{response:?}"),
+                Err(()) => assert!(matches!(got, Err(BadAnswer::Wrong(_))), "{response:?}"),
             }
         }
     }

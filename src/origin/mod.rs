@@ -13,12 +13,19 @@ pub mod check;
 pub mod sigv4;
 pub mod url_policy;
 
-/// The origin gave no usable answer (unreachable, a refused redirect, a wrong status or
-/// length): retry later. The message names the dataset and key or the URL (redacted). Becomes
-/// [`Error::Upstream`](crate::error::Error::Upstream), a 502.
+/// The origin gave no usable answer: retry later. The message names the dataset and key or the
+/// URL (redacted).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadAnswer(pub String);
+pub enum BadAnswer {
+    /// Unreachable, a refused redirect, a wrong status or length. Becomes
+    /// [`Error::Upstream`](crate::error::Error::Upstream), a 502.
+    #[error("{0}")]
+    Wrong(String),
+    /// No answer within the time allowed. Becomes
+    /// [`Error::OriginTimeout`](crate::error::Error::OriginTimeout), a 504.
+    #[error("{0}")]
+    TimedOut(String),
+}
 
 /// An inclusive byte range `[offset, offset + length)` of a remote file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,8 @@ pub struct OriginResponse {
     pub last_modified: Option<String>,
     /// The `Location` header of a redirect, if any.
     pub location: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
     /// The whole body.
     pub body: Vec<u8>,
 }
@@ -84,5 +93,20 @@ pub trait Origin {
         url: &str,
         range: Option<ByteRange>,
         headers: &[(String, String)],
+    ) -> Result<OriginResponse, OriginError>;
+
+    /// Sends `method` to `url` with `headers` and `body` and returns the whole answer: a request
+    /// the cache passes through uncached (a `POST` to an xpublish route, a `GET` with
+    /// credentials).
+    ///
+    /// Contract: as [`get`](Self::get): `Err` only without an HTTP answer, any status `Ok`,
+    /// redirects returned, not followed, the same size cap and timeout. Not idempotent in
+    /// general (it is the client's request).
+    async fn forward(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
     ) -> Result<OriginResponse, OriginError>;
 }

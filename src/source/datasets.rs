@@ -23,6 +23,8 @@ use crate::policy::capacity::{CapacityLimits, Limit};
 use crate::policy::eviction::EvictionPolicy;
 use crate::source::kerchunk::{LoadOptions, References, S3Endpoint};
 use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
+use crate::source::routes::RoutesConfig;
+use crate::source::zarr_http::{ZarrFormat, ZarrHttpStore, ZarrOrigin};
 use crate::source::Source;
 
 /// One dataset's configuration.
@@ -32,8 +34,14 @@ pub struct DatasetConfig {
     pub id: String,
     /// What kind of source answers its keys.
     pub kind: DatasetKind,
-    /// The reference file.
+    /// The file that describes the dataset, loaded and held per isolate: the reference file
+    /// (kerchunk), or the store's version document (zarr: its consolidated metadata, for warm
+    /// jobs and listings).
     pub refs: RefsLocation,
+    /// Where a Zarr store over HTTP lives (kind `zarr` only).
+    pub zarr: Option<ZarrOrigin>,
+    /// Other routes of the origin passed through, some cached (`/routes/{id}/…`).
+    pub routes: Option<RoutesConfig>,
     /// How `s3://` URLs in the references map to HTTP(S).
     pub s3_endpoint: Option<S3Endpoint>,
     /// The secrets that sign requests to a private S3 origin (by name, never the values).
@@ -66,6 +74,9 @@ pub enum DatasetKind {
     /// Kerchunk references (JSON) at `refs`: every key is inline bytes or a range of a file.
     #[default]
     Kerchunk,
+    /// A Zarr store (v2 or v3) over HTTP at `url`, xpublish's zarr endpoint included: every key
+    /// passes through to the origin.
+    Zarr,
 }
 
 impl DatasetKind {
@@ -73,10 +84,17 @@ impl DatasetKind {
     fn parse(name: &str) -> Option<Self> {
         match name {
             "kerchunk" => Some(Self::Kerchunk),
+            "zarr" => Some(Self::Zarr),
             _ => None,
         }
     }
 }
+
+/// Default metadata TTL of a Zarr store over HTTP: how long its metadata keys are cached and a
+/// check of its version document holds.
+pub const DEFAULT_METADATA_TTL_SECONDS: u64 = 60;
+/// Default time an origin's 404 is remembered.
+pub const DEFAULT_ABSENT_TTL_SECONDS: u64 = 60;
 
 /// Which worker secrets hold a dataset's S3 credentials (`s3_credentials`: names only, so that
 /// `DATASETS` and the admin API never carry a secret).
@@ -118,7 +136,18 @@ pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
 struct RawDataset {
     #[serde(default)]
     kind: Option<String>,
-    refs: String,
+    #[serde(default)]
+    refs: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    zarr_format: Option<u64>,
+    #[serde(default)]
+    metadata_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    absent_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    routes: Option<serde_json::Value>,
     #[serde(default)]
     s3_endpoint: Option<RawS3>,
     #[serde(default)]
@@ -190,16 +219,16 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
     let in_dataset = |why: String| format!("dataset {id:?}: {why}");
     let raw: RawDataset =
         serde_json::from_value(definition.clone()).map_err(|e| in_dataset(e.to_string()))?;
-    let refs = if let Some(key) = raw.refs.strip_prefix("r2://") {
-        RefsLocation::Bucket(key.to_owned())
-    } else if raw.refs.starts_with("http://") || raw.refs.starts_with("https://") {
-        RefsLocation::Url(raw.refs.clone())
-    } else {
-        return Err(in_dataset(format!(
-            "refs must be an http(s):// URL or r2://key, not {:?}",
-            raw.refs
-        )));
+    let kind = match raw.kind.as_deref() {
+        None => DatasetKind::default(),
+        Some(name) => DatasetKind::parse(name).ok_or_else(|| {
+            in_dataset(format!(
+                "kind must be \"kerchunk\" or \"zarr\", not {name:?}"
+            ))
+        })?,
     };
+    let zarr = zarr_origin(kind, &raw).map_err(in_dataset)?;
+    let refs = refs_location(zarr.as_ref(), raw.refs.as_deref()).map_err(in_dataset)?;
     let hosts = match (raw.allowed_hosts, &refs) {
         (Some(hosts), _) => HostPolicy::new(&hosts, true).map_err(in_dataset)?,
         (None, RefsLocation::Url(url)) => {
@@ -217,31 +246,20 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             .check_refs_url(url)
             .map_err(|e| in_dataset(format!("refs: {e}")))?;
     }
-    let s3_credentials = match raw.s3_credentials {
+    let s3_credentials = raw
+        .s3_credentials
+        .map(credential_secrets)
+        .transpose()
+        .map_err(in_dataset)?;
+    let routes = match raw.routes {
         None => None,
-        Some(c) => {
-            let names = [
-                Some(&c.access_key_id_secret),
-                Some(&c.secret_access_key_secret),
-                c.session_token_secret.as_ref(),
-            ];
-            if let Some(bad) = names.into_iter().flatten().find(|n| !is_secret_name(n)) {
-                return Err(in_dataset(format!(
-                    "s3_credentials name secrets (letters, digits, _), not {bad:?}"
-                )));
-            }
-            Some(CredentialSecrets {
-                access_key_id: c.access_key_id_secret,
-                secret_access_key: c.secret_access_key_secret,
-                session_token: c.session_token_secret,
-                region: c.region.unwrap_or_else(|| "us-east-1".into()),
-            })
+        Some(value) => {
+            let routes = RoutesConfig::parse(value).map_err(in_dataset)?;
+            hosts
+                .check_chunk_url(&routes.base)
+                .map_err(|e| in_dataset(format!("routes.base: {e}")))?;
+            Some(routes)
         }
-    };
-    let kind = match raw.kind.as_deref() {
-        None => DatasetKind::default(),
-        Some(name) => DatasetKind::parse(name)
-            .ok_or_else(|| in_dataset(format!("kind must be \"kerchunk\", not {name:?}")))?,
     };
     let ttl_seconds = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl_seconds == 0 {
@@ -255,8 +273,22 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             ))
         })?,
     };
+    // The edge tier answers before any lookup, so it cannot see a zarr store's version change.
+    let edge_ttl_seconds = match (kind, raw.edge_ttl_seconds) {
+        (DatasetKind::Zarr, Some(ttl)) if ttl > 0 => {
+            return Err(in_dataset(
+                "edge_ttl_seconds must be 0 for kind zarr: the edge tier cannot see a change \
+                 of the store's version"
+                    .into(),
+            ))
+        }
+        (DatasetKind::Zarr, _) => 0,
+        (DatasetKind::Kerchunk, ttl) => ttl.unwrap_or(ttl_seconds),
+    };
     Ok(DatasetConfig {
         kind,
+        zarr,
+        routes,
         s3_credentials,
         refs,
         s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
@@ -264,7 +296,7 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             path_style: s.path_style,
         }),
         ttl_seconds,
-        edge_ttl_seconds: raw.edge_ttl_seconds.unwrap_or(ttl_seconds),
+        edge_ttl_seconds,
         allowed_hosts: hosts.entries(),
         hosts,
         description: raw.description,
@@ -274,6 +306,90 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         definition,
         id: id.to_owned(),
     })
+}
+
+/// The file that describes the dataset: a zarr store's version document, or its `refs`.
+fn refs_location(zarr: Option<&ZarrOrigin>, refs: Option<&str>) -> Result<RefsLocation, String> {
+    match (zarr, refs) {
+        (Some(zarr), _) => Ok(RefsLocation::Url(zarr.url_of(zarr.document_key()))),
+        (None, None) => Err("refs is required".into()),
+        (None, Some(refs)) => {
+            if let Some(key) = refs.strip_prefix("r2://") {
+                Ok(RefsLocation::Bucket(key.to_owned()))
+            } else if refs.starts_with("http://") || refs.starts_with("https://") {
+                Ok(RefsLocation::Url(refs.to_owned()))
+            } else {
+                Err(format!(
+                    "refs must be an http(s):// URL or r2://key, not {refs:?}"
+                ))
+            }
+        }
+    }
+}
+
+/// The secret names of `s3_credentials`, checked.
+fn credential_secrets(c: RawCredentials) -> Result<CredentialSecrets, String> {
+    let names = [
+        Some(&c.access_key_id_secret),
+        Some(&c.secret_access_key_secret),
+        c.session_token_secret.as_ref(),
+    ];
+    if let Some(bad) = names.into_iter().flatten().find(|n| !is_secret_name(n)) {
+        return Err(format!(
+            "s3_credentials name secrets (letters, digits, _), not {bad:?}"
+        ));
+    }
+    Ok(CredentialSecrets {
+        access_key_id: c.access_key_id_secret,
+        secret_access_key: c.secret_access_key_secret,
+        session_token: c.session_token_secret,
+        region: c.region.unwrap_or_else(|| "us-east-1".into()),
+    })
+}
+
+/// The store of a `zarr` dataset from its definition (`None` for other kinds, which may not
+/// name one).
+fn zarr_origin(kind: DatasetKind, raw: &RawDataset) -> Result<Option<ZarrOrigin>, String> {
+    let zarr_only = [
+        ("url", raw.url.is_some()),
+        ("zarr_format", raw.zarr_format.is_some()),
+        ("metadata_ttl_seconds", raw.metadata_ttl_seconds.is_some()),
+        ("absent_ttl_seconds", raw.absent_ttl_seconds.is_some()),
+    ];
+    if kind != DatasetKind::Zarr {
+        if let Some((name, _)) = zarr_only.iter().find(|(_, set)| *set) {
+            return Err(format!("{name} is only for kind \"zarr\""));
+        }
+        return Ok(None);
+    }
+    if raw.refs.is_some() {
+        return Err("kind \"zarr\" has a url, not refs".into());
+    }
+    let url = raw
+        .url
+        .as_deref()
+        .ok_or("kind \"zarr\" needs url (the store's root)")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("url must be an http(s):// URL, not {url:?}"));
+    }
+    let format = match raw.zarr_format {
+        None => ZarrFormat::V3,
+        Some(n) => ZarrFormat::from_number(n)
+            .ok_or_else(|| format!("zarr_format must be 2 or 3, not {n}"))?,
+    };
+    let metadata_ttl_seconds = raw
+        .metadata_ttl_seconds
+        .unwrap_or(DEFAULT_METADATA_TTL_SECONDS);
+    let absent_ttl_seconds = raw.absent_ttl_seconds.unwrap_or(DEFAULT_ABSENT_TTL_SECONDS);
+    if metadata_ttl_seconds == 0 || absent_ttl_seconds == 0 {
+        return Err("metadata_ttl_seconds and absent_ttl_seconds must be at least 1".into());
+    }
+    Ok(Some(ZarrOrigin {
+        root: url.trim_end_matches('/').to_owned(),
+        format,
+        metadata_ttl_seconds,
+        absent_ttl_seconds,
+    }))
 }
 
 impl DatasetConfig {
@@ -312,7 +428,7 @@ pub enum LoadState {
 }
 
 struct Loaded {
-    refs: Rc<References>,
+    source: Source,
     etag: Option<String>,
     checked_at_ms: u64,
     last_used_ms: u64,
@@ -365,6 +481,8 @@ pub struct DatasetRegistry {
     /// How long a first load may take before another request loads the references itself.
     load_deadline_ms: u64,
     failures: RefCell<BTreeMap<String, String>>,
+    /// The source generation each versioned dataset was last read in (the next read's guess).
+    generations: RefCell<BTreeMap<String, u64>>,
 }
 
 /// How often a request waiting for another request's first load of a dataset checks it.
@@ -414,7 +532,21 @@ impl DatasetRegistry {
             loading: RefCell::default(),
             load_deadline_ms: DEFAULT_LOAD_DEADLINE_MS,
             failures: RefCell::default(),
+            generations: RefCell::default(),
         }
+    }
+
+    /// The source generation dataset `id` was last read in by this isolate (0: none yet).
+    #[must_use]
+    pub fn generation(&self, id: &str) -> u64 {
+        self.generations.borrow().get(id).copied().unwrap_or(0)
+    }
+
+    /// Remembers the source generation a read of `id` was answered in.
+    pub fn set_generation(&self, id: &str, generation: u64) {
+        self.generations
+            .borrow_mut()
+            .insert(id.to_owned(), generation);
     }
 
     /// The same registry, letting a first load take `ms` before another request starts its own.
@@ -586,7 +718,7 @@ impl DatasetRegistry {
     }
 
     /// The source that answers dataset `id`'s keys, loading what its kind needs (kerchunk:
-    /// the references, see [`references`](Self::references)).
+    /// the references, see [`load`](Self::load); zarr: nothing, every key passes through).
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown dataset; what loading fails with.
@@ -596,26 +728,64 @@ impl DatasetRegistry {
         refs_source: &impl ReferenceSource,
         clock: &impl Clock,
     ) -> Result<Source, Error> {
-        match self.config(id)?.kind {
-            DatasetKind::Kerchunk => Ok(Source::Kerchunk(
-                self.references(id, refs_source, clock).await?,
-            )),
+        let config = self.config(id)?;
+        match (config.kind, config.zarr) {
+            (DatasetKind::Zarr, Some(origin)) => {
+                let loaded = self
+                    .loaded
+                    .borrow()
+                    .get(id)
+                    .map(|entry| entry.source.clone());
+                Ok(loaded.unwrap_or_else(|| Source::Zarr(Rc::new(ZarrHttpStore::new(origin)))))
+            }
+            _ => self.load(id, refs_source, clock).await,
         }
     }
 
-    /// The dataset's references: from memory while fresh, else (re)loaded through `source`.
-    ///
-    /// A revalidation that fails keeps serving the references already loaded (stale beats down).
+    /// The source with everything a walk over its keys needs (warm jobs, listings): for a zarr
+    /// store, its version document is loaded (and held like references) for the chunk grid.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an unknown id; [`Error::Upstream`] when the reference file cannot
-    /// be fetched; [`Error::BadReferences`] when it does not parse.
+    /// [`Error::NotFound`] for an unknown dataset; what loading fails with.
+    pub async fn walkable_source(
+        &self,
+        id: &str,
+        refs_source: &impl ReferenceSource,
+        clock: &impl Clock,
+    ) -> Result<Source, Error> {
+        self.load(id, refs_source, clock).await
+    }
+
+    /// The dataset's kerchunk references (see [`load`](Self::load)).
+    ///
+    /// # Errors
+    /// As [`load`](Self::load); [`Error::Internal`] for a dataset of another kind.
     pub async fn references(
+        &self,
+        id: &str,
+        refs_source: &impl ReferenceSource,
+        clock: &impl Clock,
+    ) -> Result<Rc<References>, Error> {
+        match self.load(id, refs_source, clock).await? {
+            Source::Kerchunk(refs) => Ok(refs),
+            Source::Zarr(_) => Err(Error::Internal(format!("dataset {id} has no references"))),
+        }
+    }
+
+    /// The dataset's loaded file (references, or a zarr store's version document): from memory
+    /// while fresh, else (re)loaded through `source`.
+    ///
+    /// A revalidation that fails keeps serving what is already loaded (stale beats down).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown id; [`Error::Upstream`] when the file cannot be
+    /// fetched; [`Error::BadReferences`] when it does not parse.
+    pub async fn load(
         &self,
         id: &str,
         source: &impl ReferenceSource,
         clock: &impl Clock,
-    ) -> Result<Rc<References>, Error> {
+    ) -> Result<Source, Error> {
         // A first load is shared: concurrent requests of a cold isolate (a Zarr client opens a
         // dataset with many requests at once) must not each download and parse the file, which
         // for a million references would not fit twice in the isolate's memory. Waiters poll
@@ -643,24 +813,24 @@ impl DatasetRegistry {
                 deadline,
             })
         };
-        self.references_at(id, source, clock.now_ms()).await
+        self.load_at(id, source, clock.now_ms()).await
     }
 
-    /// [`references`](Self::references) at time `now_ms`, without sharing a first load.
-    async fn references_at(
+    /// [`load`](Self::load) at time `now_ms`, without sharing a first load.
+    async fn load_at(
         &self,
         id: &str,
         source: &impl ReferenceSource,
         now_ms: u64,
-    ) -> Result<Rc<References>, Error> {
+    ) -> Result<Source, Error> {
         let config = self.config(id)?;
         let cached = self.loaded.borrow_mut().get_mut(id).map(|entry| {
             entry.last_used_ms = now_ms;
             let fresh = now_ms.saturating_sub(entry.checked_at_ms) < self.revalidate_after_ms;
-            (Rc::clone(&entry.refs), entry.etag.clone(), fresh)
+            (entry.source.clone(), entry.etag.clone(), fresh)
         });
         if let Some((refs, _, true)) = &cached {
-            return Ok(Rc::clone(refs));
+            return Ok(refs.clone());
         }
         let etag = cached.as_ref().and_then(|(_, etag, _)| etag.clone());
         let fetched = fetch_refs_checked(&config, source, etag.as_deref()).await;
@@ -691,27 +861,33 @@ impl DatasetRegistry {
                 Err(error)
             }
             (Ok(RefsFetch::Body { bytes, etag }), _) => {
-                let refs = References::from_json(&bytes, &config.load_options()).map_err(|e| {
+                let parsed = match &config.zarr {
+                    Some(origin) => ZarrHttpStore::from_document(origin.clone(), &bytes)
+                        .map(|store| Source::Zarr(Rc::new(store))),
+                    None => References::from_json(&bytes, &config.load_options())
+                        .map(|refs| Source::Kerchunk(Rc::new(refs)))
+                        .map_err(|e| e.to_string()),
+                };
+                let loaded = parsed.map_err(|e| {
                     let error = Error::BadReferences(format!("dataset {id}: {e}"));
                     self.failures
                         .borrow_mut()
                         .insert(id.to_owned(), error.to_string());
                     error
-                });
-                let refs = Rc::new(refs?);
+                })?;
                 self.failures.borrow_mut().remove(id);
-                self.insert(id, Rc::clone(&refs), etag, now_ms);
-                Ok(refs)
+                self.insert(id, loaded.clone(), etag, now_ms);
+                Ok(loaded)
             }
         }
     }
 
-    fn insert(&self, id: &str, refs: Rc<References>, etag: Option<String>, now_ms: u64) {
+    fn insert(&self, id: &str, source: Source, etag: Option<String>, now_ms: u64) {
         let mut loaded = self.loaded.borrow_mut();
         loaded.insert(
             id.to_owned(),
             Loaded {
-                refs,
+                source,
                 etag,
                 checked_at_ms: now_ms,
                 last_used_ms: now_ms,
@@ -719,7 +895,7 @@ impl DatasetRegistry {
         );
         // Drop least recently used datasets (never the one just loaded) until within budget.
         loop {
-            let total: usize = loaded.values().map(|l| l.refs.heap_bytes()).sum();
+            let total: usize = loaded.values().map(|l| l.source.heap_bytes()).sum();
             if total <= self.budget_bytes {
                 break;
             }
@@ -893,7 +1069,7 @@ mod tests {
                 r#"{"a": {"refs": "http://x/r.json", "colour": 1}}"#,
                 "unknown field",
             ),
-            (r#"{"a": {}}"#, "missing field"),
+            (r#"{"a": {}}"#, "refs is required"),
             (
                 r#"{"a": {"refs": "http://x/r.json", "eviction": "fifo"}}"#,
                 "eviction must be one of lru, lfu, size, cost",
@@ -923,13 +1099,16 @@ mod tests {
         let datasets = parse_datasets(r#"{"a": {"refs": "http://o.test/a.json"}}"#).unwrap();
         let registry = DatasetRegistry::new(datasets, 1 << 20, 1_000);
         let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
-        block_on(registry.references_at("a", &source, 0)).unwrap();
-        block_on(registry.references_at("a", &source, 999)).unwrap();
+        block_on(registry.load_at("a", &source, 0)).unwrap();
+        block_on(registry.load_at("a", &source, 999)).unwrap();
         assert_eq!(source.fetches.get(), 1, "fresh within the interval");
-        block_on(registry.references_at("a", &source, 1_000)).unwrap();
+        block_on(registry.load_at("a", &source, 1_000)).unwrap();
         assert_eq!((source.fetches.get(), source.not_modified.get()), (2, 1));
         source.replace("http://o.test/a.json", &big(3), "\"2\"");
-        let refs = block_on(registry.references_at("a", &source, 2_500)).unwrap();
+        let Source::Kerchunk(refs) = block_on(registry.load_at("a", &source, 2_500)).unwrap()
+        else {
+            panic!("not references")
+        };
         assert_eq!(refs.len_explicit(), 3);
     }
 
@@ -952,9 +1131,9 @@ mod tests {
                 "http://169.254.169.254/meta",
             )
             .with("http://169.254.169.254/meta", SMALL, "\"1\"");
-        assert!(block_on(registry.references_at("pub", &source, 0)).is_ok());
+        assert!(block_on(registry.load_at("pub", &source, 0)).is_ok());
         assert_eq!(source.fetches.get(), 2);
-        let refused = block_on(registry.references_at("local", &source, 0));
+        let refused = block_on(registry.load_at("local", &source, 0));
         assert!(
             matches!(&refused, Err(Error::Upstream(m)) if m.contains("169.254.169.254")),
             "{:?}",
@@ -1071,10 +1250,10 @@ mod tests {
         .unwrap();
         let registry = DatasetRegistry::new(datasets, 1 << 20, 10);
         let source = FakeRefsSource::default().with("http://o.test/a.json", SMALL, "\"1\"");
-        block_on(registry.references_at("a", &source, 0)).unwrap();
+        block_on(registry.load_at("a", &source, 0)).unwrap();
         let gone = FakeRefsSource::default();
-        assert!(block_on(registry.references_at("a", &gone, 100)).is_ok());
-        assert!(block_on(registry.references_at("b", &gone, 100)).is_err());
+        assert!(block_on(registry.load_at("a", &gone, 100)).is_ok());
+        assert!(block_on(registry.load_at("b", &gone, 100)).is_err());
         assert_eq!(registry.state("a"), LoadState::Loaded);
         assert!(matches!(registry.state("b"), LoadState::Failed(m) if m.contains("404")));
         assert_eq!(registry.state("zzz"), LoadState::NotLoaded);
@@ -1093,16 +1272,15 @@ mod tests {
             .with("http://o.test/b.json", &big(1000), "b")
             .with("http://o.test/c.json", &big(1000), "c");
         let one = block_on(
-            DatasetRegistry::new(datasets.clone(), usize::MAX, 60_000)
-                .references_at("a", &source, 0),
+            DatasetRegistry::new(datasets.clone(), usize::MAX, 60_000).load_at("a", &source, 0),
         )
         .unwrap()
         .heap_bytes();
         let registry = DatasetRegistry::new(datasets, one * 2 + one / 2, 60_000);
-        block_on(registry.references_at("a", &source, 1)).unwrap();
-        block_on(registry.references_at("b", &source, 2)).unwrap();
-        block_on(registry.references_at("a", &source, 3)).unwrap();
-        block_on(registry.references_at("c", &source, 4)).unwrap();
+        block_on(registry.load_at("a", &source, 1)).unwrap();
+        block_on(registry.load_at("b", &source, 2)).unwrap();
+        block_on(registry.load_at("a", &source, 3)).unwrap();
+        block_on(registry.load_at("c", &source, 4)).unwrap();
         assert_eq!(registry.state("a"), LoadState::Loaded);
         assert_eq!(
             registry.state("b"),

@@ -12,18 +12,23 @@
 //! - [`kerchunk_store`]: kerchunk references as a [`KeySource`].
 //! - [`zarr`]: the Zarr v2 surface over any source (`.zmetadata` synthesis, content types,
 //!   variables).
+//! - [`zarr_http`]: a Zarr store (v2 or v3) over HTTP, xpublish's included, as a [`KeySource`].
+//! - [`routes`]: other GET routes of a dataset's origin (xpublish plugins) and which are cached.
 
 pub mod datasets;
 pub mod kerchunk;
 pub mod kerchunk_store;
 pub mod refs;
+pub mod routes;
 pub mod zarr;
+pub mod zarr_http;
 
 use std::rc::Rc;
 
 use crate::error::Error;
 use crate::origin::ByteRange;
 use crate::source::kerchunk::References;
+use crate::source::zarr_http::ZarrHttpStore;
 
 /// What a dataset answers for one Zarr key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,18 +97,33 @@ pub trait KeySource {
 pub enum Source {
     /// Kerchunk references (JSON), loaded and held in memory.
     Kerchunk(Rc<References>),
+    /// A Zarr store over HTTP (with its grid when the version document was loaded).
+    Zarr(Rc<ZarrHttpStore>),
+}
+
+impl Source {
+    /// Bytes held in memory, for the registry's budget.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Kerchunk(refs) => refs.heap_bytes(),
+            Self::Zarr(store) => store.heap_bytes(),
+        }
+    }
 }
 
 impl KeySource for Source {
     async fn answer(&self, key: &str) -> Result<KeyAnswer, Error> {
         match self {
             Self::Kerchunk(refs) => refs.answer(key).await,
+            Self::Zarr(store) => store.answer(key).await,
         }
     }
 
     async fn metadata_keys(&self) -> Result<Vec<String>, Error> {
         match self {
             Self::Kerchunk(refs) => refs.metadata_keys().await,
+            Self::Zarr(store) => store.metadata_keys().await,
         }
     }
 
@@ -114,12 +134,14 @@ impl KeySource for Source {
     ) -> Result<(Vec<String>, bool), Error> {
         match self {
             Self::Kerchunk(refs) => refs.chunk_keys(wanted, limit).await,
+            Self::Zarr(store) => store.chunk_keys(wanted, limit).await,
         }
     }
 
     fn key_count(&self) -> Option<u64> {
         match self {
             Self::Kerchunk(refs) => refs.key_count(),
+            Self::Zarr(store) => store.key_count(),
         }
     }
 }

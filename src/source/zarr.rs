@@ -30,7 +30,7 @@ pub async fn answer<S: KeySource>(source: &S, key: &str) -> Result<KeyAnswer, Er
 #[must_use]
 pub fn content_type(key: &str) -> &'static str {
     let file = key.rsplit('/').next().unwrap_or(key);
-    if METADATA_FILES.contains(&file) || file == ".zmetadata" {
+    if METADATA_FILES.contains(&file) || file == ".zmetadata" || file == "zarr.json" {
         "application/json"
     } else {
         "application/octet-stream"
