@@ -10,11 +10,14 @@ DIR is what an HTTP origin (nginx in the demo) serves at URL. The generator writ
 * ``series/ocean_YYYY-MM.nc``    monthly netCDF4 files of a weekly SST time series
 * ``classic.nc``                 a netCDF3 classic file with record variables
 * ``refs/{air,series,classic}.json``  kerchunk references whose URLs are URL + path in DIR
+* ``zarr/air-v{2,3}.zarr``       air.nc as static Zarr v2 and v3 stores (xarray ``to_zarr``,
+                                 consolidated; a variable's all-fill chunks are absent), see
+                                 ``zarrstores.py``: not in datasets.json (they have no references)
 * ``datasets.json``              the list of datasets (id, refs, files, concat_dim, description)
 * ``.stamp``                     hash of the generator sources, arguments and library versions
 
 This file is the light CLI: it decides from ``.stamp`` whether anything needs doing
-before importing numpy/netCDF4/kerchunk. The builders live in ``demodata.py``.
+before importing numpy/netCDF4/kerchunk. The builders live in ``demodata.py`` and ``zarrstores.py``.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = (HERE / "generate.py", HERE / "demodata.py")
-LIBRARIES = ("numpy", "netCDF4", "h5py", "scipy", "kerchunk", "fsspec", "zarr", "numcodecs", "ujson")
-OUTPUTS = ("air.nc", "series", "classic.nc", "refs", "datasets.json")
+SOURCES = (HERE / "generate.py", HERE / "demodata.py", HERE / "zarrstores.py")
+LIBRARIES = ("numpy", "netCDF4", "h5py", "scipy", "kerchunk", "fsspec", "zarr", "numcodecs", "ujson", "xarray")
+OUTPUTS = ("air.nc", "series", "classic.nc", "refs", "zarr", "datasets.json")
 STAMP = ".stamp"
 
 
@@ -92,8 +95,10 @@ def clear_outputs(out: Path) -> None:
 def generate(out: Path, base_url: str) -> None:
     sys.path.insert(0, str(HERE))
     import demodata  # heavy: numpy, netCDF4, h5py, kerchunk
+    import zarrstores  # heavy: xarray, zarr
 
     datasets = demodata.build_archive(out, base_url, demodata.DEMO)
+    zarrstores.write_stores(out)
     demodata.write_json(out / "datasets.json", [d.as_json() for d in datasets])
     print("  wrote datasets.json")
 

@@ -156,3 +156,33 @@ def test_bad_arguments_fail_with_a_message(tmp_path):
     run = run_generator(blocker)
     assert run.returncode == 1
     assert run.stderr.startswith("error: demo data generation failed:")
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_stores_hold_air_with_absent_fill_chunks(archive, zarr_format):
+    """zarr/air-v{2,3}.zarr read back equal to air.nc; the radar variable's all-NaN chunks are
+    not files (an origin's 404), its others are; metadata is consolidated."""
+    sys.path.insert(0, str(HERE))
+    import numpy as np
+    import xarray as xr
+    import zarrstores
+
+    path = archive / zarrstores.STORES[zarr_format]
+    stored = xr.open_zarr(path, zarr_format=zarr_format, consolidated=True).load()
+    with xr.open_dataset(archive / "air.nc", engine="netcdf4") as nc:
+        original = nc.load()
+    for name in original.variables:
+        xr.testing.assert_identical(stored[name], original[name])
+    radar = stored["radar_precipitation"]
+    north = (stored["lat"] >= 0).values
+    assert radar.isel(lat=~north).isnull().all()
+    # The north is precipitation (NaN where air.nc has its missing swath too).
+    np.testing.assert_allclose(radar.isel(lat=north), original["precipitation"].isel(lat=north), rtol=1e-6)
+    for key in zarrstores.ABSENT_CHUNKS[zarr_format]:
+        assert not (path / key).exists(), key
+    present = "radar_precipitation/1.1.0" if zarr_format == 2 else "radar_precipitation/c/1/1/0"
+    assert (path / present).is_file()
+    root = ".zmetadata" if zarr_format == 2 else "zarr.json"
+    consolidated = json.loads((path / root).read_text())
+    assert "radar_precipitation/.zarray" in consolidated["metadata"] if zarr_format == 2 \
+        else "radar_precipitation" in consolidated["consolidated_metadata"]["metadata"]

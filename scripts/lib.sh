@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/setup, scripts/dev, scripts/test and scripts/stack: logging, waiting for
-# ports, and starting/stopping each local service (redis-server, upstash-local, nginx, wrangler dev)
-# in its own process group so that stopping it stops its children too.
+# ports, and starting/stopping each local service (redis-server, upstash-local, nginx, xpublish,
+# wrangler dev) in its own process group so that stopping it stops its children too.
 
 ZEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ZEC_ROOT
@@ -133,6 +133,29 @@ start_origin() {
     "$ZEC_ROOT/scripts/nginx-origin.conf" >"$state/nginx/nginx.conf"
   spawn "$state" origin nginx -p "$state/nginx" -c "$state/nginx/nginx.conf" -g "daemon off;"
   wait_for_http "http://127.0.0.1:$port/" 15 nginx "$state/logs/origin.log"
+}
+
+# spawn_xpublish STATE PORT [ARGS...]: scripts/xpublish_origin.py (a real xpublish serving the
+# dataset /datasets/air as Zarr v3 and OGC EDR) under uvicorn on 127.0.0.1:PORT, without waiting
+# for it; ARGS go to the script (--data-version N, --values-offset X, --test-routes).
+# ZEC_XPUBLISH_NAME names a further instance (default xpublish): its pid file, and its log
+# STATE/logs/NAME.log, which holds uvicorn's access log (one line per request, path and query).
+spawn_xpublish() {
+  local state=$1 port=$2 name=${ZEC_XPUBLISH_NAME:-xpublish}; shift 2
+  spawn "$state" "$name" "$ZEC_ROOT/.local/venv/bin/python" "$ZEC_ROOT/scripts/xpublish_origin.py" \
+    --port "$port" "$@"
+}
+
+# wait_for_xpublish STATE PORT: until the instance on PORT answers (up in ~3 s).
+wait_for_xpublish() {
+  local state=$1 port=$2 name=${ZEC_XPUBLISH_NAME:-xpublish}
+  wait_for_http "http://127.0.0.1:$port/datasets" 30 "xpublish ($name)" "$state/logs/$name.log"
+}
+
+# start_xpublish STATE PORT [ARGS...]: spawn_xpublish, then wait_for_xpublish.
+start_xpublish() {
+  spawn_xpublish "$@"
+  wait_for_xpublish "$1" "$2"
 }
 
 # write_worker_vars FILE UPSTASH_PORT TOKEN DEMO_DIR ORIGIN_URL [EXTRA_JSON]: the worker's secrets

@@ -38,7 +38,7 @@ pub async fn describe_dataset<P: Platform>(
     });
     if let Some(zarr) = &config.zarr {
         entry["url"] = json!(zarr.root);
-        entry["zarr_format"] = json!(zarr.format);
+        entry["zarr_format"] = json!(zarr.format.number());
         entry["metadata_ttl_seconds"] = json!(zarr.metadata_ttl_seconds);
         entry["absent_ttl_seconds"] = json!(zarr.absent_ttl_seconds);
         entry["generation"] = json!(backends.datasets.generation(&config.id));

@@ -217,7 +217,11 @@ mod tests {
             let failed = run(&world, "GET", "/routes/xp/edr/boom");
             assert_eq!(failed.status, 502);
         }
-        assert_eq!(edr_gets(&world), 4, "the POST and both failed GETs (never cached)");
+        assert_eq!(
+            edr_gets(&world),
+            4,
+            "the POST and both failed GETs (never cached)"
+        );
         let refused = run(&world, "GET", "/routes/xp/edr/bad");
         assert_eq!(refused.status, 422);
         assert_eq!(refused.body, b"");

@@ -192,30 +192,49 @@ pub fn zarr_world() -> World {
                        "cache": [{"path": "edr/**", "ttl_seconds": 600}]}}"#,
     );
     let base = "http://xp.test/datasets/air";
-    let origin = FakeOrigin::default()
-        .with_file(&format!("{base}/zarr/zarr.json"), XP_DOCUMENT.as_bytes())
-        .with_file(
-            &format!("{base}/zarr/t/zarr.json"),
-            br#"{"zarr_format": 3}"#,
-        )
-        .with_file(&format!("{base}/zarr/t/c/0"), &[1, 2])
-        .with_file(&format!("{base}/edr/position?a=1&b=2"), br#"{"edr":1}"#)
-        .with_content_type(&format!("{base}/edr/position?a=1&b=2"), "application/json")
-        .with_file(&format!("{base}/info"), b"info")
-        .with_status(&format!("{base}/edr/boom"), 500)
-        .with_status(&format!("{base}/edr/bad"), 422);
-    world.origin = origin.clone();
-    world.cache = Rc::new(CacheBackends {
-        index: world.index.clone(),
-        store: world.store.clone(),
-        origin,
-        clock: world.clock.clone(),
-        keys: CacheKeys::new("t"),
-    });
+    world.set_origin(xp_origin(XP_DOCUMENT, &[1, 2]));
     world.refs = FakeRefsSource::default()
         .with("http://origin.test/refs.json", REFS, "\"v1\"")
         .with(&format!("{base}/zarr/zarr.json"), XP_DOCUMENT, "\"d1\"");
     world
+}
+
+impl World {
+    /// The same world with `origin` in place of its origin (index, storage, clock and registry
+    /// kept: an origin whose data changed).
+    pub fn set_origin(&mut self, origin: FakeOrigin) {
+        self.origin = origin.clone();
+        self.cache = Rc::new(CacheBackends {
+            index: self.index.clone(),
+            store: self.store.clone(),
+            origin,
+            clock: self.clock.clone(),
+            keys: CacheKeys::new("t"),
+        });
+    }
+}
+
+/// The origin of [`zarr_world`] with `document` as its `zarr.json` and `chunk` as `t/c/0`.
+pub fn xp_origin(document: &str, chunk: &[u8]) -> FakeOrigin {
+    let base = "http://xp.test/datasets/air";
+    FakeOrigin::default()
+        .with_file(&format!("{base}/zarr/zarr.json"), document.as_bytes())
+        .with_file(
+            &format!("{base}/zarr/t/zarr.json"),
+            br#"{"zarr_format": 3}"#,
+        )
+        .with_file(&format!("{base}/zarr/t/c/0"), chunk)
+        .with_file(&format!("{base}/edr/position?a=1&b=2"), br#"{"edr":1}"#)
+        .with_content_type(&format!("{base}/edr/position?a=1&b=2"), "application/json")
+        .with_file(&format!("{base}/info"), b"info")
+        .with_status(&format!("{base}/edr/boom"), 500)
+        .with_status(&format!("{base}/edr/bad"), 422)
+}
+
+/// Origin requests so far whose URL contains `part`.
+pub fn origin_requests(world: &World, part: &str) -> usize {
+    let requests = world.origin.requests.borrow();
+    requests.iter().filter(|r| r.0.contains(part)).count()
 }
 
 /// [`zarr_world`] under the name the route tests use.

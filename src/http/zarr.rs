@@ -443,4 +443,186 @@ mod tests {
             assert!(!String::from_utf8_lossy(&answer.body).contains("-value-0123456789"));
         }
     }
+
+    /// A Zarr store over HTTP: keys pass through (v3 metadata as JSON, never synthesised),
+    /// metadata and chunks are cached, an absent chunk is a 404 that is remembered for the
+    /// absent TTL, and nothing else reaches the origin meanwhile.
+    #[test]
+    fn zarr_store_keys_pass_through_and_are_cached() {
+        let world = zarr_world();
+        let document = run(&world, "GET", "/zarr/xp/zarr.json");
+        assert_eq!(document.status, 200);
+        assert_eq!(document.header("content-type"), Some("application/json"));
+        assert_eq!(document.body, XP_DOCUMENT.as_bytes());
+        assert_eq!(document.header("cache-control"), Some("public, max-age=60"));
+        let chunk = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!((chunk.status, chunk.body.as_slice()), (200, &[1u8, 2][..]));
+        assert_eq!(chunk.header("x-cache"), Some("MISS"));
+        assert_eq!(chunk.header("cache-control"), Some("public, max-age=60"));
+        assert_eq!(
+            run(&world, "GET", "/zarr/xp/t/c/0").header("x-cache"),
+            Some("HIT")
+        );
+        assert_eq!(
+            run(&world, "GET", "/zarr/xp/zarr.json").header("x-cache"),
+            Some("HIT")
+        );
+        let absent = run(&world, "GET", "/zarr/xp/t/c/1");
+        assert_eq!(
+            (absent.status, absent.header("x-cache")),
+            (404, Some("MISS"))
+        );
+        let again = run(&world, "GET", "/zarr/xp/t/c/1");
+        assert_eq!((again.status, again.header("x-cache")), (404, Some("HIT")));
+        assert_eq!(
+            origin_requests(&world, "/zarr/t/c/1"),
+            1,
+            "the 404 is remembered"
+        );
+        assert_eq!(origin_requests(&world, "/zarr/zarr.json"), 1);
+        assert_eq!(origin_requests(&world, "/zarr/t/c/0"), 1);
+        // After the absent TTL (30 s) the origin is asked again; metadata checks (60 s) hold.
+        world.clock.now.set(world.clock.now.get() + 31_000);
+        world.index.now_ms.set(world.clock.now.get());
+        assert_eq!(
+            run(&world, "GET", "/zarr/xp/t/c/1").header("x-cache"),
+            Some("MISS")
+        );
+        assert_eq!(origin_requests(&world, "/zarr/t/c/1"), 2);
+    }
+
+    /// Once a changed version document is seen (the metadata TTL after the last check), no
+    /// chunk of the old generation is served: the new bytes come from the origin. Within the
+    /// TTL the old generation stands.
+    #[test]
+    fn a_changed_document_retires_the_old_chunks() {
+        let mut world = zarr_world();
+        assert_eq!(run(&world, "GET", "/zarr/xp/t/c/0").body, [1, 2]);
+        let changed = XP_DOCUMENT.replace(r#"{"v": 1}"#, r#"{"v": 2}"#);
+        world.set_origin(xp_origin(&changed, &[3, 4]));
+        world.clock.now.set(world.clock.now.get() + 30_000);
+        world.index.now_ms.set(world.clock.now.get());
+        let within = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!(
+            (within.body.as_slice(), within.header("x-cache")),
+            (&[1u8, 2][..], Some("HIT"))
+        );
+        world.clock.now.set(world.clock.now.get() + 31_000);
+        world.index.now_ms.set(world.clock.now.get());
+        let after = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!(
+            (after.body.as_slice(), after.header("x-cache")),
+            (&[3u8, 4][..], Some("MISS"))
+        );
+        assert_eq!(world.registry.generation("xp"), 2);
+        let next = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!(
+            (next.body.as_slice(), next.header("x-cache")),
+            (&[3u8, 4][..], Some("HIT"))
+        );
+        // The same document read again (the next check) keeps the generation.
+        world.clock.now.set(world.clock.now.get() + 61_000);
+        world.index.now_ms.set(world.clock.now.get());
+        assert_eq!(
+            run(&world, "GET", "/zarr/xp/t/c/0").header("x-cache"),
+            Some("HIT")
+        );
+        assert_eq!(world.registry.generation("xp"), 2);
+    }
+
+    /// A bump by the operator retires every chunk at once, without a metadata change; a dataset
+    /// that is not versioned cannot be bumped; the bump needs the admin token.
+    #[test]
+    fn an_operator_bump_retires_the_old_chunks() {
+        let mut world = zarr_world();
+        assert_eq!(run(&world, "GET", "/zarr/xp/t/c/0").body, [1, 2]);
+        world.set_origin(xp_origin(XP_DOCUMENT, &[9, 9]));
+        assert_eq!(
+            run(&world, "GET", "/zarr/xp/t/c/0").body,
+            [1, 2],
+            "the data changed unseen"
+        );
+        let (status, body) = admin(&world, "POST", "/api/admin/datasets/xp/version", "");
+        assert_eq!((status, body["generation"].as_u64()), (200, Some(2)));
+        let after = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!(
+            (after.body.as_slice(), after.header("x-cache")),
+            (&[9u8, 9][..], Some("MISS"))
+        );
+        assert_eq!(
+            admin(&world, "POST", "/api/admin/datasets/demo/version", "").0,
+            400
+        );
+        assert_eq!(
+            run(&world, "POST", "/api/admin/datasets/xp/version").status,
+            401
+        );
+    }
+
+    /// Hostile answers of a Zarr store: an HTML page for a chunk, malformed metadata, a 5xx:
+    /// a clear JSON error, nothing stored, and the next read asks the origin again.
+    #[test]
+    fn bad_store_answers_are_refused_and_not_stored() {
+        let mut world = zarr_world();
+        let base = "http://xp.test/datasets/air/zarr";
+        world.set_origin(
+            xp_origin(XP_DOCUMENT, &[1, 2])
+                .with_file(&format!("{base}/t/c/2"), b"<html>login</html>")
+                .with_content_type(&format!("{base}/t/c/2"), "text/html; charset=utf-8")
+                .with_file(&format!("{base}/bad/zarr.json"), b"{\"zarr_format\": ")
+                .with_file(&format!("{base}/list/zarr.json"), b"[1, 2]")
+                .with_status(&format!("{base}/t/c/3"), 503),
+        );
+        for (key, status, says) in [
+            ("t/c/2", 502, "HTML"),
+            ("bad/zarr.json", 502, "malformed Zarr metadata"),
+            ("list/zarr.json", 502, "not an object"),
+            ("t/c/3", 502, "HTTP 503"),
+        ] {
+            for _ in 0..2 {
+                let response = run(&world, "GET", &format!("/zarr/xp/{key}"));
+                assert_eq!(response.status, status, "{key}");
+                assert_eq!(response.header("content-type"), Some("application/json"));
+                let message = json_body(&response)["message"].as_str().unwrap().to_owned();
+                assert!(message.contains(says), "{key}: {message}");
+            }
+            assert_eq!(origin_requests(&world, key), 2, "{key}: nothing cached");
+        }
+        let stored = world.store.calls().0;
+        assert_eq!(
+            stored, 0,
+            "no bytes stored (the document's check stores no chunk)"
+        );
+    }
+
+    /// A warm job walks the chunk grid of the version document and stores what exists.
+    #[test]
+    fn warm_walks_the_grid_of_a_zarr_store() {
+        let world = zarr_world();
+        let (status, body) = admin(&world, "POST", "/api/admin/warm", r#"{"dataset": "xp"}"#);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["fetched"], 2, "{body}");
+        assert_eq!(
+            run(&world, "GET", "/zarr/xp/t/c/0").header("x-cache"),
+            Some("HIT")
+        );
+        let absent = run(&world, "GET", "/zarr/xp/t/c/1");
+        assert_eq!(
+            (absent.status, absent.header("x-cache")),
+            (404, Some("HIT"))
+        );
+    }
+
+    /// Listings describe a zarr store: its URL, format, TTLs, arrays and routes.
+    #[test]
+    fn listing_describes_a_zarr_store() {
+        let world = zarr_world();
+        let listing = json_body(&run(&world, "GET", "/api/datasets"));
+        let xp = dataset_row(&listing, "xp");
+        assert_eq!(xp["kind"], "zarr");
+        assert_eq!(xp["zarr_format"], 3);
+        assert_eq!(xp["url"], "http://xp.test/datasets/air/zarr");
+        assert_eq!(xp["variables"][0]["name"], "t");
+        assert_eq!(xp["cached_routes"][0]["path"], "edr/**");
+    }
 }

@@ -20,7 +20,8 @@
 
 use crate::contract::{ensure, ensure_eq, CallContext, Report};
 use crate::index::entry::{
-    ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, StoredBytes,
+    ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, SourceVersion, StoredBytes,
+    VersionProbe,
 };
 use crate::index::Index;
 use crate::policy::capacity::Limit;
@@ -42,7 +43,7 @@ pub trait IndexUnderTest {
 }
 
 /// Every case, in the order [`run`] runs them.
-pub const CASES: [&str; 18] = [
+pub const CASES: [&str; 19] = [
     "ping_answers",
     "accounting_and_stats",
     "entries_and_leases_expire_after_their_ttl",
@@ -61,6 +62,7 @@ pub const CASES: [&str; 18] = [
     "runtime_datasets_and_snapshots",
     "orphan_cursor_round_trips",
     "drop_dataset_records_forgets_only_that_dataset",
+    "source_versions_gate_versioned_lookups",
 ];
 
 /// The TTL of the entry and the lease that the expiry case waits out.
@@ -104,6 +106,7 @@ pub async fn run<B: IndexUnderTest>(backend: &B) -> Report {
     case!(runtime_datasets_and_snapshots);
     case!(orphan_cursor_round_trips);
     case!(drop_dataset_records_forgets_only_that_dataset);
+    case!(source_versions_gate_versioned_lookups);
     report
 }
 
@@ -1199,6 +1202,95 @@ async fn drop_dataset_records_forgets_only_that_dataset<I: Index>(index: &I) -> 
         "total_stored",
         index.total_stored().await.call("total_stored")?,
         20,
+    )
+}
+
+/// A versioned lookup answers `Stale` without a fresh record and `Changed` for another
+/// generation, both with no entry and nothing counted; only the current generation's lookup
+/// finds and counts the entry. A new digest raises the generation, the same digest keeps it, an
+/// older observation changes nothing, and a bump raises it.
+async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(), String> {
+    let probe = |generation| {
+        Some(VersionProbe {
+            generation,
+            stale_after_ms: 60_000,
+        })
+    };
+    let looked = |generation, at_ms| async move {
+        let found = index
+            .lookup("ds", "k", at_ms, probe(generation))
+            .await
+            .call("versioned lookup")?;
+        Ok::<_, String>((found.source, found.entry.is_some()))
+    };
+    put(index, "ds", "k", &entry("o1", 10, 5, T0)).await?;
+    ensure_eq(
+        "no record",
+        looked(0, T0).await?,
+        (SourceVersion::Stale, false),
+    )?;
+    let first = index
+        .set_source_version("ds", "d1", T0)
+        .await
+        .call("set_source_version")?;
+    ensure_eq("first generation", first, 1)?;
+    ensure_eq(
+        "a lookup with no generation known",
+        looked(0, T0 + 1).await?,
+        (SourceVersion::Changed(1), false),
+    )?;
+    ensure_eq(
+        "the current generation",
+        looked(1, T0 + 2).await?,
+        (SourceVersion::Current(1), true),
+    )?;
+    ensure_eq(
+        "a record older than stale_after_ms",
+        looked(1, T0 + 60_000).await?,
+        (SourceVersion::Stale, false),
+    )?;
+    ensure_eq("hits counted", counters(index, "ds").await?.hits, 1)?;
+    let unversioned = index
+        .lookup("ds", "k", T0 + 60_000, None)
+        .await
+        .call("unversioned lookup")?;
+    ensure_eq(
+        "an unversioned lookup ignores the record",
+        (unversioned.source, unversioned.entry.is_some()),
+        (SourceVersion::Unprobed, true),
+    )?;
+    let set = |digest: &'static str, at_ms: u64| async move {
+        index
+            .set_source_version("ds", digest, at_ms)
+            .await
+            .call("set_source_version")
+    };
+    ensure_eq("the same digest", set("d1", T0 + 60_000).await?, 1)?;
+    ensure_eq(
+        "checked again: fresh",
+        looked(1, T0 + 60_001).await?.0,
+        SourceVersion::Current(1),
+    )?;
+    ensure_eq("a new digest", set("d2", T0 + 61_000).await?, 2)?;
+    ensure_eq("an older observation", set("d1", T0 + 60_500).await?, 2)?;
+    let bumped = index
+        .bump_source_version("ds")
+        .await
+        .call("bump_source_version")?;
+    ensure_eq("a bump", bumped, 3)?;
+    ensure_eq(
+        "after the bump",
+        looked(2, T0 + 61_001).await?.0,
+        SourceVersion::Changed(3),
+    )?;
+    ensure_eq(
+        "another dataset has no record",
+        index
+            .lookup("other", "k", T0, probe(3))
+            .await
+            .call("lookup other")?
+            .source,
+        SourceVersion::Stale,
     )
 }
 

@@ -19,7 +19,7 @@ const MAX_ARRAYS: usize = 10_000;
 const MAX_DIMENSIONS: usize = 32;
 
 /// Which Zarr format a store speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZarrFormat {
     /// Zarr v2: `.zmetadata`, `.zarray`, `var/0.0`.
     V2,
@@ -28,6 +28,15 @@ pub enum ZarrFormat {
 }
 
 impl ZarrFormat {
+    /// Its number (2 or 3), as `zarr_format` writes it.
+    #[must_use]
+    pub fn number(self) -> u8 {
+        match self {
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+
     /// The format numbered `n` (2 or 3).
     #[must_use]
     pub fn from_number(n: u64) -> Option<Self> {
