@@ -238,6 +238,7 @@ impl Config {
             orphan_grace_ms: u64::from(self.orphan_grace_seconds) * 1000,
             orphan_pages: self.sweep_orphan_pages,
             total_evictions: self.total_evictions_per_run as usize,
+            file_check_ms: u64::from(self.refs_revalidate_seconds) * 1000,
         }
     }
 

@@ -128,6 +128,13 @@ impl CacheKeys {
         format!("{}:v1:source-version:{dataset}", self.prefix)
     }
 
+    /// The validator (`ETag` or `Last-Modified`) last seen for the source file at `url`: an
+    /// entry read from an older version of the file is not served.
+    #[must_use]
+    pub fn file_validator(&self, url: &str) -> String {
+        format!("{}:v1:file:{:032x}", self.prefix, xxh3_128(url.as_bytes()))
+    }
+
     /// The list of a dataset's stats snapshots, newest first (written by the scheduled sweep).
     #[must_use]
     pub fn history(&self, dataset: &str) -> String {

@@ -57,6 +57,9 @@ pub struct Settings {
     pub orphan_pages: u32,
     /// The most deployment-wide evictions per request or sweep.
     pub total_evictions: usize,
+    /// How often a source file served from the cache is checked for a new validator, per
+    /// isolate (`REFS_REVALIDATE_SECONDS`; 0: never).
+    pub file_check_ms: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             orphan_grace_ms: u64::from(DEFAULT_ORPHAN_GRACE_SECONDS) * 1000,
             orphan_pages: DEFAULT_SWEEP_ORPHAN_PAGES,
             total_evictions: DEFAULT_TOTAL_EVICTIONS_PER_RUN as usize,
+            file_check_ms: u64::from(DEFAULT_REFS_REVALIDATE_SECONDS) * 1000,
         }
     }
 }

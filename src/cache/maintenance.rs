@@ -551,11 +551,11 @@ mod tests {
         let report = block_on(remove_claimed(&index, &store, "a", claimed, "t")).unwrap();
         assert_eq!(report.objects_deleted, 1);
         assert!(!store.contains(&object));
-        assert!(block_on(index.lookup("b", "k", 0, None))
+        assert!(block_on(index.lookup("b", "k", 0, None, None))
             .unwrap()
             .entry
             .is_none());
-        assert!(block_on(index.lookup("b", "k2", 0, None))
+        assert!(block_on(index.lookup("b", "k2", 0, None, None))
             .unwrap()
             .entry
             .is_none());

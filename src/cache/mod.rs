@@ -8,6 +8,7 @@
 //! - [`write_back`]: what runs after the response (store, index, release, evict);
 //! - [`single_flight`]: the in-isolate primitive the lock is built on;
 //! - [`envelope`]: origin answers kept with their content type (cached routes);
+//! - [`validators`]: entries of a source file that changed are not served;
 //! - [`maintenance`]: removing keys (claim, delete unheld objects, drop entries): eviction to
 //!   capacity, purges, the scheduled sweep.
 //!
@@ -18,6 +19,7 @@ pub mod lock;
 pub mod maintenance;
 pub mod read;
 pub mod single_flight;
+pub mod validators;
 pub mod write_back;
 
 use std::rc::Rc;
@@ -171,6 +173,8 @@ pub struct CachePolicy {
     pub origin_timeout_ms: u64,
     /// The capacities a write-back enforces.
     pub limits: CapacityLimits,
+    /// How often a source file served from the cache is checked for a new validator (0: never).
+    pub file_check_ms: u64,
 }
 
 /// The backends the cache path needs, owned (cheap clones) so that shared futures can outlive
@@ -210,6 +214,8 @@ pub struct ChunkRequest<'a> {
     pub rules: FetchRules,
     /// The source version, for datasets that have one.
     pub version: Option<Versioned<'a>>,
+    /// The isolate's file checks: a hit whose file is due is checked after the response.
+    pub checks: Option<&'a validators::FileChecks>,
 }
 
 impl ChunkRequest<'_> {

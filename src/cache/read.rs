@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::cache::envelope;
 use crate::cache::lock::{acquire, CacheLock, Permit, Wait};
+use crate::cache::validators::{is_stale, FileCheck};
 use crate::cache::{
     CacheBackends, CachePolicy, CacheSource, Chunk, ChunkBody, ChunkRequest, Expect, FetchRules,
     Timing, Versioned, WriteBack,
@@ -187,14 +188,18 @@ async fn read_once<P: Platform>(
     let object_key = object_key_of(&backends.keys, &request, probe);
     let start = backends.clock.now_ms();
     let (lookup, object, mut timing) =
-        look_up_and_open(backends, dataset, key, &object_key, probe).await;
+        look_up_and_open(backends, &request, &object_key, probe).await;
     match lookup.as_ref().map(|l| l.source) {
         Ok(SourceVersion::Changed(current)) => return Ok(Attempt::Moved(current)),
         Ok(SourceVersion::Stale) => return Ok(Attempt::Stale),
         _ => {}
     }
     let datasets_version = lookup.as_ref().ok().map(|l| l.datasets_version);
+    let file_validator = lookup.as_ref().ok().and_then(|l| l.file_validator.clone());
     let entry = lookup.map(|l| l.entry);
+    // An entry read from an older version of its file: its stored bytes are of that version
+    // too, so the leader does not look in storage again before fetching.
+    let stale_file = matches!(&entry, Ok(Some(e)) if is_stale(e, file_validator.as_deref()));
     let mut deferred = Vec::new();
     let index_down = matches!(entry, Err(IndexError::Unavailable(_)));
     // Without the index a versioned read cannot know the generation: the origin answers, and
@@ -202,7 +207,7 @@ async fn read_once<P: Platform>(
     let blind = index_down && probe.is_some();
     // A storage read that failed (not merely found nothing): the leader does not ask storage
     // again before fetching (it would wait out another storage timeout).
-    let storage_down = object.is_err();
+    let storage_down = object.is_err() || stale_file;
     match (entry, object) {
         // A remembered 404: no object, the entry is the answer.
         (Ok(Some(entry)), _) if entry.is_absent() && entry.object_key == object_key => {
@@ -211,8 +216,10 @@ async fn read_once<P: Platform>(
             return Ok(Attempt::Done(chunk, deferred));
         }
         (Ok(Some(entry)), Ok(Some(object)))
-            if entry.object_key == object_key && entry.size == object.size =>
+            if entry.object_key == object_key && entry.size == object.size && !stale_file =>
         {
+            let now = backends.clock.now_ms();
+            deferred.extend(file_check(&request, &entry, now, policy));
             let body = ChunkBody::Stored {
                 body: object.body,
                 object_key,
@@ -247,7 +254,7 @@ async fn read_once<P: Platform>(
     let (outcome, leader, origin_ms) = share_fetch(
         request,
         target,
-        &object_key,
+        (&object_key, file_validator),
         (index_down, storage_down),
         policy,
         backends,
@@ -299,6 +306,26 @@ fn object_key_of(
     }
 }
 
+/// The check of the hit's source file, when it is due (see [`crate::cache::validators`]).
+fn file_check(
+    request: &ChunkRequest<'_>,
+    entry: &IndexEntry,
+    now_ms: u64,
+    policy: CachePolicy,
+) -> Option<WriteBack> {
+    let (checks, validator) = (request.checks?, entry.origin_validator.as_ref()?);
+    checks
+        .due(request.url, entry.created_ms, now_ms, policy.file_check_ms)
+        .then(|| {
+            WriteBack::CheckFile(FileCheck {
+                url: request.url.to_owned(),
+                validator: validator.clone(),
+                hosts: request.hosts.clone(),
+                auth: request.auth.cloned(),
+            })
+        })
+}
+
 /// The chunk an index entry vouches for (its bytes in `body`, or none when it remembers a 404).
 fn hit<B>(
     entry: IndexEntry,
@@ -325,7 +352,7 @@ fn hit<B>(
 async fn share_fetch<P: Platform>(
     request: ChunkRequest<'_>,
     target: Url,
-    object_key: &str,
+    (object_key, file_validator): (&str, Option<String>),
     (index_down, storage_down): (bool, bool),
     policy: CachePolicy,
     backends: &Rc<CacheBackends<P>>,
@@ -344,6 +371,7 @@ async fn share_fetch<P: Platform>(
                 object_key: object_key.to_owned(),
                 storage_down,
                 rules: request.rules,
+                file_validator: file_validator.clone(),
             },
             target,
             policy,
@@ -370,8 +398,7 @@ async fn share_fetch<P: Platform>(
 /// trip), with what each took.
 async fn look_up_and_open<P: Platform>(
     backends: &CacheBackends<P>,
-    dataset: &str,
-    key: &str,
+    request: &ChunkRequest<'_>,
     object_key: &str,
     probe: Option<VersionProbe>,
 ) -> (
@@ -381,7 +408,11 @@ async fn look_up_and_open<P: Platform>(
 ) {
     let start = backends.clock.now_ms();
     let index_read = async {
-        let lookup = backends.index.lookup(dataset, key, start, probe).await;
+        let (dataset, key, url) = (request.dataset, request.key, request.url);
+        let lookup = backends
+            .index
+            .lookup(dataset, key, start, probe, Some(url))
+            .await;
         (lookup, backends.clock.now_ms())
     };
     let storage_read = async {
@@ -409,6 +440,8 @@ struct Owned {
     /// This request's storage read failed: do not ask storage again before fetching.
     storage_down: bool,
     rules: FetchRules,
+    /// The file's validator as the index recorded it (a fetch that sees another records it).
+    file_validator: Option<String>,
 }
 
 /// The isolate leader's miss: lock the object across instances; with the write permit, fetch
@@ -469,6 +502,7 @@ async fn fetch_once<P: Platform>(
                 auth: owned.auth.as_ref(),
                 rules: owned.rules,
                 version: None,
+                checks: None,
             };
             let stored = if owned.storage_down {
                 None
@@ -558,6 +592,11 @@ fn missed(
             lease: None,
         },
         Permit::Write(_) | Permit::Unlocked => WriteBack::Store {
+            // The file's validator changed (or was never recorded): record it with the entry.
+            file: validator
+                .clone()
+                .filter(|v| owned.file_validator.as_ref() != Some(v))
+                .map(|v| (owned.url.clone(), v)),
             entry: IndexEntry {
                 object_key: owned.object_key,
                 size: bytes.len() as u64,
@@ -806,6 +845,7 @@ mod tests {
             dataset: None,
             total: None,
         },
+        file_check_ms: 60_000,
     };
     const SCOPE: EvictionScope<'static> = EvictionScope {
         datasets: &[],
@@ -837,6 +877,7 @@ mod tests {
             auth: None,
             rules: FetchRules::default(),
             version: None,
+            checks: None,
         }
     }
 
@@ -868,7 +909,7 @@ mod tests {
 
     fn write_back_all(b: &Backends, write_backs: Vec<WriteBack>) {
         for wb in write_backs {
-            block_on(run_write_back(wb, &b.index, &b.store, &SCOPE)).unwrap();
+            block_on(run_write_back(wb, &b.index, &b.store, &b.origin, &SCOPE)).unwrap();
         }
     }
 
@@ -1204,7 +1245,7 @@ mod tests {
         let (_, wbs) = read(&b, &Flights::default()).unwrap();
         let outcome: Vec<_> = wbs
             .into_iter()
-            .map(|wb| block_on(run_write_back(wb, &b.index, &b.store, &SCOPE)))
+            .map(|wb| block_on(run_write_back(wb, &b.index, &b.store, &b.origin, &SCOPE)))
             .collect();
         assert!(outcome[0].as_ref().is_err_and(|e| e.contains("full")));
         assert!(b.index.entries.borrow().is_empty());

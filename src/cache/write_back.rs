@@ -4,8 +4,11 @@
 use std::rc::Rc;
 
 use crate::cache::maintenance::{enforce_limits, EvictionScope};
+use crate::cache::validators::{check_file, FileCheck};
 use crate::index::entry::IndexEntry;
 use crate::index::{Index, IndexError};
+use crate::origin::url_policy::redact;
+use crate::origin::Origin;
 use crate::policy::admission::Admission;
 use crate::policy::capacity::CapacityLimits;
 use crate::store::{ChunkStore, StoreError};
@@ -30,7 +33,12 @@ pub enum WriteBack {
         lease: Option<String>,
         /// The capacities to enforce once it is indexed.
         limits: CapacityLimits,
+        /// The source file's URL and validator to record (it changed, or none was recorded).
+        file: Option<(String, String)>,
     },
+    /// Check whether a source file served from the cache changed (see
+    /// [`validators`](crate::cache::validators)).
+    CheckFile(FileCheck),
     /// Record a miss served without writing back (another instance is writing it, or the
     /// dataset's admission filter refused it).
     RecordMiss {
@@ -110,6 +118,41 @@ impl WriteBack {
     }
 }
 
+/// Stores a miss's bytes (none for a remembered 404), then records the miss and, when they were
+/// stored, their entry. Returns the bytes stored afterwards (for the capacity check).
+async fn store_and_index(
+    index: &impl Index,
+    store: &impl ChunkStore,
+    (dataset, key): (&str, &str),
+    entry: &IndexEntry,
+    bytes: Rc<Vec<u8>>,
+    ttl_ms: u64,
+) -> Result<Option<crate::index::entry::StoredBytes>, String> {
+    let origin_bytes = bytes.len() as u64;
+    // By now the answer went out and no reader holds the bytes: store them without a copy.
+    let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
+    let put = async { store.put(&entry.object_key, bytes).await };
+    let stored = match if entry.is_absent() { Ok(()) } else { put.await } {
+        Ok(()) => Ok(true),
+        // Another writer is putting these very bytes (content-addressed key); its put may
+        // still fail, so this one indexes nothing. Not an error.
+        Err(StoreError::RateLimited(_)) => Ok(false),
+        Err(error) => Err(format!("store {}: {error}", entry.object_key)),
+    };
+    let indexed = index
+        .record_miss(
+            dataset,
+            key,
+            origin_bytes,
+            matches!(stored, Ok(true)).then_some(entry),
+            ttl_ms,
+        )
+        .await
+        .map_err(|e| format!("index {dataset}/{key}: {e}"));
+    stored?;
+    indexed
+}
+
 /// Runs a write-back instruction, then, when it took its dataset (or the deployment) over a
 /// capacity, evicts. Failures are returned for logging; nothing is retried (the next miss writes
 /// again, the next sweep evicts).
@@ -120,6 +163,7 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
     write_back: WriteBack,
     index: &I,
     store: &S,
+    origin: &impl Origin,
     scope: &EvictionScope<'_>,
 ) -> Result<(), String> {
     let describe = |dataset: &str, key: &str| {
@@ -135,34 +179,23 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             ttl_ms,
             lease,
             limits,
+            file,
         } => {
-            let origin_bytes = bytes.len() as u64;
-            // By now the answer went out and no reader holds the bytes: store them without a copy.
-            let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
-            // A remembered 404 has no bytes to store: its entry is the whole record.
-            let put = async { store.put(&entry.object_key, bytes).await };
-            let stored = match if entry.is_absent() { Ok(()) } else { put.await } {
-                Ok(()) => Ok(true),
-                // Another writer is putting these very bytes (content-addressed key); its put may
-                // still fail, so this one indexes nothing. Not an error.
-                Err(StoreError::RateLimited(_)) => Ok(false),
-                Err(error) => Err(format!("store {}: {error}", entry.object_key)),
-            };
-            let indexed = index
-                .record_miss(
-                    &dataset,
-                    &key,
-                    origin_bytes,
-                    matches!(stored, Ok(true)).then_some(&entry),
-                    ttl_ms,
-                )
-                .await
-                .map_err(describe(&dataset, &key));
+            let stored =
+                store_and_index(index, store, (&dataset, &key), &entry, bytes, ttl_ms).await;
             if let Some(holder) = lease {
                 let _ = index.release_lease(&entry.object_key, &holder).await;
             }
-            stored?;
-            (dataset, indexed?, limits)
+            if let (Ok(Some(_)), Some((url, validator))) = (&stored, file) {
+                index
+                    .set_file_validator(&url, &validator)
+                    .await
+                    .map_err(|e| format!("index the validator of {}: {e}", redact(&url)))?;
+            }
+            (dataset, stored?, limits)
+        }
+        WriteBack::CheckFile(check) => {
+            return check_file(origin, index, &check, scope.now_ms).await;
         }
         WriteBack::Adopt {
             dataset,

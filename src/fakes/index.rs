@@ -70,6 +70,8 @@ pub struct FakeIndexState {
     lease_expiry: RefCell<HashMap<String, u64>>,
     pub runtime: RefCell<BTreeMap<String, String>>,
     pub runtime_version: Cell<u64>,
+    /// Recorded file validators by URL.
+    pub file_validators: RefCell<HashMap<String, String>>,
     /// Source version records by dataset: `(generation, digest, checked_ms)`.
     pub source_versions: RefCell<HashMap<String, (u64, String, u64)>>,
     /// Datasets that have (had) cached keys.
@@ -326,9 +328,11 @@ impl Index for FakeIndex {
         key: &str,
         now_ms: u64,
         probe: Option<VersionProbe>,
+        file: Option<&str>,
     ) -> Result<Lookup, IndexError> {
         self.trip()?;
         let datasets_version = self.runtime_version.get();
+        let file_validator = file.and_then(|url| self.file_validators.borrow().get(url).cloned());
         let source = match probe {
             None => SourceVersion::Unprobed,
             Some(probe) => match self.source_versions.borrow().get(dataset) {
@@ -349,13 +353,23 @@ impl Index for FakeIndex {
                 entry: None,
                 datasets_version,
                 source,
+                file_validator,
             });
         }
         Ok(Lookup {
             entry: self.lookup_entry(dataset, key, now_ms),
             datasets_version,
             source,
+            file_validator,
         })
+    }
+
+    async fn set_file_validator(&self, url: &str, validator: &str) -> Result<(), IndexError> {
+        self.trip()?;
+        self.file_validators
+            .borrow_mut()
+            .insert(url.to_owned(), validator.to_owned());
+        Ok(())
     }
 
     async fn set_source_version(

@@ -13,6 +13,8 @@ pub struct FakeOriginState {
     /// URL → the `Location` of a 302 it answers.
     redirects: HashMap<String, String>,
     gate: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
+    /// URL → the `ETag` it answers with.
+    etags: HashMap<String, String>,
     /// URL → the `Content-Type` it answers with.
     content_types: HashMap<String, String>,
     /// URL → a status it answers (with an empty body) instead of its file.
@@ -47,6 +49,12 @@ impl FakeOrigin {
     /// Requests to `host` without an `authorization` header answer 403.
     pub fn with_private_host(mut self, host: &str) -> Self {
         self.private_host = Some(host.to_owned());
+        self
+    }
+
+    /// `url` answers with this `ETag`.
+    pub fn with_etag(mut self, url: &str, etag: &str) -> Self {
+        self.etags.insert(url.to_owned(), etag.to_owned());
         self
     }
 
@@ -85,7 +93,7 @@ impl crate::origin::Origin for FakeOrigin {
         let answer = |status, body: Vec<u8>, content_range| crate::origin::OriginResponse {
             status,
             content_range,
-            etag: None,
+            etag: self.etags.get(url).cloned(),
             last_modified: None,
             location: None,
             content_type: self.content_types.get(url).cloned(),

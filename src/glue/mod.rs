@@ -22,7 +22,8 @@ use worker::{
 };
 
 use crate::cache::maintenance::{scheduled_sweep, EvictionScope};
-use crate::cache::{run_write_back, CacheBackends, Flights};
+use crate::cache::validators::FileChecks;
+use crate::cache::{run_write_back, CacheBackends, Flights, WriteBack};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
@@ -51,6 +52,8 @@ thread_local! {
     static REGISTRY: RefCell<Option<Rc<DatasetRegistry>>> = const { RefCell::new(None) };
     /// Origin fetches in flight in this isolate, shared by concurrent misses.
     static FLIGHTS: Flights = Flights::default();
+    /// When this isolate last checked each source file's validator.
+    static FILE_CHECKS: FileChecks = FileChecks::default();
     /// The isolate's circuit breaker in front of the index.
     static CIRCUIT: Rc<Circuit> = Rc::default();
     /// The isolate's last health report (probes are rate limited per isolate).
@@ -172,26 +175,40 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         });
     }
     if !write_backs.is_empty() {
-        let (index, store) = (
-            index_from(&config),
-            store_from(&env, &config).map_err(|e| e.to_string())?,
-        );
-        let datasets = registry.ids();
-        ctx.wait_until(async move {
-            let scope = EvictionScope {
-                datasets: &datasets,
-                now_ms: WorkerClock.now_ms(),
-                token: &nonce,
-                total_evictions: config.total_evictions_per_run as usize,
-            };
-            for write_back in write_backs {
-                if let Err(e) = run_write_back(write_back, &index, &store, &scope).await {
-                    worker::console_warn!("write-back: {e}");
-                }
-            }
-        });
+        run_after_response(&ctx, &env, config, &registry, nonce, write_backs)?;
     }
     Ok(js)
+}
+
+/// Runs the write-backs in `ctx.wait_until`, after the response.
+fn run_after_response(
+    ctx: &Context,
+    env: &Env,
+    config: Rc<Config>,
+    registry: &DatasetRegistry,
+    nonce: String,
+    write_backs: Vec<WriteBack>,
+) -> worker::Result<()> {
+    let (index, store) = (
+        index_from(&config),
+        store_from(env, &config).map_err(|e| e.to_string())?,
+    );
+    let datasets = registry.ids();
+    ctx.wait_until(async move {
+        let scope = EvictionScope {
+            datasets: &datasets,
+            now_ms: WorkerClock.now_ms(),
+            token: &nonce,
+            total_evictions: config.total_evictions_per_run as usize,
+        };
+        let origin = HttpOrigin::new(config.origin_timeout_ms);
+        for write_back in write_backs {
+            if let Err(e) = run_write_back(write_back, &index, &store, &origin, &scope).await {
+                worker::console_warn!("write-back: {e}");
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The cron trigger (`[triggers] crons` in wrangler.toml): the sweep over every dataset.
@@ -384,6 +401,7 @@ async fn serve(
     Error,
 > {
     let flights = FLIGHTS.with(Flights::clone);
+    let file_checks = FILE_CHECKS.with(FileChecks::clone);
     let settings = config.settings();
     let health = HEALTH.with(Rc::clone);
     let store = store_from(env, config)?;
@@ -413,6 +431,7 @@ async fn serve(
                 .ok()
         },
         health: &health,
+        file_checks: &file_checks,
     };
     Ok(handle(parts, &backends).await)
 }

@@ -314,6 +314,7 @@ async fn warm<P: Platform>(
                     auth: auth.as_ref(),
                     rules: plan.rules,
                     version: plan.version,
+                    checks: None,
                 };
                 let read =
                     read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await;
@@ -331,8 +332,9 @@ async fn warm<P: Platform>(
                         let mut failure = None;
                         for write_back in write_backs {
                             let cache = backends.cache;
+                            let (index, store) = (&cache.index, &cache.store);
                             if let Err(e) =
-                                run_write_back(write_back, &cache.index, &cache.store, scope).await
+                                run_write_back(write_back, index, store, &cache.origin, scope).await
                             {
                                 failure = Some(e);
                             }

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use crate::cache::validators::FileChecks;
 use crate::cache::{CacheBackends, CachePolicy, Expect, FetchRules, Flights, Versioned};
 use crate::error::{ConfigError, Error};
 use crate::http::health::HealthCache;
@@ -32,6 +33,8 @@ pub struct Backends<'a, P: Platform> {
     pub secrets: &'a dyn Fn(&str) -> Option<String>,
     /// The isolate's last health report.
     pub health: &'a HealthCache,
+    /// When this isolate last checked each source file's validator.
+    pub file_checks: &'a FileChecks,
 }
 
 /// The cache path's tunables for a dataset.
@@ -47,6 +50,7 @@ pub fn cache_policy<P: Platform>(
         lease_wait_ms: backends.settings.lease_wait_ms,
         poll_ms: backends.settings.lease_poll_ms,
         limits: config.limits(backends.settings.total_capacity),
+        file_check_ms: backends.settings.file_check_ms,
     }
 }
 

@@ -66,6 +66,7 @@ pub async fn origin_route<P: Platform>(
         auth: auth.as_ref(),
         rules: plan.rules,
         version: plan.version,
+        checks: None,
     };
     let (chunk, write_backs) =
         read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await?;

@@ -51,6 +51,7 @@ pub struct World {
     pub registry: DatasetRegistry,
     pub flights: Flights,
     pub total_capacity: Option<Limit>,
+    pub file_checks: crate::cache::validators::FileChecks,
 }
 
 pub fn world() -> World {
@@ -95,6 +96,7 @@ pub fn world_with(extra_datasets: &str) -> World {
             ),
         registry: DatasetRegistry::new(datasets, 1 << 20, 60_000),
         flights: Flights::default(),
+        file_checks: crate::cache::validators::FileChecks::default(),
     }
 }
 
@@ -132,6 +134,7 @@ pub fn request_with_body(
                 .then(|| format!("{name}-value-0123456789"))
         },
         health: &HealthCache::default(),
+        file_checks: &world.file_checks,
     };
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let (response, write_backs) = block_on(handle(
@@ -161,6 +164,7 @@ pub fn request_with_body(
             write_back,
             &world.cache.index,
             &world.cache.store,
+            &world.cache.origin,
             &scope,
         ))
         .unwrap();

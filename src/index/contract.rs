@@ -43,7 +43,7 @@ pub trait IndexUnderTest {
 }
 
 /// Every case, in the order [`run`] runs them.
-pub const CASES: [&str; 19] = [
+pub const CASES: [&str; 20] = [
     "ping_answers",
     "accounting_and_stats",
     "entries_and_leases_expire_after_their_ttl",
@@ -63,6 +63,7 @@ pub const CASES: [&str; 19] = [
     "orphan_cursor_round_trips",
     "drop_dataset_records_forgets_only_that_dataset",
     "source_versions_gate_versioned_lookups",
+    "file_validators_come_back_with_lookups",
 ];
 
 /// The TTL of the entry and the lease that the expiry case waits out.
@@ -107,6 +108,7 @@ pub async fn run<B: IndexUnderTest>(backend: &B) -> Report {
     case!(orphan_cursor_round_trips);
     case!(drop_dataset_records_forgets_only_that_dataset);
     case!(source_versions_gate_versioned_lookups);
+    case!(file_validators_come_back_with_lookups);
     report
 }
 
@@ -164,7 +166,7 @@ async fn hit<I: Index>(
 ) -> Result<IndexEntry, String> {
     let what = format!("lookup {dataset}/{key}");
     index
-        .lookup(dataset, key, at_ms, None)
+        .lookup(dataset, key, at_ms, None, None)
         .await
         .call(&what)?
         .entry
@@ -175,7 +177,7 @@ async fn hit<I: Index>(
 async fn miss<I: Index>(index: &I, dataset: &str, key: &str, at_ms: u64) -> Result<(), String> {
     let what = format!("lookup {dataset}/{key}");
     let found = index
-        .lookup(dataset, key, at_ms, None)
+        .lookup(dataset, key, at_ms, None, None)
         .await
         .call(&what)?
         .entry;
@@ -1035,7 +1037,7 @@ async fn list_keys_pages_and_sorts<I: Index>(index: &I) -> Result<(), String> {
 async fn runtime_datasets_and_snapshots<I: Index>(index: &I) -> Result<(), String> {
     let version = || async {
         index
-            .lookup("ds", "k", T0, None)
+            .lookup("ds", "k", T0, None, None)
             .await
             .call("lookup")
             .map(|l| l.datasets_version)
@@ -1218,7 +1220,7 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
     };
     let looked = |generation, at_ms| async move {
         let found = index
-            .lookup("ds", "k", at_ms, probe(generation))
+            .lookup("ds", "k", at_ms, probe(generation), None)
             .await
             .call("versioned lookup")?;
         Ok::<_, String>((found.source, found.entry.is_some()))
@@ -1251,7 +1253,7 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
     )?;
     ensure_eq("hits counted", counters(index, "ds").await?.hits, 1)?;
     let unversioned = index
-        .lookup("ds", "k", T0 + 60_000, None)
+        .lookup("ds", "k", T0 + 60_000, None, None)
         .await
         .call("unversioned lookup")?;
     ensure_eq(
@@ -1286,12 +1288,55 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
     ensure_eq(
         "another dataset has no record",
         index
-            .lookup("other", "k", T0, probe(3))
+            .lookup("other", "k", T0, probe(3), None)
             .await
             .call("lookup other")?
             .source,
         SourceVersion::Stale,
     )
+}
+
+/// A lookup naming its source file returns the validator last recorded for that file (none
+/// before one is), whatever the entry; a lookup naming no file returns none.
+async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(), String> {
+    let url = "http://o.test/a.nc";
+    put(index, "ds", "k", &entry("o1", 10, 5, T0)).await?;
+    let validator = |file| async move {
+        let found = index
+            .lookup("ds", "k", T0, None, file)
+            .await
+            .call("lookup with a file")?;
+        Ok::<_, String>((found.file_validator, found.entry.is_some()))
+    };
+    ensure_eq(
+        "nothing recorded",
+        validator(Some(url)).await?,
+        (None, true),
+    )?;
+    index
+        .set_file_validator(url, "\"e1\"")
+        .await
+        .call("set_file_validator")?;
+    ensure_eq(
+        "recorded",
+        validator(Some(url)).await?,
+        (Some("\"e1\"".to_owned()), true),
+    )?;
+    index
+        .set_file_validator(url, "Tue, 01 Dec 2026 10:00:00 GMT")
+        .await
+        .call("set_file_validator again")?;
+    ensure_eq(
+        "replaced",
+        validator(Some(url)).await?.0,
+        Some("Tue, 01 Dec 2026 10:00:00 GMT".to_owned()),
+    )?;
+    ensure_eq(
+        "another file",
+        validator(Some("http://o.test/b.nc")).await?.0,
+        None,
+    )?;
+    ensure_eq("no file named", validator(None).await?.0, None)
 }
 
 #[cfg(test)]

@@ -201,6 +201,8 @@ pub struct Lookup {
     pub datasets_version: u64,
     /// What the dataset's source version record said, when the lookup asked about it.
     pub source: SourceVersion,
+    /// The validator last seen for the source file the lookup named (`None`: none recorded).
+    pub file_validator: Option<String>,
 }
 
 /// A versioned read's question to the lookup: the source generation the reader keys its

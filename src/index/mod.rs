@@ -60,13 +60,21 @@ pub trait Index {
     /// [`SourceVersion::Changed`](entry::SourceVersion::Changed) or
     /// [`SourceVersion::Stale`](entry::SourceVersion::Stale) with no entry, and nothing is
     /// recorded.
+    ///
+    /// With a `file` (the URL the key's bytes come from), the validator last recorded for that
+    /// file ([`set_file_validator`](Self::set_file_validator)) comes back too.
     async fn lookup(
         &self,
         dataset: &str,
         key: &str,
         now_ms: u64,
         probe: Option<VersionProbe>,
+        file: Option<&str>,
     ) -> Result<Lookup, IndexError>;
+
+    /// Records `validator` as the current one of the source file at `url` (seen in an origin
+    /// answer), for lookups to compare entries against; it lives [`FILE_VALIDATOR_TTL_MS`].
+    async fn set_file_validator(&self, url: &str, validator: &str) -> Result<(), IndexError>;
 
     /// Records that `dataset`'s version document (its consolidated metadata) had `digest` when
     /// read from the origin at `read_at_ms`, and returns the source generation: raised when the
@@ -223,6 +231,10 @@ pub trait Index {
     /// Records where the orphan sweep stopped (`None` once it listed everything).
     async fn set_orphan_cursor(&self, cursor: Option<&str>) -> Result<(), IndexError>;
 }
+
+/// How long a recorded file validator lives: longer than any entry it judges (entries live a
+/// dataset's TTL, a day by default).
+pub const FILE_VALIDATOR_TTL_MS: u64 = 7 * 86_400_000;
 
 /// How long a claimed object counts as being deleted: no entry may be written for it meanwhile.
 /// Its removal deletes it right after the claim (one storage call, bounded by the storage

@@ -74,12 +74,13 @@ pub fn by_sha(sha: &str) -> Option<&'static Script> {
 
 /// `Index::lookup`: read the entry and, only if it is live (present, not being evicted), count
 /// the hit on the entry, the dataset and the eviction orders. Returns `[datasets version, entry
-/// as read, source version state]`. A versioned read first checks the dataset's source version
+/// as read, source version state, file validator]`. A versioned read first checks the dataset's source version
 /// record: when the reader's generation is not current, or the record is stale, it answers
 /// `{'changed'|'stale', generation}` with no entry and counts nothing.
 /// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` run-time datasets version, `KEYS[14]` the
-/// dataset's source version record; `ARGV[4]` now ms, `ARGV[5]` Zarr key, `ARGV[6]` the
-/// reader's generation (empty: not versioned), `ARGV[7]` how old the record may be (ms).
+/// dataset's source version record, `KEYS[15]` the source file's validator; `ARGV[4]` now ms,
+/// `ARGV[5]` Zarr key, `ARGV[6]` the reader's generation (empty: not versioned), `ARGV[7]` how
+/// old the record may be (ms), `ARGV[8]` `1` to read the file's validator.
 pub static LOOKUP: Script = Script::new(concat!(
     include_str!("scripts/prelude.lua"),
     include_str!("scripts/lookup.lua")

@@ -8,7 +8,7 @@ use crate::index::entry::{
 };
 use crate::index::scripts::{self, Script};
 use crate::index::transport::UpstashTransport;
-use crate::index::{Index, IndexError, DELETING_MS};
+use crate::index::{Index, IndexError, DELETING_MS, FILE_VALIDATOR_TTL_MS};
 use crate::keys::CacheKeys;
 use crate::policy::eviction::{EvictionPolicy, Order};
 use crate::policy::listing::KeySort;
@@ -261,6 +261,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         key: &str,
         now_ms: u64,
         probe: Option<VersionProbe>,
+        file: Option<&str>,
     ) -> Result<Lookup, IndexError> {
         let (generation, stale_after) = match probe {
             Some(p) => (p.generation.to_string(), p.stale_after_ms.to_string()),
@@ -274,8 +275,15 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                     self.keys.entry(dataset, key),
                     self.keys.runtime_datasets_version(),
                     self.keys.source_version(dataset),
+                    self.keys.file_validator(file.unwrap_or("")),
                 ],
-                [now_ms.to_string(), key.to_owned(), generation, stale_after],
+                [
+                    now_ms.to_string(),
+                    key.to_owned(),
+                    generation,
+                    stale_after,
+                    if file.is_some() { "1" } else { "0" }.to_owned(),
+                ],
             ))
             .await?;
         let Value::Array(items) = &reply else {
@@ -298,10 +306,11 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             _ => return Err(unexpected("lookup", &reply)),
         };
         match items.as_slice() {
-            [version, entry, _] => Ok(Lookup {
+            [version, entry, _, file] => Ok(Lookup {
                 datasets_version: counter(version),
                 entry: IndexEntry::from_hgetall(entry),
                 source,
+                file_validator: file.as_str().filter(|v| !v.is_empty()).map(str::to_owned),
             }),
             _ => Err(unexpected("lookup", &reply)),
         }
@@ -323,6 +332,15 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             Value::Int(n) if n > 0 => Ok(n.unsigned_abs()),
             other => Err(unexpected("set source version", &other)),
         }
+    }
+
+    async fn set_file_validator(&self, url: &str, validator: &str) -> Result<(), IndexError> {
+        let command = Command::new("SET")
+            .arg(self.keys.file_validator(url))
+            .arg(validator)
+            .arg("PX")
+            .arg(FILE_VALIDATOR_TTL_MS);
+        self.call(&command).await.map(|_| ())
     }
 
     async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError> {

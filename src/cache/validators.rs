@@ -1,0 +1,162 @@
+//! Stale kerchunk bytes: an index entry records its source file's validator (`ETag`, else
+//! `Last-Modified`), and the index records the validator last seen for each file. A lookup
+//! returns the file's, and an entry read from another version of the file is not served (it
+//! is forgotten and read again). The file's validator is learned from every origin answer and,
+//! for files only ever served from the cache, from a periodic conditional check run after the
+//! response: a one-byte ranged `GET` with `If-None-Match` (or `If-Modified-Since`), at most once
+//! per file per isolate per check interval (`REFS_REVALIDATE_SECONDS`), usually a `304` with no
+//! body.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::index::entry::IndexEntry;
+use crate::index::Index;
+use crate::origin::auth::OriginAuth;
+use crate::origin::url_policy::{host_port, redact, HostPolicy};
+use crate::origin::{ByteRange, Origin};
+
+/// The most files an isolate remembers checking (beyond it, old checks are forgotten).
+const MAX_TRACKED_FILES: usize = 10_000;
+
+/// When this isolate last checked (or learned) each file's validator.
+#[derive(Debug, Clone, Default)]
+pub struct FileChecks(Rc<RefCell<HashMap<String, u64>>>);
+
+impl FileChecks {
+    /// Whether the file at `url`, known current at `known_at_ms` (its entry's creation), is due
+    /// for a check at `now_ms` with checks `every_ms` apart (0: never); a due check is recorded
+    /// as done.
+    #[must_use]
+    pub fn due(&self, url: &str, known_at_ms: u64, now_ms: u64, every_ms: u64) -> bool {
+        if every_ms == 0 {
+            return false;
+        }
+        let mut checks = self.0.borrow_mut();
+        let last = checks.get(url).copied().unwrap_or(0).max(known_at_ms);
+        if now_ms.saturating_sub(last) < every_ms {
+            return false;
+        }
+        if checks.len() >= MAX_TRACKED_FILES {
+            checks.retain(|_, at| now_ms.saturating_sub(*at) < every_ms);
+            if checks.len() >= MAX_TRACKED_FILES {
+                checks.clear();
+            }
+        }
+        checks.insert(url.to_owned(), now_ms);
+        true
+    }
+}
+
+/// Whether `entry` was read from another version of its file than the one last seen.
+#[must_use]
+pub fn is_stale(entry: &IndexEntry, file_validator: Option<&str>) -> bool {
+    match (entry.origin_validator.as_deref(), file_validator) {
+        (Some(own), Some(current)) => own != current,
+        _ => false,
+    }
+}
+
+/// A conditional check of one source file, run after the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    /// The file.
+    pub url: String,
+    /// The validator the cached entries carry.
+    pub validator: String,
+    /// The hosts the dataset may fetch from.
+    pub hosts: HostPolicy,
+    /// The dataset's signing identity, for a private origin.
+    pub auth: Option<OriginAuth>,
+}
+
+/// Asks the origin whether `check`'s file still has its validator and records the new one when
+/// it changed (then lookups stop serving the old entries).
+///
+/// # Errors
+/// What failed, for the log: the URL not allowed, no answer, the index not recording.
+pub async fn check_file(
+    origin: &impl Origin,
+    index: &impl Index,
+    check: &FileCheck,
+    now_ms: u64,
+) -> Result<(), String> {
+    let shown = redact(&check.url);
+    let target = check
+        .hosts
+        .check_chunk_url(&check.url)
+        .map_err(|e| format!("check {shown}: {e}"))?;
+    let mut headers = match &check.auth {
+        Some(auth) => auth
+            .headers(&target, &host_port(&target), now_ms)
+            .map_err(|e| format!("check {shown}: {e}"))?,
+        None => Vec::new(),
+    };
+    // An ETag is quoted (`"…"` or `W/"…"`); anything else is a Last-Modified date.
+    let condition = if check.validator.ends_with('"') {
+        "if-none-match"
+    } else {
+        "if-modified-since"
+    };
+    headers.push((condition.to_owned(), check.validator.clone()));
+    let first_byte = ByteRange {
+        offset: 0,
+        length: 1,
+    };
+    let answer = origin
+        .get(target.as_str(), Some(first_byte), &headers)
+        .await
+        .map_err(|e| format!("check {shown}: {e}"))?;
+    if !matches!(answer.status, 200 | 206) {
+        // 304: unchanged; anything else teaches nothing.
+        return Ok(());
+    }
+    match answer.etag.or(answer.last_modified) {
+        Some(current) if current != check.validator => index
+            .set_file_validator(&check.url, &current)
+            .await
+            .map_err(|e| format!("check {shown}: {e}")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file is due once per interval, counted from its entry's creation or the last check.
+    #[test]
+    fn checks_are_spaced() {
+        let checks = FileChecks::default();
+        assert!(!checks.due("u", 0, 1_000, 0), "0 turns checks off");
+        assert!(
+            !checks.due("u", 900, 1_000, 500),
+            "the entry itself is recent"
+        );
+        assert!(checks.due("u", 0, 1_000, 500));
+        assert!(!checks.due("u", 0, 1_400, 500));
+        assert!(checks.due("u", 0, 1_500, 500));
+        assert!(checks.due("v", 0, 1_500, 500), "per file");
+    }
+
+    /// Only an entry whose validator differs from the file's recorded one is stale.
+    #[test]
+    fn staleness() {
+        let mut entry = IndexEntry {
+            object_key: "o".into(),
+            size: 1,
+            checksum: "c".into(),
+            created_ms: 0,
+            last_access_ms: 0,
+            hits: 0,
+            fetch_ms: 0,
+            origin_validator: Some("\"a\"".into()),
+        };
+        assert!(!is_stale(&entry, Some("\"a\"")));
+        assert!(is_stale(&entry, Some("\"b\"")));
+        assert!(!is_stale(&entry, None));
+        entry.origin_validator = None;
+        assert!(!is_stale(&entry, Some("\"b\"")));
+    }
+}
