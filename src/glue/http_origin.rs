@@ -132,25 +132,7 @@ impl Origin for HttpOrigin {
                 .set("range", &range.header_value())
                 .map_err(|e| network(&e))?;
         }
-        Self::exchange(url, headers, self.timeout_ms, |mut response| async move {
-            let status = response.status_code();
-            // A redirect's body is not wanted; the caller decides about its Location.
-            let body = if is_redirect(status) {
-                Vec::new()
-            } else {
-                read_capped(&mut response, MAX_ORIGIN_BODY_BYTES).await?
-            };
-            Ok(OriginResponse {
-                status,
-                content_range: header(&response, "content-range"),
-                etag: header(&response, "etag"),
-                last_modified: header(&response, "last-modified"),
-                location: header(&response, "location"),
-                content_type: header(&response, "content-type"),
-                body,
-            })
-        })
-        .await
+        Self::exchange(url, headers, self.timeout_ms, whole_answer).await
     }
 
     async fn forward(
@@ -166,30 +148,28 @@ impl Origin for HttpOrigin {
         }
         let method = Method::from(method.to_owned());
         let body = (!body.is_empty()).then(|| body.to_vec());
-        Self::exchange_with(
-            (method, url, body),
-            headers,
-            self.timeout_ms,
-            |mut response| async move {
-                let status = response.status_code();
-                let body = if is_redirect(status) {
-                    Vec::new()
-                } else {
-                    read_capped(&mut response, MAX_ORIGIN_BODY_BYTES).await?
-                };
-                Ok(OriginResponse {
-                    status,
-                    content_range: header(&response, "content-range"),
-                    etag: header(&response, "etag"),
-                    last_modified: header(&response, "last-modified"),
-                    location: header(&response, "location"),
-                    content_type: header(&response, "content-type"),
-                    body,
-                })
-            },
-        )
-        .await
+        Self::exchange_with((method, url, body), headers, self.timeout_ms, whole_answer).await
     }
+}
+
+/// The whole answer (a redirect's body is not wanted: the caller decides about its Location),
+/// its body capped while it is read.
+async fn whole_answer(mut response: Response) -> Result<OriginResponse, OriginError> {
+    let status = response.status_code();
+    let body = if is_redirect(status) {
+        Vec::new()
+    } else {
+        read_capped(&mut response, MAX_ORIGIN_BODY_BYTES).await?
+    };
+    Ok(OriginResponse {
+        status,
+        content_range: header(&response, "content-range"),
+        etag: header(&response, "etag"),
+        last_modified: header(&response, "last-modified"),
+        location: header(&response, "location"),
+        content_type: header(&response, "content-type"),
+        body,
+    })
 }
 
 /// Reference files over HTTP(S) (conditional GET with `If-None-Match`, redirects returned to the

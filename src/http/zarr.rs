@@ -634,17 +634,37 @@ mod tests {
     fn a_replaced_source_file_retires_its_entries() {
         let mut world = world();
         let file = "http://origin.test/f.bin";
-        world.set_origin(FakeOrigin::default().with_file(file, b"0123456789").with_etag(file, "\"e1\""));
+        world.set_origin(
+            FakeOrigin::default()
+                .with_file(file, b"0123456789")
+                .with_etag(file, "\"e1\""),
+        );
         assert_eq!(run(&world, "GET", "/zarr/demo/t/0").body, b"234");
-        assert_eq!(run(&world, "GET", "/zarr/demo/t/0").header("x-cache"), Some("HIT"));
-        world.set_origin(FakeOrigin::default().with_file(file, b"01xyz56789").with_etag(file, "\"e2\""));
+        assert_eq!(
+            run(&world, "GET", "/zarr/demo/t/0").header("x-cache"),
+            Some("HIT")
+        );
+        world.set_origin(
+            FakeOrigin::default()
+                .with_file(file, b"01xyz56789")
+                .with_etag(file, "\"e2\""),
+        );
         let within = run(&world, "GET", "/zarr/demo/t/0");
-        assert_eq!((within.body.as_slice(), within.header("x-cache")), (&b"234"[..], Some("HIT")));
-        assert!(world.origin.requests.borrow().is_empty(), "no check within the interval");
+        assert_eq!(
+            (within.body.as_slice(), within.header("x-cache")),
+            (&b"234"[..], Some("HIT"))
+        );
+        assert!(
+            world.origin.requests.borrow().is_empty(),
+            "no check within the interval"
+        );
         world.clock.now.set(world.clock.now.get() + 301_000);
         world.index.now_ms.set(world.clock.now.get());
         let checked = run(&world, "GET", "/zarr/demo/t/0");
-        assert_eq!((checked.body.as_slice(), checked.header("x-cache")), (&b"234"[..], Some("HIT")));
+        assert_eq!(
+            (checked.body.as_slice(), checked.header("x-cache")),
+            (&b"234"[..], Some("HIT"))
+        );
         let check = world.origin.requests.borrow().clone();
         assert_eq!(check.len(), 1, "one check of the file");
         assert_eq!(check[0].1.map(|r| (r.offset, r.length)), Some((0, 1)));
@@ -653,9 +673,14 @@ mod tests {
             [("if-none-match".to_owned(), "\"e1\"".to_owned())]
         );
         let after = run(&world, "GET", "/zarr/demo/t/0");
-        assert_eq!((after.body.as_slice(), after.header("x-cache")), (&b"xyz"[..], Some("MISS")));
-        assert_eq!(run(&world, "GET", "/zarr/demo/t/0").header("x-cache"), Some("HIT"));
+        assert_eq!(
+            (after.body.as_slice(), after.header("x-cache")),
+            (&b"xyz"[..], Some("MISS"))
+        );
+        assert_eq!(
+            run(&world, "GET", "/zarr/demo/t/0").header("x-cache"),
+            Some("HIT")
+        );
         assert_eq!(run(&world, "GET", "/zarr/demo/t/0").body, b"xyz");
     }
 }
-

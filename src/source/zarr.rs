@@ -125,8 +125,17 @@ pub async fn variables<S: KeySource>(source: &S) -> Result<Vec<Variable>, Error>
         let attrs = metadata_json(source, &attrs_key)
             .await?
             .unwrap_or(Json::Null);
+        out.push(Variable::from_v2(name, &zarray, &attrs));
+    }
+    Ok(out)
+}
+
+impl Variable {
+    /// The variable a v2 `.zarray` and its `.zattrs` describe.
+    #[must_use]
+    pub fn from_v2(name: String, zarray: &Json, attrs: &Json) -> Self {
         let id_of = |codec: &Json| codec.get("id").cloned().unwrap_or(Json::Null);
-        out.push(Variable {
+        Self {
             shape: zarray["shape"].clone(),
             chunks: zarray["chunks"].clone(),
             dtype: zarray["dtype"].clone(),
@@ -138,9 +147,8 @@ pub async fn variables<S: KeySource>(source: &S) -> Result<Vec<Variable>, Error>
             dimensions: attrs["_ARRAY_DIMENSIONS"].clone(),
             fill_value: zarray["fill_value"].clone(),
             name,
-        });
+        }
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -265,20 +265,7 @@ fn v2_arrays(json: &Json) -> Result<Vec<ArrayGrid>, String> {
             format!("{path}/.zattrs")
         };
         let attrs = metadata.get(&attrs_key).cloned().unwrap_or(Json::Null);
-        let id_of = |codec: &Json| codec.get("id").cloned().unwrap_or(Json::Null);
-        let variable = Variable {
-            name: path.to_owned(),
-            shape: zarray["shape"].clone(),
-            chunks: zarray["chunks"].clone(),
-            dtype: zarray["dtype"].clone(),
-            compressor: id_of(&zarray["compressor"]),
-            filters: zarray["filters"]
-                .as_array()
-                .map(|f| f.iter().map(id_of).collect())
-                .unwrap_or_default(),
-            dimensions: attrs["_ARRAY_DIMENSIONS"].clone(),
-            fill_value: zarray["fill_value"].clone(),
-        };
+        let variable = Variable::from_v2(path.to_owned(), zarray, &attrs);
         let encoding = KeyEncoding::V2(separator(&zarray["dimension_separator"], '.')?);
         arrays.push(grid(
             path,

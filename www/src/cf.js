@@ -18,10 +18,11 @@ function asNumber(v) {
 
 /**
  * How to turn the stored values of one array into physical values.
- * `dtype` is the Zarr v2 dtype string ("<f4", ">i2", ...), `fillValue` the array's fill_value.
+ * `dtype` is the Zarr v2 dtype string ("<f4", ">i2", ...) or the v3 data type ("float32", ...),
+ * `fillValue` the array's fill_value.
  */
 export function cfDecoder(attrs, fillValue, dtype) {
-  const f32 = /f4$/.test(dtype);
+  const f32 = /f4$|^float32$/.test(dtype);
   const norm = (v) => (f32 ? Math.fround(v) : v);
   const scale = asNumber(attrs.scale_factor);
   const offset = asNumber(attrs.add_offset);
@@ -33,7 +34,7 @@ export function cfDecoder(attrs, fillValue, dtype) {
     if (Number.isNaN(n)) maskNaN = true;
     else if (!fills.includes(norm(n))) fills.push(norm(n));
   }
-  if (/f[248]$/.test(dtype)) maskNaN = true;
+  if (/f[248]$|^float(16|32|64)$/.test(dtype)) maskNaN = true;
   let validMin = asNumber(attrs.valid_min);
   let validMax = asNumber(attrs.valid_max);
   const range = asList(attrs.valid_range).map(asNumber);

@@ -146,7 +146,8 @@ function storeFor(ds) {
   if (!state.stores.has(ds.id)) {
     const url = apiUrl(ds.zarr || `zarr/${encodeURIComponent(ds.id)}`).href;
     const raw = new zarr.FetchStore(url, { fetch: recordingFetch(url, () => state.ledger) });
-    const p = zarr.withConsolidatedMetadata(raw, { format: "v2" });
+    // A Zarr store over HTTP may speak v3 (xpublish does); kerchunk datasets are v2.
+    const p = zarr.withConsolidatedMetadata(raw, { format: ds.zarr_format === 3 ? "v3" : "v2" });
     p.catch(() => state.stores.delete(ds.id));
     state.stores.set(ds.id, p);
   }
