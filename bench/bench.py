@@ -1,6 +1,6 @@
 """The Python half of bench/run (which starts and stops the stack around it).
 
-    bench.py prepare --state DIR --config full|smoke --origin-url URL --proxy-url URL
+    bench.py prepare --state DIR --config full|smoke --origin-url URL --proxy-url URL [--xpublish-url URL]
     bench.py measure --state DIR --config full|smoke --out DIR [ports and token, see --help]
     bench.py render [--out DIR]     rewrite latest.md/png from latest.json (no measuring)
 
@@ -30,7 +30,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = configs.CONFIGS[args.config]
     started = time.monotonic()
     data.prepare(Path(args.state), cfg, args.origin_url.rstrip("/"), args.proxy_url.rstrip("/"),
-                 Path(args.cache), log=lambda m: print(m, file=sys.stderr, flush=True))
+                 Path(args.cache), log=lambda m: print(m, file=sys.stderr, flush=True),
+                 xpublish_url=args.xpublish_url.rstrip("/") or None)
     print(f"  benchmark data ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--origin-url", required=True)
     p.add_argument("--proxy-url", required=True)
     p.add_argument("--cache", required=True, help="where synthetic reference sets are kept between runs")
+    p.add_argument("--xpublish-url", default="",
+                   help="the benchmark's xpublish: the worker's datasets xw-<profile>-c<N> front it (none if empty)")
     m = sub.add_parser("measure")
     m.add_argument("--state", required=True)
     m.add_argument("--config", choices=sorted(configs.CONFIGS), default="full")

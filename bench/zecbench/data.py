@@ -16,6 +16,10 @@ Everything goes under ``STATE/www``, which the benchmark's nginx origin serves:
 * ``floor/<var>/<i.j.k>``: each chunk's bytes as a file, for nginx to serve as static files;
 * ``refs/synth-<N>.json``: synthetic kerchunk JSON with N explicit range references.
 
+Beside the kerchunk aliases, the worker's datasets include (when xpublish runs) one of kind
+``zarr`` per profile and concurrency, ``xw-<profile>-c<N>``, fronting xpublish's dataset of the
+same id (``bench/xpublish_server.py`` serves ``xp-…`` for the direct reads and ``xw-…`` for these).
+
 ``STATE/manifest.json`` lists all of it for the measuring step.
 """
 
@@ -153,7 +157,7 @@ def write_synth_refs(path: Path, n: int, urls: list[str], file_size: int) -> int
 
 
 def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_dir: Path,
-            log=print) -> dict:
+            log=print, xpublish_url: str | None = None) -> dict:
     """Write the benchmark data under ``state/www`` and return the manifest (also written)."""
     www = state / "www"
     if www.exists():
@@ -214,6 +218,22 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
                                "description": f"benchmark alias ({profile} origin)"}
             aliases[alias] = {"profile": profile, "edge": bool(edge_ttl), "concurrency": conc, "storage": storage}
 
+    # xpublish's datasets (bench/xpublish_server.py): per profile and concurrency one read directly
+    # (xp-…) and one read through the worker (xw-…), each cold for its own cold pass; the worker's
+    # dataset of kind "zarr" fronting xw-… has the same id, so it starts empty too.
+    xpublish_datasets: dict[str, str] = {}
+    for profile in config.profiles:
+        for c in config.concurrency:
+            xpublish_datasets[f"xp-{profile}-c{c}"] = profile
+            xpublish_datasets[f"xw-{profile}-c{c}"] = profile
+            if xpublish_url:
+                dataset_id = f"xw-{profile}-c{c}"
+                datasets[dataset_id] = {
+                    "kind": "zarr", "url": f"{xpublish_url.rstrip('/')}/datasets/{dataset_id}/zarr",
+                    "zarr_format": 3, "metadata_ttl_seconds": 60, "ttl_seconds": 3600,
+                    "edge_ttl_seconds": 0, "allowed_hosts": [host_of(xpublish_url)],
+                    "description": f"benchmark: fronting xpublish ({profile} origin behind it)"}
+
     synth = []
     urls = [f"{origin_url}/data/synth-{i}.nc" for i in range(8)]
     for i in range(8):
@@ -248,6 +268,8 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
         "variables": variables,
         "aliases": aliases,
         "direct_refs": direct,
+        "xpublish_datasets": xpublish_datasets,
+        "xpublish_url": xpublish_url,
         "synth": synth,
         "datasets": datasets,
     }

@@ -140,7 +140,11 @@ def parse_server_timing(value: str | None) -> dict[str, float]:
 class HttpReader:
     """GETs URLs with aiohttp over keep-alive connections (at most `concurrency`)."""
 
-    def __init__(self, concurrency: int, timeout_s: float, expect_status: int = 200):
+    def __init__(self, concurrency: int, timeout_s: float, expect_status: int = 200,
+                 record: dict | None = None):
+        # record: when given, {URL: (length, CRC-32)} of every body answered with expect_status
+        # (what a later pass checks its bodies against)
+        self.record = record
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, force_close=False),
             timeout=aiohttp.ClientTimeout(total=timeout_s),
@@ -153,6 +157,8 @@ class HttpReader:
             body = await r.read()
             if r.status != self.expect_status:
                 raise HttpStatusError(f"HTTP {r.status}: {body[:200]!r}")
+            if self.record is not None:
+                self.record[item.target] = (len(body), zlib.crc32(body))
             return body, {"x-cache": r.headers.get("X-Cache"),
                           "server-timing": parse_server_timing(r.headers.get("Server-Timing"))}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .runner import READERS, S3_WARM
+from .runner import READERS, S3_WARM, XW_COLD, XW_WARM
 
 ORIGIN_READERS = ("ReferenceFileSystem", "xpublish (cold)")
 
@@ -104,6 +104,16 @@ def targets(results: dict) -> list[dict]:
             out.append({"target": f"{profile}: worker warm from S3 storage vs from R2 at c={cmax} (reported)",
                         "met": None, "measured": f"{s3['chunks_per_s'] / w['chunks_per_s']:.2f}× the chunks/s, "
                                                  f"{s3['p50_ms'] / w['p50_ms']:.2f}× the p50", "by": ""})
+        for fronting, direct in ((XW_COLD, "xpublish (cold)"), (XW_WARM, "xpublish (warm)")):
+            f = next((r for r in rows if r["profile"] == profile and r["reader"] == fronting
+                      and r["concurrency"] == cmax), None)
+            d = next((r for r in rows if r["profile"] == profile and r["reader"] == direct
+                      and r["concurrency"] == cmax), None)
+            if f and d and f["chunks_per_s"] and d["chunks_per_s"] and f["p50_ms"] and d["p50_ms"]:
+                out.append({"target": f"{profile}: {fronting} vs {direct} at c={cmax} (reported)", "met": None,
+                            "measured": f"{f['chunks_per_s']:,.0f} vs {d['chunks_per_s']:,.0f} chunks/s: "
+                                        f"{f['chunks_per_s'] / d['chunks_per_s']:.2f}× the chunks/s, "
+                                        f"{f['p50_ms'] / d['p50_ms']:.2f}× the p50", "by": ""})
         for reader in ("fsspec simplecache (warm)", "fsspec blockcache (warm)"):
             b = next((r for r in rows if r["profile"] == profile and r["reader"] == reader
                       and r["concurrency"] == cmax), None)
@@ -220,6 +230,14 @@ def markdown(results: dict) -> str:
         "on a reused connection each GET's body follows its headers by ~40 ms (Nagle against delayed ACKs; "
         "`curl` alone against it: ~43 ms per 10–100 KB GET, ~1 ms on a fresh connection), which S3 hits one at "
         "a time pay; Server-Timing's `storage` stops at the headers",
+        "- `worker fronting xpublish` rows: the worker (R2 storage) reading a dataset of kind `zarr` "
+        "(`xw-<profile>-c<N>`: Zarr v3 keys passed through to xpublish, `metadata_ttl_seconds: 60`, edge tier off) "
+        "over an xpublish dataset of its own, served by the same xpublish process as the `xpublish` rows, whose "
+        "references reach the origin of the profile; so a cold pass is cold for both the worker and xpublish "
+        "(worker → xpublish → origin, every chunk a MISS and asked of xpublish once), and a warm pass must ask "
+        "xpublish for no chunk. Every body is checked against the bytes xpublish answered directly for the same "
+        "chunk (its `xpublish (cold)` pass at that concurrency; the `xpublish (warm)` bodies too). Chunk bytes "
+        "are xpublish's re-encoding (zstd), so MB/s counts the same bytes as the `xpublish` rows; compare chunks/s",
         "- origin req/MB: requests for the data file in nginx's access log during the pass (behind the proxy "
         "in the remote profile); index RT/cmd per request: upstash-local `/__stats`, reset before each pass, "
         "read once the worker's background writes have gone quiet",
@@ -331,7 +349,7 @@ def breakdown_section(results: dict) -> list[str]:
     rows = [r for r in results["rows"] if r["reader"].startswith("worker") and r.get("server_timing_p50_ms")]
     out = ["## Worker Server-Timing and CPU per request", "",
            "Median `Server-Timing` durations (ms) and CPU per request of each service (/proc, ms) during the pass.", "",
-           "| profile | reader | c | Server-Timing p50 | CPU ms/req: worker · upstash · redis · s3s-fs · nginx · proxy · client |",
+           "| profile | reader | c | Server-Timing p50 | CPU ms/req: worker · upstash · redis · s3s-fs · nginx · proxy · xpublish · client |",
            "| --- | --- | ---: | --- | --- |"]
     for r in rows:
         st = ", ".join(f"{k} {v:g}" for k, v in r["server_timing_p50_ms"].items())
@@ -340,7 +358,8 @@ def breakdown_section(results: dict) -> list[str]:
         cpu = dict(r.get("cpu_ms_per_req", {}))
         if r.get("storage") == "s3":  # the wrangler dev that served the row
             cpu["worker"] = cpu.get("worker_s3")
-        cpus = " · ".join(_num(cpu.get(k), 2) for k in ("worker", "upstash", "redis", "s3", "origin", "proxy", "client"))
+        cpus = " · ".join(_num(cpu.get(k), 2)
+                          for k in ("worker", "upstash", "redis", "s3", "origin", "proxy", "xpublish", "client"))
         out.append(f"| {r['profile']} | {r['reader']} | {r['concurrency']} | {st} | {cpus} |")
     return out + [""]
 
@@ -359,17 +378,19 @@ def chart(results: dict, path: Path) -> None:
         for row, (key, label) in enumerate((("chunks_per_s", "chunks/s (higher is better)"),
                                             ("p50_ms", "p50 latency, ms (lower is better)"))):
             ax = axes[row][col]
-            # an S3-storage row: its R2 row's colour and marker, dotted
-            base = [r for r, _ in READERS if not r.endswith(", S3 storage")]
+            # an S3-storage row: its R2 row's colour and marker, dotted; a worker-fronting-xpublish
+            # row: its xpublish row's, dash-dotted
+            fronting = {XW_COLD: "xpublish (cold)", XW_WARM: "xpublish (warm)"}
+            base = [r for r, _ in READERS if not r.endswith(", S3 storage") and r not in fronting]
             for reader, _ in READERS:
-                i = base.index(reader.removesuffix(", S3 storage"))
+                i = base.index(fronting.get(reader, reader.removesuffix(", S3 storage")))
                 pts = sorted((r["concurrency"], r[key]) for r in rows
                              if r["profile"] == profile and r["reader"] == reader and r.get(key))
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers[i % len(markers)],
                             color=f"C{i % 10}", label=reader,
                             linestyle="--" if reader == "nginx floor" else
-                            ":" if reader.endswith(", S3 storage") else "-")
+                            ":" if reader.endswith(", S3 storage") else "-." if reader in fronting else "-")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             concs = sorted({r["concurrency"] for r in rows})
@@ -379,7 +400,7 @@ def chart(results: dict, path: Path) -> None:
             ax.set_title(f"{profile} origin")
             ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9)
     fig.suptitle(f"zarr-edge-cache benchmark ({results['date']}, {results['machine']['cores']} cores)")
     fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     fig.savefig(path, dpi=110)

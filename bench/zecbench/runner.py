@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 S3_COLD = "worker cold (MISS), S3 storage"
 S3_WARM = "worker warm (HIT), S3 storage"
+XW_COLD = "worker fronting xpublish, cold (MISS)"
+XW_WARM = "worker fronting xpublish, warm (HIT)"
 # Row order of the tables, and what each reader must see.
 READERS = [
     ("nginx floor", "nginx serving each chunk's bytes as a static file (loopback, no proxy)"),
@@ -43,6 +45,9 @@ READERS = [
     ("fsspec blockcache (warm)", "ReferenceFileSystem over blockcache (1 MiB blocks): the blocks already on local disk"),
     ("xpublish (cold)", "xpublish + xpublish-zarr under uvicorn, first read: origin read, decode, re-encode (zstd)"),
     ("xpublish (warm)", "the same xpublish dataset again: its in-memory response cache (cachey)"),
+    (XW_COLD, "the worker (R2 storage) in front of xpublish: a kind zarr dataset over an xpublish dataset of its own, both cold: "
+              "every chunk a MISS (worker -> xpublish -> origin, then R2 put + index write), bodies equal to xpublish's direct ones"),
+    (XW_WARM, "the same worker dataset again: every chunk a HIT (index EVAL + R2 read), xpublish not asked"),
 ]
 SAMPLING_US = 250  # V8 profiler sampling interval
 CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
@@ -117,9 +122,18 @@ class Bench:
     def items_refs(self) -> list[Item]:
         return [Item(f"{var}/{k['key']}", k["length"], k["crc32"]) for var, k in self.chunks()]
 
-    def items_xpublish(self, dataset: str) -> list[Item]:
-        return [Item(f"{self.stack.xpublish}/datasets/{dataset}/zarr/{var}/c/{k['key'].replace('.', '/')}")
-                for var, k in self.chunks()]
+    def items_xpublish(self, dataset: str, expected: list | None = None) -> list[Item]:
+        """Chunk URLs of an xpublish dataset; with `expected` ((length, CRC-32) or None per chunk,
+        in chunk order) the bodies are checked against it."""
+        return self.items_v3(f"{self.stack.xpublish}/datasets/{dataset}/zarr", expected)
+
+    def items_v3(self, base: str, expected: list | None = None) -> list[Item]:
+        """Zarr v3 chunk keys (`var/c/i/j/k`) under `base`: xpublish, or the worker fronting it."""
+        out = []
+        for i, (var, k) in enumerate(self.chunks()):
+            length, crc = (expected[i] if expected and expected[i] else (None, None))
+            out.append(Item(f"{base}/{var}/c/{k['key'].replace('.', '/')}", length, crc))
+        return out
 
     # ------------------------------------------------------------------ one pass
 
@@ -149,11 +163,21 @@ class Bench:
         (self.rows if record else self.populate).append(row)
         return row
 
+    async def xpublish_stats(self) -> dict:
+        """Requests xpublish served so far, all datasets together: {"chunk": n, "metadata": m}
+        (bench/xpublish_server.py's /__stats)."""
+        async with self.control.get(f"{self.stack.xpublish}/__stats", timeout=aiohttp.ClientTimeout(total=10)) as r:
+            r.raise_for_status()
+            counts = await r.json(content_type=None)
+        return {kind: sum(v.get(kind, 0) for v in counts.values()) for kind in ("chunk", "metadata")}
+
     async def measure_once(self, profile: str, reader: str, c: int, items: list[Item], make) -> dict:
         label = f"{profile:8} {reader} c={c}"
         source = await make()
         storage = storage_of(reader)
+        xp = "xpublish" in reader and self.stack.xpublish
         try:
+            xp0 = await self.xpublish_stats() if xp else None
             await self.upstash.reset(self.control)
             mark = self.nginx.mark()
             objects0 = self.s3_objects()
@@ -167,6 +191,7 @@ class Bench:
             stats = await self.upstash.read(self.control)
             origin = self.nginx.since(mark)
             objects1 = self.s3_objects()
+            xp1 = await self.xpublish_stats() if xp else None
         finally:
             await source.close()
         row = {"profile": profile, "reader": reader, "concurrency": c, **figures(outcome), **origin,
@@ -176,6 +201,10 @@ class Bench:
             # pass on S3 storage: one per chunk; on R2 storage: none)
             row["storage"] = storage
             row["s3_objects_added"] = objects1 - objects0
+        if xp:
+            # what reached xpublish during the pass: chunk requests and metadata (zarr.json) ones
+            row["xpublish_chunk_requests"] = xp1["chunk"] - xp0["chunk"]
+            row["xpublish_metadata_requests"] = xp1["metadata"] - xp0["metadata"]
         n = max(1, outcome.requests)
         row["index_rt_per_req"] = round(stats["http_requests"] / n, 3)
         row["index_cmds_per_req"] = round(stats["commands"] / n, 3)
@@ -190,6 +219,8 @@ class Bench:
             f"origin {row['origin_requests']} req, index {row['index_rt_per_req']} rt/req "
             f"{row['index_cmds_per_req']} cmd/req" + (f", X-Cache {row['x_cache']}" if row['x_cache'] else "")
             + (f", {row['s3_objects_added']} objects added in S3" if row.get("s3_objects_added") else "")
+            + (f", xpublish {row['xpublish_chunk_requests']} chunk + {row['xpublish_metadata_requests']} metadata req"
+               if "xpublish_chunk_requests" in row else "")
             + (f", errors {row['errors']}" if row["errors"] else "")
             + (f", others {row['other_cpu_share']:.0%} of the cores" if row["other_cpu_share"] > NOISE_SHARE else ""))
         return row
@@ -213,6 +244,14 @@ class Bench:
             lo, hi = expect["origin_requests"]
             if not lo <= row["origin_requests"] <= hi:
                 self.problems.append(f"{what}: {row['origin_requests']} origin requests, expected {lo}..{hi}")
+        if "xpublish_chunks" in expect:
+            lo, hi = expect["xpublish_chunks"]
+            if not lo <= row.get("xpublish_chunk_requests", -1) <= hi:
+                self.problems.append(f"{what}: {row.get('xpublish_chunk_requests')} chunk requests reached xpublish, "
+                                     f"expected {lo}..{hi}")
+        if expect.get("checked_bodies") is not None and expect["checked_bodies"] < n:
+            self.problems.append(f"{what}: only {expect['checked_bodies']} of {n} bodies could be checked "
+                                 "(xpublish's direct pass did not answer every chunk)")
         if "s3_objects" in expect:
             lo, hi = expect["s3_objects"]
             if not lo <= row.get("s3_objects_added", 0) <= hi:
@@ -253,9 +292,9 @@ class Bench:
 
     # ------------------------------------------------------------------ readers
 
-    def http(self, c: int, status: int = 200):
+    def http(self, c: int, status: int = 200, record: dict | None = None):
         async def make():
-            return HttpReader(c, self.config.request_timeout_s, status)
+            return HttpReader(c, self.config.request_timeout_s, status, record)
         return make
 
     def refs_reader(self, profile: str, remote: str, c: int):
@@ -327,14 +366,39 @@ class Bench:
                                    {"origin_requests": (0, 0)})
 
         if self.stack.xpublish:
+            keys = ("zarr.json", *(f"{v}/zarr.json" for v in self.manifest["variables"]))
+            direct = {}  # concurrency -> (length, CRC-32) per chunk, as xpublish answered it directly
             for c in conc:
                 dataset = f"xp-{profile}-c{c}"
-                for key in ("zarr.json", *(f"{v}/zarr.json" for v in self.manifest["variables"])):
+                for key in keys:
                     await self.warm_up(f"{self.stack.xpublish}/datasets/{dataset}/zarr/{key}", "xpublish metadata")
+                record: dict = {}
                 items = self.items_xpublish(dataset)
-                await self.measure(profile, "xpublish (cold)", c, items, self.http(c), {"origin_requests": (n, 4 * n)},
-                                   repeatable=False)
-                await self.measure(profile, "xpublish (warm)", c, items, self.http(c), {"origin_requests": (0, 0)})
+                await self.measure(profile, "xpublish (cold)", c, items, self.http(c, record=record),
+                                   {"origin_requests": (n, 4 * n), "xpublish_chunks": (n, n)}, repeatable=False)
+                direct[c] = [record.get(item.target) for item in items]
+                # the warm pass must answer the cold pass's bytes
+                items = self.items_xpublish(dataset, direct[c])
+                await self.measure(profile, "xpublish (warm)", c, items, self.http(c),
+                                   {"origin_requests": (0, 0), "xpublish_chunks": (n, n),
+                                    "checked_bodies": sum(1 for d in direct[c] if d)})
+
+            # The worker in front of xpublish: a kind "zarr" dataset (xw-<profile>-c<N>) over an
+            # xpublish dataset of its own (the same id), so the cold pass is cold in both: nothing in
+            # the worker's index or R2, nothing in xpublish's response cache. Every body must be the
+            # bytes xpublish answered directly for the same chunk (its dataset xp-<profile>-c<N>).
+            for c in conc:
+                dataset = f"xw-{profile}-c{c}"
+                for key in keys:
+                    await self.warm_up(f"{self.stack.worker}/zarr/{dataset}/{key}", "worker fronting xpublish: metadata")
+                items = self.items_v3(f"{self.stack.worker}/zarr/{dataset}", direct[c])
+                checked = sum(1 for d in direct[c] if d)
+                await self.measure(profile, XW_COLD, c, items, self.http(c),
+                                   {"x_cache": "MISS", "origin_requests": (n, 4 * n), "xpublish_chunks": (n, n),
+                                    "s3_objects": (0, 0), "checked_bodies": checked}, repeatable=False)
+                await self.measure(profile, XW_WARM, c, items, self.http(c),
+                                   {"x_cache": "HIT", "origin_requests": (0, 0), "xpublish_chunks": (0, 0),
+                                    "checked_bodies": checked})
 
     async def xpublish_ready(self, timeout: float = 240.0) -> bool:
         deadline = time.monotonic() + timeout
