@@ -50,7 +50,9 @@ pub fn cache_policy<P: Platform>(
         lease_wait_ms: backends.settings.lease_wait_ms,
         poll_ms: backends.settings.lease_poll_ms,
         limits: config.limits(backends.settings.total_capacity),
-        file_check_ms: backends.settings.file_check_ms,
+        file_check_ms: config
+            .file_check_seconds
+            .map_or(backends.settings.file_check_ms, |s| s.saturating_mul(1000)),
     }
 }
 

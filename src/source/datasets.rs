@@ -42,6 +42,9 @@ pub struct DatasetConfig {
     pub zarr: Option<ZarrOrigin>,
     /// Other routes of the origin passed through, some cached (`/routes/{id}/…`).
     pub routes: Option<RoutesConfig>,
+    /// How often a source file served from the cache is checked for a new validator, in
+    /// seconds (0: never); `None`: `REFS_REVALIDATE_SECONDS`.
+    pub file_check_seconds: Option<u64>,
     /// How `s3://` URLs in the references map to HTTP(S).
     pub s3_endpoint: Option<S3Endpoint>,
     /// The secrets that sign requests to a private S3 origin (by name, never the values).
@@ -148,6 +151,8 @@ struct RawDataset {
     absent_ttl_seconds: Option<u64>,
     #[serde(default)]
     routes: Option<serde_json::Value>,
+    #[serde(default)]
+    file_check_seconds: Option<u64>,
     #[serde(default)]
     s3_endpoint: Option<RawS3>,
     #[serde(default)]
@@ -289,6 +294,7 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         kind,
         zarr,
         routes,
+        file_check_seconds: raw.file_check_seconds,
         s3_credentials,
         refs,
         s3_endpoint: raw.s3_endpoint.map(|s| S3Endpoint {
