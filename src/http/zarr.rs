@@ -85,9 +85,12 @@ pub async fn zarr_key<P: Platform>(
     }
     // The version document fresh from the origin: record its digest now, so that no chunk of
     // an older generation is served from here on.
+    // An index that fails here does not fail the metadata read: the next chunk read of the
+    // dataset finds the record stale and revalidates.
     if plan.is_document && chunk.source == CacheSource::Miss {
-        let generation = record_document(index, dataset, &chunk).await?;
-        backends.datasets.set_generation(dataset, generation);
+        if let Ok(generation) = record_document(index, dataset, &chunk).await {
+            backends.datasets.set_generation(dataset, generation);
+        }
     }
     match (chunk.source, chunk.datasets_version) {
         // No lookup (inline and metadata keys): reread them after the interval.
@@ -682,5 +685,30 @@ mod tests {
             Some("HIT")
         );
         assert_eq!(run(&world, "GET", "/zarr/demo/t/0").body, b"xyz");
+    }
+
+    /// With the index down, a Zarr store over HTTP still answers: metadata and chunks from the
+    /// origin, and nothing is stored under a generation the reader cannot know.
+    #[test]
+    fn a_zarr_store_answers_with_the_index_down() {
+        let mut world = zarr_world();
+        world.index = FakeIndex::failing(crate::index::IndexError::Unavailable("down".into()));
+        world.index_down = true;
+        world.set_origin(world.origin.clone());
+        let document = run(&world, "GET", "/zarr/xp/zarr.json");
+        assert_eq!(
+            document.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&document.body)
+        );
+        for _ in 0..2 {
+            let chunk = run(&world, "GET", "/zarr/xp/t/c/0");
+            assert_eq!((chunk.status, chunk.body.as_slice()), (200, &[1u8, 2][..]));
+            assert_eq!(chunk.header("x-cache"), Some("MISS"));
+        }
+        assert_eq!(origin_requests(&world, "/zarr/t/c/0"), 2);
+        let stored = world.store.calls().0;
+        assert_eq!(stored, 1, "only the document (unversioned) was stored");
     }
 }
