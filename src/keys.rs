@@ -183,12 +183,18 @@ impl CacheKeys {
         self.object_of(&format!("{}\nsigned:{identity}", source_of(url, range)))
     }
 
-    /// The storage object key for the bytes at `url` as served in `generation` of its
-    /// dataset's source: a new generation never reads an older one's bytes.
+    /// The storage object key for the bytes at `url` as `dataset` served them in `generation`
+    /// of its source: a new generation never reads an older one's bytes, and generations are
+    /// a dataset's own (another dataset's generation of the same number is other data).
     #[must_use]
-    pub fn versioned_object(&self, url: &str, range: Option<ByteRange>, generation: u64) -> String {
+    pub fn versioned_object(
+        &self,
+        url: &str,
+        range: Option<ByteRange>,
+        (dataset, generation): (&str, u64),
+    ) -> String {
         self.object_of(&format!(
-            "{}\ngeneration:{generation}",
+            "{}\ndataset:{dataset}\ngeneration:{generation}",
             source_of(url, range)
         ))
     }

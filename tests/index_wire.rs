@@ -55,8 +55,10 @@ fn a_warm_hit_sends_one_evalsha() {
     assert_eq!(stats["evalsha"], 10, "{stats}");
     assert_eq!(stats["eval"], 0, "{stats}");
     let per_hit = stats["bytes_in"].as_u64().unwrap() / 10;
+    // The lookup's keys and arguments (entry, orders, the file's validator) are ~650 bytes;
+    // the script's text alone is over 2 KB.
     assert!(
-        per_hit < 600,
+        per_hit < 1_000,
         "{per_hit} bytes per lookup: the script text was sent"
     );
 }

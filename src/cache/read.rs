@@ -57,6 +57,10 @@ enum Attempt<B> {
 /// up (each step is one index round trip; two happen only when the source changes meanwhile).
 const MAX_VERSION_ROUNDS: usize = 4;
 
+/// How long after its last check a source generation still serves while the version document
+/// cannot be read (the origin down, or answering garbage).
+const STALE_IF_ERROR_MS: u64 = 3_600_000;
+
 /// The outcome of one miss, shared by every request of the isolate that waited on it.
 pub struct FetchedOutcome(Fetched);
 
@@ -92,10 +96,13 @@ pub async fn read_chunk<P: Platform>(
     };
     let mut generation = version.generation;
     let mut deferred = Vec::new();
+    let mut stale_after_ms = version.stale_after_ms;
+    // Why the version document could not be read, once a read went on in the grace period.
+    let mut unreadable: Option<Error> = None;
     for _ in 0..MAX_VERSION_ROUNDS {
         let probe = VersionProbe {
             generation,
-            stale_after_ms: version.stale_after_ms,
+            stale_after_ms,
         };
         match read_once(request, Some(probe), policy, backends, flights).await? {
             Attempt::Done(mut chunk, write_backs) => {
@@ -105,10 +112,22 @@ pub async fn read_chunk<P: Platform>(
             }
             Attempt::Moved(current) => generation = current,
             Attempt::Stale => {
-                let (current, write_backs) =
-                    revalidate(request, version, policy, backends, flights).await?;
-                deferred.extend(write_backs);
-                generation = current;
+                if let Some(error) = unreadable {
+                    return Err(error);
+                }
+                match revalidate(request, version, policy, backends, flights).await {
+                    Ok((current, write_backs)) => {
+                        deferred.extend(write_backs);
+                        generation = current;
+                    }
+                    // The origin cannot answer for its version now: the generation checked
+                    // last stands for a while (stale if error), never one older.
+                    Err(error @ (Error::Upstream(_) | Error::OriginTimeout(_))) => {
+                        stale_after_ms = stale_after_ms.saturating_add(STALE_IF_ERROR_MS);
+                        unreadable = Some(error);
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
     }
@@ -210,13 +229,20 @@ async fn read_once<P: Platform>(
     let storage_down = object.is_err() || stale_file;
     match (entry, object) {
         // A remembered 404: no object, the entry is the answer.
-        (Ok(Some(entry)), _) if entry.is_absent() && entry.object_key == object_key => {
+        (Ok(Some(entry)), _)
+            if entry.is_absent()
+                && entry.object_key == object_key
+                && !outlived(&entry, start, policy, request.rules) =>
+        {
             let body = ChunkBody::Bytes(Rc::new(Vec::new()));
             let chunk = hit(entry, body, timing, datasets_version);
             return Ok(Attempt::Done(chunk, deferred));
         }
         (Ok(Some(entry)), Ok(Some(object)))
-            if entry.object_key == object_key && entry.size == object.size && !stale_file =>
+            if entry.object_key == object_key
+                && entry.size == object.size
+                && !stale_file
+                && !outlived(&entry, start, policy, request.rules) =>
         {
             let now = backends.clock.now_ms();
             deferred.extend(file_check(&request, &entry, now, policy));
@@ -291,19 +317,41 @@ async fn read_once<P: Platform>(
     ))
 }
 
-/// Where `request`'s bytes are stored: by URL and range, apart for a signing identity, and by
-/// source generation for a versioned read.
+/// Where `request`'s bytes are stored: by URL and range, apart for a signing identity, by
+/// dataset and source generation for a versioned read, and apart again for an answer kept with
+/// its content type (an envelope is not the raw bytes of the same URL).
 fn object_key_of(
     keys: &crate::keys::CacheKeys,
     request: &ChunkRequest<'_>,
     probe: Option<VersionProbe>,
 ) -> String {
-    let (url, range) = (request.url, request.range);
+    let enveloped;
+    let url = if request.rules.keep_content_type {
+        // A fragment is never sent, so no fetched URL has this form.
+        enveloped = format!("{}#zec-envelope", request.url);
+        enveloped.as_str()
+    } else {
+        request.url
+    };
+    let range = request.range;
     match (request.auth, probe) {
         (Some(auth), _) => keys.signed_object(url, range, &auth.credentials.access_key_id),
-        (None, Some(probe)) => keys.versioned_object(url, range, probe.generation),
+        (None, Some(probe)) => {
+            keys.versioned_object(url, range, (request.dataset, probe.generation))
+        }
         (None, None) => keys.object(url, range),
     }
+}
+
+/// Whether `entry` is older than its TTL by its own creation time: the index keeps an entry a
+/// little longer (its expiry starts when the write-back runs, after the answer), and a version
+/// document kept that way would look fresh to a check that must read a newer one.
+fn outlived(entry: &IndexEntry, now_ms: u64, policy: CachePolicy, rules: FetchRules) -> bool {
+    let ttl_ms = match rules.absent_ttl_ms {
+        Some(absent_ttl) if entry.is_absent() => absent_ttl,
+        _ => policy.ttl_ms,
+    };
+    now_ms.saturating_sub(entry.created_ms) >= ttl_ms
 }
 
 /// The check of the hit's source file, when it is due (see [`crate::cache::validators`]).
@@ -372,6 +420,7 @@ async fn share_fetch<P: Platform>(
                 storage_down,
                 rules: request.rules,
                 file_validator: file_validator.clone(),
+                track_file: request.checks.is_some(),
             },
             target,
             policy,
@@ -408,10 +457,12 @@ async fn look_up_and_open<P: Platform>(
 ) {
     let start = backends.clock.now_ms();
     let index_read = async {
-        let (dataset, key, url) = (request.dataset, request.key, request.url);
+        let (dataset, key) = (request.dataset, request.key);
+        // The source file's validator matters only where files are checked (kerchunk).
+        let file = request.checks.map(|_| request.url);
         let lookup = backends
             .index
-            .lookup(dataset, key, start, probe, Some(url))
+            .lookup(dataset, key, start, probe, file)
             .await;
         (lookup, backends.clock.now_ms())
     };
@@ -442,6 +493,8 @@ struct Owned {
     rules: FetchRules,
     /// The file's validator as the index recorded it (a fetch that sees another records it).
     file_validator: Option<String>,
+    /// Whether the file's validator is tracked (see [`crate::cache::validators`]).
+    track_file: bool,
 }
 
 /// The isolate leader's miss: lock the object across instances; with the write permit, fetch
@@ -595,7 +648,7 @@ fn missed(
             // The file's validator changed (or was never recorded): record it with the entry.
             file: validator
                 .clone()
-                .filter(|v| owned.file_validator.as_ref() != Some(v))
+                .filter(|v| owned.track_file && owned.file_validator.as_ref() != Some(v))
                 .map(|v| (owned.url.clone(), v)),
             entry: IndexEntry {
                 object_key: owned.object_key,
@@ -649,8 +702,12 @@ async fn origin_bytes(
             absent: true,
         });
     }
-    // A passed-through route's client error (bad parameters) goes back as it is, uncached.
-    if rules.keep_content_type && (400..500).contains(&response.status) {
+    // A passed-through route's client error (bad parameters) goes back as it is, uncached; a
+    // refusal of this deployment's credentials (below) never does.
+    if rules.keep_content_type
+        && (400..500).contains(&response.status)
+        && !matches!(response.status, 401 | 403)
+    {
         return Err(Error::OriginRefused(Rc::new(PassedAnswer {
             status: response.status,
             content_type: response.content_type,

@@ -386,7 +386,9 @@ impl Index for FakeIndex {
         if read_at_ms < record.2 {
             return Ok(record.0);
         }
-        if record.1 != digest || record.0 == 0 {
+        if record.0 == 0 {
+            record.0 = read_at_ms;
+        } else if record.1 != digest {
             record.0 += 1;
         }
         record.1 = digest.to_owned();
@@ -394,13 +396,13 @@ impl Index for FakeIndex {
         Ok(record.0)
     }
 
-    async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError> {
+    async fn bump_source_version(&self, dataset: &str, now_ms: u64) -> Result<u64, IndexError> {
         self.trip()?;
         let mut records = self.source_versions.borrow_mut();
         let record = records
             .entry(dataset.to_owned())
             .or_insert((0, String::new(), 0));
-        record.0 += 1;
+        record.0 = if record.0 == 0 { now_ms } else { record.0 + 1 };
         Ok(record.0)
     }
 

@@ -147,7 +147,12 @@ pub async fn handle_admin<P: Platform>(
                     "dataset {dataset} is not versioned (only kind zarr is)"
                 )));
             }
-            let generation = backends.cache.index.bump_source_version(dataset).await?;
+            let now_ms = backends.cache.clock.now_ms();
+            let generation = backends
+                .cache
+                .index
+                .bump_source_version(dataset, now_ms)
+                .await?;
             backends.datasets.set_generation(dataset, generation);
             Ok(HttpResponse::json(
                 200,

@@ -37,7 +37,6 @@ pub async fn origin_route<P: Platform>(
         .routes
         .as_ref()
         .ok_or_else(|| Error::NotFound(format!("dataset {dataset} passes no routes through")))?;
-    let query = canonical_query(request.query).map_err(Error::BadRequest)?;
     let cacheable = matches!(request.method, "GET" | "HEAD")
         && request.authorization.is_none()
         && request.cookie.is_none();
@@ -48,11 +47,13 @@ pub async fn origin_route<P: Platform>(
             Vec::new(),
         ));
     };
+    let query = canonical_query(request.query, rule.sort_query).map_err(Error::BadRequest)?;
     let url = routes.url_of(path, &query);
+    // A leading `/` keeps route entries apart from Zarr keys (which never start with one).
     let key = if query.is_empty() {
-        format!("routes/{path}")
+        format!("/routes/{path}")
     } else {
-        format!("routes/{path}?{query}")
+        format!("/routes/{path}?{query}")
     };
     let plan = route_plan(&config, rule.ttl_seconds, backends);
     let auth = origin_auth(&config, backends)?;

@@ -68,7 +68,8 @@ pub async fn zarr_key<P: Platform>(
                 auth: auth.as_ref(),
                 rules: plan.rules,
                 version: plan.version,
-                checks: Some(backends.file_checks),
+                // Versioned stores answer for their own freshness; kerchunk files are checked.
+                checks: config.zarr.is_none().then_some(backends.file_checks),
             };
             let (chunk, write_backs) =
                 read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await?;
@@ -502,6 +503,9 @@ mod tests {
     fn a_changed_document_retires_the_old_chunks() {
         let mut world = zarr_world();
         assert_eq!(run(&world, "GET", "/zarr/xp/t/c/0").body, [1, 2]);
+        // A first generation is the time the document was read.
+        let first = world.registry.generation("xp");
+        assert_eq!(first, world.clock.now.get());
         let changed = XP_DOCUMENT.replace(r#"{"v": 1}"#, r#"{"v": 2}"#);
         world.set_origin(xp_origin(&changed, &[3, 4]));
         world.clock.now.set(world.clock.now.get() + 30_000);
@@ -518,7 +522,7 @@ mod tests {
             (after.body.as_slice(), after.header("x-cache")),
             (&[3u8, 4][..], Some("MISS"))
         );
-        assert_eq!(world.registry.generation("xp"), 2);
+        assert_eq!(world.registry.generation("xp"), first + 1);
         let next = run(&world, "GET", "/zarr/xp/t/c/0");
         assert_eq!(
             (next.body.as_slice(), next.header("x-cache")),
@@ -531,7 +535,7 @@ mod tests {
             run(&world, "GET", "/zarr/xp/t/c/0").header("x-cache"),
             Some("HIT")
         );
-        assert_eq!(world.registry.generation("xp"), 2);
+        assert_eq!(world.registry.generation("xp"), first + 1);
     }
 
     /// A bump by the operator retires every chunk at once, without a metadata change; a dataset
@@ -546,8 +550,12 @@ mod tests {
             [1, 2],
             "the data changed unseen"
         );
+        let first = world.registry.generation("xp");
         let (status, body) = admin(&world, "POST", "/api/admin/datasets/xp/version", "");
-        assert_eq!((status, body["generation"].as_u64()), (200, Some(2)));
+        assert_eq!(
+            (status, body["generation"].as_u64()),
+            (200, Some(first + 1))
+        );
         let after = run(&world, "GET", "/zarr/xp/t/c/0");
         assert_eq!(
             (after.body.as_slice(), after.header("x-cache")),
@@ -710,5 +718,52 @@ mod tests {
         assert_eq!(origin_requests(&world, "/zarr/t/c/0"), 2);
         let stored = world.store.calls().0;
         assert_eq!(stored, 1, "only the document (unversioned) was stored");
+    }
+
+    /// The index keeps an entry a little past its TTL (its expiry starts at the write-back):
+    /// a version check then reads the document again instead of taking the outlived entry (which
+    /// would leave the record stale and the read going round).
+    #[test]
+    fn an_outlived_document_is_read_again() {
+        let world = zarr_world();
+        assert_eq!(run(&world, "GET", "/zarr/xp/t/c/0").status, 200);
+        // The worker's clock passes the metadata TTL; the index's has not expired the entry.
+        world.clock.now.set(world.clock.now.get() + 60_000);
+        let chunk = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!((chunk.status, chunk.header("x-cache")), (200, Some("HIT")));
+        assert_eq!(
+            origin_requests(&world, "/zarr/zarr.json"),
+            2,
+            "the document read again"
+        );
+    }
+
+    /// A version document the origin cannot serve after the TTL: the generation checked last
+    /// stands (stale if error) and cached chunks are served; a store whose document was never
+    /// readable answers the document's error.
+    #[test]
+    fn an_unreadable_document_keeps_the_last_generation() {
+        let mut world = zarr_world();
+        assert_eq!(run(&world, "GET", "/zarr/xp/t/c/0").body, [1, 2]);
+        let base = "http://xp.test/datasets/air/zarr";
+        world.set_origin(
+            xp_origin(XP_DOCUMENT, &[1, 2]).with_status(&format!("{base}/zarr.json"), 503),
+        );
+        world.clock.now.set(world.clock.now.get() + 61_000);
+        world.index.now_ms.set(world.clock.now.get());
+        let chunk = run(&world, "GET", "/zarr/xp/t/c/0");
+        assert_eq!((chunk.status, chunk.header("x-cache")), (200, Some("HIT")));
+        assert_eq!(chunk.body, [1, 2]);
+
+        let mut fresh = zarr_world();
+        fresh.set_origin(
+            xp_origin(XP_DOCUMENT, &[1, 2]).with_status(&format!("{base}/zarr.json"), 503),
+        );
+        let refused = run(&fresh, "GET", "/zarr/xp/t/c/0");
+        assert_eq!(refused.status, 502);
+        assert!(json_body(&refused)["message"]
+            .as_str()
+            .unwrap()
+            .contains("zarr.json"));
     }
 }

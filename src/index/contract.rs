@@ -1209,8 +1209,9 @@ async fn drop_dataset_records_forgets_only_that_dataset<I: Index>(index: &I) -> 
 
 /// A versioned lookup answers `Stale` without a fresh record and `Changed` for another
 /// generation, both with no entry and nothing counted; only the current generation's lookup
-/// finds and counts the entry. A new digest raises the generation, the same digest keeps it, an
-/// older observation changes nothing, and a bump raises it.
+/// finds and counts the entry. A first generation is its time (a lost record never repeats an
+/// earlier one's numbers); a new digest raises it, the same digest keeps it, an older observation
+/// changes nothing, and a bump raises it.
 async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(), String> {
     let probe = |generation| {
         Some(VersionProbe {
@@ -1235,20 +1236,20 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
         .set_source_version("ds", "d1", T0)
         .await
         .call("set_source_version")?;
-    ensure_eq("first generation", first, 1)?;
+    ensure_eq("a first generation is its time", first, T0)?;
     ensure_eq(
         "a lookup with no generation known",
         looked(0, T0 + 1).await?,
-        (SourceVersion::Changed(1), false),
+        (SourceVersion::Changed(T0), false),
     )?;
     ensure_eq(
         "the current generation",
-        looked(1, T0 + 2).await?,
-        (SourceVersion::Current(1), true),
+        looked(T0, T0 + 2).await?,
+        (SourceVersion::Current(T0), true),
     )?;
     ensure_eq(
         "a record older than stale_after_ms",
-        looked(1, T0 + 60_000).await?,
+        looked(T0, T0 + 60_000).await?,
         (SourceVersion::Stale, false),
     )?;
     ensure_eq("hits counted", counters(index, "ds").await?.hits, 1)?;
@@ -1267,33 +1268,42 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
             .await
             .call("set_source_version")
     };
-    ensure_eq("the same digest", set("d1", T0 + 60_000).await?, 1)?;
+    ensure_eq("the same digest", set("d1", T0 + 60_000).await?, T0)?;
     ensure_eq(
         "checked again: fresh",
-        looked(1, T0 + 60_001).await?.0,
-        SourceVersion::Current(1),
+        looked(T0, T0 + 60_001).await?.0,
+        SourceVersion::Current(T0),
     )?;
-    ensure_eq("a new digest", set("d2", T0 + 61_000).await?, 2)?;
-    ensure_eq("an older observation", set("d1", T0 + 60_500).await?, 2)?;
+    ensure_eq("a new digest", set("d2", T0 + 61_000).await?, T0 + 1)?;
+    ensure_eq(
+        "an older observation",
+        set("d1", T0 + 60_500).await?,
+        T0 + 1,
+    )?;
     let bumped = index
-        .bump_source_version("ds")
+        .bump_source_version("ds", T0 + 61_000)
         .await
         .call("bump_source_version")?;
-    ensure_eq("a bump", bumped, 3)?;
+    ensure_eq("a bump", bumped, T0 + 2)?;
     ensure_eq(
         "after the bump",
-        looked(2, T0 + 61_001).await?.0,
-        SourceVersion::Changed(3),
+        looked(T0 + 1, T0 + 61_001).await?.0,
+        SourceVersion::Changed(T0 + 2),
     )?;
     ensure_eq(
         "another dataset has no record",
         index
-            .lookup("other", "k", T0, probe(3), None)
+            .lookup("other", "k", T0, probe(T0 + 2), None)
             .await
             .call("lookup other")?
             .source,
         SourceVersion::Stale,
-    )
+    )?;
+    let fresh = index
+        .bump_source_version("new", T0 + 5)
+        .await
+        .call("bump_source_version of a new record")?;
+    ensure_eq("a bump of no record starts at its time", fresh, T0 + 5)
 }
 
 /// A lookup naming its source file returns the validator last recorded for that file (none

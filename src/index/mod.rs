@@ -80,7 +80,8 @@ pub trait Index {
     /// read from the origin at `read_at_ms`, and returns the source generation: raised when the
     /// digest differs from the recorded one (or there was none).
     ///
-    /// Contract: an observation read earlier than the recorded one changes nothing (a slow
+    /// Contract: a first generation is `read_at_ms`; an observation read earlier than the
+    /// recorded one changes nothing (a slow
     /// revalidation never undoes a newer one); the same digest keeps the generation and marks
     /// the record checked at `read_at_ms`.
     async fn set_source_version(
@@ -92,7 +93,10 @@ pub trait Index {
 
     /// Raises `dataset`'s source generation (an operator saw a change its metadata does not
     /// show) and returns the new one. The record's check time is kept.
-    async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError>;
+    ///
+    /// Contract (also for [`set_source_version`](Self::set_source_version)): a record made
+    /// anew (never written, or lost) starts at the time given, so generations never repeat.
+    async fn bump_source_version(&self, dataset: &str, now_ms: u64) -> Result<u64, IndexError>;
 
     /// Records a read served from the origin: the dataset's misses and origin bytes, and, when
     /// `stored` is given (its bytes are already in the chunk store), writes that entry with a

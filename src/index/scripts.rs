@@ -54,7 +54,7 @@ impl Script {
 }
 
 /// Every script, for finding the text of an `EVALSHA` that Redis does not know.
-pub static ALL: [&Script; 9] = [
+pub static ALL: [&Script; 10] = [
     &LOOKUP,
     &PUT_ENTRY,
     &FORGET,
@@ -64,6 +64,7 @@ pub static ALL: [&Script; 9] = [
     &LIST_KEYS,
     &RELEASE_LEASE,
     &SOURCE_VERSION,
+    &BUMP_VERSION,
 ];
 
 /// The script whose SHA-1 is `sha`.
@@ -161,3 +162,7 @@ pub static RELEASE_LEASE: Script = Script::new(include_str!("scripts/release_lea
 /// dataset's source generation, an observation older than the record's is ignored. Returns the
 /// generation. `KEYS[1]` the record; `ARGV[1]` digest, `ARGV[2]` when it was read (ms).
 pub static SOURCE_VERSION: Script = Script::new(include_str!("scripts/source_version.lua"));
+
+/// `Index::bump_source_version`: raise the generation (a missing record starts at now).
+/// `KEYS[1]` the record; `ARGV[1]` now (ms).
+pub static BUMP_VERSION: Script = Script::new(include_str!("scripts/bump_version.lua"));

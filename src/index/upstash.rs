@@ -274,8 +274,9 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                 &[
                     self.keys.entry(dataset, key),
                     self.keys.runtime_datasets_version(),
-                    self.keys.source_version(dataset),
-                    self.keys.file_validator(file.unwrap_or("")),
+                    // Read only when asked for: an empty name costs no bytes on the wire.
+                    probe.map_or_else(String::new, |_| self.keys.source_version(dataset)),
+                    file.map_or_else(String::new, |url| self.keys.file_validator(url)),
                 ],
                 [
                     now_ms.to_string(),
@@ -343,11 +344,12 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         self.call(&command).await.map(|_| ())
     }
 
-    async fn bump_source_version(&self, dataset: &str) -> Result<u64, IndexError> {
-        let command = Command::new("HINCRBY")
+    async fn bump_source_version(&self, dataset: &str, now_ms: u64) -> Result<u64, IndexError> {
+        let command = Command::new("EVALSHA")
+            .arg(scripts::BUMP_VERSION.sha())
+            .arg(1)
             .arg(self.keys.source_version(dataset))
-            .arg("generation")
-            .arg(1);
+            .arg(now_ms);
         match self.call(&command).await? {
             Value::Int(n) if n > 0 => Ok(n.unsigned_abs()),
             other => Err(unexpected("bump source version", &other)),

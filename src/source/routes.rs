@@ -3,6 +3,7 @@
 //! lists them. The cache key is the path with the query canonicalised: the same request written
 //! two ways is one entry. Pure.
 
+use percent_encoding::percent_decode_str;
 use url::form_urlencoded;
 
 /// The longest query accepted, in bytes, and the most parameters.
@@ -18,6 +19,9 @@ pub struct RouteRule {
     pub path: String,
     /// How long an answer is cached, in seconds.
     pub ttl_seconds: u64,
+    /// Whether the query's parameters are sorted for the cache key (default; off where their
+    /// order has a meaning).
+    pub sort_query: bool,
 }
 
 /// A dataset's routes: where they live and which are cached.
@@ -42,6 +46,8 @@ struct RawRoutes {
 struct RawRule {
     path: String,
     ttl_seconds: u64,
+    #[serde(default)]
+    sort_query: Option<bool>,
 }
 
 impl RoutesConfig {
@@ -86,6 +92,7 @@ impl RoutesConfig {
             cache.push(RouteRule {
                 path: rule.path,
                 ttl_seconds: rule.ttl_seconds,
+                sort_query: rule.sort_query.unwrap_or(true),
             });
         }
         Ok(Self {
@@ -129,29 +136,52 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     segments.next().is_none()
 }
 
-/// The query in one canonical form: parameters decoded, sorted by name (repeated names keep
-/// their order, which may matter), and encoded again the one way `application/x-www-form-
-/// urlencoded` writes them; empty parts dropped.
+/// The query in one canonical form: parameters decoded and encoded again the one way
+/// `application/x-www-form-urlencoded` writes them (a name without `=` stays bare), empty parts
+/// dropped, and, when `sort` is set, sorted by name (repeated names keep their order, which may
+/// matter). A rule whose origin gives the order meaning (an `OPeNDAP` constraint expression) keeps
+/// it with `"sort_query": false`.
 ///
 /// # Errors
-/// A query over [`MAX_QUERY_BYTES`] or with more than 64 parameters.
-pub fn canonical_query(raw: &str) -> Result<String, String> {
+/// A query over [`MAX_QUERY_BYTES`], with more than 64 parameters, or whose escapes are not UTF-8.
+pub fn canonical_query(raw: &str, sort: bool) -> Result<String, String> {
     if raw.len() > MAX_QUERY_BYTES {
         return Err(format!("the query is longer than {MAX_QUERY_BYTES} bytes"));
     }
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
-        .filter(|(name, _)| !name.is_empty())
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect();
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|_| format!("the query part {part:?} is not UTF-8 once decoded"))
+    };
+    let mut pairs = Vec::new();
+    for part in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = match part.split_once('=') {
+            Some((name, value)) => (decode(name)?, Some(decode(value)?)),
+            None => (decode(part)?, None),
+        };
+        if !name.is_empty() {
+            pairs.push((name, value));
+        }
+    }
     if pairs.len() > MAX_PARAMETERS {
         return Err(format!(
             "the query has more than {MAX_PARAMETERS} parameters"
         ));
     }
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish())
+    if sort {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| match value {
+            Some(value) => format!("{}={}", encode(name), encode(value)),
+            None => encode(name),
+        })
+        .collect();
+    Ok(parts.join("&"))
 }
 
 #[cfg(test)]
@@ -161,14 +191,25 @@ mod tests {
     /// One request written several ways is one canonical query; repeated names keep their order.
     #[test]
     fn queries_are_canonical() {
-        let a = canonical_query("coords=POINT(10%2020)&parameter-name=air&f=json").unwrap();
-        let b = canonical_query("f=json&&parameter-name=air&coords=POINT(10+20)").unwrap();
+        let a = canonical_query("coords=POINT(10%2020)&parameter-name=air&f=json", true).unwrap();
+        let b = canonical_query("f=json&&parameter-name=air&coords=POINT(10+20)", true).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, "coords=POINT%2810+20%29&f=json&parameter-name=air");
-        assert_eq!(canonical_query("b=2&a=1&b=1").unwrap(), "a=1&b=2&b=1");
-        assert_eq!(canonical_query("").unwrap(), "");
-        assert!(canonical_query(&"a=1&".repeat(65)).is_err());
-        assert!(canonical_query(&"x".repeat(MAX_QUERY_BYTES + 1)).is_err());
+        assert_eq!(canonical_query("b=2&a=1&b=1", true).unwrap(), "a=1&b=2&b=1");
+        assert_eq!(canonical_query("", true).unwrap(), "");
+        assert_eq!(canonical_query("a=b=c", true).unwrap(), "a=b%3Dc");
+        // A bare name stays bare; without sorting, the order stands (OPeNDAP constraints).
+        assert_eq!(
+            canonical_query("temp&lat%3E10", false).unwrap(),
+            "temp&lat%3E10"
+        );
+        assert_eq!(
+            canonical_query("temp&lat>10", true).unwrap(),
+            "lat%3E10&temp"
+        );
+        assert!(canonical_query("a=%FF", true).is_err(), "not UTF-8");
+        assert!(canonical_query(&"a=1&".repeat(65), true).is_err());
+        assert!(canonical_query(&"x".repeat(MAX_QUERY_BYTES + 1), true).is_err());
     }
 
     /// Patterns match by segment.
