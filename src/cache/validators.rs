@@ -114,7 +114,7 @@ pub async fn check_file(
     }
     match answer.etag.or(answer.last_modified) {
         Some(current) if current != check.validator => index
-            .set_file_validator(&check.url, &current)
+            .set_file_validator(&check.url, &current, now_ms)
             .await
             .map_err(|e| format!("check {shown}: {e}")),
         _ => Ok(()),

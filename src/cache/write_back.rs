@@ -188,7 +188,11 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             }
             if let (Ok(Some(_)), Some((url, validator))) = (&stored, file) {
                 index
-                    .set_file_validator(&url, &validator)
+                    .set_file_validator(
+                        &url,
+                        &validator,
+                        entry.created_ms.saturating_sub(entry.fetch_ms),
+                    )
                     .await
                     .map_err(|e| format!("index the validator of {}: {e}", redact(&url)))?;
             }

@@ -70,8 +70,8 @@ pub struct FakeIndexState {
     lease_expiry: RefCell<HashMap<String, u64>>,
     pub runtime: RefCell<BTreeMap<String, String>>,
     pub runtime_version: Cell<u64>,
-    /// Recorded file validators by URL.
-    pub file_validators: RefCell<HashMap<String, String>>,
+    /// Recorded file validators by URL, with when the request that saw each was sent.
+    pub file_validators: RefCell<HashMap<String, (String, u64)>>,
     /// Source version records by dataset: `(generation, digest, checked_ms)`.
     pub source_versions: RefCell<HashMap<String, (u64, String, u64)>>,
     /// Datasets that have (had) cached keys.
@@ -332,7 +332,12 @@ impl Index for FakeIndex {
     ) -> Result<Lookup, IndexError> {
         self.trip()?;
         let datasets_version = self.runtime_version.get();
-        let file_validator = file.and_then(|url| self.file_validators.borrow().get(url).cloned());
+        let file_validator = file.and_then(|url| {
+            self.file_validators
+                .borrow()
+                .get(url)
+                .map(|(v, _)| v.clone())
+        });
         let source = match probe {
             None => SourceVersion::Unprobed,
             Some(probe) => match self.source_versions.borrow().get(dataset) {
@@ -364,11 +369,17 @@ impl Index for FakeIndex {
         })
     }
 
-    async fn set_file_validator(&self, url: &str, validator: &str) -> Result<(), IndexError> {
+    async fn set_file_validator(
+        &self,
+        url: &str,
+        validator: &str,
+        seen_ms: u64,
+    ) -> Result<(), IndexError> {
         self.trip()?;
-        self.file_validators
-            .borrow_mut()
-            .insert(url.to_owned(), validator.to_owned());
+        let mut records = self.file_validators.borrow_mut();
+        if records.get(url).is_none_or(|(_, seen)| *seen <= seen_ms) {
+            records.insert(url.to_owned(), (validator.to_owned(), seen_ms));
+        }
         Ok(())
     }
 

@@ -1307,7 +1307,8 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
 }
 
 /// A lookup naming its source file returns the validator last recorded for that file (none
-/// before one is), whatever the entry; a lookup naming no file returns none.
+/// before one is), whatever the entry; an observation sent before the recorded one changes
+/// nothing; a lookup naming no file returns none.
 async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(), String> {
     let url = "http://o.test/a.nc";
     put(index, "ds", "k", &entry("o1", 10, 5, T0)).await?;
@@ -1324,7 +1325,7 @@ async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(
         (None, true),
     )?;
     index
-        .set_file_validator(url, "\"e1\"")
+        .set_file_validator(url, "\"e1\"", T0)
         .await
         .call("set_file_validator")?;
     ensure_eq(
@@ -1333,11 +1334,20 @@ async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(
         (Some("\"e1\"".to_owned()), true),
     )?;
     index
-        .set_file_validator(url, "Tue, 01 Dec 2026 10:00:00 GMT")
+        .set_file_validator(url, "Tue, 01 Dec 2026 10:00:00 GMT", T0 + 10)
         .await
         .call("set_file_validator again")?;
     ensure_eq(
         "replaced",
+        validator(Some(url)).await?.0,
+        Some("Tue, 01 Dec 2026 10:00:00 GMT".to_owned()),
+    )?;
+    index
+        .set_file_validator(url, "\"slow\"", T0 + 5)
+        .await
+        .call("set_file_validator from an earlier request")?;
+    ensure_eq(
+        "an observation sent earlier changes nothing",
         validator(Some(url)).await?.0,
         Some("Tue, 01 Dec 2026 10:00:00 GMT".to_owned()),
     )?;

@@ -72,9 +72,18 @@ pub trait Index {
         file: Option<&str>,
     ) -> Result<Lookup, IndexError>;
 
-    /// Records `validator` as the current one of the source file at `url` (seen in an origin
-    /// answer), for lookups to compare entries against; it lives [`FILE_VALIDATOR_TTL_MS`].
-    async fn set_file_validator(&self, url: &str, validator: &str) -> Result<(), IndexError>;
+    /// Records `validator` as the current one of the source file at `url`, seen in an origin
+    /// answer to a request sent at `seen_ms`, for lookups to compare entries against; it lives
+    /// [`FILE_VALIDATOR_TTL_MS`].
+    ///
+    /// Contract: an observation sent earlier than the recorded one changes nothing (a slow
+    /// fetch from before a change never undoes the change).
+    async fn set_file_validator(
+        &self,
+        url: &str,
+        validator: &str,
+        seen_ms: u64,
+    ) -> Result<(), IndexError>;
 
     /// Records that `dataset`'s version document (its consolidated metadata) had `digest` when
     /// read from the origin at `read_at_ms`, and returns the source generation: raised when the

@@ -54,7 +54,7 @@ impl Script {
 }
 
 /// Every script, for finding the text of an `EVALSHA` that Redis does not know.
-pub static ALL: [&Script; 10] = [
+pub static ALL: [&Script; 11] = [
     &LOOKUP,
     &PUT_ENTRY,
     &FORGET,
@@ -65,6 +65,7 @@ pub static ALL: [&Script; 10] = [
     &RELEASE_LEASE,
     &SOURCE_VERSION,
     &BUMP_VERSION,
+    &FILE_VALIDATOR,
 ];
 
 /// The script whose SHA-1 is `sha`.
@@ -166,3 +167,8 @@ pub static SOURCE_VERSION: Script = Script::new(include_str!("scripts/source_ver
 /// `Index::bump_source_version`: raise the generation (a missing record starts at now).
 /// `KEYS[1]` the record; `ARGV[1]` now (ms).
 pub static BUMP_VERSION: Script = Script::new(include_str!("scripts/bump_version.lua"));
+
+/// `Index::set_file_validator`: record a source file's validator unless a later-sent
+/// observation is recorded. `KEYS[1]` the record; `ARGV[1]` validator, `ARGV[2]` sent at (ms),
+/// `ARGV[3]` TTL (ms).
+pub static FILE_VALIDATOR: Script = Script::new(include_str!("scripts/file_validator.lua"));

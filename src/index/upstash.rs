@@ -335,11 +335,18 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
     }
 
-    async fn set_file_validator(&self, url: &str, validator: &str) -> Result<(), IndexError> {
-        let command = Command::new("SET")
+    async fn set_file_validator(
+        &self,
+        url: &str,
+        validator: &str,
+        seen_ms: u64,
+    ) -> Result<(), IndexError> {
+        let command = Command::new("EVALSHA")
+            .arg(scripts::FILE_VALIDATOR.sha())
+            .arg(1)
             .arg(self.keys.file_validator(url))
             .arg(validator)
-            .arg("PX")
+            .arg(seen_ms)
             .arg(FILE_VALIDATOR_TTL_MS);
         self.call(&command).await.map(|_| ())
     }

@@ -1,7 +1,7 @@
 local version = redis.call('GET', KEYS[13]) or '0'
 -- The source file's recorded validator, when the reader named its file (ARGV[8] = '1').
 local file = ''
-if ARGV[8] == '1' then file = redis.call('GET', KEYS[15]) or '' end
+if ARGV[8] == '1' then file = redis.call('HGET', KEYS[15], 'validator') or '' end
 -- A versioned read (ARGV[6] = the generation it keys objects by, ARGV[7] = how old the source
 -- record may be): unless that generation is current and fresh, answer without counting.
 local source = {}
