@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::http::conditional::{etag, none_match};
 use crate::http::context::{origin_auth, route_plan, Backends, RequestParts};
 use crate::http::response::HttpResponse;
-use crate::http::zarr::absent_response;
+use crate::http::zarr::{absent_response, cache_headers};
 use crate::origin::check::is_redirect;
 use crate::origin::url_policy::redact;
 use crate::origin::{Origin, OriginError};
@@ -91,15 +91,7 @@ pub async fn origin_route<P: Platform>(
             "{dataset}/{key}: the cached answer is not an envelope"
         )));
     };
-    let headers = vec![
-        ("etag".to_owned(), tag.clone()),
-        ("x-cache".to_owned(), chunk.source.header_value().to_owned()),
-        ("server-timing".to_owned(), chunk.timing.header_value()),
-        (
-            "cache-control".to_owned(),
-            format!("public, max-age={}", plan.max_age),
-        ),
-    ];
+    let headers = cache_headers(&tag, chunk.source, chunk.timing, plan.max_age);
     let response = if none_match(request.if_none_match, &tag) {
         HttpResponse {
             status: 304,

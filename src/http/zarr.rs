@@ -115,6 +115,26 @@ pub async fn zarr_key<P: Platform>(
     Ok((response, write_backs))
 }
 
+/// What every answer read through the cache carries: `ETag`, `X-Cache`, `Server-Timing` and
+/// `Cache-Control`.
+#[must_use]
+pub fn cache_headers(
+    tag: &str,
+    source: CacheSource,
+    timing: Timing,
+    max_age: u64,
+) -> Vec<(String, String)> {
+    vec![
+        ("etag".to_owned(), tag.to_owned()),
+        ("x-cache".to_owned(), source.header_value().to_owned()),
+        ("server-timing".to_owned(), timing.header_value()),
+        (
+            "cache-control".to_owned(),
+            format!("public, max-age={max_age}"),
+        ),
+    ]
+}
+
 /// The 404 for a key the origin does not have (Zarr reads it as the fill value), with where
 /// that answer came from (`MISS`: the origin said so now, `HIT`: remembered).
 #[must_use]
@@ -135,16 +155,8 @@ async fn respond_with_chunk<S: ChunkStore>(
     store: &S,
 ) -> Result<HttpResponse<S::Body>, Error> {
     let tag = etag(&chunk.checksum);
-    let mut headers = vec![
-        ("etag".to_owned(), tag.clone()),
-        ("x-cache".to_owned(), chunk.source.header_value().to_owned()),
-        ("server-timing".to_owned(), chunk.timing.header_value()),
-        ("accept-ranges".to_owned(), "bytes".to_owned()),
-        (
-            "cache-control".to_owned(),
-            format!("public, max-age={max_age}"),
-        ),
-    ];
+    let mut headers = cache_headers(&tag, chunk.source, chunk.timing, max_age);
+    headers.push(("accept-ranges".to_owned(), "bytes".to_owned()));
     let response = |status, headers, body, stream| HttpResponse {
         status,
         headers,
