@@ -342,33 +342,7 @@ fn check_route(method: &str, path: &str) {
         Route::Preflight => panic!("{method} {path:?} routes to a preflight"),
         Route::Admin(admin) => {
             assert!(is_admin, "{method} {path:?} routes to {routed:?}");
-            match admin {
-                AdminRoute::Purge | AdminRoute::Warm | AdminRoute::Sweep => {
-                    assert_eq!(method, "POST", "{path:?}: {routed:?}");
-                }
-                AdminRoute::ListDatasets => {
-                    assert!(matches!(method, "GET" | "HEAD"), "{path:?}: {routed:?}");
-                }
-                AdminRoute::PutDataset { dataset } | AdminRoute::DeleteDataset { dataset } => {
-                    let put = matches!(admin, AdminRoute::PutDataset { .. });
-                    assert_eq!(method, if put { "PUT" } else { "DELETE" }, "{path:?}");
-                    check_dataset_id(dataset);
-                    assert!(
-                        validate_dataset_id(dataset).is_ok(),
-                        "{path:?}: dataset {dataset:?}"
-                    );
-                    assert_eq!(
-                        path.trim_end_matches('/'),
-                        format!("{ADMIN_PREFIX}/datasets/{dataset}"),
-                        "{routed:?}"
-                    );
-                }
-                AdminRoute::BumpVersion { dataset } => {
-                    assert_eq!(method, "POST", "{path:?}");
-                    let expected = format!("{ADMIN_PREFIX}/datasets/{dataset}/version");
-                    assert_eq!(path.trim_end_matches('/'), expected, "{routed:?}");
-                }
-            }
+            check_admin_route(method, path, admin);
         }
         Route::OriginRoute {
             dataset,
@@ -403,13 +377,50 @@ fn check_route(method: &str, path: &str) {
                 "{path:?} routes to {routed:?}"
             );
         }
-        Route::ZarrKey { dataset, key } => {
+        Route::ZarrKey { dataset, key } | Route::File { dataset, path: key } => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
-            check_keyed_route(path, "/zarr/", dataset, key);
+            let prefix = if matches!(routed, Route::File { .. }) {
+                "/files/"
+            } else {
+                "/zarr/"
+            };
+            check_keyed_route(path, prefix, dataset, key);
         }
         Route::Health | Route::Datasets | Route::Stats | Route::StatsKeys | Route::StatsHistory => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
             assert!(path.starts_with("/api/"), "{path:?} routes to {routed:?}");
+        }
+    }
+}
+
+/// An admin route: the method its endpoint takes, and the dataset id of its path.
+fn check_admin_route(method: &str, path: &str, admin: &AdminRoute) {
+    let routed = admin;
+    match admin {
+        AdminRoute::Purge | AdminRoute::Warm | AdminRoute::Sweep => {
+            assert_eq!(method, "POST", "{path:?}: {routed:?}");
+        }
+        AdminRoute::ListDatasets => {
+            assert!(matches!(method, "GET" | "HEAD"), "{path:?}: {routed:?}");
+        }
+        AdminRoute::PutDataset { dataset } | AdminRoute::DeleteDataset { dataset } => {
+            let put = matches!(admin, AdminRoute::PutDataset { .. });
+            assert_eq!(method, if put { "PUT" } else { "DELETE" }, "{path:?}");
+            check_dataset_id(dataset);
+            assert!(
+                validate_dataset_id(dataset).is_ok(),
+                "{path:?}: dataset {dataset:?}"
+            );
+            assert_eq!(
+                path.trim_end_matches('/'),
+                format!("{ADMIN_PREFIX}/datasets/{dataset}"),
+                "{routed:?}"
+            );
+        }
+        AdminRoute::BumpVersion { dataset } => {
+            assert_eq!(method, "POST", "{path:?}");
+            let expected = format!("{ADMIN_PREFIX}/datasets/{dataset}/version");
+            assert_eq!(path.trim_end_matches('/'), expected, "{routed:?}");
         }
     }
 }

@@ -75,6 +75,13 @@ impl<T: Clone + 'static> CacheLock<T> {
             .await
     }
 
+    /// Whether a request of this isolate is fetching `object` now (a new reader would follow
+    /// it).
+    #[must_use]
+    pub fn is_running(&self, object: &str) -> bool {
+        self.flights.is_running(object)
+    }
+
     /// How many objects are being fetched in this isolate right now.
     #[must_use]
     pub fn in_flight(&self) -> usize {

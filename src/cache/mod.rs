@@ -7,6 +7,8 @@
 //!   instances (write and read permits);
 //! - [`write_back`]: what runs after the response (store, index, release, evict);
 //! - [`single_flight`]: the in-isolate primitive the lock is built on;
+//! - [`blocks`]: block mode, a byte range of a file assembled from cached aligned blocks
+//!   (merged origin fetches, a window at a time);
 //! - [`envelope`]: origin answers kept with their content type (cached routes);
 //! - [`validators`]: entries of a source file that changed are not served;
 //! - [`maintenance`]: removing keys (claim, delete unheld objects, drop entries): eviction to
@@ -14,6 +16,7 @@
 //!
 //! Generic over the [`Platform`] and free of worker types.
 
+pub mod blocks;
 pub mod envelope;
 pub mod lock;
 pub mod maintenance;

@@ -64,6 +64,54 @@ const STALE_IF_ERROR_MS: u64 = 3_600_000;
 /// The outcome of one miss, shared by every request of the isolate that waited on it.
 pub struct FetchedOutcome(Fetched);
 
+impl FetchedOutcome {
+    /// The outcome of a fetch made elsewhere (block mode's merged fetches): `bytes` from the
+    /// origin (`hit` false) or from another instance's stored object (`hit` true), and the
+    /// write-back its leader runs.
+    pub(crate) fn new(
+        bytes: Rc<Vec<u8>>,
+        checksum: String,
+        hit: bool,
+        origin_ms: u64,
+        write_back: Option<WriteBack>,
+        read_at_ms: u64,
+    ) -> Self {
+        Self(Fetched {
+            checksum,
+            bytes,
+            source: if hit {
+                CacheSource::Hit
+            } else {
+                CacheSource::Miss
+            },
+            origin_ms,
+            write_back,
+            absent: false,
+            read_at_ms,
+        })
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &Rc<Vec<u8>> {
+        &self.0.bytes
+    }
+
+    /// Where they came from.
+    pub(crate) fn source(&self) -> CacheSource {
+        self.0.source
+    }
+
+    /// What the leader runs after the response.
+    pub(crate) fn write_back(&self) -> Option<&WriteBack> {
+        self.0.write_back.as_ref()
+    }
+
+    /// How long the fetch took.
+    pub(crate) fn origin_ms(&self) -> u64 {
+        self.0.origin_ms
+    }
+}
+
 /// The isolate's cache lock over misses.
 pub type Flights = CacheLock<Result<Rc<FetchedOutcome>, Error>>;
 
@@ -370,6 +418,7 @@ fn file_check(
                 validator: validator.clone(),
                 hosts: request.hosts.clone(),
                 auth: request.auth.cloned(),
+                sized: false,
             })
         })
 }

@@ -158,6 +158,15 @@ impl<T: Clone + 'static> SingleFlight<T> {
         }
     }
 
+    /// Whether work for `key` is running (a leader's future not yet done or dropped).
+    #[must_use]
+    pub fn is_running(&self, key: &str) -> bool {
+        self.flights
+            .borrow()
+            .get(key)
+            .is_some_and(|f| f.work.peek().is_none())
+    }
+
     /// How many keys are in flight.
     #[must_use]
     pub fn in_flight(&self) -> usize {

@@ -11,20 +11,63 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::cache::single_flight::SingleFlight;
+use crate::error::Error;
 use crate::index::entry::IndexEntry;
 use crate::index::Index;
 use crate::origin::auth::OriginAuth;
 use crate::origin::url_policy::{host_port, redact, HostPolicy};
 use crate::origin::{ByteRange, Origin};
+use crate::source::files::{record_key, FileMeta};
 
 /// The most files an isolate remembers checking (beyond it, old checks are forgotten).
 const MAX_TRACKED_FILES: usize = 10_000;
 
-/// When this isolate last checked (or learned) each file's validator.
-#[derive(Debug, Clone, Default)]
-pub struct FileChecks(Rc<RefCell<HashMap<String, u64>>>);
+/// When this isolate last checked (or learned) each file's validator, and what it knows of the
+/// files of block mode (their [`FileMeta`], learned from the index or the origin). A cheap
+/// handle: clones share the tables.
+#[derive(Clone, Default)]
+pub struct FileChecks {
+    checked: Rc<RefCell<HashMap<String, u64>>>,
+    metas: Rc<RefCell<HashMap<String, (FileMeta, u64)>>>,
+    probes: Rc<SingleFlight<Result<FileMeta, Error>>>,
+}
+
+impl std::fmt::Debug for FileChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileChecks")
+            .field("checked", &self.checked.borrow().len())
+            .field("metas", &self.metas.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl FileChecks {
+    /// The isolate's single flight of block-mode size probes (one per file at a time).
+    #[must_use]
+    pub fn probes(&self) -> &Rc<SingleFlight<Result<FileMeta, Error>>> {
+        &self.probes
+    }
+
+    /// The meta of the file at `url` learned at most `max_age_ms` before `now_ms`.
+    #[must_use]
+    pub fn meta(&self, url: &str, now_ms: u64, max_age_ms: u64) -> Option<FileMeta> {
+        self.metas
+            .borrow()
+            .get(url)
+            .filter(|(_, at)| now_ms.saturating_sub(*at) < max_age_ms)
+            .map(|(meta, _)| meta.clone())
+    }
+
+    /// Remembers `meta` as the file's at `now_ms` (bounded like the checks).
+    pub fn remember(&self, url: &str, meta: FileMeta, now_ms: u64) {
+        let mut metas = self.metas.borrow_mut();
+        if metas.len() >= MAX_TRACKED_FILES && !metas.contains_key(url) {
+            metas.clear();
+        }
+        metas.insert(url.to_owned(), (meta, now_ms));
+    }
+
     /// Whether the file at `url`, known current at `known_at_ms` (its entry's creation), is due
     /// for a check at `now_ms` with checks `every_ms` apart (0: never); a due check is recorded
     /// as done.
@@ -33,7 +76,7 @@ impl FileChecks {
         if every_ms == 0 {
             return false;
         }
-        let mut checks = self.0.borrow_mut();
+        let mut checks = self.checked.borrow_mut();
         let last = checks.get(url).copied().unwrap_or(0).max(known_at_ms);
         if now_ms.saturating_sub(last) < every_ms {
             return false;
@@ -69,6 +112,9 @@ pub struct FileCheck {
     pub hosts: HostPolicy,
     /// The dataset's signing identity, for a private origin.
     pub auth: Option<OriginAuth>,
+    /// The validator is a block-mode [`FileMeta`] (size and both validators), recorded under
+    /// the file's block-mode record ([`record_key`]).
+    pub sized: bool,
 }
 
 /// Asks the origin whether `check`'s file still has its validator and records the new one when
@@ -93,13 +139,24 @@ pub async fn check_file(
             .map_err(|e| format!("check {shown}: {e}"))?,
         None => Vec::new(),
     };
-    // An ETag is quoted (`"…"` or `W/"…"`); anything else is a Last-Modified date.
-    let condition = if check.validator.ends_with('"') {
-        "if-none-match"
+    let sized = if check.sized {
+        FileMeta::from_validator(&check.validator)
     } else {
-        "if-modified-since"
+        None
     };
-    headers.push((condition.to_owned(), check.validator.clone()));
+    let condition = match &sized {
+        Some(meta) => match (&meta.etag, &meta.last_modified) {
+            (Some(etag), _) => Some(("if-none-match", etag.clone())),
+            (None, Some(date)) => Some(("if-modified-since", date.clone())),
+            (None, None) => None,
+        },
+        // An ETag is quoted (`"…"` or `W/"…"`); anything else is a Last-Modified date.
+        None if check.validator.ends_with('"') => Some(("if-none-match", check.validator.clone())),
+        None => Some(("if-modified-since", check.validator.clone())),
+    };
+    if let Some((name, value)) = condition {
+        headers.push((name.to_owned(), value));
+    }
     let first_byte = ByteRange {
         offset: 0,
         length: 1,
@@ -112,9 +169,21 @@ pub async fn check_file(
         // 304: unchanged; anything else teaches nothing.
         return Ok(());
     }
-    match answer.etag.or(answer.last_modified) {
+    let (record, current) = if check.sized {
+        let meta = FileMeta::from_probe(
+            answer.status,
+            answer.content_range.as_deref(),
+            answer.body.len() as u64,
+            answer.etag,
+            answer.last_modified,
+        );
+        (record_key(&check.url), meta.map(|m| m.validator()))
+    } else {
+        (check.url.clone(), answer.etag.or(answer.last_modified))
+    };
+    match current {
         Some(current) if current != check.validator => index
-            .set_file_validator(&check.url, &current, now_ms)
+            .set_file_validator(&record, &current, now_ms)
             .await
             .map_err(|e| format!("check {shown}: {e}")),
         _ => Ok(()),

@@ -369,6 +369,15 @@ impl Index for FakeIndex {
         })
     }
 
+    async fn file_validator(&self, url: &str) -> Result<Option<String>, IndexError> {
+        self.trip()?;
+        Ok(self
+            .file_validators
+            .borrow()
+            .get(url)
+            .map(|(v, _)| v.clone()))
+    }
+
     async fn set_file_validator(
         &self,
         url: &str,

@@ -9,12 +9,12 @@ use super::{handle, yield_once};
 /// origin answers only once the gate's sender fires (or is dropped), like a slow network.
 #[derive(Default)]
 pub struct FakeOriginState {
-    files: HashMap<String, Vec<u8>>,
+    files: RefCell<HashMap<String, Vec<u8>>>,
     /// URL → the `Location` of a 302 it answers.
     redirects: HashMap<String, String>,
     gate: Option<futures::future::Shared<futures::channel::oneshot::Receiver<()>>>,
     /// URL → the `ETag` it answers with.
-    etags: HashMap<String, String>,
+    etags: RefCell<HashMap<String, String>>,
     /// URL → the `Content-Type` it answers with.
     content_types: HashMap<String, String>,
     /// URL → a status it answers (with an empty body) instead of its file.
@@ -42,8 +42,18 @@ impl FakeOrigin {
     }
 
     pub fn with_file(mut self, url: &str, bytes: &[u8]) -> Self {
-        self.files.insert(url.to_owned(), bytes.to_vec());
+        self.files.get_mut().insert(url.to_owned(), bytes.to_vec());
         self
+    }
+
+    /// Replaces (or adds) the file at `url` and its `ETag`, as a rewrite at the origin would.
+    pub fn put_file(&self, url: &str, bytes: &[u8], etag: &str) {
+        self.files
+            .borrow_mut()
+            .insert(url.to_owned(), bytes.to_vec());
+        self.etags
+            .borrow_mut()
+            .insert(url.to_owned(), etag.to_owned());
     }
 
     /// Requests to `host` without an `authorization` header answer 403.
@@ -54,7 +64,7 @@ impl FakeOrigin {
 
     /// `url` answers with this `ETag`.
     pub fn with_etag(mut self, url: &str, etag: &str) -> Self {
-        self.etags.insert(url.to_owned(), etag.to_owned());
+        self.etags.get_mut().insert(url.to_owned(), etag.to_owned());
         self
     }
 
@@ -93,7 +103,7 @@ impl crate::origin::Origin for FakeOrigin {
         let answer = |status, body: Vec<u8>, content_range| crate::origin::OriginResponse {
             status,
             content_range,
-            etag: self.etags.get(url).cloned(),
+            etag: self.etags.borrow().get(url).cloned(),
             last_modified: None,
             location: None,
             content_type: self.content_types.get(url).cloned(),
@@ -120,7 +130,8 @@ impl crate::origin::Origin for FakeOrigin {
         if let Some(status) = self.statuses.get(url) {
             return Ok(answer(*status, Vec::new(), None));
         }
-        let Some(file) = self.files.get(url) else {
+        let files = self.files.borrow();
+        let Some(file) = files.get(url) else {
             return Ok(answer(404, b"not found".to_vec(), None));
         };
         let Some(range) = range else {
@@ -129,7 +140,11 @@ impl crate::origin::Origin for FakeOrigin {
         let start = usize::try_from(range.offset).unwrap();
         let end = (start + usize::try_from(range.length).unwrap()).min(file.len());
         if start >= file.len() {
-            return Ok(answer(416, Vec::new(), None));
+            return Ok(answer(
+                416,
+                Vec::new(),
+                Some(format!("bytes */{}", file.len())),
+            ));
         }
         Ok(answer(
             206,

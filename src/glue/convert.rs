@@ -8,7 +8,11 @@ use worker::{
     Headers, Method, Object, Request, RequestInit, Response, ResponseBody, ResponseBuilder,
 };
 
-use crate::http::response::HttpResponse;
+use futures::channel::mpsc::UnboundedSender;
+use futures::StreamExt as _;
+
+use crate::cache::WriteBack;
+use crate::http::response::{HttpResponse, Piece, Pieces};
 use crate::upstash::HttpCall;
 
 /// Builds the JS response. A stored R2 object streams straight from R2 (its `ReadableStream`
@@ -16,6 +20,17 @@ use crate::upstash::HttpCall;
 /// get no body at all, since the fetch spec forbids a body on them.
 pub fn to_worker_response<S: IntoResponseBody>(
     response: HttpResponse<S>,
+) -> worker::Result<Response> {
+    to_worker_response_with(response, None)
+}
+
+/// As [`to_worker_response`]; a body made piece by piece streams as it is read, and the
+/// write-backs of each piece go to `later` (run after the response; without it they are
+/// dropped, nothing is stored). A piece that fails ends the stream with an error: the client
+/// sees a body shorter than its `Content-Length`.
+pub fn to_worker_response_with<S: IntoResponseBody>(
+    mut response: HttpResponse<S>,
+    later: Option<UnboundedSender<Vec<WriteBack>>>,
 ) -> worker::Result<Response> {
     let headers = Headers::new();
     for (name, value) in &response.headers {
@@ -29,6 +44,23 @@ pub fn to_worker_response<S: IntoResponseBody>(
     }
     if let Some(stream) = response.stream {
         return Ok(builder.body(stream.into_response_body()?));
+    }
+    if let Some(Pieces(pieces)) = response.pieces.take() {
+        let body = pieces.map(move |piece| match piece {
+            Ok(Piece { bytes, write_backs }) => {
+                if let Some(later) = &later {
+                    if !write_backs.is_empty() {
+                        let _ = later.unbounded_send(write_backs);
+                    }
+                }
+                Ok(bytes)
+            }
+            Err(error) => {
+                worker::console_error!("body cut short: {error}");
+                Err(worker::Error::RustError(error.to_string()))
+            }
+        });
+        return builder.from_stream(body);
     }
     if response.body.is_empty() {
         Ok(builder.empty())
@@ -103,6 +135,7 @@ mod tests {
             headers: vec![("access-control-max-age".into(), "60".into())],
             body: b"ignored".to_vec(),
             stream: None,
+            pieces: None,
         };
         let mut js = to_worker_response(core).unwrap();
         assert_eq!(js.status_code(), 204);

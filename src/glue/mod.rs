@@ -41,6 +41,8 @@ use crate::platform::Platform;
 use crate::source::datasets::DatasetRegistry;
 
 pub use convert::to_worker_response;
+use convert::to_worker_response_with;
+use futures::channel::mpsc::UnboundedReceiver;
 use http_origin::{HttpOrigin, WorkerRefsSource};
 use store::WorkerStore;
 use upstash_fetch::FetchTransport;
@@ -164,7 +166,14 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             String::from_utf8_lossy(&response.body)
         );
     }
-    let mut js = to_worker_response(response)?;
+    // A body made piece by piece leaves write-backs while it is sent: they join the others.
+    let (later, pieces_later) = if response.pieces.is_some() {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        (Some(sender), Some(receiver))
+    } else {
+        (None, None)
+    };
+    let mut js = to_worker_response_with(response, later)?;
     if let (Some(_), 200, None) = (edge_ttl, js.status_code(), &range) {
         let copy = js.cloned()?;
         let key = url.to_string();
@@ -174,8 +183,9 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             }
         });
     }
-    if !write_backs.is_empty() {
-        run_after_response(&ctx, &env, config, &registry, nonce, write_backs)?;
+    if !write_backs.is_empty() || pieces_later.is_some() {
+        let later = (write_backs, pieces_later);
+        run_after_response(&ctx, &env, config, &registry, nonce, later)?;
     }
     Ok(js)
 }
@@ -187,7 +197,7 @@ fn run_after_response(
     config: Rc<Config>,
     registry: &DatasetRegistry,
     nonce: String,
-    write_backs: Vec<WriteBack>,
+    (write_backs, pieces): (Vec<WriteBack>, Option<UnboundedReceiver<Vec<WriteBack>>>),
 ) -> worker::Result<()> {
     let (index, store) = (
         index_from(&config),
@@ -205,6 +215,19 @@ fn run_after_response(
         for write_back in write_backs {
             if let Err(e) = run_write_back(write_back, &index, &store, &origin, &scope).await {
                 worker::console_warn!("write-back: {e}");
+            }
+        }
+        // The pieces' write-backs, as the body is sent (the channel closes with the body).
+        if let Some(mut pieces) = pieces {
+            use futures::StreamExt as _;
+            while let Some(batch) = pieces.next().await {
+                for write_back in batch {
+                    if let Err(e) =
+                        run_write_back(write_back, &index, &store, &origin, &scope).await
+                    {
+                        worker::console_warn!("write-back: {e}");
+                    }
+                }
             }
         }
     });

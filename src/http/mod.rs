@@ -5,6 +5,7 @@
 //! - [`context`]: what one request may use (backends, isolate state, settings).
 //! - [`route`]: method and path to a [`route::Route`].
 //! - [`zarr`]: `/zarr/{dataset}/{key}`, the Zarr store endpoint.
+//! - [`files`]: `/files/{dataset}/{path}`, block mode (byte ranges of files, cached as blocks).
 //! - [`routes`]: `/routes/{dataset}/…`, other routes of a dataset's origin, cached or passed on.
 //! - [`datasets`]: `/api/datasets` and `/zarr/{dataset}`, describing datasets.
 //! - [`admin`]: the admin API (bearer token): purge, warm, sweep, run-time datasets.
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod conditional;
 pub mod context;
 pub mod datasets;
+pub mod files;
 pub mod health;
 pub mod response;
 pub mod route;

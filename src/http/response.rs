@@ -6,12 +6,16 @@
 
 use serde::Serialize;
 
+use futures::stream::LocalBoxStream;
+
+use crate::cache::WriteBack;
 use crate::error::Error;
 use crate::store::StoreError;
 
 /// A complete response: status, headers and body. `S` is the chunk store's body type: when
-/// `stream` is set, the body streams from storage and `body` is empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `stream` is set, the body streams from storage and `body` is empty; when `pieces` is set,
+/// the body is made piece by piece after the headers are sent.
+#[derive(Debug)]
 pub struct HttpResponse<S = ()> {
     /// HTTP status code.
     pub status: u16,
@@ -21,6 +25,29 @@ pub struct HttpResponse<S = ()> {
     pub body: Vec<u8>,
     /// A stored object to stream as the body.
     pub stream: Option<S>,
+    /// A body read piece by piece (block mode's long ranges).
+    pub pieces: Option<Pieces>,
+}
+
+/// A body made piece by piece while it is sent (block mode: a window of blocks at a time, so a
+/// range of any length holds a few blocks in memory). A failed piece ends the body early: the
+/// client sees a body shorter than its `Content-Length`, never wrong bytes.
+pub struct Pieces(pub LocalBoxStream<'static, Result<Piece, Error>>);
+
+impl std::fmt::Debug for Pieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pieces(..)")
+    }
+}
+
+/// One piece of a [`Pieces`] body: its bytes and the write-backs its reads left (run after the
+/// response, like the handler's own).
+#[derive(Debug)]
+pub struct Piece {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// What to run after the response.
+    pub write_backs: Vec<WriteBack>,
 }
 
 impl HttpResponse {
@@ -32,6 +59,7 @@ impl HttpResponse {
             headers: self.headers,
             body: self.body,
             stream: None,
+            pieces: None,
         }
     }
 
@@ -48,6 +76,7 @@ impl HttpResponse {
             ],
             body,
             stream: None,
+            pieces: None,
         }
     }
 }
@@ -117,6 +146,7 @@ pub fn error_response(error: &Error) -> HttpResponse {
             ],
             body: answer.body.clone(),
             stream: None,
+            pieces: None,
         };
     }
     let response = HttpResponse::json(

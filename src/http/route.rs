@@ -44,6 +44,14 @@ pub enum Route {
         /// The route's path under the dataset's routes base, decoded and validated like a key.
         path: String,
     },
+    /// `GET`/`HEAD /files/{dataset}/{path}`: a file of a `files` dataset (block mode), whole or
+    /// by one byte range.
+    File {
+        /// The dataset id.
+        dataset: String,
+        /// The file's path under the dataset's prefix, decoded and validated like a key.
+        path: String,
+    },
     /// `OPTIONS` on any path: a CORS preflight.
     Preflight,
 }
@@ -151,6 +159,16 @@ pub fn route(method: &str, path: &str) -> Result<Route, Error> {
     }
     let route = if let Some(rest) = path.strip_prefix("/zarr/") {
         zarr_route(rest)?
+    } else if let Some(rest) = path.strip_prefix("/files/") {
+        let (dataset, raw_path) = rest.split_once('/').unwrap_or((rest, ""));
+        let dataset = validate_dataset_id(dataset)?;
+        if raw_path.is_empty() {
+            return Err(Error::NotFound(format!("/files/{dataset}/ names no file")));
+        }
+        Route::File {
+            dataset,
+            path: parse_zarr_key(raw_path)?,
+        }
     } else {
         match path.trim_end_matches('/') {
             "/api/health" => Route::Health,

@@ -98,6 +98,7 @@ pub async fn origin_route<P: Platform>(
             headers,
             body: Vec::new(),
             stream: None,
+            pieces: None,
         }
     } else {
         let mut headers = headers;
@@ -108,6 +109,7 @@ pub async fn origin_route<P: Platform>(
             headers,
             body: body.to_vec(),
             stream: None,
+            pieces: None,
         }
     };
     Ok((response, write_backs))
@@ -167,6 +169,7 @@ async fn pass_through<P: Platform>(
         headers,
         body: answer.body,
         stream: None,
+        pieces: None,
     })
 }
 

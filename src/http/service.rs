@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::http::admin::{authorize, handle_admin};
 use crate::http::context::{Backends, RequestParts};
 use crate::http::datasets::describe_dataset;
+use crate::http::files::file_read;
 use crate::http::response::{error_response, HttpResponse};
 use crate::http::route::{is_admin_path, route, Route};
 use crate::http::routes::origin_route;
@@ -64,6 +65,7 @@ pub fn finish<B>(request: &RequestParts<'_>, mut response: HttpResponse<B>) -> H
         }
         response.body.clear();
         response.stream = None;
+        response.pieces = None;
     }
     response
 }
@@ -85,6 +87,7 @@ async fn dispatch<P: Platform>(
             headers: vec![("access-control-max-age".into(), "86400".into())],
             body: Vec::new(),
             stream: None,
+            pieces: None,
         }),
         Route::Health => {
             let probe_key = cache.keys.health_probe(request.nonce);
@@ -129,6 +132,7 @@ async fn dispatch<P: Platform>(
         Route::OriginRoute { dataset, path } => {
             origin_route(request, &dataset, &path, backends).await
         }
+        Route::File { dataset, path } => file_read(request, &dataset, &path, backends).await,
     }
 }
 
@@ -147,7 +151,8 @@ async fn refresh_datasets_for<P: Platform>(route: &Route, backends: &Backends<'_
         Route::Preflight | Route::Health => {}
         Route::ZarrKey { dataset, .. }
         | Route::DatasetRoot { dataset }
-        | Route::OriginRoute { dataset, .. } => {
+        | Route::OriginRoute { dataset, .. }
+        | Route::File { dataset, .. } => {
             if registry.config(dataset).is_err() {
                 registry
                     .refresh_runtime_if_older(index, now_ms, UNKNOWN_DATASET_REFRESH_MS)

@@ -155,6 +155,28 @@ pub fn request_with_body(
         },
         &backends,
     ));
+    // A body made piece by piece is read whole, its write-backs kept for after the others; a
+    // piece that fails is reported in `x-test-body-error`.
+    let mut response = response;
+    let mut body = response
+        .stream
+        .take()
+        .unwrap_or(std::mem::take(&mut response.body));
+    let mut write_backs = write_backs;
+    if let Some(crate::http::response::Pieces(pieces)) = response.pieces.take() {
+        use futures::StreamExt as _;
+        for piece in block_on(pieces.collect::<Vec<_>>()) {
+            match piece {
+                Ok(piece) => {
+                    body.extend(piece.bytes);
+                    write_backs.extend(piece.write_backs);
+                }
+                Err(error) => response
+                    .headers
+                    .push(("x-test-body-error".into(), error.to_string())),
+            }
+        }
+    }
     let ids = world.registry.ids();
     let scope = EvictionScope {
         datasets: &ids,
@@ -178,8 +200,9 @@ pub fn request_with_body(
     HttpResponse {
         status: response.status,
         headers: response.headers,
-        body: response.stream.unwrap_or(response.body),
+        body,
         stream: None,
+        pieces: None,
     }
 }
 

@@ -162,6 +162,7 @@ async fn respond_with_chunk<S: ChunkStore>(
         headers,
         body,
         stream,
+        pieces: None,
     };
     if none_match(request.if_none_match, &tag) {
         return Ok(response(304, headers, Vec::new(), None));

@@ -1307,7 +1307,7 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
 }
 
 /// A lookup naming its source file returns the validator last recorded for that file (none
-/// before one is), whatever the entry; an observation sent before the recorded one changes
+/// before one is), whatever the entry, and so does `file_validator`; an observation sent before the recorded one changes
 /// nothing; a lookup naming no file returns none.
 async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(), String> {
     let url = "http://o.test/a.nc";
@@ -1352,8 +1352,21 @@ async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(
         Some("Tue, 01 Dec 2026 10:00:00 GMT".to_owned()),
     )?;
     ensure_eq(
+        "read alone",
+        index.file_validator(url).await.call("file_validator")?,
+        Some("Tue, 01 Dec 2026 10:00:00 GMT".to_owned()),
+    )?;
+    ensure_eq(
         "another file",
         validator(Some("http://o.test/b.nc")).await?.0,
+        None,
+    )?;
+    ensure_eq(
+        "another file read alone",
+        index
+            .file_validator("http://o.test/b.nc")
+            .await
+            .call("file_validator of another file")?,
         None,
     )?;
     ensure_eq("no file named", validator(None).await?.0, None)

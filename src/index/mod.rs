@@ -72,6 +72,12 @@ pub trait Index {
         file: Option<&str>,
     ) -> Result<Lookup, IndexError>;
 
+    /// The validator last recorded for the source file at `url`
+    /// ([`set_file_validator`](Self::set_file_validator)), if any.
+    ///
+    /// Contract: the value a lookup naming the file would return.
+    async fn file_validator(&self, url: &str) -> Result<Option<String>, IndexError>;
+
     /// Records `validator` as the current one of the source file at `url`, seen in an origin
     /// answer to a request sent at `seen_ms`, for lookups to compare entries against; it lives
     /// [`FILE_VALIDATOR_TTL_MS`].

@@ -335,6 +335,19 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         }
     }
 
+    async fn file_validator(&self, url: &str) -> Result<Option<String>, IndexError> {
+        let command = Command::new("HGET")
+            .arg(self.keys.file_validator(url))
+            .arg("validator");
+        match self.call(&command).await? {
+            Value::Nil => Ok(None),
+            other => other
+                .as_str()
+                .map(|v| Some(v.to_owned()))
+                .ok_or_else(|| unexpected("file validator", &other)),
+        }
+    }
+
     async fn set_file_validator(
         &self,
         url: &str,

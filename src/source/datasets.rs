@@ -21,6 +21,7 @@ use crate::origin::url_policy::{redirect_target, HostPolicy, MAX_REDIRECTS};
 use crate::policy::admission::Admission;
 use crate::policy::capacity::{CapacityLimits, Limit};
 use crate::policy::eviction::EvictionPolicy;
+use crate::source::files::{FilesOrigin, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::source::kerchunk::{LoadOptions, References, S3Endpoint};
 use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
 use crate::source::routes::RoutesConfig;
@@ -40,6 +41,8 @@ pub struct DatasetConfig {
     pub refs: RefsLocation,
     /// Where a Zarr store over HTTP lives (kind `zarr` only).
     pub zarr: Option<ZarrOrigin>,
+    /// Where the files of block mode live and their block size (kind `files` only).
+    pub files: Option<FilesOrigin>,
     /// Other routes of the origin passed through, some cached (`/routes/{id}/…`).
     pub routes: Option<RoutesConfig>,
     /// How often a source file served from the cache is checked for a new validator, in
@@ -80,6 +83,9 @@ pub enum DatasetKind {
     /// A Zarr store (v2 or v3) over HTTP at `url`, xpublish's zarr endpoint included: every key
     /// passes through to the origin.
     Zarr,
+    /// Files under the prefix `url`, served by byte ranges and cached as aligned blocks (block
+    /// mode, `/files/{id}/{path}`).
+    Files,
 }
 
 impl DatasetKind {
@@ -88,6 +94,7 @@ impl DatasetKind {
         match name {
             "kerchunk" => Some(Self::Kerchunk),
             "zarr" => Some(Self::Zarr),
+            "files" => Some(Self::Files),
             _ => None,
         }
     }
@@ -145,6 +152,8 @@ struct RawDataset {
     url: Option<String>,
     #[serde(default)]
     zarr_format: Option<u64>,
+    #[serde(default)]
+    block_size: Option<u64>,
     #[serde(default)]
     metadata_ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -228,12 +237,17 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         None => DatasetKind::default(),
         Some(name) => DatasetKind::parse(name).ok_or_else(|| {
             in_dataset(format!(
-                "kind must be \"kerchunk\" or \"zarr\", not {name:?}"
+                "kind must be \"kerchunk\", \"zarr\" or \"files\", not {name:?}"
             ))
         })?,
     };
     let zarr = zarr_origin(kind, &raw).map_err(in_dataset)?;
-    let refs = refs_location(zarr.as_ref(), raw.refs.as_deref()).map_err(in_dataset)?;
+    let files = files_origin(kind, &raw).map_err(in_dataset)?;
+    let refs = match &files {
+        // Nothing to load: the prefix stands in (its host is what fetches are checked against).
+        Some(files) => RefsLocation::Url(files.base.clone()),
+        None => refs_location(zarr.as_ref(), raw.refs.as_deref()).map_err(in_dataset)?,
+    };
     let hosts = match (raw.allowed_hosts, &refs) {
         (Some(hosts), _) => HostPolicy::new(&hosts, true).map_err(in_dataset)?,
         (None, RefsLocation::Url(url)) => {
@@ -245,7 +259,8 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             ))
         }
     };
-    // A refs URL on a loopback or private address must be listed explicitly.
+    // A refs URL (or a files prefix) on a loopback or private address must be listed
+    // explicitly.
     if let RefsLocation::Url(url) = &refs {
         hosts
             .check_refs_url(url)
@@ -278,21 +293,11 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
             ))
         })?,
     };
-    // The edge tier answers before any lookup, so it cannot see a zarr store's version change.
-    let edge_ttl_seconds = match (kind, raw.edge_ttl_seconds) {
-        (DatasetKind::Zarr, Some(ttl)) if ttl > 0 => {
-            return Err(in_dataset(
-                "edge_ttl_seconds must be 0 for kind zarr: the edge tier cannot see a change \
-                 of the store's version"
-                    .into(),
-            ))
-        }
-        (DatasetKind::Zarr, _) => 0,
-        (DatasetKind::Kerchunk, ttl) => ttl.unwrap_or(ttl_seconds),
-    };
+    let edge_ttl_seconds = edge_ttl(kind, raw.edge_ttl_seconds, ttl_seconds).map_err(in_dataset)?;
     Ok(DatasetConfig {
         kind,
         zarr,
+        files,
         routes,
         file_check_seconds: raw.file_check_seconds,
         s3_credentials,
@@ -311,6 +316,29 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         admission: raw.admission.unwrap_or_default(),
         definition,
         id: id.to_owned(),
+    })
+}
+
+/// The edge TTL: `ttl_seconds` unless the definition says; off for kinds whose changes the edge
+/// tier cannot see (it answers before any lookup).
+fn edge_ttl(kind: DatasetKind, edge: Option<u64>, ttl_seconds: u64) -> Result<u64, String> {
+    Ok(match (kind, edge) {
+        (DatasetKind::Zarr, Some(ttl)) if ttl > 0 => {
+            return Err(
+                "edge_ttl_seconds must be 0 for kind zarr: the edge tier cannot see a change \
+                 of the store's version"
+                    .into(),
+            )
+        }
+        (DatasetKind::Files, Some(ttl)) if ttl > 0 => {
+            return Err(
+                "edge_ttl_seconds must be 0 for kind files: the edge tier cannot see a change \
+                 of a file"
+                    .into(),
+            )
+        }
+        (DatasetKind::Zarr | DatasetKind::Files, _) => 0,
+        (DatasetKind::Kerchunk, ttl) => ttl.unwrap_or(ttl_seconds),
     })
 }
 
@@ -357,7 +385,7 @@ fn credential_secrets(c: RawCredentials) -> Result<CredentialSecrets, String> {
 /// name one).
 fn zarr_origin(kind: DatasetKind, raw: &RawDataset) -> Result<Option<ZarrOrigin>, String> {
     let zarr_only = [
-        ("url", raw.url.is_some()),
+        ("url", raw.url.is_some() && kind != DatasetKind::Files),
         ("zarr_format", raw.zarr_format.is_some()),
         ("metadata_ttl_seconds", raw.metadata_ttl_seconds.is_some()),
         ("absent_ttl_seconds", raw.absent_ttl_seconds.is_some()),
@@ -396,6 +424,44 @@ fn zarr_origin(kind: DatasetKind, raw: &RawDataset) -> Result<Option<ZarrOrigin>
         metadata_ttl_seconds,
         absent_ttl_seconds,
     }))
+}
+
+/// The prefix and block size of a `files` dataset from its definition (`None` for other kinds,
+/// which may not name a block size).
+fn files_origin(kind: DatasetKind, raw: &RawDataset) -> Result<Option<FilesOrigin>, String> {
+    if kind != DatasetKind::Files {
+        if raw.block_size.is_some() {
+            return Err("block_size is only for kind \"files\"".into());
+        }
+        return Ok(None);
+    }
+    if raw.refs.is_some() || raw.routes.is_some() {
+        return Err("kind \"files\" has a url, not refs or routes".into());
+    }
+    let url = raw
+        .url
+        .as_deref()
+        .ok_or("kind \"files\" needs url (the prefix its paths are under)")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("url must be an http(s):// URL, not {url:?}"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(format!(
+            "url must be a plain prefix, without query or fragment: {url:?}"
+        ));
+    }
+    let block_size = raw.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+    if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        return Err(format!(
+            "block_size must be {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE} bytes, not {block_size}"
+        ));
+    }
+    let base = if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    };
+    Ok(Some(FilesOrigin { base, block_size }))
 }
 
 impl DatasetConfig {
@@ -830,6 +896,12 @@ impl DatasetRegistry {
         now_ms: u64,
     ) -> Result<Source, Error> {
         let config = self.config(id)?;
+        if config.kind == DatasetKind::Files {
+            return Err(Error::NotFound(format!(
+                "dataset {id:?} is of kind files: it has no Zarr keys; read its files at \
+                 /files/{id}/{{path}}"
+            )));
+        }
         let cached = self.loaded.borrow_mut().get_mut(id).map(|entry| {
             entry.last_used_ms = now_ms;
             let fresh = now_ms.saturating_sub(entry.checked_at_ms) < self.revalidate_after_ms;

@@ -13,9 +13,11 @@
 //! - [`zarr`]: the Zarr v2 surface over any source (`.zmetadata` synthesis, content types,
 //!   variables).
 //! - [`zarr_http`]: a Zarr store (v2 or v3) over HTTP, xpublish's included, as a [`KeySource`].
+//! - [`files`]: block mode's files under an origin prefix (block geometry, file meta).
 //! - [`routes`]: other GET routes of a dataset's origin (xpublish plugins) and which are cached.
 
 pub mod datasets;
+pub mod files;
 pub mod kerchunk;
 pub mod kerchunk_store;
 pub mod refs;

@@ -1,0 +1,651 @@
+//! `GET`/`HEAD /files/{dataset}/{path}`: block mode. Any single byte range of a file under a
+//! `files` dataset's prefix (or the whole file), answered 200/206/304/416 with the origin's
+//! `ETag` and `Last-Modified`, assembled from the file's cached aligned blocks
+//! (`cache::blocks`) one window at a time: the first window before the headers (it decides
+//! `X-Cache`), the rest while the body is sent.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use futures::stream::{self, StreamExt};
+
+use crate::cache::blocks::{file_meta, read_window, FileAt, FileRead, Part, Window, WindowError};
+use crate::cache::validators::FileChecks;
+use crate::cache::{CacheBackends, CachePolicy, CacheSource, Flights, WriteBack};
+use crate::error::Error;
+use crate::http::conditional::{none_match, range_answer, RangeAnswer};
+use crate::http::context::{cache_policy, Backends, RequestParts};
+use crate::http::response::{HttpResponse, Piece, Pieces};
+use crate::origin::url_policy::HostPolicy;
+use crate::platform::{Body, Platform};
+use crate::policy::admission::Admission;
+use crate::source::files::{FileMeta, FilesOrigin};
+use crate::store::ChunkStore;
+
+/// `GET`/`HEAD /files/{dataset}/{path}`.
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown dataset, one of another kind, or a file the origin does
+/// not have; [`Error::Forbidden`] for a host the dataset may not fetch; what the origin fails
+/// with.
+pub async fn file_read<P: Platform>(
+    request: &RequestParts<'_>,
+    dataset: &str,
+    path: &str,
+    backends: &Backends<'_, P>,
+) -> Result<(HttpResponse<Body<P>>, Vec<WriteBack>), Error> {
+    let config = backends.datasets.config(dataset)?;
+    let Some(files) = config.files.clone() else {
+        return Err(Error::NotFound(format!(
+            "dataset {dataset:?} is not of kind files: its keys are at /zarr/{dataset}/…"
+        )));
+    };
+    let url = files.url_of(path);
+    config
+        .hosts
+        .check_chunk_url(&url)
+        .map_err(|refusal| Error::Forbidden(format!("{dataset}/{path}: {refusal}")))?;
+    let policy = cache_policy(&config, backends);
+    // What the isolate knows of a file is trusted for one check interval; block lookups
+    // compare it with the index's record all along.
+    let max_age_ms = if policy.file_check_ms > 0 {
+        policy.file_check_ms
+    } else {
+        policy.ttl_ms
+    };
+    let file = FileAt {
+        dataset,
+        path,
+        url: &url,
+        hosts: &config.hosts,
+    };
+    let (mut meta, probed) =
+        file_meta(file, backends.file_checks, max_age_ms, backends.cache).await?;
+    let answer = Answer {
+        request,
+        file,
+        files: &files,
+        policy,
+        admission: &config.admission,
+        probed,
+    };
+    // A version other than the one known turns up at most once per read in practice (the
+    // index's record, or the origin's answer, teaches it); a second change is an error.
+    for _ in 0..2 {
+        match answer.respond(&meta, backends).await {
+            Err(WindowError::Changed(current)) => meta = current,
+            Err(WindowError::Failed(error)) => return Err(error),
+            Ok(done) => return Ok(done),
+        }
+    }
+    Err(Error::Upstream(format!(
+        "{dataset}/{path}: the file kept changing during the read; read it again"
+    )))
+}
+
+/// One request's answer, for a file whose meta is known.
+struct Answer<'r, 'a> {
+    request: &'r RequestParts<'a>,
+    file: FileAt<'r>,
+    files: &'r FilesOrigin,
+    policy: CachePolicy,
+    admission: &'r Admission,
+    /// The meta came from the origin just now.
+    probed: bool,
+}
+
+impl Answer<'_, '_> {
+    async fn respond<P: Platform>(
+        &self,
+        meta: &FileMeta,
+        backends: &Backends<'_, P>,
+    ) -> Result<(HttpResponse<Body<P>>, Vec<WriteBack>), WindowError> {
+        let mut headers = file_headers(meta);
+        let meta_source = if self.probed {
+            CacheSource::Miss
+        } else {
+            CacheSource::Hit
+        };
+        let bare = |status, mut headers: Vec<(String, String)>, source: CacheSource| {
+            headers.push(("x-cache".to_owned(), source.header_value().to_owned()));
+            HttpResponse {
+                status,
+                headers,
+                body: Vec::new(),
+                stream: None,
+                pieces: None,
+            }
+        };
+        if let Some(etag) = &meta.etag {
+            if none_match(self.request.if_none_match, etag) {
+                return Ok((bare(304, headers, meta_source), Vec::new()));
+            }
+        }
+        let (status, start, end) = match range_answer(self.request.range, meta.size) {
+            RangeAnswer::Unsatisfiable => {
+                headers.push(("content-range".to_owned(), format!("bytes */{}", meta.size)));
+                return Ok((bare(416, headers, meta_source), Vec::new()));
+            }
+            RangeAnswer::Full => (200, 0, meta.size.saturating_sub(1)),
+            RangeAnswer::Partial { start, end } => {
+                headers.push((
+                    "content-range".to_owned(),
+                    format!("bytes {start}-{end}/{}", meta.size),
+                ));
+                (206, start, end)
+            }
+        };
+        let length = if meta.size == 0 { 0 } else { end - start + 1 };
+        headers.push(("content-length".to_owned(), length.to_string()));
+        if self.request.method == "HEAD" || length == 0 {
+            return Ok((bare(status, headers, meta_source), Vec::new()));
+        }
+        let read = FileRead {
+            dataset: self.file.dataset,
+            path: self.file.path,
+            url: self.file.url,
+            hosts: self.file.hosts,
+            holder: self.request.nonce,
+            files: self.files,
+            meta,
+            checks: backends.file_checks,
+        };
+        let first_end = window_end(self.files, start, end);
+        let window = read_window(
+            &read,
+            (start, first_end),
+            self.policy,
+            backends.cache,
+            backends.flights,
+        )
+        .await?;
+        let Window {
+            mut parts,
+            write_backs,
+            source,
+            timing,
+        } = window;
+        let write_backs = admitted(write_backs, self.admission);
+        let source = if self.probed {
+            CacheSource::Miss
+        } else {
+            source
+        };
+        headers.push(("x-cache".to_owned(), source.header_value().to_owned()));
+        headers.push(("server-timing".to_owned(), timing.header_value()));
+        let mut response = HttpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+            stream: None,
+            pieces: None,
+        };
+        // One stored part is the whole answer: it streams from storage as it is.
+        if first_end == end && parts.len() == 1 && matches!(parts.first(), Some(Part::Stored(_))) {
+            if let Some(Part::Stored(body)) = parts.pop() {
+                response.stream = Some(body);
+                return Ok((response, write_backs));
+            }
+        }
+        let rest = Rest::new(&read, self, backends, (first_end + 1, end), parts);
+        response.pieces = Some(Pieces(rest.into_stream()));
+        Ok((response, write_backs))
+    }
+}
+
+/// The headers every answer for the file carries: the origin's validators, and how to read it.
+fn file_headers(meta: &FileMeta) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("accept-ranges".to_owned(), "bytes".to_owned()),
+        (
+            "content-type".to_owned(),
+            "application/octet-stream".to_owned(),
+        ),
+        // Readers revalidate with the origin's ETag (a 304 costs no block read).
+        ("cache-control".to_owned(), "no-cache".to_owned()),
+    ];
+    if let Some(etag) = &meta.etag {
+        headers.push(("etag".to_owned(), etag.clone()));
+    }
+    if let Some(modified) = &meta.last_modified {
+        headers.push(("last-modified".to_owned(), modified.clone()));
+    }
+    headers
+}
+
+/// The last byte of the window that starts at `start` (it ends at a block boundary, or `end`).
+fn window_end(files: &FilesOrigin, start: u64, end: u64) -> u64 {
+    let first_block = start / files.block_size;
+    let past = first_block
+        .saturating_add(files.window_blocks())
+        .saturating_mul(files.block_size);
+    end.min(past.saturating_sub(1))
+}
+
+/// The write-backs as the dataset's admission filter allows them.
+fn admitted(write_backs: Vec<WriteBack>, admission: &Admission) -> Vec<WriteBack> {
+    write_backs
+        .into_iter()
+        .map(|w| w.admitted_by(admission))
+        .collect()
+}
+
+/// What is left of an answer once its headers are sent: parts read but not yet sent, and the
+/// windows still to read.
+struct Rest<P: Platform> {
+    backends: Rc<CacheBackends<P>>,
+    flights: Flights,
+    checks: FileChecks,
+    dataset: String,
+    path: String,
+    url: String,
+    hosts: HostPolicy,
+    holder: String,
+    files: FilesOrigin,
+    meta: FileMeta,
+    policy: CachePolicy,
+    admission: Admission,
+    /// The first byte not read yet.
+    next: u64,
+    /// The answer's last byte.
+    end: u64,
+    parts: VecDeque<Part<Body<P>>>,
+    /// Write-backs of the last window, sent with its first piece.
+    pending: Vec<WriteBack>,
+    /// A piece failed: the body ends.
+    done: bool,
+}
+
+impl<P: Platform> Rest<P> {
+    /// The rest of `answer` from byte `next` to `end`, after the first window's `parts`.
+    fn new(
+        read: &FileRead<'_>,
+        answer: &Answer<'_, '_>,
+        backends: &Backends<'_, P>,
+        (next, end): (u64, u64),
+        parts: Vec<Part<Body<P>>>,
+    ) -> Self {
+        Self {
+            backends: Rc::clone(backends.cache),
+            flights: backends.flights.clone(),
+            checks: backends.file_checks.clone(),
+            dataset: read.dataset.to_owned(),
+            path: read.path.to_owned(),
+            url: read.url.to_owned(),
+            hosts: read.hosts.clone(),
+            holder: read.holder.to_owned(),
+            files: answer.files.clone(),
+            meta: read.meta.clone(),
+            policy: answer.policy,
+            admission: answer.admission.clone(),
+            next,
+            end,
+            parts: parts.into(),
+            pending: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn into_stream(self) -> futures::stream::LocalBoxStream<'static, Result<Piece, Error>> {
+        stream::unfold(self, |mut rest| async move {
+            let piece = rest.next_piece().await?;
+            Some((piece, rest))
+        })
+        .boxed_local()
+    }
+
+    /// The next piece; `None` at the end (or after a failure).
+    async fn next_piece(&mut self) -> Option<Result<Piece, Error>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if let Some(part) = self.parts.pop_front() {
+                let bytes = match part {
+                    Part::Stored(body) => match self.backends.store.read_body(body).await {
+                        Ok(bytes) => bytes,
+                        Err(error) => {
+                            self.done = true;
+                            return Some(Err(Error::Store(error)));
+                        }
+                    },
+                    Part::Bytes { bytes, start, end } => bytes
+                        .get(start..end)
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default(),
+                };
+                let write_backs = std::mem::take(&mut self.pending);
+                return Some(Ok(Piece { bytes, write_backs }));
+            }
+            if self.next > self.end {
+                return None;
+            }
+            let window_end = window_end(&self.files, self.next, self.end);
+            let read = FileRead {
+                dataset: &self.dataset,
+                path: &self.path,
+                url: &self.url,
+                hosts: &self.hosts,
+                holder: &self.holder,
+                files: &self.files,
+                meta: &self.meta,
+                checks: &self.checks,
+            };
+            let window = read_window(
+                &read,
+                (self.next, window_end),
+                self.policy,
+                &self.backends,
+                &self.flights,
+            )
+            .await;
+            match window {
+                Ok(window) => {
+                    self.parts.extend(window.parts);
+                    self.pending
+                        .extend(admitted(window.write_backs, &self.admission));
+                    self.next = window_end + 1;
+                }
+                Err(error) => {
+                    self.done = true;
+                    let error = match error {
+                        WindowError::Failed(error) => error,
+                        WindowError::Changed(meta) => Error::Upstream(format!(
+                            "{}/{}: the file changed during the read (now {} bytes); read it \
+                             again",
+                            self.dataset, self.path, meta.size
+                        )),
+                    };
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::testing::{json_body, request, run, world_with, World};
+    use crate::origin::ByteRange;
+
+    const URL: &str = "http://origin.test/data/big.bin";
+    const BLOCK_BYTES: usize = 65_536;
+    const BLOCK: u64 = BLOCK_BYTES as u64;
+
+    /// A world with `blk`, a `files` dataset over `http://origin.test/data/` in 64 KiB blocks
+    /// (file checks every second), and a file of `size` bytes at [`URL`].
+    fn blocks_world(size: usize) -> (World, Vec<u8>) {
+        let world = world_with(
+            r#", "blk": {"kind": "files", "url": "http://origin.test/data/", "block_size": 65536,
+                "file_check_seconds": 1}"#,
+        );
+        let bytes = pattern(size, 1);
+        world.origin.put_file(URL, &bytes, "\"v1\"");
+        (world, bytes)
+    }
+
+    fn pattern(size: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
+    /// The origin requests made so far for [`URL`], as ranges.
+    fn origin_ranges(world: &World) -> Vec<Option<ByteRange>> {
+        world
+            .origin
+            .requests
+            .borrow()
+            .iter()
+            .filter(|(url, _)| url == URL)
+            .map(|(_, range)| *range)
+            .collect()
+    }
+
+    fn range(offset: u64, length: u64) -> Option<ByteRange> {
+        ByteRange { offset, length }.into()
+    }
+
+    /// A whole file, cold: one size probe and one merged request for all its blocks; warm: all
+    /// from the cache, no origin request.
+    #[test]
+    fn whole_file_cold_then_warm() {
+        let size = 3 * BLOCK_BYTES + 1234;
+        let (world, bytes) = blocks_world(size);
+        let cold = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(cold.status, 200, "{}", String::from_utf8_lossy(&cold.body));
+        assert_eq!(cold.body, bytes);
+        assert_eq!(cold.header("x-cache"), Some("MISS"));
+        assert_eq!(
+            cold.header("content-length"),
+            Some(size.to_string().as_str())
+        );
+        assert_eq!(cold.header("etag"), Some("\"v1\""));
+        assert_eq!(cold.header("accept-ranges"), Some("bytes"));
+        assert_eq!(
+            origin_ranges(&world),
+            vec![range(0, 1), range(0, size as u64)]
+        );
+        let warm = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!((warm.status, warm.header("x-cache")), (200, Some("HIT")));
+        assert_eq!(warm.body, bytes);
+        assert_eq!(
+            origin_ranges(&world).len(),
+            2,
+            "nothing more from the origin"
+        );
+    }
+
+    /// Ranges of every shape equal the file's bytes, cold and warm; past the end is 416.
+    #[test]
+    fn ranges_equal_the_file() {
+        let size = 2 * BLOCK_BYTES + 100;
+        let (world, bytes) = blocks_world(size);
+        let s = size as u64;
+        let cases: Vec<(String, u64, u64)> = vec![
+            ("bytes=0-0".into(), 0, 0),
+            ("bytes=10-20".into(), 10, 20),
+            (
+                format!("bytes={}-{}", BLOCK - 5, BLOCK + 5),
+                BLOCK - 5,
+                BLOCK + 5,
+            ),
+            (format!("bytes={}-", 2 * BLOCK + 50), 2 * BLOCK + 50, s - 1),
+            ("bytes=-7".into(), s - 7, s - 1),
+            (format!("bytes=-{}", s + 99), 0, s - 1),
+            (format!("bytes=5-{}", s + 1000), 5, s - 1),
+        ];
+        for pass in ["cold", "warm"] {
+            for (header, start, end) in &cases {
+                let answer = crate::http::testing::request(
+                    &world,
+                    "GET",
+                    "/files/blk/big.bin",
+                    &[("range", header)],
+                );
+                assert_eq!(answer.status, 206, "{pass} {header}");
+                let (a, b) = (
+                    usize::try_from(*start).unwrap(),
+                    usize::try_from(*end).unwrap(),
+                );
+                assert_eq!(answer.body, bytes[a..=b], "{pass} {header}");
+                assert_eq!(
+                    answer.header("content-range"),
+                    Some(format!("bytes {start}-{end}/{size}").as_str()),
+                    "{pass} {header}"
+                );
+            }
+        }
+        let beyond = request(
+            &world,
+            "GET",
+            "/files/blk/big.bin",
+            &[("range", &format!("bytes={s}-"))],
+        );
+        assert_eq!(beyond.status, 416);
+        assert_eq!(
+            beyond.header("content-range"),
+            Some(format!("bytes */{size}").as_str())
+        );
+    }
+
+    /// Only the blocks a request lacks are fetched, adjacent ones in one request.
+    #[test]
+    fn only_missing_blocks_are_fetched_and_merged() {
+        let size = 4 * BLOCK_BYTES;
+        let (world, bytes) = blocks_world(size);
+        let middle = format!("bytes={}-{}", BLOCK + 1, 2 * BLOCK + 1);
+        let first = request(&world, "GET", "/files/blk/big.bin", &[("range", &middle)]);
+        assert_eq!(first.status, 206);
+        let all = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(all.body, bytes);
+        assert_eq!(all.header("x-cache"), Some("MISS"));
+        assert_eq!(
+            origin_ranges(&world),
+            vec![
+                range(0, 1),
+                range(BLOCK, 2 * BLOCK),
+                range(0, BLOCK),
+                range(3 * BLOCK, BLOCK)
+            ]
+        );
+    }
+
+    /// A range longer than one window is read window by window, its later windows' blocks
+    /// written back as well.
+    #[test]
+    fn long_ranges_stream_window_by_window() {
+        let size = usize::try_from(crate::source::files::WINDOW_BYTES + 3 * BLOCK).unwrap();
+        let (world, bytes) = blocks_world(size);
+        let cold = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(cold.header("x-test-body-error"), None);
+        assert_eq!(cold.body, bytes);
+        let window = crate::source::files::WINDOW_BYTES;
+        assert_eq!(
+            origin_ranges(&world),
+            vec![range(0, 1), range(0, window), range(window, 3 * BLOCK)]
+        );
+        let warm = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(warm.body, bytes);
+        assert_eq!(origin_ranges(&world).len(), 3);
+    }
+
+    /// HEAD reports the length without reading blocks; If-None-Match with the origin's `ETag`
+    /// is a 304.
+    #[test]
+    fn head_and_conditional() {
+        let (world, _) = blocks_world(1000);
+        let head = run(&world, "HEAD", "/files/blk/big.bin");
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-length"), Some("1000"));
+        assert!(head.body.is_empty());
+        assert_eq!(origin_ranges(&world), vec![range(0, 1)], "the probe only");
+        let again = request(
+            &world,
+            "GET",
+            "/files/blk/big.bin",
+            &[("if-none-match", "\"v1\"")],
+        );
+        assert_eq!(again.status, 304);
+        assert_eq!(origin_ranges(&world).len(), 1, "the size is known");
+    }
+
+    /// An empty file: 200 with no body, any range 416.
+    #[test]
+    fn empty_files() {
+        let (world, _) = blocks_world(0);
+        let whole = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!((whole.status, whole.body.len()), (200, 0));
+        assert_eq!(whole.header("content-length"), Some("0"));
+        let ranged = request(
+            &world,
+            "GET",
+            "/files/blk/big.bin",
+            &[("range", "bytes=0-")],
+        );
+        assert_eq!(ranged.status, 416);
+    }
+
+    /// A file rewritten at the origin: once a hit's check after the interval sees it, the old
+    /// blocks are not served; the new file's bytes and size are.
+    #[test]
+    fn a_changed_file_is_read_again() {
+        let (world, old) = blocks_world(BLOCK_BYTES + 10);
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, old);
+        let new = pattern(2 * BLOCK_BYTES + 3, 2);
+        world.origin.put_file(URL, &new, "\"v2\"");
+        world.clock.now.set(world.clock.now.get() + 1_500);
+        // This hit is old (the check runs after it), the next reads the new file.
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, old);
+        world.clock.now.set(world.clock.now.get() + 1_500);
+        let read = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(read.header("etag"), Some("\"v2\""));
+        assert_eq!(read.body, new);
+        let ranged = request(
+            &world,
+            "GET",
+            "/files/blk/big.bin",
+            &[("range", "bytes=-3")],
+        );
+        assert_eq!(ranged.body, new[new.len() - 3..]);
+    }
+
+    /// A stale isolate memo meets the index's newer record in a block lookup: the read starts
+    /// again with the new size instead of answering old bytes.
+    #[test]
+    fn a_newer_record_restarts_the_read() {
+        let (world, old) = blocks_world(100);
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, old);
+        let new = pattern(300, 3);
+        world.origin.put_file(URL, &new, "\"v3\"");
+        // Another instance recorded the new version.
+        let meta = crate::source::files::FileMeta {
+            size: 300,
+            etag: Some("\"v3\"".into()),
+            last_modified: None,
+        };
+        world.index.file_validators.borrow_mut().insert(
+            crate::source::files::record_key(URL),
+            (meta.validator(), world.clock.now.get()),
+        );
+        let read = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(read.status, 200);
+        assert_eq!(read.body, new);
+        assert_eq!(read.header("content-length"), Some("300"));
+    }
+
+    /// Bad paths, missing files, other kinds of dataset: clear JSON errors.
+    #[test]
+    fn refusals() {
+        let (world, _) = blocks_world(10);
+        for path in [
+            "/files/blk/a/../big.bin",
+            "/files/blk/a%2Fb",
+            "/files/blk/a//b",
+        ] {
+            let answer = run(&world, "GET", path);
+            assert_eq!(answer.status, 400, "{path}");
+            assert!(json_body(&answer)["message"].is_string(), "{path}");
+        }
+        let missing = run(&world, "GET", "/files/blk/nothing.bin");
+        assert_eq!(missing.status, 404);
+        assert!(json_body(&missing)["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such file"));
+        assert_eq!(
+            run(&world, "GET", "/files/demo/x.bin").status,
+            404,
+            "kerchunk"
+        );
+        assert_eq!(run(&world, "GET", "/files/nope/x.bin").status, 404);
+        assert_eq!(run(&world, "GET", "/zarr/blk/.zmetadata").status, 404);
+        assert_eq!(run(&world, "POST", "/files/blk/big.bin").status, 405);
+    }
+}
