@@ -1,5 +1,5 @@
 //! Dataset listings: `/api/datasets` and `/zarr/{dataset}` describe a dataset (configuration,
-//! load state, variables).
+//! load state, variables; a `files` dataset its prefix and block size).
 
 use serde_json::json;
 
@@ -14,6 +14,22 @@ pub async fn describe_dataset<P: Platform>(
     config: &DatasetConfig,
     backends: &Backends<'_, P>,
 ) -> serde_json::Value {
+    if let Some(files) = &config.files {
+        // Block mode: files under a prefix, nothing to load.
+        return json!({
+            "id": config.id,
+            "kind": config.kind,
+            "description": config.description,
+            "files": format!("/files/{}/", config.id),
+            "url": files.base,
+            "block_size": files.block_size,
+            "ttl_seconds": config.ttl_seconds,
+            "allowed_hosts": config.allowed_hosts,
+            "capacity_bytes": config.capacity_bytes,
+            "eviction": config.eviction,
+            "state": "ready",
+        });
+    }
     let loaded = match backends
         .datasets
         .walkable_source(&config.id, backends.refs_source, &backends.cache.clock)

@@ -620,6 +620,19 @@ mod tests {
         assert_eq!(read.header("content-length"), Some("300"));
     }
 
+    /// The listing shows the prefix, the block size and where to read.
+    #[test]
+    fn listed_with_prefix_and_block_size() {
+        let (world, _) = blocks_world(10);
+        let listing = json_body(&run(&world, "GET", "/api/datasets"));
+        let row = crate::http::testing::dataset_row(&listing, "blk");
+        assert_eq!(row["kind"], "files");
+        assert_eq!(row["files"], "/files/blk/");
+        assert_eq!(row["url"], "http://origin.test/data/");
+        assert_eq!(row["block_size"], 65_536);
+        assert_eq!(row["state"], "ready");
+    }
+
     /// Bad paths, missing files, other kinds of dataset: clear JSON errors.
     #[test]
     fn refusals() {

@@ -1118,6 +1118,35 @@ mod tests {
                 r#"{"a": {"kind": "parquet", "refs": "http://x/r"}}"#,
                 "kind must be",
             ),
+            (r#"{"a": {"kind": "files"}}"#, "needs url"),
+            (
+                r#"{"a": {"kind": "files", "url": "http://x/d/", "block_size": 1000}}"#,
+                "block_size must be",
+            ),
+            (
+                r#"{"a": {"kind": "files", "url": "http://x/d/", "block_size": 33554432}}"#,
+                "block_size must be",
+            ),
+            (
+                r#"{"a": {"kind": "files", "url": "http://x/d/", "edge_ttl_seconds": 60}}"#,
+                "edge_ttl_seconds must be 0 for kind files",
+            ),
+            (
+                r#"{"a": {"kind": "files", "url": "http://x/d/?q=1"}}"#,
+                "plain prefix",
+            ),
+            (
+                r#"{"a": {"kind": "files", "url": "http://x/d/", "refs": "http://x/r"}}"#,
+                "not refs",
+            ),
+            (
+                r#"{"a": {"refs": "http://x/r", "block_size": 65536}}"#,
+                "only for kind \"files\"",
+            ),
+            (
+                r#"{"a": {"kind": "files", "url": "http://x/d", "zarr_format": 2}}"#,
+                "only for kind \"zarr\"",
+            ),
             (
                 r#"{"a": {"refs": "http://127.0.0.1:8090/r.json"}}"#,
                 "list it in the dataset's allowed_hosts",
