@@ -40,6 +40,11 @@ class Config:
     # used over 15% of the cores during it; one that changes state waits (at most this long) for quiet
     noise_retries: int = 0
     quiet_wait_before_pass_s: float = 0.0
+    # whole-file reads (xarray + h5netcdf over fsspec HTTP, every variable loaded) per pass of the
+    # rows that can be repeated (direct, blockcache warm, block mode warm); a cold pass is one read
+    file_reads: int = 3
+    # block mode: the block size of the benchmark's kind "files" datasets, and fsspec's blockcache's
+    files_block_size: int = 1 << 20
     extra: dict = field(default_factory=dict)
 
 
@@ -65,6 +70,7 @@ SMOKE = Config(
     request_timeout_s=20.0,
     synth_refs=(10_000,),
     profiled_hits=60,
+    file_reads=1,
     chart=False,
     native_example=False,
 )

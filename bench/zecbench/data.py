@@ -14,13 +14,17 @@ Everything goes under ``STATE/www``, which the benchmark's nginx origin serves:
 * ``refs/direct-<profile>.json``: the references the Python readers use (ReferenceFileSystem,
   fsspec's caches, xpublish): ``data/bench.nc`` at the origin or through the proxy;
 * ``floor/<var>/<i.j.k>``: each chunk's bytes as a file, for nginx to serve as static files;
-* ``refs/synth-<N>.json``: synthetic kerchunk JSON with N explicit range references.
+* ``refs/synth-<N>.json``: synthetic kerchunk JSON with N explicit range references;
+* ``data/bf-<profile>/bench.nc``: a hard link of the file per block-mode dataset (kind ``files``,
+  ``bf-<profile>``, whose ``url`` is that directory, through the loopback origin or the proxy), so
+  its URL is its own and its cold pass finds nothing cached.
 
 Beside the kerchunk aliases, the worker's datasets include (when xpublish runs) one of kind
 ``zarr`` per profile and concurrency, ``xw-<profile>-c<N>``, fronting xpublish's dataset of the
 same id (``bench/xpublish_server.py`` serves ``xp-…`` for the direct reads and ``xw-…`` for these).
 
-``STATE/manifest.json`` lists all of it for the measuring step.
+``STATE/manifest.json`` lists all of it for the measuring step, with the digest of the file's
+values as xarray + h5netcdf load them (``dataset_digest``: what every whole-file read must load).
 """
 
 from __future__ import annotations
@@ -83,6 +87,25 @@ def write_netcdf(path: Path, config: Config) -> None:
             v.set_auto_maskandscale(False)
             for step in range(nt):
                 v[step] = _field(var, step, rng)
+
+
+def dataset_digest(ds) -> bytes:
+    """Every variable of a loaded xarray Dataset (coordinates too): dtype, shape and the CRC-32 of
+    its values, as canonical JSON. Two reads of the same file load the same values exactly when
+    their digests are equal."""
+    out = {}
+    for name in sorted(ds.variables, key=str):
+        values = np.ascontiguousarray(ds.variables[name].values)
+        out[str(name)] = [values.dtype.str, list(values.shape), zlib.crc32(values.tobytes())]
+    return json.dumps(out, sort_keys=True).encode()
+
+
+def file_digest(path: Path) -> str:
+    """`dataset_digest` of a local netCDF4 file opened as the whole-file readers open it."""
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return dataset_digest(ds.load()).decode()
 
 
 def kerchunk_refs(path: Path) -> dict:
@@ -234,6 +257,21 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
                     "edge_ttl_seconds": 0, "allowed_hosts": [host_of(xpublish_url)],
                     "description": f"benchmark: fronting xpublish ({profile} origin behind it)"}
 
+    # Block mode: per profile a dataset of kind "files" over a directory of its own holding a hard
+    # link of the file (data/bf-<profile>/), so its URL is its own: nothing in the index or R2 for
+    # it before its cold pass. Edge tier: always off for this kind.
+    files = {"path": "bench.nc", "local": str(nc_path), "file_bytes": size, "block_size": config.files_block_size,
+             "digest": file_digest(nc_path), "datasets": {}, "direct": {}}
+    for profile in config.profiles:
+        dataset_id = f"bf-{profile}"
+        link(nc_path, www / "data" / dataset_id / "bench.nc")
+        url = f"{base[profile]}/data/{dataset_id}/"
+        datasets[dataset_id] = {"kind": "files", "url": url, "block_size": config.files_block_size,
+                                "ttl_seconds": 3600, "allowed_hosts": [host_of(url)],
+                                "description": f"benchmark: block mode over the {profile} origin"}
+        files["datasets"][profile] = dataset_id
+        files["direct"][profile] = f"{base[profile]}/data/bench.nc"
+
     synth = []
     urls = [f"{origin_url}/data/synth-{i}.nc" for i in range(8)]
     for i in range(8):
@@ -270,6 +308,7 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
         "direct_refs": direct,
         "xpublish_datasets": xpublish_datasets,
         "xpublish_url": xpublish_url,
+        "files": files,
         "synth": synth,
         "datasets": datasets,
     }

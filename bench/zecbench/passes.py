@@ -1,6 +1,7 @@
 """One pass = every chunk of the benchmark variables read once, by one reader, with at most
 `concurrency` reads in flight, bounded by a time cap. Latency is per chunk, from the start of its
-read to its last byte, on this (client) side."""
+read to its last byte, on this (client) side. The whole-file readers (`WholeFileReader`) use the
+same driver with one item per read of the whole file: latency is then the time of a full read."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Outcome:
     server_timing: dict = field(default_factory=dict)  # name -> [dur ms]
     wall_s: float = 0.0
     complete: bool = True
+    # HTTP requests the reader made, when it reports them (whole-file reads: several per item)
+    http_requests: int | None = None
 
 
 Fetch = Callable[[Item], Awaitable[tuple[bytes, dict]]]
@@ -64,6 +67,7 @@ def figures(o: Outcome) -> dict:
         "x_cache": dict(o.x_cache),
         "server_timing_p50_ms": {k: statistics.median(v) for k, v in o.server_timing.items() if v},
         "complete": o.complete,
+        **({"client_http_requests": o.http_requests} if o.http_requests is not None else {}),
     }
 
 
@@ -103,11 +107,16 @@ async def run_pass(items: list[Item], fetch: Fetch, concurrency: int, max_second
                 out.errors[problem] = out.errors.get(problem, 0) + 1
                 continue
             out.ok += 1
-            out.bytes += len(body)
+            # a whole-file read returns a digest as its body, and the bytes it read in its meta
+            out.bytes += meta.get("bytes", len(body))
             out.latencies_ms.append((t1 - t0) * 1000.0)
+            if "http_requests" in meta:
+                out.http_requests = (out.http_requests or 0) + meta["http_requests"]
             xc = meta.get("x-cache")
             if xc:
                 out.x_cache[xc] = out.x_cache.get(xc, 0) + 1
+            for xc, count in meta.get("x-cache-counts", {}).items():
+                out.x_cache[xc] = out.x_cache.get(xc, 0) + count
             for name, dur in meta.get("server-timing", {}).items():
                 out.server_timing.setdefault(name, []).append(dur)
             if t1 - last_progress >= progress_every_s:
@@ -208,3 +217,60 @@ class ReferenceReader:
                 await session.close()
         self.executor.shutdown(wait=False)
 
+
+class WholeFileReader:
+    """xarray + h5netcdf over an fsspec file, as a user reads a netCDF4/HDF5 file over HTTP:
+    ``xr.open_dataset(fs.open(url), engine="h5netcdf")``, every variable loaded. One fetch is one
+    whole read of the item's URL, run in a thread of its own (fsspec's synchronous API does its
+    HTTP on fsspec's IO thread), one at a time. `remote` is "http" (fsspec's HTTPFile as it comes:
+    5 MiB read-ahead) or "blockcache" (the same through fsspec's blockcache, `block_size` blocks
+    kept on local disk in `cache_dir`; the block size is given to `open`, where fsspec takes it).
+
+    A fetch returns, as its body, the digest of the values it loaded (`data.dataset_digest`, which
+    the item checks against the file's) and in its meta: the file's size as the bytes read, the
+    HTTP requests the reader made, and the X-Cache of its GET answers (seen through an aiohttp
+    trace on fsspec's session)."""
+
+    def __init__(self, remote: str, timeout_s: float, file_bytes: int, cache_dir: str | None = None,
+                 block_size: int = 1 << 20):
+        import fsspec
+
+        self.file_bytes = file_bytes
+        self.open_options = {"block_size": block_size} if remote == "blockcache" else {}
+        self.answers: list[tuple[str, int, str | None]] = []  # appended on fsspec's IO thread
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._answered)
+        client = {"trace_configs": [trace], "timeout": aiohttp.ClientTimeout(total=timeout_s)}
+        if remote == "http":
+            self.fs = fsspec.filesystem("http", client_kwargs=client, skip_instance_cache=True)
+        elif remote == "blockcache":
+            self.fs = fsspec.filesystem("blockcache", target_protocol="http", cache_storage=cache_dir,
+                                        skip_instance_cache=True,
+                                        target_options={"client_kwargs": client, "skip_instance_cache": True})
+        else:
+            raise ValueError(f"unknown remote {remote!r}")
+        self.executor = ThreadPoolExecutor(max_workers=1)
+
+    async def _answered(self, _session, _ctx, params) -> None:
+        self.answers.append((params.method, params.response.status, params.response.headers.get("X-Cache")))
+
+    def _read(self, url: str) -> bytes:
+        import xarray as xr
+
+        from .data import dataset_digest
+
+        with self.fs.open(url, "rb", **self.open_options) as f, xr.open_dataset(f, engine="h5netcdf") as ds:
+            return dataset_digest(ds.load())
+
+    async def fetch(self, item: Item) -> tuple[bytes, dict]:
+        first = len(self.answers)
+        body = await asyncio.get_running_loop().run_in_executor(self.executor, self._read, item.target)
+        answers = self.answers[first:]
+        x_cache: dict[str, int] = {}
+        for method, _status, xc in answers:
+            if method == "GET" and xc:
+                x_cache[xc] = x_cache.get(xc, 0) + 1
+        return body, {"bytes": self.file_bytes, "http_requests": len(answers), "x-cache-counts": x_cache}
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .runner import READERS, S3_WARM, XW_COLD, XW_WARM
+from .runner import (FILE_READERS, FILES_BLOCKCACHE, FILES_COLD, FILES_DIRECT, FILES_WARM, READERS, S3_WARM,
+                     XW_COLD, XW_WARM)
 
 ORIGIN_READERS = ("ReferenceFileSystem", "xpublish (cold)")
 
@@ -58,6 +59,33 @@ def profile_table(rows: list[dict], profile: str) -> str:
     return "\n".join(lines)
 
 
+def files_table(rows: list[dict], profile: str) -> str:
+    """The whole-file rows of a profile: one read at a time, each a read of the whole file."""
+    idx = _row_index(rows)
+    direct = idx.get((profile, FILES_DIRECT, 1), {})
+    lines = [
+        "| reader | reads | s per read, p50 (× direct) | MB/s (× direct) | HTTP req per read "
+        "| origin req | origin MB | X-Cache (GET answers) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for reader, _ in FILE_READERS:
+        r = idx.get((profile, reader, 1))
+        if r is None:
+            continue
+        flag = "" if r["complete"] and not r["errors"] else " ⚠"
+        if r.get("other_cpu_share", 0) > 0.15:
+            flag += " ~"
+        seconds = r["p50_ms"] / 1000 if r.get("p50_ms") is not None else None
+        per_read = r["client_http_requests"] / r["chunks"] if r.get("client_http_requests") is not None and r["chunks"] else None
+        xc = ", ".join(f"{k} {v}" for k, v in sorted(r["x_cache"].items())) or "—"
+        lines.append(
+            f"| {reader}{flag} | {r['chunks']} "
+            f"| {_num(seconds, 3)}{_ratio(r.get('p50_ms'), direct.get('p50_ms')) if reader != FILES_DIRECT else ''} "
+            f"| {_num(r['mb_per_s'], 1)}{_ratio(r['mb_per_s'], direct.get('mb_per_s')) if reader != FILES_DIRECT else ''} "
+            f"| {_num(per_read, 1)} | {_num(r['origin_requests'])} | {_num(r['origin_bytes'] / 1e6, 2)} | {xc} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def best(rows: list[dict], profile: str, reader: str, key: str = "chunks_per_s") -> dict | None:
     cands = [r for r in rows if r["profile"] == profile and r["reader"] == reader and r.get(key)]
     return max(cands, key=lambda r: r[key]) if cands else None
@@ -82,6 +110,14 @@ def targets(results: dict) -> list[dict]:
                     "by": "" if cmd <= 3.0 else f"{cmd - 3:.2f} extra commands per hit"})
     cmax = max((r["concurrency"] for r in rows), default=None)
     for profile in sorted({r["profile"] for r in rows}):
+        # whole-file reads (xarray + h5netcdf): block mode against fsspec's blockcache and the origin
+        files = {r["reader"]: r for r in rows if r["profile"] == profile and r["reader"] in
+                 (FILES_DIRECT, FILES_BLOCKCACHE, FILES_COLD, FILES_WARM) and r.get("p50_ms")}
+        for mine, theirs in ((FILES_WARM, FILES_BLOCKCACHE), (FILES_WARM, FILES_DIRECT), (FILES_COLD, FILES_DIRECT)):
+            if mine in files and theirs in files:
+                a, b = files[mine]["p50_ms"] / 1000, files[theirs]["p50_ms"] / 1000
+                out.append({"target": f"{profile}: {mine} vs {theirs} (reported)", "met": None,
+                            "measured": f"{a:.3f} vs {b:.3f} s per read: {a / b:.2f}× the time", "by": ""})
         w = next((r for r in warm if r["profile"] == profile and r["concurrency"] == cmax), None)
         if not w:
             continue
@@ -238,6 +274,15 @@ def markdown(results: dict) -> str:
         "xpublish for no chunk. Every body is checked against the bytes xpublish answered directly for the same "
         "chunk (its `xpublish (cold)` pass at that concurrency; the `xpublish (warm)` bodies too). Chunk bytes "
         "are xpublish's re-encoding (zstd), so MB/s counts the same bytes as the `xpublish` rows; compare chunks/s",
+        "- whole-file rows (a table of their own per profile): xarray + h5netcdf open the benchmark file "
+        "(`xr.open_dataset(fs.open(url), engine=\"h5netcdf\")`) over fsspec HTTP and load every variable, one "
+        "read at a time; each read's values are checked against the file's (a digest of every variable). "
+        "`origin direct`: the file at the origin (through the proxy in the remote profile); `fsspec blockcache "
+        "(warm)`: the same through fsspec's blockcache in 1 MiB blocks, after a populating read; `block mode`: "
+        "`/files/bf-<profile>/bench.nc` on the (R2-storage) worker, a dataset of kind `files` (1 MiB blocks, edge "
+        "tier off) over a directory of its own (a hard link of the file), cold on the first read, warm after. "
+        "s per read is the median full read; MB/s is the file's size per read over the pass's wall time; HTTP "
+        "req per read: what the reader sent (a HEAD and 5 MiB ranged GETs); X-Cache: of the worker's GET answers",
         "- origin req/MB: requests for the data file in nginx's access log during the pass (behind the proxy "
         "in the remote profile); index RT/cmd per request: upstash-local `/__stats`, reset before each pass, "
         "read once the worker's background writes have gone quiet",
@@ -251,6 +296,10 @@ def markdown(results: dict) -> str:
         "machine, as a warm hit does", ""]
     for profile in cfg["profiles"]:
         out += [f"## Results: {profile} origin", "", profile_table(results["rows"], profile), ""]
+        whole = files_table(results["rows"], profile)
+        if whole:
+            out += [f"Whole-file reads ({profile} origin): xarray + h5netcdf over fsspec HTTP, every variable "
+                    "loaded, one read at a time", "", whole, ""]
     out += ["## Targets", "", "| target | measured | verdict | by | why |", "| --- | --- | --- | --- | --- |"]
     for t in results["targets"]:
         out.append(f"| {t['target']} | {t['measured']} | {verdict(t)} | {t['by']} | {t.get('why', '')} |")

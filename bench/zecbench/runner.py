@@ -17,14 +17,15 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from . import probes
+from . import data, probes
 from .config import Config
-from .passes import HttpReader, Item, ReferenceReader, figures, run_pass
+from .passes import HttpReader, Item, ReferenceReader, WholeFileReader, figures, run_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +50,19 @@ READERS = [
               "every chunk a MISS (worker -> xpublish -> origin, then R2 put + index write), bodies equal to xpublish's direct ones"),
     (XW_WARM, "the same worker dataset again: every chunk a HIT (index EVAL + R2 read), xpublish not asked"),
 ]
+FILES_DIRECT = "h5netcdf, origin direct"
+FILES_BLOCKCACHE = "h5netcdf, fsspec blockcache (warm)"
+FILES_COLD = "h5netcdf through block mode, cold (MISS)"
+FILES_WARM = "h5netcdf through block mode, warm (HIT)"
+# Whole-file reads (their own table: one item is a read of the whole file, not a chunk): xarray +
+# h5netcdf over fsspec HTTP loading every variable of the benchmark file, one read at a time.
+FILE_READERS = [
+    (FILES_DIRECT, "fsspec HTTPFile (5 MiB read-ahead) on the file at the origin (through the proxy in the remote profile)"),
+    (FILES_BLOCKCACHE, "the same through fsspec's blockcache, 1 MiB blocks already on local disk (after a populating read)"),
+    (FILES_COLD, "the same HTTPFile on /files/bf-<profile>/bench.nc, a kind files dataset (1 MiB blocks) of its own: "
+                 "size probe, missing blocks fetched by merged ranges, then R2 puts + index writes"),
+    (FILES_WARM, "the same dataset again: every block from the cache (index + R2), nothing from the origin"),
+]
 SAMPLING_US = 250  # V8 profiler sampling interval
 CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
 NOISE_SHARE = 0.15  # a pass is noisy when processes outside the benchmark use more of the cores
@@ -58,6 +72,8 @@ STACK = ["worker", "worker_s3", "upstash", "redis", "origin", "proxy", "xpublish
 
 def storage_of(reader: str) -> str | None:
     """Which worker served a row: "r2" (the first), "s3" (the S3-storage one), None (not a worker)."""
+    if reader in (FILES_COLD, FILES_WARM):
+        return "r2"
     if not reader.startswith("worker"):
         return None
     return "s3" if reader.endswith("S3 storage") else "r2"
@@ -240,6 +256,11 @@ class Bench:
                 self.problems.append(f"{what}: figure {key} missing")
         if "x_cache" in expect and row["x_cache"] != {expect["x_cache"]: n}:
             self.problems.append(f"{what}: X-Cache {row['x_cache']}, expected {expect['x_cache']} for all {n}")
+        # whole-file reads: the X-Cache of every GET answer the reader got (several per read)
+        if "x_cache_all" in expect and set(row["x_cache"]) != {expect["x_cache_all"]}:
+            self.problems.append(f"{what}: X-Cache {row['x_cache']}, expected {expect['x_cache_all']} for every answer")
+        if "x_cache_some" in expect and not row["x_cache"].get(expect["x_cache_some"]):
+            self.problems.append(f"{what}: X-Cache {row['x_cache']}, expected at least one {expect['x_cache_some']}")
         if "origin_requests" in expect:
             lo, hi = expect["origin_requests"]
             if not lo <= row["origin_requests"] <= hi:
@@ -296,6 +317,53 @@ class Bench:
         async def make():
             return HttpReader(c, self.config.request_timeout_s, status, record)
         return make
+
+    def whole_file(self, profile: str, remote: str):
+        """xarray + h5netcdf reading the whole benchmark file, over fsspec HTTP ("http") or over
+        fsspec's blockcache ("blockcache": 1 MiB blocks in a cache directory of the profile's)."""
+        files = self.manifest["files"]
+        cache_dir = str(self.stack.state / "fsspec-cache" / profile / "whole-file-blockcache")
+
+        async def make():
+            return WholeFileReader(remote, self.config.request_timeout_s, files["file_bytes"], cache_dir,
+                                   files["block_size"])
+        return make
+
+    def items_whole_file(self, url: str, reads: int) -> list[Item]:
+        """`reads` whole reads of the file at `url`, each checked against the digest of its values."""
+        digest = self.manifest["files"]["digest"].encode()
+        return [Item(url, len(digest), zlib.crc32(digest)) for _ in range(reads)]
+
+    async def run_whole_file(self, profile: str) -> None:
+        """The whole-file rows: xarray + h5netcdf opening the benchmark file over fsspec HTTP and
+        loading every variable, one read at a time (c=1), straight from the origin, through
+        fsspec's blockcache (warm) and through the worker's block mode (cold, then warm). A pass is
+        one read when it fills a cache (cold, populate), else `file_reads` reads."""
+        files = self.manifest["files"]
+        reads = self.config.file_reads
+        many = float("inf")
+        # xarray's and h5netcdf's first open (imports, backend entry points) outside any pass: a
+        # read of the local file, which must load what the readers must
+        if data.file_digest(Path(files["local"])) != files["digest"]:
+            self.problems.append(f"{files['local']}: its values are not those of the manifest's digest")
+        direct = files["direct"][profile]
+        # at least a HEAD and a ranged GET per read, all of them at the origin
+        await self.measure(profile, FILES_DIRECT, 1, self.items_whole_file(direct, reads),
+                           self.whole_file(profile, "http"), {"origin_requests": (2 * reads, many)})
+        await self.measure(profile, FILES_BLOCKCACHE.replace("(warm)", "(populate)"), 1,
+                           self.items_whole_file(direct, 1), self.whole_file(profile, "blockcache"),
+                           {"origin_requests": (1, many)}, record=False, repeatable=False)
+        await self.measure(profile, FILES_BLOCKCACHE, 1, self.items_whole_file(direct, reads),
+                           self.whole_file(profile, "blockcache"), {"origin_requests": (0, 0)})
+        # Block mode on a dataset of its own (bf-<profile>, a URL of its own): the cold read makes
+        # the size probe and at least one block fetch; the warm reads fetch nothing and every
+        # answer is a HIT.
+        url = f"{self.stack.worker}/files/{files['datasets'][profile]}/{files['path']}"
+        await self.measure(profile, FILES_COLD, 1, self.items_whole_file(url, 1), self.whole_file(profile, "http"),
+                           {"x_cache_some": "MISS", "origin_requests": (2, many), "s3_objects": (0, 0)},
+                           repeatable=False)
+        await self.measure(profile, FILES_WARM, 1, self.items_whole_file(url, reads), self.whole_file(profile, "http"),
+                           {"x_cache_all": "HIT", "origin_requests": (0, 0), "s3_objects": (0, 0)})
 
     def refs_reader(self, profile: str, remote: str, c: int):
         refs = json.loads(Path(self.manifest["direct_refs"][profile]).read_text())
@@ -364,6 +432,8 @@ class Bench:
             for c in conc:
                 await self.measure(profile, reader, c, self.items_refs(), self.refs_reader(profile, remote, c),
                                    {"origin_requests": (0, 0)})
+
+        await self.run_whole_file(profile)
 
         if self.stack.xpublish:
             keys = ("zarr.json", *(f"{v}/zarr.json" for v in self.manifest["variables"]))
@@ -674,8 +744,8 @@ def machine(stack_state: Path) -> dict:
             "python": platform.python_version(),
             "nginx": cmd("nginx", "-v") or cmd("/usr/sbin/nginx", "-v"),
             "redis-server": cmd("redis-server", "--version"),
-            **{p: pyver(p) for p in ("fsspec", "kerchunk", "aiohttp", "xarray", "zarr", "xpublish",
-                                     "xpublish-zarr", "uvicorn", "dask", "numpy", "matplotlib")},
+            **{p: pyver(p) for p in ("fsspec", "kerchunk", "aiohttp", "xarray", "zarr", "h5netcdf", "h5py",
+                                     "xpublish", "xpublish-zarr", "uvicorn", "dask", "numpy", "matplotlib")},
         },
     }
 

@@ -488,6 +488,7 @@ async fn fetch_run<P: Platform>(run: Run, backends: Rc<CacheBackends<P>>) -> Run
         }
     }
     let mut outcomes: Vec<Option<Rc<FetchedOutcome>>> = vec![None; run.blocks.len()];
+    let fetch_now = take_stored(&run, writable, &mut outcomes, &backends).await;
     let waits = join_all(waiting.iter().map(|(i, reader)| {
         let block = &run.blocks[*i];
         let wait = Wait {
@@ -508,7 +509,7 @@ async fn fetch_run<P: Platform>(run: Run, backends: Rc<CacheBackends<P>>) -> Run
         }
     }));
     let merged = join_all(
-        adjacent(writable)
+        adjacent(fetch_now)
             .into_iter()
             .map(|group| fetch_merged(&run, group, true, &backends)),
     );
@@ -548,6 +549,76 @@ async fn fetch_run<P: Platform>(run: Run, backends: Rc<CacheBackends<P>>) -> Run
             run.dataset, run.path
         ))
     })
+}
+
+/// The writable blocks whose bytes another instance stored between this request's lookup and
+/// its lease (its write-back released the lease): taken from storage (their leases released),
+/// not fetched again. Returns the others.
+async fn take_stored<P: Platform>(
+    run: &Run,
+    writable: Vec<(usize, Option<WritePermit>)>,
+    outcomes: &mut [Option<Rc<FetchedOutcome>>],
+    backends: &CacheBackends<P>,
+) -> Vec<(usize, Option<WritePermit>)> {
+    let stored = join_all(writable.iter().map(|(i, permit)| async move {
+        match permit {
+            Some(_) => stored_meanwhile(run, &run.blocks[*i], backends).await,
+            None => None,
+        }
+    }))
+    .await;
+    let mut fetch_now = Vec::new();
+    for ((i, permit), found) in writable.into_iter().zip(stored) {
+        match found {
+            Some(outcome) => {
+                if let Some(writer) = permit {
+                    writer.release(&backends.index).await;
+                }
+                outcomes[i] = Some(outcome);
+            }
+            None => fetch_now.push((i, permit)),
+        }
+    }
+    fetch_now
+}
+
+/// The block's bytes if they were stored (fresh, whole) since the lookup, with the write-back
+/// that indexes them for this key (asked only with the block's lease in hand).
+async fn stored_meanwhile<P: Platform>(
+    run: &Run,
+    block: &Block,
+    backends: &CacheBackends<P>,
+) -> Option<Rc<FetchedOutcome>> {
+    let object = backends.store.get(&block.object_key).await.ok()??;
+    let now = backends.clock.now_ms();
+    let age = now.saturating_sub(object.uploaded_ms);
+    if object.size != block.range.length || age >= run.policy.ttl_ms {
+        return None;
+    }
+    let uploaded_ms = object.uploaded_ms;
+    let bytes = backends.store.read_body(object.body).await.ok()?;
+    if bytes.len() as u64 != block.range.length {
+        return None;
+    }
+    let checksum = content_checksum(&bytes);
+    let adopt = WriteBack::Adopt {
+        dataset: run.dataset.clone(),
+        key: block.key.clone(),
+        entry: IndexEntry {
+            object_key: block.object_key.clone(),
+            size: block.range.length,
+            checksum: checksum.clone(),
+            created_ms: uploaded_ms,
+            last_access_ms: now,
+            hits: 0,
+            fetch_ms: 0,
+            origin_validator: Some(run.meta.validator()),
+        },
+        ttl_ms: run.policy.ttl_ms - age,
+        limits: run.policy.limits,
+    };
+    let outcome = FetchedOutcome::new(Rc::new(bytes), checksum, true, 0, Some(adopt), now);
+    Some(Rc::new(outcome))
 }
 
 /// Groups of adjacent block indices (ascending input), each with its permit.

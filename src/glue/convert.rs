@@ -46,6 +46,13 @@ pub fn to_worker_response_with<S: IntoResponseBody>(
         return Ok(builder.body(stream.into_response_body()?));
     }
     if let Some(Pieces(pieces)) = response.pieces.take() {
+        // workerd sends a plain stream chunked, without the Content-Length the core set;
+        // through a FixedLengthStream it keeps it (and a body cut short is an error, not a
+        // shorter body taken for the whole).
+        let length = response
+            .header("content-length")
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
         let body = pieces.map(move |piece| match piece {
             Ok(Piece { bytes, write_backs }) => {
                 if let Some(later) = &later {
@@ -60,7 +67,9 @@ pub fn to_worker_response_with<S: IntoResponseBody>(
                 Err(worker::Error::RustError(error.to_string()))
             }
         });
-        return builder.from_stream(body);
+        let fixed: worker::worker_sys::FixedLengthStream =
+            worker::FixedLengthStream::wrap(body, length).into();
+        return Ok(builder.stream(fixed.readable()));
     }
     if response.body.is_empty() {
         Ok(builder.empty())

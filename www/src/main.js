@@ -215,7 +215,8 @@ async function loadDatasets() {
   els.apiBase.textContent = new URLSearchParams(location.search).get("api") ? base.origin : "same origin";
   try {
     const body = await getJson("api/datasets");
-    state.datasets = body.datasets ?? [];
+    // Block-mode datasets (kind "files") serve files by byte ranges, not Zarr: nothing to draw.
+    state.datasets = (body.datasets ?? []).filter((d) => d.kind !== "files");
     els.dsStatus.textContent = state.datasets.length
       ? `${state.datasets.length} dataset${state.datasets.length === 1 ? "" : "s"}`
       : "No datasets are configured.";
