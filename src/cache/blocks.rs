@@ -31,6 +31,7 @@ use crate::error::Error;
 use crate::index::entry::{IndexEntry, Lookup};
 use crate::index::{Index, IndexError};
 use crate::keys::{content_checksum, CacheKeys};
+use crate::origin::auth::OriginAuth;
 use crate::origin::check::{checked_body, fetch_following_redirects};
 use crate::origin::url_policy::{redact, HostPolicy};
 use crate::origin::{ByteRange, OriginResponse};
@@ -49,6 +50,8 @@ pub struct FileRead<'a> {
     pub url: &'a str,
     /// The hosts the dataset may fetch from.
     pub hosts: &'a HostPolicy,
+    /// The dataset's signing identity for a private origin (an S3 prefix), if it has one.
+    pub auth: Option<&'a OriginAuth>,
     /// Identifies this request as a lease holder.
     pub holder: &'a str,
     /// The dataset's prefix and block size.
@@ -105,9 +108,19 @@ struct Block {
     want: (u64, u64),
 }
 
-/// The storage key of one block of one version of a file.
-fn object_key_of(keys: &CacheKeys, url: &str, version: &str, range: ByteRange) -> String {
-    keys.object(&format!("{url}#zec-block={version}"), Some(range))
+/// The storage key of one block of one version of a file; apart for a signing identity (bytes
+/// read with credentials are never served to a dataset without them).
+fn object_key_of(
+    keys: &CacheKeys,
+    (url, auth): (&str, Option<&OriginAuth>),
+    version: &str,
+    range: ByteRange,
+) -> String {
+    let source = format!("{url}#zec-block={version}");
+    match auth {
+        Some(auth) => keys.signed_object(&source, Some(range), &auth.credentials.access_key_id),
+        None => keys.object(&source, Some(range)),
+    }
 }
 
 /// The blocks that the bytes `start..=end` of the file span.
@@ -121,7 +134,7 @@ fn blocks_of(read: &FileRead<'_>, keys: &CacheKeys, (start, end): (u64, u64)) ->
             let to = end.min(range.offset + range.length - 1) - range.offset;
             Some(Block {
                 key: FilesOrigin::block_key(read.path, n),
-                object_key: object_key_of(keys, read.url, &version, range),
+                object_key: object_key_of(keys, (read.url, read.auth), &version, range),
                 range,
                 want: (from, to - from + 1),
             })
@@ -337,7 +350,7 @@ fn file_check(
                 url: read.url.to_owned(),
                 validator: validator.clone(),
                 hosts: read.hosts.clone(),
-                auth: None,
+                auth: read.auth.cloned(),
                 sized: true,
             })
         })
@@ -354,6 +367,7 @@ struct Run {
     path: String,
     url: String,
     hosts: HostPolicy,
+    auth: Option<OriginAuth>,
     /// `None` when the index is down: no leases (waiting on a failing index twice).
     holder: Option<String>,
     meta: FileMeta,
@@ -369,6 +383,7 @@ impl Run {
             path: read.path.to_owned(),
             url: read.url.to_owned(),
             hosts: read.hosts.clone(),
+            auth: read.auth.cloned(),
             holder: (!index_down).then(|| read.holder.to_owned()),
             meta: read.meta.clone(),
             checks: read.checks.clone(),
@@ -729,13 +744,17 @@ async fn merged_answer<P: Platform>(
         .hosts
         .check_chunk_url(&run.url)
         .map_err(|refusal| Error::Forbidden(format!("{what}: {refusal}")))?;
+    let auth = run
+        .auth
+        .as_ref()
+        .map(|auth| (auth, backends.clock.now_ms()));
     let (answered_by, response) = fetch_following_redirects(
         &backends.origin,
         &run.hosts,
         &what,
         target,
         Some(range),
-        None,
+        auth,
     )
     .await?;
     refuse_status(&what, &response)?;
@@ -802,6 +821,8 @@ pub struct FileAt<'a> {
     pub url: &'a str,
     /// The hosts the dataset may fetch from.
     pub hosts: &'a HostPolicy,
+    /// The dataset's signing identity for a private origin, if it has one.
+    pub auth: Option<&'a OriginAuth>,
 }
 
 /// How long a probe of a file's size may lead before another request of the isolate takes over.
@@ -838,13 +859,13 @@ pub async fn file_meta<P: Platform>(
     let owned = (
         format!("{}/{}", file.dataset, file.path),
         file.url.to_owned(),
-        file.hosts.clone(),
+        (file.hosts.clone(), file.auth.cloned()),
         checks.clone(),
         Rc::clone(backends),
     );
     let probe = move || async move {
-        let (what, url, hosts, checks, backends) = owned;
-        probe_file(&what, &url, &hosts, &checks, &backends).await
+        let (what, url, (hosts, auth), checks, backends) = owned;
+        probe_file(&what, &url, (&hosts, auth.as_ref()), &checks, &backends).await
     };
     let clock = &backends.clock;
     let (meta, _) = checks
@@ -865,7 +886,7 @@ pub async fn file_meta<P: Platform>(
 async fn probe_file<P: Platform>(
     what: &str,
     url: &str,
-    hosts: &HostPolicy,
+    (hosts, auth): (&HostPolicy, Option<&OriginAuth>),
     checks: &FileChecks,
     backends: &CacheBackends<P>,
 ) -> Result<FileMeta, Error> {
@@ -877,13 +898,14 @@ async fn probe_file<P: Platform>(
         offset: 0,
         length: 1,
     };
+    let auth = auth.map(|auth| (auth, sent));
     let (_, response) = fetch_following_redirects(
         &backends.origin,
         hosts,
         what,
         target,
         Some(first_byte),
-        None,
+        auth,
     )
     .await?;
     refuse_status(what, &response)?;

@@ -14,8 +14,9 @@ use crate::cache::validators::FileChecks;
 use crate::cache::{CacheBackends, CachePolicy, CacheSource, Flights, WriteBack};
 use crate::error::Error;
 use crate::http::conditional::{none_match, range_answer, RangeAnswer};
-use crate::http::context::{cache_policy, Backends, RequestParts};
+use crate::http::context::{cache_policy, origin_auth, Backends, RequestParts};
 use crate::http::response::{HttpResponse, Piece, Pieces};
+use crate::origin::auth::OriginAuth;
 use crate::origin::url_policy::HostPolicy;
 use crate::platform::{Body, Platform};
 use crate::policy::admission::Admission;
@@ -46,6 +47,7 @@ pub async fn file_read<P: Platform>(
         .check_chunk_url(&url)
         .map_err(|refusal| Error::Forbidden(format!("{dataset}/{path}: {refusal}")))?;
     let policy = cache_policy(&config, backends);
+    let auth = origin_auth(&config, backends)?;
     // What the isolate knows of a file is trusted for one check interval; block lookups
     // compare it with the index's record all along.
     let max_age_ms = if policy.file_check_ms > 0 {
@@ -58,6 +60,7 @@ pub async fn file_read<P: Platform>(
         path,
         url: &url,
         hosts: &config.hosts,
+        auth: auth.as_ref(),
     };
     let (mut meta, probed) =
         file_meta(file, backends.file_checks, max_age_ms, backends.cache).await?;
@@ -145,6 +148,7 @@ impl Answer<'_, '_> {
             path: self.file.path,
             url: self.file.url,
             hosts: self.file.hosts,
+            auth: self.file.auth,
             holder: self.request.nonce,
             files: self.files,
             meta,
@@ -240,6 +244,7 @@ struct Rest<P: Platform> {
     path: String,
     url: String,
     hosts: HostPolicy,
+    auth: Option<OriginAuth>,
     holder: String,
     files: FilesOrigin,
     meta: FileMeta,
@@ -273,6 +278,7 @@ impl<P: Platform> Rest<P> {
             path: read.path.to_owned(),
             url: read.url.to_owned(),
             hosts: read.hosts.clone(),
+            auth: read.auth.cloned(),
             holder: read.holder.to_owned(),
             files: answer.files.clone(),
             meta: read.meta.clone(),
@@ -326,6 +332,7 @@ impl<P: Platform> Rest<P> {
                 path: &self.path,
                 url: &self.url,
                 hosts: &self.hosts,
+                auth: self.auth.as_ref(),
                 holder: &self.holder,
                 files: &self.files,
                 meta: &self.meta,
@@ -618,6 +625,38 @@ mod tests {
         assert_eq!(read.status, 200);
         assert_eq!(read.body, new);
         assert_eq!(read.header("content-length"), Some("300"));
+    }
+
+    /// An S3 prefix maps through the dataset's endpoint and its reads are signed; the same
+    /// prefix without credentials is refused and never gets the signed bytes.
+    #[test]
+    fn s3_prefixes_are_signed() {
+        let world = world_with(
+            r#", "s3f": {"kind": "files", "url": "s3://bkt/data", "block_size": 65536,
+                  "s3_endpoint": {"endpoint": "http://private.test"},
+                  "s3_credentials": {"access_key_id_secret": "ORIGIN_KEY_ID",
+                                     "secret_access_key_secret": "ORIGIN_SECRET"}},
+                "s3f-open": {"kind": "files", "url": "s3://bkt/data/", "block_size": 65536,
+                  "s3_endpoint": {"endpoint": "http://private.test"}}"#,
+        );
+        let bytes = pattern(70_000, 4);
+        world
+            .origin
+            .put_file("http://private.test/bkt/data/x%20y.bin", &bytes, "\"s\"");
+        let signed = run(&world, "GET", "/files/s3f/x%20y.bin");
+        assert_eq!(
+            signed.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&signed.body)
+        );
+        assert_eq!(signed.body, bytes);
+        let headers = world.origin.headers.borrow().clone();
+        assert!(headers
+            .iter()
+            .all(|h| h.iter().any(|(name, _)| name == "authorization")));
+        let open = run(&world, "GET", "/files/s3f-open/x%20y.bin");
+        assert_eq!(open.status, 403, "{}", String::from_utf8_lossy(&open.body));
     }
 
     /// The listing shows the prefix, the block size and where to read.

@@ -22,7 +22,7 @@ use crate::policy::admission::Admission;
 use crate::policy::capacity::{CapacityLimits, Limit};
 use crate::policy::eviction::EvictionPolicy;
 use crate::source::files::{FilesOrigin, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
-use crate::source::kerchunk::{LoadOptions, References, S3Endpoint};
+use crate::source::kerchunk::{fetchable_url, LoadOptions, References, S3Endpoint};
 use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
 use crate::source::routes::RoutesConfig;
 use crate::source::zarr_http::{ZarrFormat, ZarrHttpStore, ZarrOrigin};
@@ -438,12 +438,29 @@ fn files_origin(kind: DatasetKind, raw: &RawDataset) -> Result<Option<FilesOrigi
     if raw.refs.is_some() || raw.routes.is_some() {
         return Err("kind \"files\" has a url, not refs or routes".into());
     }
-    let url = raw
+    let written = raw
         .url
         .as_deref()
         .ok_or("kind \"files\" needs url (the prefix its paths are under)")?;
+    // An S3 bucket prefix maps through s3_endpoint like the s3:// URLs of references (a
+    // placeholder key, since a prefix may be the whole bucket).
+    let mapped;
+    let url = if written.starts_with("s3://") {
+        let endpoint = raw.s3_endpoint.as_ref().map(|s| S3Endpoint {
+            endpoint: s.endpoint.clone(),
+            path_style: s.path_style,
+        });
+        let prefix = written.trim_end_matches('/');
+        mapped = fetchable_url(&format!("{prefix}/_"), endpoint.as_ref())
+            .map_err(|e| format!("url {written:?}: {e}"))?;
+        mapped.trim_end_matches('_')
+    } else {
+        written
+    };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("url must be an http(s):// URL, not {url:?}"));
+        return Err(format!(
+            "url must be an http(s):// URL or an s3:// prefix, not {url:?}"
+        ));
     }
     if url.contains(['?', '#']) {
         return Err(format!(
@@ -1119,6 +1136,10 @@ mod tests {
                 "kind must be",
             ),
             (r#"{"a": {"kind": "files"}}"#, "needs url"),
+            (
+                r#"{"a": {"kind": "files", "url": "s3://b/p/"}}"#,
+                "no S3 endpoint",
+            ),
             (
                 r#"{"a": {"kind": "files", "url": "http://x/d/", "block_size": 1000}}"#,
                 "block_size must be",

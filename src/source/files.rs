@@ -5,7 +5,7 @@
 //! Pure: where a file lives, which blocks a range spans, and what the origin said about a file
 //! (its size and validators, [`FileMeta`]), written as the one string the index compares.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
 use crate::origin::ByteRange;
@@ -24,19 +24,14 @@ pub const WINDOW_BYTES: u64 = 4 << 20;
 /// The most bytes one merged origin request asks for.
 pub const MAX_MERGED_BYTES: u64 = 8 << 20;
 
-/// Characters escaped in a path segment of the origin URL (a decoded `?` or `#` must stay part
-/// of the path).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
+/// Characters escaped in a path segment of the origin URL: all but RFC 3986's unreserved ones,
+/// as S3 keys are encoded for signing (a decoded `?` or `#` stays part of the path, and a web
+/// server decodes the rest back to the same name).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The name under which the index records a block-mode file's [`FileMeta`] (and lookups of its
 /// blocks ask for it): apart from the plain validator a kerchunk dataset records for the same
@@ -189,6 +184,10 @@ mod tests {
         assert_eq!(
             o.url_of("x y/q?#%.nc"),
             "http://o.test/data/x%20y/q%3F%23%25.nc"
+        );
+        assert_eq!(
+            o.url_of("a+b=c/~d_e-f.nc"),
+            "http://o.test/data/a%2Bb%3Dc/~d_e-f.nc"
         );
     }
 

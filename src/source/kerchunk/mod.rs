@@ -70,6 +70,16 @@ use parse::Version;
 use records::{Records, Value};
 use url::Resolver;
 
+/// The fetchable `http(s)://` URL of an absolute `url` (`http(s)://` as it is, `s3://bucket/key`
+/// through `s3`), as references' URLs resolve (block mode's `s3://` prefixes use it too).
+///
+/// # Errors
+/// Why there is none (an unsupported scheme, `s3://` without an endpoint, a bad bucket name).
+pub fn fetchable_url(url: &str, s3: Option<&S3Endpoint>) -> Result<String, String> {
+    let resolver = Resolver::new(None, s3).map_err(|(value, why)| format!("{value}: {why}"))?;
+    resolver.resolve(url).map(Cow::into_owned)
+}
+
 /// How to resolve the URLs a reference set names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
