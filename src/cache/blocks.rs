@@ -36,7 +36,7 @@ use crate::origin::check::{checked_body, fetch_following_redirects};
 use crate::origin::url_policy::{redact, HostPolicy};
 use crate::origin::{ByteRange, OriginResponse};
 use crate::platform::{Body, Platform};
-use crate::source::files::{record_key, FileMeta, FilesOrigin, MAX_MERGED_BYTES};
+use crate::source::files::{file_id, FileMeta, FilesOrigin, MAX_MERGED_BYTES};
 use crate::store::{ChunkStore, StoreError, StoredObject};
 
 /// One file of a block-mode dataset, as the reader knows it.
@@ -52,6 +52,10 @@ pub struct FileRead<'a> {
     pub hosts: &'a HostPolicy,
     /// The dataset's signing identity for a private origin (an S3 prefix), if it has one.
     pub auth: Option<&'a OriginAuth>,
+    /// Whether a block lookup that reports another recorded version of the file ends the read
+    /// ([`WindowError::Changed`]); `false` once the origin confirmed `meta` (a record can be
+    /// older than it).
+    pub trust_record: bool,
     /// Identifies this request as a lease holder.
     pub holder: &'a str,
     /// The dataset's prefix and block size.
@@ -108,23 +112,19 @@ struct Block {
     want: (u64, u64),
 }
 
-/// The storage key of one block of one version of a file; apart for a signing identity (bytes
-/// read with credentials are never served to a dataset without them).
-fn object_key_of(
-    keys: &CacheKeys,
-    (url, auth): (&str, Option<&OriginAuth>),
-    version: &str,
-    range: ByteRange,
-) -> String {
-    let source = format!("{url}#zec-block={version}");
-    match auth {
-        Some(auth) => keys.signed_object(&source, Some(range), &auth.credentials.access_key_id),
-        None => keys.object(&source, Some(range)),
-    }
+/// The storage key of one block of one version of a file, as its reader's identity reads it
+/// ([`file_id`]).
+fn object_key_of(keys: &CacheKeys, id: &str, version: &str, range: ByteRange) -> String {
+    keys.object(&format!("{id}\n{version}"), Some(range))
 }
 
 /// The blocks that the bytes `start..=end` of the file span.
-fn blocks_of(read: &FileRead<'_>, keys: &CacheKeys, (start, end): (u64, u64)) -> Vec<Block> {
+fn blocks_of(
+    read: &FileRead<'_>,
+    keys: &CacheKeys,
+    id: &str,
+    (start, end): (u64, u64),
+) -> Vec<Block> {
     let version = content_checksum(read.meta.validator().as_bytes());
     let (first, last) = read.files.blocks_of(start, end);
     (first..=last)
@@ -134,7 +134,7 @@ fn blocks_of(read: &FileRead<'_>, keys: &CacheKeys, (start, end): (u64, u64)) ->
             let to = end.min(range.offset + range.length - 1) - range.offset;
             Some(Block {
                 key: FilesOrigin::block_key(read.path, n),
-                object_key: object_key_of(keys, (read.url, read.auth), &version, range),
+                object_key: object_key_of(keys, id, &version, range),
                 range,
                 want: (from, to - from + 1),
             })
@@ -164,8 +164,8 @@ pub async fn read_window<P: Platform>(
     backends: &Rc<CacheBackends<P>>,
     flights: &Flights,
 ) -> Result<Window<Body<P>>, WindowError> {
-    let blocks = blocks_of(read, &backends.keys, (start, end));
-    let record = record_key(read.url);
+    let record = file_id(read.url, read.auth);
+    let blocks = blocks_of(read, &backends.keys, &record, (start, end));
     let validator = read.meta.validator();
     let began = backends.clock.now_ms();
     let looked = join_all(
@@ -186,9 +186,10 @@ pub async fn read_window<P: Platform>(
         let block = &blocks[i];
         let entry = match lookup {
             Ok(lookup) => {
-                let other = lookup.file_validator.filter(|v| *v != validator);
+                let other = lookup
+                    .file_validator
+                    .filter(|v| read.trust_record && *v != validator);
                 if let Some(meta) = other.as_deref().and_then(FileMeta::from_validator) {
-                    read.checks.remember(read.url, meta.clone(), now);
                     return Err(WindowError::Changed(meta));
                 }
                 lookup.entry
@@ -233,7 +234,7 @@ pub async fn read_window<P: Platform>(
             read, &blocks, &misses, index_down, policy, backends, flights,
         )
         .await
-        .map_err(|error| match read.checks.meta(read.url, now, u64::MAX) {
+        .map_err(|error| match read.checks.meta(&record, now, u64::MAX) {
             // The fetch saw another version (and taught the isolate).
             Some(meta) if meta != *read.meta => WindowError::Changed(meta),
             _ => WindowError::Failed(error),
@@ -344,7 +345,12 @@ fn file_check(
 ) -> Option<WriteBack> {
     let validator = entry.origin_validator.as_ref()?;
     read.checks
-        .due(read.url, entry.created_ms, now_ms, policy.file_check_ms)
+        .due(
+            &file_id(read.url, read.auth),
+            entry.created_ms,
+            now_ms,
+            policy.file_check_ms,
+        )
         .then(|| {
             WriteBack::CheckFile(FileCheck {
                 url: read.url.to_owned(),
@@ -368,6 +374,8 @@ struct Run {
     url: String,
     hosts: HostPolicy,
     auth: Option<OriginAuth>,
+    /// The file's identity for this reader ([`file_id`]).
+    id: String,
     /// `None` when the index is down: no leases (waiting on a failing index twice).
     holder: Option<String>,
     meta: FileMeta,
@@ -384,6 +392,7 @@ impl Run {
             url: read.url.to_owned(),
             hosts: read.hosts.clone(),
             auth: read.auth.cloned(),
+            id: file_id(read.url, read.auth),
             holder: (!index_down).then(|| read.holder.to_owned()),
             meta: read.meta.clone(),
             checks: read.checks.clone(),
@@ -437,7 +446,9 @@ async fn fetch_misses<P: Platform>(
             )
         })
         .collect();
-    let leader_ms = policy.lease_wait_ms + policy.origin_timeout_ms;
+    // A run's leader may take a lease round, a storage read, a lease wait and an origin request
+    // (a late one after the wait): past that its request was cancelled and a follower leads.
+    let leader_ms = policy.lease_wait_ms + 2 * policy.origin_timeout_ms;
     let flights_of = misses.iter().map(|&i| {
         let led = shared.iter().find_map(|(run, future)| {
             run.iter()
@@ -529,32 +540,35 @@ async fn fetch_run<P: Platform>(run: Run, backends: Rc<CacheBackends<P>>) -> Run
             .map(|group| fetch_merged(&run, group, true, &backends)),
     );
     let (waited, fetched) = join!(waits, merged);
+    let mut failed = None;
     for group in fetched {
-        for (i, outcome) in group? {
-            outcomes[i] = Some(outcome);
-        }
-    }
-    let mut late = Vec::new();
-    for (i, bytes, waited_ms) in waited {
-        match bytes {
-            Some(bytes) => {
-                let now = backends.clock.now_ms();
-                let checksum = content_checksum(&bytes);
-                outcomes[i] = Some(Rc::new(FetchedOutcome::new(
-                    Rc::new(bytes),
-                    checksum,
-                    true,
-                    waited_ms,
-                    None,
-                    now,
-                )));
+        match group {
+            Ok(group) => {
+                for (i, outcome) in group {
+                    outcomes[i] = Some(outcome);
+                }
             }
-            None => late.push((i, None)),
+            Err(error) => failed = failed.or(Some(error)),
         }
     }
+    if let Some(error) = failed {
+        // The run fails as a whole; the leases of the blocks it did fetch are released now
+        // (their write-backs will not run), so other instances need not wait them out.
+        release_leases(&outcomes, &backends.index).await;
+        return Err(error);
+    }
+    let late = take_waited(waited, &mut outcomes, &backends.clock);
     for group in adjacent(late) {
-        for (i, outcome) in fetch_merged(&run, group, false, &backends).await? {
-            outcomes[i] = Some(outcome);
+        match fetch_merged(&run, group, false, &backends).await {
+            Ok(group) => {
+                for (i, outcome) in group {
+                    outcomes[i] = Some(outcome);
+                }
+            }
+            Err(error) => {
+                release_leases(&outcomes, &backends.index).await;
+                return Err(error);
+            }
         }
     }
     let outcomes: Option<Vec<_>> = outcomes.into_iter().collect();
@@ -564,6 +578,48 @@ async fn fetch_run<P: Platform>(run: Run, backends: Rc<CacheBackends<P>>) -> Run
             run.dataset, run.path
         ))
     })
+}
+
+/// The blocks another instance's lease made this run wait for: those whose bytes appeared are
+/// outcomes (hits), the others are returned, to fetch without writing back.
+fn take_waited(
+    waited: Vec<(usize, Option<Vec<u8>>, u64)>,
+    outcomes: &mut [Option<Rc<FetchedOutcome>>],
+    clock: &impl Clock,
+) -> Vec<(usize, Option<WritePermit>)> {
+    let mut late = Vec::new();
+    for (i, bytes, waited_ms) in waited {
+        match bytes {
+            Some(bytes) => {
+                let checksum = content_checksum(&bytes);
+                let outcome = FetchedOutcome::new(
+                    Rc::new(bytes),
+                    checksum,
+                    true,
+                    waited_ms,
+                    None,
+                    clock.now_ms(),
+                );
+                outcomes[i] = Some(Rc::new(outcome));
+            }
+            None => late.push((i, None)),
+        }
+    }
+    late
+}
+
+/// Releases the leases the write-backs of `outcomes` would have released.
+async fn release_leases(outcomes: &[Option<Rc<FetchedOutcome>>], index: &impl Index) {
+    for outcome in outcomes.iter().flatten() {
+        if let Some(WriteBack::Store {
+            entry,
+            lease: Some(holder),
+            ..
+        }) = outcome.write_back()
+        {
+            let _ = index.release_lease(&entry.object_key, holder).await;
+        }
+    }
 }
 
 /// The writable blocks whose bytes another instance stored between this request's lookup and
@@ -758,6 +814,11 @@ async fn merged_answer<P: Platform>(
     )
     .await?;
     refuse_status(&what, &response)?;
+    let shown = format!("{what}: {}", redact(answered_by.as_str()));
+    if !matches!(response.status, 200 | 206) {
+        // A failure, not another version: say so (checked_body names the status).
+        return Ok(checked_body(&shown, Some(range), response)?);
+    }
     let seen = FileMeta::from_probe(
         response.status,
         response.content_range.as_deref(),
@@ -774,10 +835,10 @@ async fn merged_answer<P: Platform>(
         if let Some(seen) = seen {
             let _ = backends
                 .index
-                .set_file_validator(&record_key(&run.url), &seen.validator(), sent_ms)
+                .set_file_validator(&run.id, &seen.validator(), sent_ms)
                 .await;
             run.checks
-                .remember(&run.url, seen.clone(), backends.clock.now_ms());
+                .remember(&run.id, seen.clone(), backends.clock.now_ms());
             return Err(Error::Upstream(format!(
                 "{what}: the file changed during the read (now {} bytes); read it again",
                 seen.size
@@ -787,7 +848,6 @@ async fn merged_answer<P: Platform>(
             "{what}: the file changed during the read; read it again"
         )));
     }
-    let shown = format!("{what}: {}", redact(answered_by.as_str()));
     Ok(checked_body(&shown, Some(range), response)?)
 }
 
@@ -830,6 +890,18 @@ const PROBE_LEAD_MS: u64 = 30_000;
 /// How often a request waiting on another request's probe looks at it.
 const PROBE_POLL_MS: u64 = 10;
 
+/// How a file's meta is looked for.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaLookup {
+    /// How long what the isolate learned is trusted.
+    pub max_age_ms: u64,
+    /// Ask the origin whatever the isolate and the index know (they disagree with a read).
+    pub force: bool,
+    /// The dataset's block size: an origin that ignores `Range` may serve files of at most
+    /// one block.
+    pub block_size: u64,
+}
+
 /// The file's size and validators: as this isolate learned them within `max_age_ms`, else as
 /// the index records them, else from the origin (a one-byte ranged `GET`, one per file at a
 /// time in the isolate, recorded in the index for every instance). `true` with a meta that
@@ -838,40 +910,51 @@ const PROBE_POLL_MS: u64 = 10;
 /// # Errors
 /// [`Error::Forbidden`] for a URL the dataset may not fetch, or a refusing origin;
 /// [`Error::NotFound`] for a file the origin does not have; [`Error::Upstream`] or
-/// [`Error::OriginTimeout`] when the origin fails or does not say the size.
+/// [`Error::OriginTimeout`] when the origin fails, does not say the size, or ignores `Range`
+/// for a file of more than one block.
 pub async fn file_meta<P: Platform>(
     file: FileAt<'_>,
     checks: &FileChecks,
-    max_age_ms: u64,
+    how: MetaLookup,
     backends: &Rc<CacheBackends<P>>,
 ) -> Result<(FileMeta, bool), Error> {
+    let id = file_id(file.url, file.auth);
     let now = backends.clock.now_ms();
-    if let Some(meta) = checks.meta(file.url, now, max_age_ms) {
-        return Ok((meta, false));
-    }
-    let record = record_key(file.url);
-    if let Ok(Some(validator)) = backends.index.file_validator(&record).await {
-        if let Some(meta) = FileMeta::from_validator(&validator) {
-            checks.remember(file.url, meta.clone(), backends.clock.now_ms());
+    if !how.force {
+        if let Some(meta) = checks.meta(&id, now, how.max_age_ms) {
             return Ok((meta, false));
+        }
+        if let Ok(Some(validator)) = backends.index.file_validator(&id).await {
+            if let Some(meta) = FileMeta::from_validator(&validator) {
+                checks.remember(&id, meta.clone(), backends.clock.now_ms());
+                return Ok((meta, false));
+            }
         }
     }
     let owned = (
         format!("{}/{}", file.dataset, file.path),
-        file.url.to_owned(),
+        (file.url.to_owned(), id.clone()),
         (file.hosts.clone(), file.auth.cloned()),
         checks.clone(),
         Rc::clone(backends),
     );
     let probe = move || async move {
-        let (what, url, (hosts, auth), checks, backends) = owned;
-        probe_file(&what, &url, (&hosts, auth.as_ref()), &checks, &backends).await
+        let (what, (url, id), (hosts, auth), checks, backends) = owned;
+        let file = Probe {
+            what: &what,
+            url: &url,
+            id: &id,
+            hosts: &hosts,
+            auth: auth.as_ref(),
+            block_size: how.block_size,
+        };
+        probe_file(file, &checks, &backends).await
     };
     let clock = &backends.clock;
     let (meta, _) = checks
         .probes()
         .run(
-            file.url,
+            &id,
             probe,
             || clock.sleep(PROBE_POLL_MS),
             || clock.now_ms(),
@@ -881,27 +964,37 @@ pub async fn file_meta<P: Platform>(
     Ok((meta?, true))
 }
 
+/// What a probe of one file needs.
+struct Probe<'a> {
+    what: &'a str,
+    url: &'a str,
+    id: &'a str,
+    hosts: &'a HostPolicy,
+    auth: Option<&'a OriginAuth>,
+    block_size: u64,
+}
+
 /// Asks the origin for the file's first byte and learns its size and validators from the
 /// answer; records them (index and isolate).
 async fn probe_file<P: Platform>(
-    what: &str,
-    url: &str,
-    (hosts, auth): (&HostPolicy, Option<&OriginAuth>),
+    file: Probe<'_>,
     checks: &FileChecks,
     backends: &CacheBackends<P>,
 ) -> Result<FileMeta, Error> {
-    let target = hosts
-        .check_chunk_url(url)
+    let what = file.what;
+    let target = file
+        .hosts
+        .check_chunk_url(file.url)
         .map_err(|refusal| Error::Forbidden(format!("{what}: {refusal}")))?;
     let sent = backends.clock.now_ms();
     let first_byte = ByteRange {
         offset: 0,
         length: 1,
     };
-    let auth = auth.map(|auth| (auth, sent));
+    let auth = file.auth.map(|auth| (auth, sent));
     let (_, response) = fetch_following_redirects(
         &backends.origin,
-        hosts,
+        file.hosts,
         what,
         target,
         Some(first_byte),
@@ -909,6 +1002,14 @@ async fn probe_file<P: Platform>(
     )
     .await?;
     refuse_status(what, &response)?;
+    // An origin that ignores Range would send the whole file for every run of blocks.
+    if response.status == 200 && response.body.len() as u64 > file.block_size {
+        return Err(Error::Upstream(format!(
+            "{what}: the origin ignores Range (it sent all {} bytes for one): block mode needs \
+             byte ranges",
+            response.body.len()
+        )));
+    }
     let meta = FileMeta::from_probe(
         response.status,
         response.content_range.as_deref(),
@@ -924,8 +1025,9 @@ async fn probe_file<P: Platform>(
     })?;
     let _ = backends
         .index
-        .set_file_validator(&record_key(url), &meta.validator(), sent)
+        .set_file_validator(file.id, &meta.validator(), sent)
         .await;
-    checks.remember(url, meta.clone(), backends.clock.now_ms());
+    checks.remember(file.id, meta.clone(), backends.clock.now_ms());
+    checks.checked(file.id, sent);
     Ok(meta)
 }

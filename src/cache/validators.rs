@@ -18,7 +18,7 @@ use crate::index::Index;
 use crate::origin::auth::OriginAuth;
 use crate::origin::url_policy::{host_port, redact, HostPolicy};
 use crate::origin::{ByteRange, Origin};
-use crate::source::files::{record_key, FileMeta};
+use crate::source::files::{file_id, FileMeta};
 
 /// The most files an isolate remembers checking (beyond it, old checks are forgotten).
 const MAX_TRACKED_FILES: usize = 10_000;
@@ -57,6 +57,15 @@ impl FileChecks {
             .get(url)
             .filter(|(_, at)| now_ms.saturating_sub(*at) < max_age_ms)
             .map(|(meta, _)| meta.clone())
+    }
+
+    /// Records that the file at `url` was just asked of the origin (a probe counts as a check).
+    pub fn checked(&self, url: &str, now_ms: u64) {
+        let mut checks = self.checked.borrow_mut();
+        if checks.len() >= MAX_TRACKED_FILES && !checks.contains_key(url) {
+            checks.clear();
+        }
+        checks.insert(url.to_owned(), now_ms);
     }
 
     /// Remembers `meta` as the file's at `now_ms` (bounded like the checks).
@@ -113,7 +122,7 @@ pub struct FileCheck {
     /// The dataset's signing identity, for a private origin.
     pub auth: Option<OriginAuth>,
     /// The validator is a block-mode [`FileMeta`] (size and both validators), recorded under
-    /// the file's block-mode record ([`record_key`]).
+    /// the file's block-mode identity ([`file_id`]).
     pub sized: bool,
 }
 
@@ -177,7 +186,10 @@ pub async fn check_file(
             answer.etag,
             answer.last_modified,
         );
-        (record_key(&check.url), meta.map(|m| m.validator()))
+        (
+            file_id(&check.url, check.auth.as_ref()),
+            meta.map(|m| m.validator()),
+        )
     } else {
         (check.url.clone(), answer.etag.or(answer.last_modified))
     };

@@ -8,8 +8,8 @@ use worker::{
     Headers, Method, Object, Request, RequestInit, Response, ResponseBody, ResponseBuilder,
 };
 
-use futures::channel::mpsc::UnboundedSender;
-use futures::StreamExt as _;
+use futures::channel::mpsc::Sender;
+use futures::{SinkExt as _, StreamExt as _};
 
 use crate::cache::WriteBack;
 use crate::http::response::{HttpResponse, Piece, Pieces};
@@ -30,7 +30,7 @@ pub fn to_worker_response<S: IntoResponseBody>(
 /// sees a body shorter than its `Content-Length`.
 pub fn to_worker_response_with<S: IntoResponseBody>(
     mut response: HttpResponse<S>,
-    later: Option<UnboundedSender<Vec<WriteBack>>>,
+    later: Option<Sender<Vec<WriteBack>>>,
 ) -> worker::Result<Response> {
     let headers = Headers::new();
     for (name, value) in &response.headers {
@@ -53,18 +53,25 @@ pub fn to_worker_response_with<S: IntoResponseBody>(
             .header("content-length")
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
-        let body = pieces.map(move |piece| match piece {
-            Ok(Piece { bytes, write_backs }) => {
-                if let Some(later) = &later {
-                    if !write_backs.is_empty() {
-                        let _ = later.unbounded_send(write_backs);
+        // A bounded queue: a body read faster than its write-backs run waits for them, so a
+        // cold read of a large file never holds more than a few windows of blocks.
+        let body = pieces.then(move |piece| {
+            let mut later = later.clone();
+            async move {
+                match piece {
+                    Ok(Piece { bytes, write_backs }) => {
+                        if let Some(later) = later.as_mut() {
+                            if !write_backs.is_empty() {
+                                let _ = later.send(write_backs).await;
+                            }
+                        }
+                        Ok(bytes)
+                    }
+                    Err(error) => {
+                        worker::console_error!("body cut short: {error}");
+                        Err(worker::Error::RustError(error.to_string()))
                     }
                 }
-                Ok(bytes)
-            }
-            Err(error) => {
-                worker::console_error!("body cut short: {error}");
-                Err(worker::Error::RustError(error.to_string()))
             }
         });
         let fixed: worker::worker_sys::FixedLengthStream =

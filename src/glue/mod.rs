@@ -42,7 +42,7 @@ use crate::source::datasets::DatasetRegistry;
 
 pub use convert::to_worker_response;
 use convert::to_worker_response_with;
-use futures::channel::mpsc::UnboundedReceiver;
+use futures::channel::mpsc::Receiver;
 use http_origin::{HttpOrigin, WorkerRefsSource};
 use store::WorkerStore;
 use upstash_fetch::FetchTransport;
@@ -106,6 +106,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         header("authorization"),
     );
     let (cookie, content_type) = (header("cookie"), header("content-type"));
+    let if_range = header("if-range");
     let nonce = nonce();
     let config = read_config(&env);
     // Test stacks only (ZEC_TEST_ROUTES=1, admin token): anything else goes on as usual.
@@ -136,6 +137,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         nonce: &nonce,
         range: range.as_deref(),
         if_none_match: if_none_match.as_deref(),
+        if_range: if_range.as_deref(),
     };
     let config = match config {
         Ok(config) => config,
@@ -168,7 +170,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     }
     // A body made piece by piece leaves write-backs while it is sent: they join the others.
     let (later, pieces_later) = if response.pieces.is_some() {
-        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        let (sender, receiver) = futures::channel::mpsc::channel(PIECES_QUEUE);
         (Some(sender), Some(receiver))
     } else {
         (None, None)
@@ -190,6 +192,9 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     Ok(js)
 }
 
+/// How many windows' write-backs of a body made piece by piece may wait, and run at once.
+const PIECES_QUEUE: usize = 4;
+
 /// Runs the write-backs in `ctx.wait_until`, after the response.
 fn run_after_response(
     ctx: &Context,
@@ -197,7 +202,7 @@ fn run_after_response(
     config: Rc<Config>,
     registry: &DatasetRegistry,
     nonce: String,
-    (write_backs, pieces): (Vec<WriteBack>, Option<UnboundedReceiver<Vec<WriteBack>>>),
+    (write_backs, pieces): (Vec<WriteBack>, Option<Receiver<Vec<WriteBack>>>),
 ) -> worker::Result<()> {
     let (index, store) = (
         index_from(&config),
@@ -217,18 +222,22 @@ fn run_after_response(
                 worker::console_warn!("write-back: {e}");
             }
         }
-        // The pieces' write-backs, as the body is sent (the channel closes with the body).
-        if let Some(mut pieces) = pieces {
+        // The pieces' write-backs, as the body is sent (the channel closes with the body): a
+        // few windows at once, each window's in order.
+        if let Some(pieces) = pieces {
             use futures::StreamExt as _;
-            while let Some(batch) = pieces.next().await {
-                for write_back in batch {
-                    if let Err(e) =
-                        run_write_back(write_back, &index, &store, &origin, &scope).await
-                    {
-                        worker::console_warn!("write-back: {e}");
+            let (index, store, origin, scope) = (&index, &store, &origin, &scope);
+            pieces
+                .for_each_concurrent(PIECES_QUEUE, |batch| async move {
+                    for write_back in batch {
+                        if let Err(e) =
+                            run_write_back(write_back, index, store, origin, scope).await
+                        {
+                            worker::console_warn!("write-back: {e}");
+                        }
                     }
-                }
-            }
+                })
+                .await;
         }
     });
     Ok(())
@@ -282,6 +291,7 @@ fn error_answer(method: &str, error: &Error) -> worker::Result<Response> {
         nonce: "",
         range: None,
         if_none_match: None,
+        if_range: None,
     };
     to_worker_response(finish(&parts, error_response(error)))
 }

@@ -203,6 +203,9 @@ pub struct RequestParts<'a> {
     pub range: Option<&'a str>,
     /// The `If-None-Match` header.
     pub if_none_match: Option<&'a str>,
+    /// The `If-Range` header: a `Range` applies only while the file still has this validator
+    /// (block mode; a resumed download never gets bytes of another version).
+    pub if_range: Option<&'a str>,
 }
 
 /// The signing identity of `config`'s private origin, from the secrets it names; `None` for a

@@ -9,9 +9,12 @@ use std::rc::Rc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::cache::blocks::{file_meta, read_window, FileAt, FileRead, Part, Window, WindowError};
-use crate::cache::validators::FileChecks;
+use crate::cache::blocks::{
+    file_meta, read_window, FileAt, FileRead, MetaLookup, Part, Window, WindowError,
+};
+use crate::cache::validators::{FileCheck, FileChecks};
 use crate::cache::{CacheBackends, CachePolicy, CacheSource, Flights, WriteBack};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::http::conditional::{none_match, range_answer, RangeAnswer};
 use crate::http::context::{cache_policy, origin_auth, Backends, RequestParts};
@@ -20,7 +23,7 @@ use crate::origin::auth::OriginAuth;
 use crate::origin::url_policy::HostPolicy;
 use crate::platform::{Body, Platform};
 use crate::policy::admission::Admission;
-use crate::source::files::{FileMeta, FilesOrigin};
+use crate::source::files::{file_id, FileMeta, FilesOrigin};
 use crate::store::ChunkStore;
 
 /// `GET`/`HEAD /files/{dataset}/{path}`.
@@ -62,23 +65,37 @@ pub async fn file_read<P: Platform>(
         hosts: &config.hosts,
         auth: auth.as_ref(),
     };
-    let (mut meta, probed) =
-        file_meta(file, backends.file_checks, max_age_ms, backends.cache).await?;
-    let answer = Answer {
+    let how = MetaLookup {
+        max_age_ms,
+        force: false,
+        block_size: files.block_size,
+    };
+    let (mut meta, probed) = file_meta(file, backends.file_checks, how, backends.cache).await?;
+    let mut answer = Answer {
         request,
         file,
         files: &files,
         policy,
         admission: &config.admission,
         probed,
+        trust_record: true,
     };
-    // A version other than the one known turns up at most once per read in practice (the
-    // index's record, or the origin's answer, teaches it); a second change is an error.
-    for _ in 0..2 {
+    for attempt in 0..2 {
         match answer.respond(&meta, backends).await {
-            Err(WindowError::Changed(current)) => meta = current,
-            Err(WindowError::Failed(error)) => return Err(error),
             Ok(done) => return Ok(done),
+            Err(WindowError::Failed(error)) => return Err(error),
+            // The index or the origin knows another version than the one read: the origin
+            // says which is current (an index record may also be older than what this isolate
+            // learned), and the read starts again with it, trusting that answer.
+            Err(WindowError::Changed(_)) if attempt == 0 => {
+                let again = MetaLookup { force: true, ..how };
+                meta = file_meta(file, backends.file_checks, again, backends.cache)
+                    .await?
+                    .0;
+                answer.probed = true;
+                answer.trust_record = false;
+            }
+            Err(WindowError::Changed(_)) => break,
         }
     }
     Err(Error::Upstream(format!(
@@ -95,6 +112,8 @@ struct Answer<'r, 'a> {
     admission: &'r Admission,
     /// The meta came from the origin just now.
     probed: bool,
+    /// Whether a block lookup that reports another recorded version sends the read back.
+    trust_record: bool,
 }
 
 impl Answer<'_, '_> {
@@ -119,15 +138,24 @@ impl Answer<'_, '_> {
                 pieces: None,
             }
         };
+        // Answers without blocks still check the file when it is due (a client revalidating
+        // with If-None-Match would otherwise keep an old version alive).
+        let check = || self.due_check(meta, backends);
         if let Some(etag) = &meta.etag {
             if none_match(self.request.if_none_match, etag) {
-                return Ok((bare(304, headers, meta_source), Vec::new()));
+                return Ok((bare(304, headers, meta_source), check()));
             }
         }
-        let (status, start, end) = match range_answer(self.request.range, meta.size) {
+        // If-Range (RFC 9110 13.1.5): the range only while the file has that validator, else
+        // the whole current file.
+        let range = self
+            .request
+            .range
+            .filter(|_| if_range_holds(self.request.if_range, meta));
+        let (status, start, end) = match range_answer(range, meta.size) {
             RangeAnswer::Unsatisfiable => {
                 headers.push(("content-range".to_owned(), format!("bytes */{}", meta.size)));
-                return Ok((bare(416, headers, meta_source), Vec::new()));
+                return Ok((bare(416, headers, meta_source), check()));
             }
             RangeAnswer::Full => (200, 0, meta.size.saturating_sub(1)),
             RangeAnswer::Partial { start, end } => {
@@ -141,7 +169,7 @@ impl Answer<'_, '_> {
         let length = if meta.size == 0 { 0 } else { end - start + 1 };
         headers.push(("content-length".to_owned(), length.to_string()));
         if self.request.method == "HEAD" || length == 0 {
-            return Ok((bare(status, headers, meta_source), Vec::new()));
+            return Ok((bare(status, headers, meta_source), check()));
         }
         let read = FileRead {
             dataset: self.file.dataset,
@@ -149,6 +177,7 @@ impl Answer<'_, '_> {
             url: self.file.url,
             hosts: self.file.hosts,
             auth: self.file.auth,
+            trust_record: self.trust_record,
             holder: self.request.nonce,
             files: self.files,
             meta,
@@ -195,6 +224,48 @@ impl Answer<'_, '_> {
         response.pieces = Some(Pieces(rest.into_stream()));
         Ok((response, write_backs))
     }
+}
+
+impl Answer<'_, '_> {
+    /// The check of the file after an answer that read no block, when one is due.
+    fn due_check<P: Platform>(
+        &self,
+        meta: &FileMeta,
+        backends: &Backends<'_, P>,
+    ) -> Vec<WriteBack> {
+        let now = backends.cache.clock.now_ms();
+        let id = file_id(self.file.url, self.file.auth);
+        // Counted from this isolate's last check or probe of the file.
+        let due = !self.probed
+            && backends
+                .file_checks
+                .due(&id, 0, now, self.policy.file_check_ms);
+        if !due {
+            return Vec::new();
+        }
+        vec![WriteBack::CheckFile(FileCheck {
+            url: self.file.url.to_owned(),
+            validator: meta.validator(),
+            hosts: self.file.hosts.clone(),
+            auth: self.file.auth.cloned(),
+            sized: true,
+        })]
+    }
+}
+
+/// Whether a `Range` applies under `If-Range`: without one always; with one, when it is the
+/// file's strong `ETag` or its exact `Last-Modified`.
+fn if_range_holds(if_range: Option<&str>, meta: &FileMeta) -> bool {
+    let Some(validator) = if_range.map(str::trim) else {
+        return true;
+    };
+    if validator.starts_with("W/") {
+        return false;
+    }
+    if validator.starts_with('"') {
+        return meta.etag.as_deref() == Some(validator);
+    }
+    meta.last_modified.as_deref() == Some(validator)
 }
 
 /// The headers every answer for the file carries: the origin's validators, and how to read it.
@@ -259,6 +330,8 @@ struct Rest<P: Platform> {
     pending: Vec<WriteBack>,
     /// A piece failed: the body ends.
     done: bool,
+    /// The failure to end the body with, once the write-backs still pending went out.
+    failure: Option<Error>,
 }
 
 impl<P: Platform> Rest<P> {
@@ -289,6 +362,7 @@ impl<P: Platform> Rest<P> {
             parts: parts.into(),
             pending: Vec::new(),
             done: false,
+            failure: None,
         }
     }
 
@@ -302,6 +376,9 @@ impl<P: Platform> Rest<P> {
 
     /// The next piece; `None` at the end (or after a failure).
     async fn next_piece(&mut self) -> Option<Result<Piece, Error>> {
+        if let Some(error) = self.failure.take() {
+            return Some(Err(error));
+        }
         if self.done {
             return None;
         }
@@ -310,10 +387,7 @@ impl<P: Platform> Rest<P> {
                 let bytes = match part {
                     Part::Stored(body) => match self.backends.store.read_body(body).await {
                         Ok(bytes) => bytes,
-                        Err(error) => {
-                            self.done = true;
-                            return Some(Err(Error::Store(error)));
-                        }
+                        Err(error) => return Some(self.fail(Error::Store(error))),
                     },
                     Part::Bytes { bytes, start, end } => bytes
                         .get(start..end)
@@ -333,6 +407,7 @@ impl<P: Platform> Rest<P> {
                 url: &self.url,
                 hosts: &self.hosts,
                 auth: self.auth.as_ref(),
+                trust_record: false,
                 holder: &self.holder,
                 files: &self.files,
                 meta: &self.meta,
@@ -354,7 +429,6 @@ impl<P: Platform> Rest<P> {
                     self.next = window_end + 1;
                 }
                 Err(error) => {
-                    self.done = true;
                     let error = match error {
                         WindowError::Failed(error) => error,
                         WindowError::Changed(meta) => Error::Upstream(format!(
@@ -363,10 +437,26 @@ impl<P: Platform> Rest<P> {
                             self.dataset, self.path, meta.size
                         )),
                     };
-                    return Some(Err(error));
+                    return Some(self.fail(error));
                 }
             }
         }
+    }
+
+    /// Ends the body with `error`, after a piece without bytes carrying the write-backs still
+    /// pending (fetched blocks are stored, and their leases released, even so).
+    fn fail(&mut self, error: Error) -> Result<Piece, Error> {
+        self.done = true;
+        self.parts.clear();
+        let write_backs = std::mem::take(&mut self.pending);
+        if write_backs.is_empty() {
+            return Err(error);
+        }
+        self.failure = Some(error);
+        Ok(Piece {
+            bytes: Vec::new(),
+            write_backs,
+        })
     }
 }
 
@@ -618,7 +708,7 @@ mod tests {
             last_modified: None,
         };
         world.index.file_validators.borrow_mut().insert(
-            crate::source::files::record_key(URL),
+            crate::source::files::file_id(URL, None),
             (meta.validator(), world.clock.now.get()),
         );
         let read = run(&world, "GET", "/files/blk/big.bin");
@@ -670,6 +760,71 @@ mod tests {
         assert_eq!(row["url"], "http://origin.test/data/");
         assert_eq!(row["block_size"], 65_536);
         assert_eq!(row["state"], "ready");
+    }
+
+    /// If-Range: the range while the file has that validator, else the whole current file.
+    #[test]
+    fn if_range_guards_resumed_reads() {
+        let (world, bytes) = blocks_world(1000);
+        let ranged = |if_range: &str| {
+            request(
+                &world,
+                "GET",
+                "/files/blk/big.bin",
+                &[("range", "bytes=10-19"), ("if-range", if_range)],
+            )
+        };
+        let same = ranged("\"v1\"");
+        assert_eq!((same.status, same.body.as_slice()), (206, &bytes[10..20]));
+        let other = ranged("\"v0\"");
+        assert_eq!((other.status, other.body.len()), (200, 1000));
+        assert_eq!(other.header("content-range"), None);
+        assert_eq!(
+            ranged("W/\"v1\"").status,
+            200,
+            "weak validators never match"
+        );
+    }
+
+    /// Answers that read no block (304, HEAD) still check the file when due: a client that
+    /// only revalidates learns of a rewrite.
+    #[test]
+    fn revalidations_check_the_file() {
+        let (world, _) = blocks_world(1000);
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").status, 200);
+        world.origin.put_file(URL, &pattern(500, 5), "\"v2\"");
+        world.clock.now.set(world.clock.now.get() + 1_500);
+        let revalidated = request(
+            &world,
+            "GET",
+            "/files/blk/big.bin",
+            &[("if-none-match", "\"v1\"")],
+        );
+        assert_eq!(revalidated.status, 304, "the check runs after this answer");
+        world.clock.now.set(world.clock.now.get() + 1_500);
+        let head = run(&world, "HEAD", "/files/blk/big.bin");
+        assert_eq!(head.header("etag"), Some("\"v2\""));
+        assert_eq!(head.header("content-length"), Some("500"));
+    }
+
+    /// An index record older than what the isolate learned from the origin (a lost
+    /// compare-and-set) does not send the read back to the old version: the origin decides.
+    #[test]
+    fn an_older_record_does_not_win() {
+        let (world, _) = blocks_world(100);
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").status, 200);
+        let new = pattern(300, 6);
+        world.origin.put_file(URL, &new, "\"v2\"");
+        let meta = crate::source::files::FileMeta {
+            size: 300,
+            etag: Some("\"v2\"".into()),
+            last_modified: None,
+        };
+        let id = crate::source::files::file_id(URL, None);
+        world.file_checks.remember(&id, meta, world.clock.now.get());
+        let read = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(read.status, 200, "{}", String::from_utf8_lossy(&read.body));
+        assert_eq!(read.body, new);
     }
 
     /// Bad paths, missing files, other kinds of dataset: clear JSON errors.

@@ -152,6 +152,7 @@ pub fn request_with_body(
             nonce: "n1",
             range: header("range"),
             if_none_match: header("if-none-match"),
+            if_range: header("if-range"),
         },
         &backends,
     ));

@@ -8,6 +8,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
+use crate::origin::auth::OriginAuth;
 use crate::origin::ByteRange;
 
 /// The default block size: 1 MiB (fsspec's `blockcache` default is 5 MiB; 1 MiB keeps a small
@@ -33,12 +34,17 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The name under which the index records a block-mode file's [`FileMeta`] (and lookups of its
-/// blocks ask for it): apart from the plain validator a kerchunk dataset records for the same
-/// URL, since the two are compared as different strings.
+/// The identity of a block-mode file as read by one signing identity (`None`: unsigned): the
+/// name its [`FileMeta`] is recorded under in the index and the isolate, and the root of its
+/// blocks' storage keys. It starts with no `http(s)://` scheme, so no reference URL of a
+/// kerchunk dataset (their file validators and objects are keyed by the URL) can be the same
+/// string; and a signed reader's meta and blocks are never an unsigned reader's.
 #[must_use]
-pub fn record_key(url: &str) -> String {
-    format!("{url}#zec-block")
+pub fn file_id(url: &str, auth: Option<&OriginAuth>) -> String {
+    match auth {
+        Some(auth) => format!("zec-block:{url}\nsigned:{}", auth.credentials.access_key_id),
+        None => format!("zec-block:{url}"),
+    }
 }
 
 /// Where a `files` dataset's files live and how they are cut.
