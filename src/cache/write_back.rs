@@ -129,9 +129,20 @@ async fn store_and_index(
     ttl_ms: u64,
 ) -> Result<Option<crate::index::entry::StoredBytes>, String> {
     let origin_bytes = bytes.len() as u64;
-    // By now the answer went out and no reader holds the bytes: store them without a copy.
-    let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
-    let put = async { store.put(&entry.object_key, bytes).await };
+    let put = async {
+        // A put that failed in a way worth retrying (R2's transient errors; local R2's SQLite
+        // busy under concurrent writers) is tried again once: a lost put costs another origin
+        // fetch, and other instances waiting on this object's lease would fetch it too. The
+        // copy kept for that is one object, once the answer went out.
+        match store.put(&entry.object_key, bytes.to_vec()).await {
+            Err(StoreError::Retryable(_)) => {
+                // By now no reader holds the bytes: the last try takes them without a copy.
+                let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
+                store.put(&entry.object_key, bytes).await
+            }
+            done => done,
+        }
+    };
     let stored = match if entry.is_absent() { Ok(()) } else { put.await } {
         Ok(()) => Ok(true),
         // Another writer is putting these very bytes (content-addressed key); its put may

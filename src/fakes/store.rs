@@ -26,6 +26,8 @@ pub struct InMemoryStoreState {
     pub now: Cell<u64>,
     /// The next this many `get`s find nothing (an object written meanwhile by someone else).
     pub fail_next_gets: Cell<usize>,
+    /// The next this many `put`s fail as retryable (a transient storage error).
+    pub fail_next_puts: Cell<usize>,
     fault: Option<StoreFault>,
     puts: Cell<usize>,
     gets: Cell<usize>,
@@ -63,6 +65,10 @@ impl ChunkStore for InMemoryStore {
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.puts.set(self.puts.get() + 1);
+        if self.fail_next_puts.get() > 0 {
+            self.fail_next_puts.set(self.fail_next_puts.get() - 1);
+            return Err(StoreError::Retryable("transient".into()));
+        }
         match &self.fault {
             Some(StoreFault::Put(e)) => return Err(e.clone()),
             Some(StoreFault::LoseWrites) => return Ok(()),

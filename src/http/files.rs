@@ -827,6 +827,26 @@ mod tests {
         assert_eq!(read.body, new);
     }
 
+    /// A put that fails once in a retryable way is tried again (the block is a hit after);
+    /// one that fails twice stores nothing (the next read fetches it again).
+    #[test]
+    fn transient_put_failures_are_retried_once() {
+        let (world, bytes) = blocks_world(1000);
+        world.store.fail_next_puts.set(1);
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, bytes);
+        let warm = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(warm.header("x-cache"), Some("HIT"));
+        let (mut world, bytes) = blocks_world(1000);
+        world.write_backs_may_fail = true;
+        world.store.fail_next_puts.set(2);
+        assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, bytes);
+        let again = run(&world, "GET", "/files/blk/big.bin");
+        assert_eq!(
+            (again.header("x-cache"), again.body.len()),
+            (Some("MISS"), 1000)
+        );
+    }
+
     /// Bad paths, missing files, other kinds of dataset: clear JSON errors.
     #[test]
     fn refusals() {

@@ -714,7 +714,7 @@ mod tests {
     fn a_zarr_store_answers_with_the_index_down() {
         let mut world = zarr_world();
         world.index = FakeIndex::failing(crate::index::IndexError::Unavailable("down".into()));
-        world.index_down = true;
+        world.write_backs_may_fail = true;
         world.set_origin(world.origin.clone());
         let document = run(&world, "GET", "/zarr/xp/zarr.json");
         assert_eq!(
