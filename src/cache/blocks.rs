@@ -39,19 +39,26 @@ use crate::platform::{Body, Platform};
 use crate::source::files::{file_id, FileMeta, FilesOrigin, MAX_MERGED_BYTES};
 use crate::store::{ChunkStore, StoreError, StoredObject};
 
-/// One file of a block-mode dataset, as the reader knows it.
+/// A file of a block-mode dataset: where it is and who reads it.
 #[derive(Debug, Clone, Copy)]
-pub struct FileRead<'a> {
+pub struct FileAt<'a> {
     /// Dataset id.
     pub dataset: &'a str,
-    /// The file's path in the dataset (decoded and validated).
+    /// The file's path in the dataset.
     pub path: &'a str,
-    /// The file's URL.
+    /// Its URL.
     pub url: &'a str,
     /// The hosts the dataset may fetch from.
     pub hosts: &'a HostPolicy,
-    /// The dataset's signing identity for a private origin (an S3 prefix), if it has one.
+    /// The dataset's signing identity for a private origin, if it has one.
     pub auth: Option<&'a OriginAuth>,
+}
+
+/// One file of a block-mode dataset, as the reader knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRead<'a> {
+    /// The file.
+    pub file: FileAt<'a>,
     /// Whether a block lookup that reports another recorded version of the file ends the read
     /// ([`WindowError::Changed`]); `false` once the origin confirmed `meta` (a record can be
     /// older than it).
@@ -133,7 +140,7 @@ fn blocks_of(
             let from = start.max(range.offset) - range.offset;
             let to = end.min(range.offset + range.length - 1) - range.offset;
             Some(Block {
-                key: FilesOrigin::block_key(read.path, n),
+                key: FilesOrigin::block_key(read.file.path, n),
                 object_key: object_key_of(keys, id, &version, range),
                 range,
                 want: (from, to - from + 1),
@@ -164,7 +171,7 @@ pub async fn read_window<P: Platform>(
     backends: &Rc<CacheBackends<P>>,
     flights: &Flights,
 ) -> Result<Window<Body<P>>, WindowError> {
-    let record = file_id(read.url, read.auth);
+    let record = file_id(read.file.url, read.file.auth);
     let blocks = blocks_of(read, &backends.keys, &record, (start, end));
     let validator = read.meta.validator();
     let began = backends.clock.now_ms();
@@ -214,7 +221,7 @@ pub async fn read_window<P: Platform>(
             // forget it (the fetch below writes the current one).
             (Some(entry), Ok(_)) => {
                 deferred.push(WriteBack::Forget {
-                    dataset: read.dataset.to_owned(),
+                    dataset: read.file.dataset.to_owned(),
                     key: block.key.clone(),
                     entry,
                 });
@@ -281,7 +288,7 @@ impl<B> Filled<'_, B> {
             match (outcome.write_back(), leader) {
                 (Some(write_back), true) => self.write_backs.push(write_back.clone()),
                 _ => self.write_backs.push(WriteBack::CountRead {
-                    dataset: read.dataset.to_owned(),
+                    dataset: read.file.dataset.to_owned(),
                     hit: outcome.source() == CacheSource::Hit,
                     bytes: block.want.1,
                 }),
@@ -291,7 +298,7 @@ impl<B> Filled<'_, B> {
             if outcome.bytes().len() < end {
                 return Err(WindowError::Failed(Error::Internal(format!(
                     "{}/{}: a fetched block is shorter than its range",
-                    read.dataset, block.key
+                    read.file.dataset, block.key
                 ))));
             }
             self.parts[*i] = Some(Part::Bytes {
@@ -316,7 +323,7 @@ async fn look_up<P: Platform>(
     let index_read = async {
         let lookup = backends
             .index
-            .lookup(read.dataset, &block.key, now_ms, None, Some(record))
+            .lookup(read.file.dataset, &block.key, now_ms, None, Some(record))
             .await;
         (lookup, backends.clock.now_ms())
     };
@@ -346,17 +353,17 @@ fn file_check(
     let validator = entry.origin_validator.as_ref()?;
     read.checks
         .due(
-            &file_id(read.url, read.auth),
+            &file_id(read.file.url, read.file.auth),
             entry.created_ms,
             now_ms,
             policy.file_check_ms,
         )
         .then(|| {
             WriteBack::CheckFile(FileCheck {
-                url: read.url.to_owned(),
+                url: read.file.url.to_owned(),
                 validator: validator.clone(),
-                hosts: read.hosts.clone(),
-                auth: read.auth.cloned(),
+                hosts: read.file.hosts.clone(),
+                auth: read.file.auth.cloned(),
                 sized: true,
             })
         })
@@ -387,12 +394,12 @@ struct Run {
 impl Run {
     fn of(read: &FileRead<'_>, blocks: Vec<Block>, index_down: bool, policy: CachePolicy) -> Self {
         Self {
-            dataset: read.dataset.to_owned(),
-            path: read.path.to_owned(),
-            url: read.url.to_owned(),
-            hosts: read.hosts.clone(),
-            auth: read.auth.cloned(),
-            id: file_id(read.url, read.auth),
+            dataset: read.file.dataset.to_owned(),
+            path: read.file.path.to_owned(),
+            url: read.file.url.to_owned(),
+            hosts: read.file.hosts.clone(),
+            auth: read.file.auth.cloned(),
+            id: file_id(read.file.url, read.file.auth),
             holder: (!index_down).then(|| read.holder.to_owned()),
             meta: read.meta.clone(),
             checks: read.checks.clone(),
@@ -819,13 +826,7 @@ async fn merged_answer<P: Platform>(
         // A failure, not another version: say so (checked_body names the status).
         return Ok(checked_body(&shown, Some(range), response)?);
     }
-    let seen = FileMeta::from_probe(
-        response.status,
-        response.content_range.as_deref(),
-        response.body.len() as u64,
-        response.etag.clone(),
-        response.last_modified.clone(),
-    );
+    let seen = FileMeta::of_answer(&response);
     let same = match &seen {
         Some(seen) => *seen == run.meta,
         // A 206 without Content-Range: the validators alone tell.
@@ -868,21 +869,6 @@ pub fn refuse_status(what: &str, response: &OriginResponse) -> Result<(), Error>
         ))),
         _ => Ok(()),
     }
-}
-
-/// A file of a block-mode dataset, before its meta is known.
-#[derive(Debug, Clone, Copy)]
-pub struct FileAt<'a> {
-    /// Dataset id.
-    pub dataset: &'a str,
-    /// The file's path in the dataset.
-    pub path: &'a str,
-    /// Its URL.
-    pub url: &'a str,
-    /// The hosts the dataset may fetch from.
-    pub hosts: &'a HostPolicy,
-    /// The dataset's signing identity for a private origin, if it has one.
-    pub auth: Option<&'a OriginAuth>,
 }
 
 /// How long a probe of a file's size may lead before another request of the isolate takes over.
@@ -1010,14 +996,7 @@ async fn probe_file<P: Platform>(
             response.body.len()
         )));
     }
-    let meta = FileMeta::from_probe(
-        response.status,
-        response.content_range.as_deref(),
-        response.body.len() as u64,
-        response.etag,
-        response.last_modified,
-    )
-    .ok_or_else(|| {
+    let meta = FileMeta::of_answer(&response).ok_or_else(|| {
         Error::Upstream(format!(
             "{what}: the origin's answer to a ranged GET (HTTP {}) does not say the file's size",
             response.status

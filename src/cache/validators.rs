@@ -179,13 +179,7 @@ pub async fn check_file(
         return Ok(());
     }
     let (record, current) = if check.sized {
-        let meta = FileMeta::from_probe(
-            answer.status,
-            answer.content_range.as_deref(),
-            answer.body.len() as u64,
-            answer.etag,
-            answer.last_modified,
-        );
+        let meta = FileMeta::of_answer(&answer);
         (
             file_id(&check.url, check.auth.as_ref()),
             meta.map(|m| m.validator()),

@@ -172,11 +172,7 @@ impl Answer<'_, '_> {
             return Ok((bare(status, headers, meta_source), check()));
         }
         let read = FileRead {
-            dataset: self.file.dataset,
-            path: self.file.path,
-            url: self.file.url,
-            hosts: self.file.hosts,
-            auth: self.file.auth,
+            file: self.file,
             trust_record: self.trust_record,
             holder: self.request.nonce,
             files: self.files,
@@ -347,11 +343,11 @@ impl<P: Platform> Rest<P> {
             backends: Rc::clone(backends.cache),
             flights: backends.flights.clone(),
             checks: backends.file_checks.clone(),
-            dataset: read.dataset.to_owned(),
-            path: read.path.to_owned(),
-            url: read.url.to_owned(),
-            hosts: read.hosts.clone(),
-            auth: read.auth.cloned(),
+            dataset: read.file.dataset.to_owned(),
+            path: read.file.path.to_owned(),
+            url: read.file.url.to_owned(),
+            hosts: read.file.hosts.clone(),
+            auth: read.file.auth.cloned(),
             holder: read.holder.to_owned(),
             files: answer.files.clone(),
             meta: read.meta.clone(),
@@ -402,11 +398,13 @@ impl<P: Platform> Rest<P> {
             }
             let window_end = window_end(&self.files, self.next, self.end);
             let read = FileRead {
-                dataset: &self.dataset,
-                path: &self.path,
-                url: &self.url,
-                hosts: &self.hosts,
-                auth: self.auth.as_ref(),
+                file: FileAt {
+                    dataset: &self.dataset,
+                    path: &self.path,
+                    url: &self.url,
+                    hosts: &self.hosts,
+                    auth: self.auth.as_ref(),
+                },
                 trust_record: false,
                 holder: &self.holder,
                 files: &self.files,

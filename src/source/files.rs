@@ -9,7 +9,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
 use crate::origin::auth::OriginAuth;
-use crate::origin::ByteRange;
+use crate::origin::{ByteRange, OriginResponse};
 
 /// The default block size: 1 MiB (fsspec's `blockcache` default is 5 MiB; 1 MiB keeps a small
 /// read small and a whole-file read at a few requests per MiB-sized HDF5 chunk).
@@ -160,6 +160,20 @@ impl FileMeta {
             etag: etag.filter(|v| v.len() <= MAX_VALIDATOR_BYTES / 4),
             last_modified: last_modified.filter(|v| v.len() <= MAX_VALIDATOR_BYTES / 4),
         })
+    }
+}
+
+impl FileMeta {
+    /// The meta an origin answer to a ranged `GET` says ([`from_probe`](Self::from_probe)).
+    #[must_use]
+    pub fn of_answer(response: &OriginResponse) -> Option<Self> {
+        Self::from_probe(
+            response.status,
+            response.content_range.as_deref(),
+            response.body.len() as u64,
+            response.etag.clone(),
+            response.last_modified.clone(),
+        )
     }
 }
 
