@@ -119,6 +119,29 @@ struct Block {
     want: (u64, u64),
 }
 
+impl Block {
+    /// The index entry for this block's bytes (`checksum`), created and last read at the given
+    /// times, fetched in `fetch_ms`, read from the file version `validator`.
+    fn entry(
+        &self,
+        checksum: &str,
+        (created_ms, last_access_ms): (u64, u64),
+        fetch_ms: u64,
+        validator: String,
+    ) -> IndexEntry {
+        IndexEntry {
+            object_key: self.object_key.clone(),
+            size: self.range.length,
+            checksum: checksum.to_owned(),
+            created_ms,
+            last_access_ms,
+            hits: 0,
+            fetch_ms,
+            origin_validator: Some(validator),
+        }
+    }
+}
+
 /// The storage key of one block of one version of a file, as its reader's identity reads it
 /// ([`file_id`]).
 fn object_key_of(keys: &CacheKeys, id: &str, version: &str, range: ByteRange) -> String {
@@ -682,16 +705,7 @@ async fn stored_meanwhile<P: Platform>(
     let adopt = WriteBack::Adopt {
         dataset: run.dataset.clone(),
         key: block.key.clone(),
-        entry: IndexEntry {
-            object_key: block.object_key.clone(),
-            size: block.range.length,
-            checksum: checksum.clone(),
-            created_ms: uploaded_ms,
-            last_access_ms: now,
-            hits: 0,
-            fetch_ms: 0,
-            origin_validator: Some(run.meta.validator()),
-        },
+        entry: block.entry(&checksum, (uploaded_ms, now), 0, run.meta.validator()),
         ttl_ms: run.policy.ttl_ms - age,
         limits: run.policy.limits,
     };
@@ -763,16 +777,7 @@ async fn fetch_merged<P: Platform>(
             WriteBack::Store {
                 dataset: run.dataset.clone(),
                 key: block.key.clone(),
-                entry: IndexEntry {
-                    object_key: block.object_key.clone(),
-                    size: block.range.length,
-                    checksum: checksum.clone(),
-                    created_ms: now,
-                    last_access_ms: now,
-                    hits: 0,
-                    fetch_ms,
-                    origin_validator: Some(validator.clone()),
-                },
+                entry: block.entry(&checksum, (now, now), fetch_ms, validator.clone()),
                 bytes: Rc::clone(&bytes),
                 ttl_ms: run.policy.ttl_ms,
                 lease: permit.map(WritePermit::into_holder),

@@ -22,7 +22,6 @@ Ranges, merged block fetches, concurrency, rewrites and errors are tests/block_m
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -37,6 +36,7 @@ import numpy as np
 import pytest
 import requests
 import xarray as xr
+from stack import base_url, stack_var  # noqa: E402  (tests/e2e/stack.py)
 
 # scripts/test: t-files has block_size 65536 and file_check_seconds 1; t-files-mb the defaults.
 CHECKED_EVERY_SECOND = "t-files"
@@ -46,17 +46,6 @@ SETTLE_S = 10.0
 # nginx's log format `ranged` (scripts/nginx-origin.conf):
 #   $remote_addr [$time_iso8601] "$request" $status $body_bytes_sent "$http_range"
 LOG_LINE = re.compile(r'^\S+ \[[^\]]*\] "(\S+) (\S+)[^"]*" (\d{3}) (\d+) "([^"]*)"')
-
-
-def stack_var(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: these tests need the local stack; run scripts/test")
-    return value
-
-
-def base_url() -> str:
-    return stack_var("ZEC_BASE_URL")
 
 
 def docroot() -> Path:

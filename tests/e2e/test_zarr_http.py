@@ -18,7 +18,6 @@ the test with instructions, it never skips.
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import zarr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "demo"))
 import zarrstores  # noqa: E402  (the demo's stores: their paths and absent chunks)
+from stack import base_url, stack_var  # noqa: E402  (tests/e2e/stack.py)
 
 STATIC = {2: "t-zarr-v2", 3: "t-zarr-v3"}
 # t-xp-restart's metadata_ttl_seconds (scripts/test), and a margin for the restart's own clock.
@@ -40,17 +40,6 @@ METADATA_TTL = 2.0
 MARGIN = 1.5
 # What scripts/xpublish_origin.py adds to air_temperature per --data-version step.
 VERSION_STEP = 10.0
-
-
-def stack_var(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: these tests need the local stack; run scripts/test")
-    return value
-
-
-def base_url() -> str:
-    return stack_var("ZEC_BASE_URL")
 
 
 def static_urls(zarr_format: int) -> tuple[str, str]:

@@ -28,17 +28,7 @@ import zarr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "demo"))
 import refcheck  # noqa: E402  (the demo's own comparison helpers)
-
-
-def stack_var(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: these tests need the local stack; run scripts/test")
-    return value
-
-
-def base_url() -> str:
-    return stack_var("ZEC_BASE_URL")
+from stack import base_url, stack_var  # noqa: E402  (tests/e2e/stack.py)
 
 
 def demo_dir() -> Path:
