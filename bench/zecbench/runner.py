@@ -43,7 +43,7 @@ READERS = [
     ("worker warm, edge on (EDGE)", "an alias with edge_ttl_seconds=600, read after a populating pass: the Workers Cache API answers"),
     ("ReferenceFileSystem", "fsspec ReferenceFileSystem (async, one _cat_file per chunk) straight from the origin"),
     ("fsspec simplecache (warm)", "ReferenceFileSystem over simplecache: the whole file already on local disk"),
-    ("fsspec blockcache (warm)", "ReferenceFileSystem over blockcache (1 MiB blocks): the blocks already on local disk"),
+    ("fsspec blockcache (warm)", "ReferenceFileSystem over blockcache (fsspec's default 5 MiB blocks): the blocks already on local disk"),
     ("xpublish (cold)", "xpublish + xpublish-zarr under uvicorn, first read: origin read, decode, re-encode (zstd)"),
     ("xpublish (warm)", "the same xpublish dataset again: its in-memory response cache (cachey)"),
     (XW_COLD, "the worker (R2 storage) in front of xpublish: a kind zarr dataset over an xpublish dataset of its own, both cold: "
