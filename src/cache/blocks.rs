@@ -148,14 +148,15 @@ fn object_key_of(keys: &CacheKeys, id: &str, version: &str, range: ByteRange) ->
     keys.object(&format!("{id}\n{version}"), Some(range))
 }
 
-/// The blocks that the bytes `start..=end` of the file span.
+/// The blocks that the bytes `start..=end` of the file span, keyed by the file's `id` and the
+/// version `validator`.
 fn blocks_of(
     read: &FileRead<'_>,
     keys: &CacheKeys,
-    id: &str,
+    (id, validator): (&str, &str),
     (start, end): (u64, u64),
 ) -> Vec<Block> {
-    let version = content_checksum(read.meta.validator().as_bytes());
+    let version = content_checksum(validator.as_bytes());
     let (first, last) = read.files.blocks_of(start, end);
     (first..=last)
         .filter_map(|n| {
@@ -195,8 +196,8 @@ pub async fn read_window<P: Platform>(
     flights: &Flights,
 ) -> Result<Window<Body<P>>, WindowError> {
     let record = file_id(read.file.url, read.file.auth);
-    let blocks = blocks_of(read, &backends.keys, &record, (start, end));
     let validator = read.meta.validator();
+    let blocks = blocks_of(read, &backends.keys, (&record, &validator), (start, end));
     let began = backends.clock.now_ms();
     let looked = join_all(
         blocks
@@ -237,7 +238,13 @@ pub async fn read_window<P: Platform>(
                     && entry.origin_validator.as_deref() == Some(validator.as_str())
                     && now.saturating_sub(entry.created_ms) < policy.ttl_ms =>
             {
-                deferred.extend(file_check(read, &entry, now, policy));
+                deferred.extend(due_check(
+                    read.file,
+                    (&record, &validator),
+                    read.checks,
+                    (entry.created_ms, now),
+                    policy.file_check_ms,
+                ));
                 parts.push(Some(Part::Stored(object.body)));
             }
             // The entry vouches for bytes that are gone, differ, or belong to another version:
@@ -366,30 +373,26 @@ async fn look_up<P: Platform>(
     (lookup, object, index_at, storage_at)
 }
 
-/// The check of a hit's file, when it is due (see [`crate::cache::validators`]).
-fn file_check(
-    read: &FileRead<'_>,
-    entry: &IndexEntry,
-    now_ms: u64,
-    policy: CachePolicy,
+/// The conditional check of `file` (read as `id`, of the version `validator`), when this
+/// isolate's checks say one is due: its version was known current at `known_at_ms` (see
+/// [`crate::cache::validators`]).
+#[must_use]
+pub fn due_check(
+    file: FileAt<'_>,
+    (id, validator): (&str, &str),
+    checks: &FileChecks,
+    (known_at_ms, now_ms): (u64, u64),
+    every_ms: u64,
 ) -> Option<WriteBack> {
-    let validator = entry.origin_validator.as_ref()?;
-    read.checks
-        .due(
-            &file_id(read.file.url, read.file.auth),
-            entry.created_ms,
-            now_ms,
-            policy.file_check_ms,
-        )
-        .then(|| {
-            WriteBack::CheckFile(FileCheck {
-                url: read.file.url.to_owned(),
-                validator: validator.clone(),
-                hosts: read.file.hosts.clone(),
-                auth: read.file.auth.cloned(),
-                sized: true,
-            })
+    checks.due(id, known_at_ms, now_ms, every_ms).then(|| {
+        WriteBack::CheckFile(FileCheck {
+            url: file.url.to_owned(),
+            validator: validator.to_owned(),
+            hosts: file.hosts.clone(),
+            auth: file.auth.cloned(),
+            sized: true,
         })
+    })
 }
 
 /// What a run of blocks fetched together yields: one outcome per block, in order.

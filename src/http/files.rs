@@ -10,9 +10,9 @@ use std::rc::Rc;
 use futures::stream::{self, StreamExt};
 
 use crate::cache::blocks::{
-    file_meta, read_window, FileAt, FileRead, MetaLookup, Part, Window, WindowError,
+    due_check, file_meta, read_window, FileAt, FileRead, MetaLookup, Part, Window, WindowError,
 };
-use crate::cache::validators::{FileCheck, FileChecks};
+use crate::cache::validators::FileChecks;
 use crate::cache::{CacheBackends, CachePolicy, CacheSource, Flights, WriteBack};
 use crate::clock::Clock;
 use crate::error::Error;
@@ -229,23 +229,21 @@ impl Answer<'_, '_> {
         meta: &FileMeta,
         backends: &Backends<'_, P>,
     ) -> Vec<WriteBack> {
-        let now = backends.cache.clock.now_ms();
-        let id = file_id(self.file.url, self.file.auth);
-        // Counted from this isolate's last check or probe of the file.
-        let due = !self.probed
-            && backends
-                .file_checks
-                .due(&id, 0, now, self.policy.file_check_ms);
-        if !due {
+        if self.probed {
             return Vec::new();
         }
-        vec![WriteBack::CheckFile(FileCheck {
-            url: self.file.url.to_owned(),
-            validator: meta.validator(),
-            hosts: self.file.hosts.clone(),
-            auth: self.file.auth.cloned(),
-            sized: true,
-        })]
+        let id = file_id(self.file.url, self.file.auth);
+        // Counted from this isolate's last check or probe of the file.
+        let now = backends.cache.clock.now_ms();
+        due_check(
+            self.file,
+            (&id, &meta.validator()),
+            backends.file_checks,
+            (0, now),
+            self.policy.file_check_ms,
+        )
+        .into_iter()
+        .collect()
     }
 }
 
