@@ -111,6 +111,32 @@ impl WriteBack {
         }
     }
 
+    /// The write-back of a read whose bytes turned out invalid (a record file that does not
+    /// decode): nothing is stored or indexed; the read is only counted and its lease released.
+    #[must_use]
+    pub fn discarded(self) -> Self {
+        match self {
+            Self::Store {
+                dataset,
+                key,
+                entry,
+                lease,
+                ..
+            } => Self::RecordMiss {
+                dataset,
+                key,
+                origin_bytes: entry.size,
+                lease: lease.map(|holder| (entry.object_key, holder)),
+            },
+            Self::Adopt { dataset, entry, .. } => Self::CountRead {
+                dataset,
+                hit: true,
+                bytes: entry.size,
+            },
+            other => other,
+        }
+    }
+
     /// Whether this write-back stores bytes.
     #[must_use]
     pub fn stores(&self) -> bool {

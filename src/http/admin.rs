@@ -17,13 +17,14 @@ use crate::error::Error;
 use crate::http::context::{key_plan, origin_auth, Backends};
 use crate::http::response::HttpResponse;
 use crate::http::route::AdminRoute;
+use crate::http::source_files::CachedFiles;
 use crate::index::entry::ClaimSelector;
 use crate::index::Index;
 use crate::origin::ByteRange;
 use crate::platform::Platform;
 use crate::policy::admission::glob_matches;
-use crate::source::datasets::{parse_dataset, DatasetSource};
-use crate::source::{KeySource, Source};
+use crate::source::datasets::{parse_dataset, DatasetConfig, DatasetSource};
+use crate::source::{KeySource, Source, SourceFiles};
 
 /// Default and largest `concurrency` of a warm job.
 pub const WARM_CONCURRENCY: (usize, usize) = (6, 32);
@@ -248,6 +249,7 @@ async fn matching_keys(
     source: &Source,
     request: &WarmRequest,
     limit: usize,
+    files: &impl SourceFiles,
 ) -> Result<(Vec<(String, String, Option<ByteRange>)>, bool), Error> {
     let wanted = |key: &str| {
         request.prefix.as_deref().is_none_or(|p| key.starts_with(p))
@@ -256,15 +258,33 @@ async fn matching_keys(
                 .as_deref()
                 .is_none_or(|p| glob_matches(p, key))
     };
-    let (keys, truncated) = source.chunk_keys(&wanted, limit).await?;
+    let (keys, truncated) = source.chunk_keys(&wanted, limit, files).await?;
     let mut matched = Vec::with_capacity(keys.len());
     for key in keys {
-        let answer = source.answer(&key).await?;
+        let answer = source.answer(&key, files).await?;
         if let Some((url, range)) = answer.location() {
             matched.push((key, url.to_owned(), range));
         }
     }
     Ok((matched, truncated))
+}
+
+/// [`matching_keys`] with a parquet set's record files read through the cache as the walk
+/// needs them, and what those reads write back run before it returns (one that fails to store
+/// is read again by the next walk: not a key's failure).
+async fn matching_keys_cached<P: Platform>(
+    source: &Source,
+    request: &WarmRequest,
+    limit: usize,
+    (config, backends, scope): (&DatasetConfig, &Backends<'_, P>, &EvictionScope<'_>),
+) -> Result<(Vec<(String, String, Option<ByteRange>)>, bool), Error> {
+    let files = CachedFiles::new(config, backends, scope.token);
+    let matched = matching_keys(source, request, limit, &files).await;
+    let cache = backends.cache;
+    for write_back in files.into_write_backs() {
+        let _ = run_write_back(write_back, &cache.index, &cache.store, &cache.origin, scope).await;
+    }
+    matched
 }
 
 /// What happened to one key of a warm job.
@@ -293,8 +313,6 @@ async fn warm<P: Platform>(
         .datasets
         .walkable_source(&request.dataset, refs, clock)
         .await?;
-    let (matched, truncated) = matching_keys(&source, &request, limit).await?;
-    let auth = origin_auth(&config, backends)?;
     let ids = backends.datasets.ids();
     let now_ms = backends.cache.clock.now_ms();
     let scope = EvictionScope {
@@ -303,6 +321,9 @@ async fn warm<P: Platform>(
         token,
         total_evictions: backends.settings.total_evictions,
     };
+    let (matched, truncated) =
+        matching_keys_cached(&source, &request, limit, (&config, backends, &scope)).await?;
+    let auth = origin_auth(&config, backends)?;
     let outcomes: Vec<(String, Warmed)> = stream::iter(matched.iter().enumerate())
         .map(|(i, (key, url, range))| {
             let (config, scope, auth) = (&config, &scope, &auth);

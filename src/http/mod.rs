@@ -13,6 +13,7 @@
 //! - [`health`]: `/api/health`, probing the index and the chunk store.
 //! - [`conditional`]: `Range` and `If-None-Match` for every key.
 //! - [`response`]: plain responses and the one error → HTTP status mapping.
+//! - [`source_files`]: a source's own files (parquet record files) read through the cache.
 
 pub mod admin;
 pub mod conditional;
@@ -24,6 +25,7 @@ pub mod response;
 pub mod route;
 pub mod routes;
 pub mod service;
+pub mod source_files;
 pub mod stats;
 #[cfg(test)]
 mod testing;

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::http::conditional::{etag, none_match, range_answer, RangeAnswer};
 use crate::http::context::{key_plan, origin_auth, Backends, RequestParts};
 use crate::http::response::{error_response, HttpResponse};
+use crate::http::source_files::CachedFiles;
 use crate::keys::content_checksum;
 use crate::platform::{Body, Platform};
 use crate::source::zarr::{self, content_type};
@@ -32,8 +33,12 @@ pub async fn zarr_key<P: Platform>(
         .key_source(dataset, backends.refs_source, &backends.cache.clock)
         .await?;
     let plan = key_plan(&config, key, backends);
-    let answer = zarr::answer(&source, key).await?;
-    let (chunk, write_backs) = match answer {
+    // A parquet set's record file is read through the cache when a key in it is first asked
+    // for; what that read writes back runs with the key's own write-backs.
+    let files = CachedFiles::new(&config, backends, request.nonce);
+    let answer = zarr::answer(&source, key, &files).await?;
+    let file_write_backs = files.into_write_backs();
+    let (chunk, mut write_backs) = match answer {
         KeyAnswer::Absent => {
             return Err(Error::NotFound(format!(
                 "{dataset}/{key} is not in the dataset (Zarr reads it as the fill value)"
@@ -80,6 +85,7 @@ pub async fn zarr_key<P: Platform>(
             (chunk, admitted)
         }
     };
+    write_backs.extend(file_write_backs);
     let (index, now_ms) = (&backends.cache.index, backends.cache.clock.now_ms());
     if let Some(generation) = chunk.generation {
         backends.datasets.set_generation(dataset, generation);

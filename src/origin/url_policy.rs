@@ -171,6 +171,25 @@ impl HostPolicy {
     }
 }
 
+impl HostPolicy {
+    /// The policy for reading files that live beside a reference file (a parquet set's record
+    /// files) at `url`: that URL's host only, allowed as [`check_refs_url`](Self::check_refs_url)
+    /// allows reference files (any public host; an internal one only when listed explicitly).
+    ///
+    /// # Errors
+    /// The [`Refusal`] of `url` as a reference file.
+    pub fn for_refs_file(&self, url: &str) -> Result<Self, Refusal> {
+        let parsed = self.check_refs_url(url)?;
+        Ok(Self {
+            hosts: vec![AllowedHost {
+                host: host_string(&parsed),
+                port: parsed.port(),
+            }],
+            explicit: self.explicit && self.lists(&parsed),
+        })
+    }
+}
+
 /// The target of a redirect from `from`: its `Location` resolved against it.
 ///
 /// # Errors

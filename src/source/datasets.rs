@@ -23,6 +23,7 @@ use crate::policy::capacity::{CapacityLimits, Limit};
 use crate::policy::eviction::EvictionPolicy;
 use crate::source::files::{FilesOrigin, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::source::kerchunk::{fetchable_url, LoadOptions, References, S3Endpoint};
+use crate::source::parquet::ParquetRefs;
 use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
 use crate::source::routes::RoutesConfig;
 use crate::source::zarr_http::{ZarrFormat, ZarrHttpStore, ZarrOrigin};
@@ -43,6 +44,8 @@ pub struct DatasetConfig {
     pub zarr: Option<ZarrOrigin>,
     /// Where the files of block mode live and their block size (kind `files` only).
     pub files: Option<FilesOrigin>,
+    /// The directory of a parquet reference set, ending in `/` (its `.zmetadata` is `refs`).
+    pub parquet_root: Option<RefsLocation>,
     /// Other routes of the origin passed through, some cached (`/routes/{id}/…`).
     pub routes: Option<RoutesConfig>,
     /// How often a source file served from the cache is checked for a new validator, in
@@ -149,6 +152,8 @@ struct RawDataset {
     #[serde(default)]
     refs: Option<String>,
     #[serde(default)]
+    refs_format: Option<String>,
+    #[serde(default)]
     url: Option<String>,
     #[serde(default)]
     zarr_format: Option<u64>,
@@ -248,6 +253,8 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         Some(files) => RefsLocation::Url(files.base.clone()),
         None => refs_location(zarr.as_ref(), raw.refs.as_deref()).map_err(in_dataset)?,
     };
+    let (refs, parquet_root) =
+        parquet_layout(kind, raw.refs_format.as_deref(), refs).map_err(in_dataset)?;
     let hosts = match (raw.allowed_hosts, &refs) {
         (Some(hosts), _) => HostPolicy::new(&hosts, true).map_err(in_dataset)?,
         (None, RefsLocation::Url(url)) => {
@@ -298,6 +305,7 @@ pub fn parse_dataset(id: &str, definition: serde_json::Value) -> Result<DatasetC
         kind,
         zarr,
         files,
+        parquet_root,
         routes,
         file_check_seconds: raw.file_check_seconds,
         s3_credentials,
@@ -359,6 +367,60 @@ fn refs_location(zarr: Option<&ZarrOrigin>, refs: Option<&str>) -> Result<RefsLo
             }
         }
     }
+}
+
+/// The `.zmetadata` and directory of a parquet reference set, when `refs` names one: with
+/// `refs_format: "parquet"`, or a `refs` ending in `/`, `.parq` or `.parquet` (what
+/// `refs_to_dataframe` and `LazyReferenceMapper.create` write). Else `refs` as it is.
+fn parquet_layout(
+    kind: DatasetKind,
+    format: Option<&str>,
+    refs: RefsLocation,
+) -> Result<(RefsLocation, Option<RefsLocation>), String> {
+    let path = match &refs {
+        RefsLocation::Url(url) => url.split(['?', '#']).next().unwrap_or(url),
+        RefsLocation::Bucket(key) => key.as_str(),
+    };
+    let looks_parquet = path.ends_with('/')
+        || [".parq", ".parquet", ".parq/", ".parquet/"]
+            .iter()
+            .any(|end| path.ends_with(end));
+    let parquet = match (kind, format) {
+        (DatasetKind::Kerchunk, None) => looks_parquet,
+        (DatasetKind::Kerchunk, Some("parquet")) => true,
+        (DatasetKind::Kerchunk, Some("json")) | (_, None) => false,
+        (DatasetKind::Kerchunk, Some(other)) => {
+            return Err(format!(
+                "refs_format must be \"json\" or \"parquet\", not {other:?}"
+            ))
+        }
+        (_, Some(_)) => return Err("refs_format is only for kind kerchunk".into()),
+    };
+    if !parquet {
+        return Ok((refs, None));
+    }
+    let root = match refs {
+        RefsLocation::Url(url) => {
+            if url.contains(['?', '#']) {
+                return Err("a parquet refs URL cannot have a query or fragment".into());
+            }
+            RefsLocation::Url(with_slash(url))
+        }
+        RefsLocation::Bucket(key) => RefsLocation::Bucket(with_slash(key)),
+    };
+    let document = match &root {
+        RefsLocation::Url(url) => RefsLocation::Url(format!("{url}.zmetadata")),
+        RefsLocation::Bucket(key) => RefsLocation::Bucket(format!("{key}.zmetadata")),
+    };
+    Ok((document, Some(root)))
+}
+
+/// `path` ending in `/`.
+fn with_slash(mut path: String) -> String {
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    path
 }
 
 /// The secret names of `s3_credentials`, checked.
@@ -573,6 +635,10 @@ pub struct DatasetRegistry {
     /// The source generation each versioned dataset was last read in (the next read's guess).
     generations: RefCell<BTreeMap<String, u64>>,
 }
+
+/// A parquet set keeps at most this share of the references budget in decoded record files
+/// (their bytes count in the budget like loaded references).
+const RECORDS_SHARE: usize = 4;
 
 /// How often a request waiting for another request's first load of a dataset checks it.
 const FIRST_LOAD_POLL_MS: u64 = 20;
@@ -857,7 +923,9 @@ impl DatasetRegistry {
     ) -> Result<Rc<References>, Error> {
         match self.load(id, refs_source, clock).await? {
             Source::Kerchunk(refs) => Ok(refs),
-            Source::Zarr(_) => Err(Error::Internal(format!("dataset {id} has no references"))),
+            Source::Zarr(_) | Source::Parquet(_) => Err(Error::Internal(format!(
+                "dataset {id} has no JSON references"
+            ))),
         }
     }
 
@@ -956,10 +1024,18 @@ impl DatasetRegistry {
                 Err(error)
             }
             (Ok(RefsFetch::Body { bytes, etag }), _) => {
-                let parsed = match &config.zarr {
-                    Some(origin) => ZarrHttpStore::from_document(origin.clone(), &bytes)
+                let parsed = match (&config.zarr, &config.parquet_root) {
+                    (Some(origin), _) => ZarrHttpStore::from_document(origin.clone(), &bytes)
                         .map(|store| Source::Zarr(Rc::new(store))),
-                    None => References::from_json(&bytes, &config.load_options())
+                    (None, Some(root)) => ParquetRefs::new(
+                        id,
+                        root.clone(),
+                        bytes,
+                        &config.load_options(),
+                        self.budget_bytes / RECORDS_SHARE,
+                    )
+                    .map(|refs| Source::Parquet(Rc::new(refs))),
+                    (None, None) => References::from_json(&bytes, &config.load_options())
                         .map(|refs| Source::Kerchunk(Rc::new(refs)))
                         .map_err(|e| e.to_string()),
                 };

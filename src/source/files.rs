@@ -34,6 +34,20 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// `base` (ending in `/`) followed by `path` (decoded, `/`-separated), each segment escaped
+/// again: what a file under a prefix is fetched as (block mode's files, parquet record files).
+#[must_use]
+pub fn escaped_url(base: &str, path: &str) -> String {
+    let mut url = base.to_owned();
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            url.push('/');
+        }
+        url.extend(utf8_percent_encode(segment, SEGMENT));
+    }
+    url
+}
+
 /// The identity of a block-mode file as read by one signing identity (`None`: unsigned): the
 /// name its [`FileMeta`] is recorded under in the index and the isolate, and the root of its
 /// blocks' storage keys. It starts with no `http(s)://` scheme, so no reference URL of a
@@ -60,14 +74,7 @@ impl FilesOrigin {
     /// The URL of `path` (decoded and validated like a Zarr key), each segment escaped again.
     #[must_use]
     pub fn url_of(&self, path: &str) -> String {
-        let mut url = self.base.clone();
-        for (i, segment) in path.split('/').enumerate() {
-            if i > 0 {
-                url.push('/');
-            }
-            url.extend(utf8_percent_encode(segment, SEGMENT));
-        }
-        url
+        escaped_url(&self.base, path)
     }
 
     /// The index key of block `n` of `path` (a `#` never appears in a decoded path's key, so

@@ -7,10 +7,10 @@ use crate::error::Error;
 use crate::origin::ByteRange;
 use crate::source::kerchunk::{Reference, References};
 use crate::source::zarr::is_metadata_key;
-use crate::source::{KeyAnswer, KeySource};
+use crate::source::{KeyAnswer, KeySource, SourceFiles};
 
 impl KeySource for References {
-    async fn answer(&self, key: &str) -> Result<KeyAnswer, Error> {
+    async fn answer(&self, key: &str, _: &impl SourceFiles) -> Result<KeyAnswer, Error> {
         answer_key(self, key)
     }
 
@@ -26,6 +26,7 @@ impl KeySource for References {
         &self,
         wanted: &dyn Fn(&str) -> bool,
         limit: usize,
+        _: &impl SourceFiles,
     ) -> Result<(Vec<String>, bool), Error> {
         let explicit = self.explicit_keys().map(str::to_owned);
         let generated = self.gen_patterns().flat_map(|p| p.keys());

@@ -13,6 +13,7 @@
 //! - [`zarr`]: the Zarr v2 surface over any source (`.zmetadata` synthesis, content types,
 //!   variables).
 //! - [`zarr_http`]: a Zarr store (v2 or v3) over HTTP, xpublish's included, as a [`KeySource`].
+//! - [`parquet`]: kerchunk parquet references, their record files read on demand.
 //! - [`files`]: block mode's files under an origin prefix (block geometry, file meta).
 //! - [`routes`]: other GET routes of a dataset's origin (xpublish plugins) and which are cached.
 
@@ -20,6 +21,7 @@ pub mod datasets;
 pub mod files;
 pub mod kerchunk;
 pub mod kerchunk_store;
+pub mod parquet;
 pub mod refs;
 pub mod routes;
 pub mod zarr;
@@ -30,6 +32,8 @@ use std::rc::Rc;
 use crate::error::Error;
 use crate::origin::ByteRange;
 use crate::source::kerchunk::References;
+use crate::source::parquet::ParquetRefs;
+use crate::source::refs::RefsLocation;
 use crate::source::zarr_http::ZarrHttpStore;
 
 /// What a dataset answers for one Zarr key.
@@ -75,7 +79,9 @@ pub trait KeySource {
     /// URL against the dataset's allowed hosts); [`KeyAnswer::Absent`] only when the dataset
     /// has no such key. `Err` is the source's own failure
     /// ([`Error::BadReferences`], [`Error::Upstream`]), never a missing key. Idempotent.
-    async fn answer(&self, key: &str) -> Result<KeyAnswer, Error>;
+    /// Files the source needs besides its reference file (a parquet set's record files) are
+    /// read through `files`.
+    async fn answer(&self, key: &str, files: &impl SourceFiles) -> Result<KeyAnswer, Error>;
 
     /// The dataset's Zarr metadata keys (`.zgroup`, `.zattrs`, `.zarray`, `.zmetadata` when it
     /// has one), in any order.
@@ -87,10 +93,42 @@ pub trait KeySource {
         &self,
         wanted: &dyn Fn(&str) -> bool,
         limit: usize,
+        files: &impl SourceFiles,
     ) -> Result<(Vec<String>, bool), Error>;
 
     /// How many keys the dataset lists explicitly, when it knows (for listings).
     fn key_count(&self) -> Option<u64>;
+}
+
+/// Files a source reads on demand besides its reference file: a parquet set's record files.
+#[allow(async_fn_in_trait)]
+pub trait SourceFiles {
+    /// The whole file `name` (its path under the set's root, also its name in the cache) at
+    /// `location`.
+    ///
+    /// Contract: the file's bytes, whole and as the source holds them; [`Error::NotFound`]
+    /// when there is no such file; other errors as reading fails ([`Error::Upstream`],
+    /// [`Error::Forbidden`], [`Error::OriginTimeout`], ...). What a read brings is kept (stored for
+    /// other readers) only once [`settle`](Self::settle) says the bytes were valid.
+    async fn read_file(&self, name: &str, location: &RefsLocation) -> Result<Vec<u8>, Error>;
+
+    /// Says whether the bytes [`read_file`](Self::read_file) gave for `name` were valid: only
+    /// valid files are kept; an invalid one is forgotten (nothing of it is cached).
+    fn settle(&self, name: &str, valid: bool);
+}
+
+/// [`SourceFiles`] for reads that never need a file besides the reference file (metadata
+/// keys, and sources that keep everything in memory): any read is refused.
+pub struct NoFiles;
+
+impl SourceFiles for NoFiles {
+    async fn read_file(&self, name: &str, _: &RefsLocation) -> Result<Vec<u8>, Error> {
+        Err(Error::Internal(format!(
+            "{name}: this read cannot fetch a source's files"
+        )))
+    }
+
+    fn settle(&self, _: &str, _: bool) {}
 }
 
 /// A loaded dataset source, by kind. A new kind adds a variant here and its own
@@ -101,6 +139,8 @@ pub enum Source {
     Kerchunk(Rc<References>),
     /// A Zarr store over HTTP (with its grid when the version document was loaded).
     Zarr(Rc<ZarrHttpStore>),
+    /// Kerchunk parquet references: the metadata in memory, record files read on demand.
+    Parquet(Rc<ParquetRefs>),
 }
 
 impl Source {
@@ -110,15 +150,17 @@ impl Source {
         match self {
             Self::Kerchunk(refs) => refs.heap_bytes(),
             Self::Zarr(store) => store.heap_bytes(),
+            Self::Parquet(refs) => refs.heap_bytes(),
         }
     }
 }
 
 impl KeySource for Source {
-    async fn answer(&self, key: &str) -> Result<KeyAnswer, Error> {
+    async fn answer(&self, key: &str, files: &impl SourceFiles) -> Result<KeyAnswer, Error> {
         match self {
-            Self::Kerchunk(refs) => refs.answer(key).await,
-            Self::Zarr(store) => store.answer(key).await,
+            Self::Kerchunk(refs) => refs.answer(key, files).await,
+            Self::Zarr(store) => store.answer(key, files).await,
+            Self::Parquet(refs) => refs.answer(key, files).await,
         }
     }
 
@@ -126,6 +168,7 @@ impl KeySource for Source {
         match self {
             Self::Kerchunk(refs) => refs.metadata_keys().await,
             Self::Zarr(store) => store.metadata_keys().await,
+            Self::Parquet(refs) => refs.metadata_keys().await,
         }
     }
 
@@ -133,10 +176,12 @@ impl KeySource for Source {
         &self,
         wanted: &dyn Fn(&str) -> bool,
         limit: usize,
+        files: &impl SourceFiles,
     ) -> Result<(Vec<String>, bool), Error> {
         match self {
-            Self::Kerchunk(refs) => refs.chunk_keys(wanted, limit).await,
-            Self::Zarr(store) => store.chunk_keys(wanted, limit).await,
+            Self::Kerchunk(refs) => refs.chunk_keys(wanted, limit, files).await,
+            Self::Zarr(store) => store.chunk_keys(wanted, limit, files).await,
+            Self::Parquet(refs) => refs.chunk_keys(wanted, limit, files).await,
         }
     }
 
@@ -144,6 +189,7 @@ impl KeySource for Source {
         match self {
             Self::Kerchunk(refs) => refs.key_count(),
             Self::Zarr(store) => store.key_count(),
+            Self::Parquet(refs) => refs.key_count(),
         }
     }
 }

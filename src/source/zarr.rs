@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use crate::error::Error;
-use crate::source::{KeyAnswer, KeySource};
+use crate::source::{KeyAnswer, KeySource, NoFiles, SourceFiles};
 
 /// The metadata file names of Zarr v2.
 const METADATA_FILES: [&str; 3] = [".zgroup", ".zattrs", ".zarray"];
@@ -17,8 +17,12 @@ const METADATA_FILES: [&str; 3] = [".zgroup", ".zattrs", ".zarray"];
 /// # Errors
 /// What the source fails with; [`Error::BadReferences`] when `.zmetadata` must be synthesised
 /// and a metadata key is not inline JSON.
-pub async fn answer<S: KeySource>(source: &S, key: &str) -> Result<KeyAnswer, Error> {
-    match source.answer(key).await? {
+pub async fn answer<S: KeySource>(
+    source: &S,
+    key: &str,
+    files: &impl SourceFiles,
+) -> Result<KeyAnswer, Error> {
+    match source.answer(key, files).await? {
         KeyAnswer::Absent if key == ".zmetadata" => {
             consolidated_metadata(source).await.map(KeyAnswer::Inline)
         }
@@ -46,7 +50,8 @@ pub fn is_metadata_key(key: &str) -> bool {
 
 /// Parses an inline metadata key as JSON.
 async fn metadata_json<S: KeySource>(source: &S, key: &str) -> Result<Option<Json>, Error> {
-    match source.answer(key).await? {
+    // Metadata keys are in memory for every kind of source: no file is read for them.
+    match source.answer(key, &NoFiles).await? {
         KeyAnswer::Inline(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::BadReferences(format!("{key} is not JSON: {e}"))),
@@ -164,7 +169,7 @@ mod tests {
     struct Table(BTreeMap<&'static str, KeyAnswer>);
 
     impl KeySource for Table {
-        async fn answer(&self, key: &str) -> Result<KeyAnswer, Error> {
+        async fn answer(&self, key: &str, _: &impl SourceFiles) -> Result<KeyAnswer, Error> {
             Ok(self.0.get(key).cloned().unwrap_or(KeyAnswer::Absent))
         }
         async fn metadata_keys(&self) -> Result<Vec<String>, Error> {
@@ -179,6 +184,7 @@ mod tests {
             &self,
             wanted: &dyn Fn(&str) -> bool,
             limit: usize,
+            _: &impl SourceFiles,
         ) -> Result<(Vec<String>, bool), Error> {
             let keys: Vec<String> = self
                 .0
@@ -223,13 +229,17 @@ mod tests {
     fn the_zarr_surface_works_over_any_source() {
         let source = table();
         assert_eq!(
-            block_on(answer(&source, "v/0")).unwrap(),
+            block_on(answer(&source, "v/0", &NoFiles)).unwrap(),
             KeyAnswer::Whole {
                 url: "http://o.test/store/v/0".into()
             }
         );
-        assert_eq!(block_on(answer(&source, "v/9")).unwrap(), KeyAnswer::Absent);
-        let KeyAnswer::Inline(bytes) = block_on(answer(&source, ".zmetadata")).unwrap() else {
+        assert_eq!(
+            block_on(answer(&source, "v/9", &NoFiles)).unwrap(),
+            KeyAnswer::Absent
+        );
+        let KeyAnswer::Inline(bytes) = block_on(answer(&source, ".zmetadata", &NoFiles)).unwrap()
+        else {
             panic!("not synthesised");
         };
         let consolidated: Json = serde_json::from_slice(&bytes).unwrap();
@@ -255,7 +265,7 @@ mod tests {
             },
         );
         assert_eq!(
-            block_on(answer(&source, ".zmetadata")).unwrap(),
+            block_on(answer(&source, ".zmetadata", &NoFiles)).unwrap(),
             KeyAnswer::Whole {
                 url: "http://o.test/store/.zmetadata".into()
             }
@@ -268,7 +278,7 @@ mod tests {
             },
         );
         assert!(matches!(
-            block_on(answer(&remote, ".zmetadata")),
+            block_on(answer(&remote, ".zmetadata", &NoFiles)),
             Err(Error::BadReferences(_))
         ));
     }

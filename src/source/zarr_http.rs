@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use crate::error::Error;
 use crate::source::zarr::Variable;
-use crate::source::{KeyAnswer, KeySource};
+use crate::source::{KeyAnswer, KeySource, SourceFiles};
 
 /// The most arrays a version document may describe (a document is hostile until checked).
 const MAX_ARRAYS: usize = 10_000;
@@ -331,7 +331,7 @@ fn v3_arrays(json: &Json) -> Result<Vec<ArrayGrid>, String> {
 }
 
 impl KeySource for ZarrHttpStore {
-    async fn answer(&self, key: &str) -> Result<KeyAnswer, Error> {
+    async fn answer(&self, key: &str, _: &impl SourceFiles) -> Result<KeyAnswer, Error> {
         Ok(KeyAnswer::Whole {
             url: self.origin.url_of(key),
         })
@@ -345,6 +345,7 @@ impl KeySource for ZarrHttpStore {
         &self,
         wanted: &dyn Fn(&str) -> bool,
         limit: usize,
+        _: &impl SourceFiles,
     ) -> Result<(Vec<String>, bool), Error> {
         let mut keys = Vec::new();
         for array in &self.arrays {
@@ -387,6 +388,7 @@ impl KeySource for ZarrHttpStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::NoFiles;
     use futures::executor::block_on;
 
     fn origin(format: ZarrFormat) -> ZarrOrigin {
@@ -399,7 +401,9 @@ mod tests {
     }
 
     fn all_keys(store: &ZarrHttpStore) -> Vec<String> {
-        block_on(store.chunk_keys(&|_| true, 1000)).unwrap().0
+        block_on(store.chunk_keys(&|_| true, 1000, &NoFiles))
+            .unwrap()
+            .0
     }
 
     /// A v3 document's grid is walked in C order with each array's key encoding; keys pass
@@ -427,10 +431,11 @@ mod tests {
         let variables = store.variables();
         assert_eq!(variables[1].dimensions, serde_json::json!(["y", "x"]));
         assert_eq!(variables[1].compressor, serde_json::json!("zstd"));
-        let (limited, more) = block_on(store.chunk_keys(&|k| k.starts_with("t/"), 1)).unwrap();
+        let (limited, more) =
+            block_on(store.chunk_keys(&|k| k.starts_with("t/"), 1, &NoFiles)).unwrap();
         assert_eq!((limited, more), (vec!["t/c/0/0".to_owned()], true));
         assert_eq!(
-            block_on(store.answer("t/c/1/0")).unwrap(),
+            block_on(store.answer("t/c/1/0", &NoFiles)).unwrap(),
             KeyAnswer::Whole {
                 url: "http://o.test/store.zarr/t/c/1/0".into()
             }

@@ -60,6 +60,7 @@ mod json;
 mod parse;
 mod records;
 mod url;
+pub(crate) use url::Resolver;
 
 use std::borrow::Cow;
 
@@ -68,7 +69,6 @@ pub use error::{LoadError, Place, Problem};
 use jinja::{Scope, Template, Templates};
 use parse::Version;
 use records::{Records, Value};
-use url::Resolver;
 
 /// The fetchable `http(s)://` URL of an absolute `url` (`http(s)://` as it is, `s3://bucket/key`
 /// through `s3`), as references' URLs resolve (block mode's `s3://` prefixes use it too).
