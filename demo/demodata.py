@@ -10,7 +10,15 @@ light CLI in front of it, ``make_fixtures.py`` the committed-fixture script):
 * kerchunk reference sets for them, produced with the real kerchunk API
   (``SingleHdf5ToZarr``, ``MultiZarrToZarr``, ``NetCDF3ToZarr``) from local paths,
   whose URLs are then rewritten with ``kerchunk.utils.rename_target`` to point at
-  the HTTP origin that will serve the files.
+  the HTTP origin that will serve the files;
+* ``holes.nc``, a small netCDF4 file whose chunked variable has chunks that were never
+  written (HDF5 does not allocate them, so kerchunk has no reference for them: absent
+  keys, read as the fill value), and whose contiguous variable is referenced as a whole
+  raw file (``holes/orog.bin``, a one-element kerchunk reference ``[url]``);
+* the same reference sets again as kerchunk *parquet* references (``refs/{id}.parq/``),
+  written by kerchunk's own writers (``kerchunk.df.refs_to_dataframe`` and fsspec's
+  ``LazyReferenceMapper``) with small record sizes, so every chunked variable spans
+  several record files (see :data:`PARQUET`).
 
 Everything is deterministic: fields come from closed-form expressions plus noise
 from fixed RNG seeds, time axes are fixed, and netCDF-C does not record HDF5
@@ -23,6 +31,7 @@ archive (``DEMO``) and the tiny fixtures for the Rust unit tests (``TINY``).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -117,15 +126,35 @@ class Dataset:
     files: list[str]
     concat_dim: str | None
     description: str
+    # Files the references read whole (one-element references ``[url]``), not opened as netCDF.
+    raw_files: list[str] | None = None
+    # Parquet reference sets only: "parquet" (``refs`` is the set's directory, ending in .parq),
+    # the id of the JSON dataset with the same references, and how the set was written.
+    refs_format: str | None = None
+    twin: str | None = None
+    record_size: int | None = None
+    compression: str | None = None
+    writer: str | None = None
 
     def as_json(self) -> dict:
-        return {
+        entry = {
             "id": self.id,
             "refs": self.refs,
             "files": self.files,
             "concat_dim": self.concat_dim,
             "description": self.description,
         }
+        optional = {
+            "raw_files": self.raw_files,
+            "refs_format": self.refs_format,
+            "twin": self.twin,
+            "record_size": self.record_size,
+            "compression": self.compression,
+            "writer": self.writer,
+        }
+        # Only what is set: the JSON sets' entries keep exactly their five fields.
+        entry.update({k: v for k, v in optional.items() if v is not None})
+        return entry
 
 
 # --------------------------------------------------------------------------- grids
@@ -468,3 +497,190 @@ def build_archive(root: Path, base_url: str, p: Profile, log: Callable[[str], No
 
 def log_file(log: Callable[[str], None], root: Path, rel: str) -> None:
     log(f"  wrote {rel} ({(root / rel).stat().st_size:,} bytes)")
+
+
+# --------------------------------------------------------------------------- holes.nc
+
+
+# holes.nc: a radar rain-rate composite on a small grid. rain_rate has (time, lat/2, lon/2)
+# chunks; the chunks a radar never covered were never written, so HDF5 did not allocate them
+# and kerchunk has no reference for them.
+HOLES_TIMES, HOLES_LAT, HOLES_LON = 6, 20, 24
+HOLES_CHUNKS = (1, 10, 12)
+HOLES_INLINE = 100
+# Chunk (t, j, i) -> written? (j: south/north half, i: west/east half). The south-east quadrant
+# has no radar, time step 2 is a network outage (a whole record of the parquet set has no
+# reference, so no record file), and one radar is down at time step 4.
+HOLES_UNCOVERED_QUADRANTS = {(0, 1)}
+HOLES_OUTAGE_TIMES = {2}
+HOLES_DOWN = {(4, 1, 0)}
+HOLES_WHOLE_FILE = "holes/orog.bin"
+
+
+def holes_written(t: int, j: int, i: int) -> bool:
+    """Whether chunk (t, j, i) of holes.nc's rain_rate holds data."""
+    return (j, i) not in HOLES_UNCOVERED_QUADRANTS and t not in HOLES_OUTAGE_TIMES \
+        and (t, j, i) not in HOLES_DOWN
+
+
+def holes_absent_keys() -> list[str]:
+    """The rain_rate chunk keys that have no reference (never written)."""
+    nt, nj, ni = (-(-n // c) for n, c in zip((HOLES_TIMES, HOLES_LAT, HOLES_LON), HOLES_CHUNKS))
+    return [f"rain_rate/{t}.{j}.{i}" for t in range(nt) for j in range(nj) for i in range(ni)
+            if not holes_written(t, j, i)]
+
+
+def write_holes(path: Path) -> None:
+    """holes.nc: netCDF4 with partly written chunked rain_rate and a contiguous int16 orog."""
+    rng = np.random.default_rng(2024_05_01)
+    hours = np.arange(HOLES_TIMES, dtype=np.float64) * 1.0
+    lat, lon = centred_grid(HOLES_LAT, 40.0, 59.0), (np.arange(HOLES_LON) * 0.5).astype(np.float32)
+    rain = (precipitation_field(hours, lat, lon, rng) * 0.5).astype(np.float32)
+    orog = np.round(surface_height_field(lat, lon, rng)).astype(np.int16)
+    ct, cj, ci = HOLES_CHUNKS
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        global_attrs(nc, "Synthetic hourly radar rain-rate composite with coverage gaps")
+        nc.createDimension("time", hours.size)
+        add_lat_lon(nc, lat, lon)
+        variable(nc, "time", "f8", ("time",), time_attrs("hours since 2024-05-01 00:00:00"), hours)
+        variable(nc, "orog", "i2", ("lat", "lon"),
+                 {"units": "m", "standard_name": "surface_altitude", "long_name": "Surface altitude"},
+                 orog, contiguous=True)
+        # Not variable(): that writes the whole array, which would allocate every chunk.
+        var = nc.createVariable("rain_rate", "f4", ("time", "lat", "lon"), zlib=True, complevel=4,
+                                shuffle=True, chunksizes=HOLES_CHUNKS, fill_value=np.float32(-9999.0))
+        var.set_auto_maskandscale(False)
+        for key, value in {"units": "mm h-1", "standard_name": "rainfall_rate", "long_name": "Radar rain rate",
+                           "comment": "chunks outside radar coverage were never written (fill value)"}.items():
+            var.setncattr(key, value)
+        for t in range(0, HOLES_TIMES, ct):
+            for j in range(0, HOLES_LAT, cj):
+                for i in range(0, HOLES_LON, ci):
+                    if holes_written(t // ct, j // cj, i // ci):
+                        var[t:t + ct, j:j + cj, i:i + ci] = rain[t:t + ct, j:j + cj, i:i + ci]
+
+
+def whole_file_ref(refs: dict, key: str, root: Path, rel: str) -> dict:
+    """Copy of ``refs`` whose ranged reference ``key`` becomes ``[url of rel]``: the referenced
+    bytes are written to ``root/rel``, a file read whole. URLs are still local paths."""
+    url, offset, size = refs["refs"][key]
+    local = Path(url.removeprefix("file://"))
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    with open(local, "rb") as f:
+        f.seek(offset)
+        (root / rel).write_bytes(f.read(size))
+    return {**refs, "refs": {**refs["refs"], key: [str((root / rel).resolve())]}}
+
+
+def build_holes(root: Path, base_url: str, log: Callable[[str], None] = print) -> Dataset:
+    """holes.nc, holes/orog.bin and refs/holes.json (kerchunk.hdf, then orog made whole-file)."""
+    write_holes(root / "holes.nc")
+    log_file(log, root, "holes.nc")
+    refs = hdf5_refs(root / "holes.nc", HOLES_INLINE)
+    missing = set(holes_absent_keys())
+    present = {k for k in refs["refs"] if k.startswith("rain_rate/") and "/.z" not in k}
+    grid = math.prod(-(-n // c) for n, c in zip((HOLES_TIMES, HOLES_LAT, HOLES_LON), HOLES_CHUNKS))
+    if missing & present or len(present) + len(missing) != grid:
+        raise ValueError(f"holes.nc: unexpected rain_rate chunks {sorted(present)}")
+    refs = whole_file_ref(refs, "orog/0.0", root, HOLES_WHOLE_FILE)
+    log_file(log, root, HOLES_WHOLE_FILE)
+    write_json(root / "refs/holes.json", rebase_refs(refs, root, base_url))
+    log_file(log, root, "refs/holes.json")
+    return Dataset("holes", "refs/holes.json", ["holes.nc"], None,
+                   "hourly synthetic radar rain rate (netCDF4/HDF5) whose unwritten chunks have "
+                   f"no reference ({len(missing)} absent keys, read as the fill value) and whose "
+                   f"surface altitude is a whole raw file ({HOLES_WHOLE_FILE})",
+                   raw_files=[HOLES_WHOLE_FILE])
+
+
+# --------------------------------------------------------------------------- parquet references
+
+
+@dataclass(frozen=True)
+class ParquetSet:
+    """How one JSON reference set is written again as parquet references."""
+
+    twin: str  # id of the JSON dataset
+    record_size: int
+    writer: str  # "refs_to_dataframe" or "LazyReferenceMapper"
+    compression: str  # "zstd" (what both writers use) or "snappy" (record files rewritten)
+    categorical_threshold: int  # path column categorical when rows / distinct paths exceed it
+
+
+# Record sizes are small so that every chunked variable of the demo profile spans several record
+# files: air 2x2x2 and 8x1x1 chunk grids -> 3 records; series' sst 19 -> 4; classic's tas/pr 6 -> 2;
+# holes' rain_rate 24 (record 2 has no reference at all, so has no file) -> 5 of 6.
+PARQUET = (
+    ParquetSet("air", 3, "refs_to_dataframe", "zstd", 1),
+    ParquetSet("series", 5, "LazyReferenceMapper", "snappy", 1),
+    ParquetSet("classic", 4, "refs_to_dataframe", "zstd", 10),
+    ParquetSet("holes", 4, "LazyReferenceMapper", "zstd", 10),
+)
+WRITERS = {"refs_to_dataframe": "kerchunk.df.refs_to_dataframe",
+           "LazyReferenceMapper": "fsspec LazyReferenceMapper.create"}
+# The columns fsspec's LazyReferenceMapper.write gives fastparquet, kept when recompressing.
+PARQUET_COLUMNS = {"object_encoding": {"raw": "bytes", "path": "utf8"}, "has_nulls": ["path", "raw"]}
+
+
+def write_parquet_refs(refs: dict, out: Path, spec: ParquetSet) -> None:
+    """Write version-1 ``refs`` as a parquet reference set in directory ``out`` (replaced)."""
+    import fsspec
+    import kerchunk.df
+    from fsspec.implementations.reference import LazyReferenceMapper
+
+    body = refs["refs"]
+    if spec.writer == "refs_to_dataframe":
+        kerchunk.df.refs_to_dataframe(refs, str(out), record_size=spec.record_size,
+                                      categorical_threshold=spec.categorical_threshold)
+    elif spec.writer == "LazyReferenceMapper":
+        mapper = LazyReferenceMapper.create(str(out), fs=fsspec.filesystem("file"), record_size=spec.record_size,
+                                            categorical_threshold=spec.categorical_threshold)
+        # Metadata first: the mapper places a chunk by its variable's .zarray (its chunk grid).
+        metadata = [k for k in body if k.rsplit("/", 1)[-1].startswith(".z")]
+        for key in metadata + [k for k in body if k not in set(metadata)]:
+            mapper[key] = body[key]
+        mapper.flush()
+    else:
+        raise ValueError(f"unknown parquet writer {spec.writer!r}")
+    if spec.compression == "snappy":
+        recompress(out, "SNAPPY")
+    elif spec.compression != "zstd":
+        raise ValueError(f"unknown compression {spec.compression!r}")
+
+
+def recompress(out: Path, codec: str) -> None:
+    """Rewrite every record file of the set in ``out`` with ``codec``: neither kerchunk writer
+    takes a compression argument (fsspec's LazyReferenceMapper.write always uses zstd)."""
+    import fastparquet
+
+    for path in sorted(out.glob("*/refs.*.parq")):
+        frame = fastparquet.ParquetFile(str(path)).to_pandas()
+        fastparquet.write(str(path), frame, compression=codec, write_index=False, stats=False,
+                          **PARQUET_COLUMNS)
+
+
+def record_files(out: Path) -> dict[str, list[str]]:
+    """Variable -> its record files (names) in a parquet reference set."""
+    return {d.name: sorted(p.name for p in d.glob("refs.*.parq")) for d in sorted(out.iterdir()) if d.is_dir()}
+
+
+def build_parquet_sets(root: Path, datasets: list[Dataset], log: Callable[[str], None] = print) -> list[Dataset]:
+    """refs/{id}.parq/ for each of :data:`PARQUET`, from the JSON set refs/{id}.json (same URLs)."""
+    by_id = {d.id: d for d in datasets}
+    out = []
+    for spec in PARQUET:
+        json_set = by_id[spec.twin]
+        refs = json.loads((root / json_set.refs).read_text())
+        rel = f"refs/{spec.twin}.parq"
+        write_parquet_refs(refs, root / rel, spec)
+        files = record_files(root / rel)
+        size = sum(p.stat().st_size for p in (root / rel).rglob("*") if p.is_file())
+        log(f"  wrote {rel}/ ({sum(map(len, files.values()))} record files, {size:,} bytes)")
+        out.append(Dataset(
+            f"{spec.twin}-parq", rel, json_set.files, json_set.concat_dim,
+            f"{json_set.id} as kerchunk parquet references ({WRITERS[spec.writer]}, record_size "
+            f"{spec.record_size}, {spec.compression}); same chunks as refs/{spec.twin}.json",
+            raw_files=json_set.raw_files, refs_format="parquet", twin=spec.twin,
+            record_size=spec.record_size, compression=spec.compression, writer=WRITERS[spec.writer],
+        ))
+    return out

@@ -9,11 +9,18 @@ DIR is what an HTTP origin (nginx in the demo) serves at URL. The generator writ
 * ``air.nc``                     netCDF4/HDF5 6-hourly analysis (compressed, chunked, packed)
 * ``series/ocean_YYYY-MM.nc``    monthly netCDF4 files of a weekly SST time series
 * ``classic.nc``                 a netCDF3 classic file with record variables
-* ``refs/{air,series,classic}.json``  kerchunk references whose URLs are URL + path in DIR
+* ``holes.nc``, ``holes/orog.bin``  netCDF4 file with never-written (absent) chunks, and one
+                                 variable's bytes as a raw file referenced whole (``[url]``)
+* ``refs/{air,series,classic,holes}.json``  kerchunk references whose URLs are URL + path in DIR
+* ``refs/{air,series,classic,holes}.parq/``  the same references as kerchunk parquet reference
+                                 sets (``.zmetadata`` + ``{var}/refs.{n}.parq``), small record
+                                 sizes; see ``demodata.PARQUET`` for writer/compression per set
 * ``zarr/air-v{2,3}.zarr``       air.nc as static Zarr v2 and v3 stores (xarray ``to_zarr``,
                                  consolidated; a variable's all-fill chunks are absent), see
                                  ``zarrstores.py``: not in datasets.json (they have no references)
-* ``datasets.json``              the list of datasets (id, refs, files, concat_dim, description)
+* ``datasets.json``              the list of datasets (id, refs, files, concat_dim, description;
+                                 parquet sets ``{id}-parq`` add refs_format, twin, record_size,
+                                 compression, writer; holes adds raw_files)
 * ``.stamp``                     hash of the generator sources, arguments and library versions
 
 This file is the light CLI: it decides from ``.stamp`` whether anything needs doing
@@ -33,8 +40,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCES = (HERE / "generate.py", HERE / "demodata.py", HERE / "zarrstores.py")
-LIBRARIES = ("numpy", "netCDF4", "h5py", "scipy", "kerchunk", "fsspec", "zarr", "numcodecs", "ujson", "xarray")
-OUTPUTS = ("air.nc", "series", "classic.nc", "refs", "zarr", "datasets.json")
+LIBRARIES = ("numpy", "netCDF4", "h5py", "scipy", "kerchunk", "fsspec", "zarr", "numcodecs", "ujson", "xarray",
+             "pandas", "fastparquet", "cramjam")
+OUTPUTS = ("air.nc", "series", "classic.nc", "holes.nc", "holes", "refs", "zarr", "datasets.json")
 STAMP = ".stamp"
 
 
@@ -94,10 +102,12 @@ def clear_outputs(out: Path) -> None:
 
 def generate(out: Path, base_url: str) -> None:
     sys.path.insert(0, str(HERE))
-    import demodata  # heavy: numpy, netCDF4, h5py, kerchunk
+    import demodata  # heavy: numpy, netCDF4, h5py, kerchunk (+ pandas, fastparquet)
     import zarrstores  # heavy: xarray, zarr
 
     datasets = demodata.build_archive(out, base_url, demodata.DEMO)
+    datasets.append(demodata.build_holes(out, base_url))
+    datasets += demodata.build_parquet_sets(out, datasets)
     zarrstores.write_stores(out)
     demodata.write_json(out / "datasets.json", [d.as_json() for d in datasets])
     print("  wrote datasets.json")

@@ -14,6 +14,7 @@ use crate::origin::url_policy::{redact, redact_text};
 use crate::origin::Origin;
 use crate::origin::{ByteRange, OriginError, OriginResponse};
 use crate::source::refs::RefsLocation;
+use crate::source::refs::RefsSink;
 use crate::source::refs::{ReferenceSource, RefsFetch};
 use crate::store::ChunkStore;
 
@@ -95,6 +96,35 @@ fn header(response: &Response, name: &str) -> Option<String> {
 
 /// Reads the body, failing as soon as more than `cap` bytes arrived (whatever `Content-Length`
 /// said, or without one).
+/// Hands a response body to `sink` piece by piece, at most `cap` bytes in all; a sink error
+/// stops the read and is returned as `Ok(Err(..))`.
+async fn stream_capped(
+    response: &mut Response,
+    cap: u64,
+    sink: &mut RefsSink<'_>,
+) -> Result<Result<(), Error>, OriginError> {
+    let announced = header(response, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = announced.filter(|l| *l > cap) {
+        return Err(OriginError::TooLarge(length));
+    }
+    let Ok(mut stream) = response.stream() else {
+        let body = response.bytes().await.map_err(|e| network(&e))?;
+        return Ok(sink(&body));
+    };
+    let mut read: u64 = 0;
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| network(&e))?;
+        read += piece.len() as u64;
+        if read > cap {
+            return Err(OriginError::TooLarge(read));
+        }
+        if let Err(e) = sink(&piece) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}
+
 async fn read_capped(response: &mut Response, cap: u64) -> Result<Vec<u8>, OriginError> {
     let announced = header(response, "content-length").and_then(|v| v.parse::<u64>().ok());
     if let Some(length) = announced.filter(|l| *l > cap) {
@@ -266,6 +296,94 @@ impl WorkerRefsSource {
     }
 }
 
+impl WorkerRefsSource {
+    /// [`download`](Self::download) with the body streamed into `sink`.
+    async fn download_into(
+        &self,
+        url: &str,
+        if_none_match: Option<&str>,
+        sink: &mut RefsSink<'_>,
+    ) -> Result<RefsFetch, Error> {
+        let shown = redact(url);
+        let fail = |why: String| Error::Upstream(format!("references {shown}: {why}"));
+        let headers = Headers::new();
+        if let Some(etag) = if_none_match {
+            headers
+                .set("if-none-match", etag)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        let max_bytes = self.max_bytes;
+        let outcome = HttpOrigin::exchange(url, headers, self.timeout_ms, |mut response| {
+            let sink = &mut *sink;
+            async move {
+                let status = response.status_code();
+                let location = header(&response, "location");
+                let etag = header(&response, "etag");
+                let streamed = if status == 200 {
+                    stream_capped(&mut response, max_bytes, sink).await?
+                } else {
+                    Ok(())
+                };
+                Ok((status, location, etag, streamed))
+            }
+        })
+        .await;
+        match outcome {
+            Err(OriginError::TooLarge(size)) => Err(fail(format!(
+                "{size} bytes is more than REFS_MAX_BYTES ({max_bytes})"
+            ))),
+            Err(e) => Err(fail(e.to_string())),
+            Ok((_, _, _, Err(stopped))) => Err(stopped),
+            Ok((304, _, _, _)) if if_none_match.is_some() => Ok(RefsFetch::NotModified),
+            Ok((200, _, etag, Ok(()))) => Ok(RefsFetch::Streamed { etag }),
+            Ok((status, Some(location), _, _)) if is_redirect(status) => {
+                Ok(RefsFetch::Redirect { location })
+            }
+            Ok((status, ..)) => Err(fail(format!("HTTP {status}"))),
+        }
+    }
+
+    /// [`read_object`](Self::read_object) with the body streamed into `sink`.
+    async fn read_object_into(
+        &self,
+        key: &str,
+        if_none_match: Option<&str>,
+        sink: &mut RefsSink<'_>,
+    ) -> Result<RefsFetch, Error> {
+        let fail = |why: String| Error::Upstream(format!("references r2://{key}: {why}"));
+        let max_bytes = self.max_bytes;
+        let read = async {
+            let object = self
+                .store
+                .get(key)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| Error::NotFound(format!("references r2://{key} do not exist")))?;
+            let etag = format!("\"{}-{}\"", object.size, object.uploaded_ms);
+            if if_none_match == Some(etag.as_str()) {
+                return Ok(RefsFetch::NotModified);
+            }
+            if object.size > max_bytes {
+                return Err(fail(format!(
+                    "{} bytes is more than REFS_MAX_BYTES ({max_bytes})",
+                    object.size
+                )));
+            }
+            self.store
+                .stream_body(object.body, sink)
+                .await
+                .map_err(|e| fail(e.to_string()))??;
+            Ok(RefsFetch::Streamed { etag: Some(etag) })
+        };
+        within(self.timeout_ms, read).await.unwrap_or_else(|| {
+            Err(fail(format!(
+                "not read within REFS_TIMEOUT_MS ({} ms)",
+                self.timeout_ms
+            )))
+        })
+    }
+}
+
 impl ReferenceSource for WorkerRefsSource {
     async fn fetch_refs(
         &self,
@@ -275,6 +393,18 @@ impl ReferenceSource for WorkerRefsSource {
         match location {
             RefsLocation::Url(url) => self.download(url, if_none_match).await,
             RefsLocation::Bucket(key) => self.read_object(key, if_none_match).await,
+        }
+    }
+
+    async fn stream_refs(
+        &self,
+        location: &RefsLocation,
+        if_none_match: Option<&str>,
+        sink: &mut RefsSink<'_>,
+    ) -> Result<RefsFetch, Error> {
+        match location {
+            RefsLocation::Url(url) => self.download_into(url, if_none_match, sink).await,
+            RefsLocation::Bucket(key) => self.read_object_into(key, if_none_match, sink).await,
         }
     }
 }

@@ -26,6 +26,13 @@ impl FetchS3 {
 /// An S3 answer's unread body.
 pub struct S3Body(Response);
 
+impl S3Body {
+    /// The answer whose body this is (to stream it into wasm piece by piece).
+    pub fn into_response(self) -> Response {
+        self.0
+    }
+}
+
 impl IntoResponseBody for S3Body {
     fn into_response_body(self) -> worker::Result<ResponseBody> {
         Ok(match self.0.body() {

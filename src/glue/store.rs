@@ -2,6 +2,7 @@
 //! per kind of store. The cache sees only [`ChunkStore`]; a new store is a new variant here and
 //! a new implementation beside `r2_store`.
 
+use futures::StreamExt as _;
 use worker::{Env, Object, ResponseBody};
 
 use super::convert::IntoResponseBody;
@@ -11,6 +12,7 @@ use super::WorkerClock;
 use crate::config::{ChunkStoreConfig, Config};
 use crate::error::Error;
 use crate::origin::sigv4::Credentials;
+use crate::source::refs::RefsSink;
 use crate::store::s3::{S3Config, S3Store};
 use crate::store::{ChunkStore, ObjectPage, StoreError, StoredObject};
 
@@ -32,6 +34,34 @@ pub enum WorkerBody {
 }
 
 impl WorkerStore {
+    /// Hands an object's body to `sink` piece by piece as it is read, never whole; a sink error
+    /// stops the read and is returned as `Ok(Err(..))`.
+    ///
+    /// # Errors
+    /// The body could not be read.
+    pub async fn stream_body(
+        &self,
+        body: WorkerBody,
+        sink: &mut RefsSink<'_>,
+    ) -> Result<Result<(), Error>, StoreError> {
+        let failed = |e: &worker::Error| StoreError::Retryable(format!("a body read failed: {e}"));
+        let mut stream = match body {
+            WorkerBody::R2(object) => object
+                .body()
+                .ok_or_else(|| StoreError::Retryable("an R2 object without a body".into()))?
+                .stream()
+                .map_err(|e| failed(&e))?,
+            WorkerBody::S3(body) => body.into_response().stream().map_err(|e| failed(&e))?,
+        };
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| failed(&e))?;
+            if let Err(e) = sink(&piece) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// The store `config` names, over the bindings in `env`.
     ///
     /// # Errors

@@ -36,7 +36,7 @@ pub async fn describe_dataset<P: Platform>(
         .await
     {
         // A zarr store lists the arrays of its version document.
-        Ok(Source::Zarr(store)) => Ok((store.variables(), None)),
+        Ok(Source::Zarr(store)) => Ok((std::rc::Rc::new(store.variables()), None)),
         Ok(source) => variables(&source)
             .await
             .map(|variables| (variables, source.key_count())),
@@ -72,7 +72,7 @@ pub async fn describe_dataset<P: Platform>(
         Ok((variables, references)) => {
             entry["state"] = json!("loaded");
             entry["references"] = json!(references);
-            entry["variables"] = json!(variables);
+            entry["variables"] = json!(*variables);
         }
         Err(error) => {
             entry["state"] = json!("error");

@@ -13,7 +13,7 @@ use crate::cache::{read_chunk, ChunkBody, ChunkRequest, WriteBack};
 use crate::error::Error;
 use crate::http::context::{key_plan, origin_auth, Backends};
 use crate::platform::Platform;
-use crate::source::datasets::DatasetConfig;
+use crate::source::datasets::{DatasetConfig, DEFAULT_ABSENT_TTL_SECONDS};
 use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
 use crate::source::SourceFiles;
 use crate::store::ChunkStore;
@@ -58,7 +58,10 @@ impl<'r, 'b, P: Platform> CachedFiles<'r, 'b, P> {
             Error::Forbidden(format!("{}: record file {name}: {refusal}", config.id))
         })?;
         let auth = origin_auth(config, self.backends)?;
-        let plan = key_plan(config, name, self.backends);
+        let mut plan = key_plan(config, name, self.backends);
+        // A record file the origin does not have is remembered as absent for a while: kerchunk's
+        // writer leaves out the files of records with no references.
+        plan.rules.absent_ttl_ms = Some(DEFAULT_ABSENT_TTL_SECONDS * 1000);
         let request = ChunkRequest {
             dataset: &config.id,
             key: name,
@@ -105,9 +108,11 @@ impl<P: Platform> SourceFiles for CachedFiles<'_, '_, P> {
             RefsLocation::Bucket(_) => {
                 match self.backends.refs_source.fetch_refs(location, None).await? {
                     RefsFetch::Body { bytes, .. } => Ok(bytes),
-                    RefsFetch::NotModified | RefsFetch::Redirect { .. } => Err(Error::Internal(
-                        format!("{name}: the bucket answered without a body"),
-                    )),
+                    RefsFetch::NotModified
+                    | RefsFetch::Redirect { .. }
+                    | RefsFetch::Streamed { .. } => Err(Error::Internal(format!(
+                        "{name}: the bucket answered without a body"
+                    ))),
                 }
             }
         }

@@ -22,9 +22,11 @@ use crate::policy::admission::Admission;
 use crate::policy::capacity::{CapacityLimits, Limit};
 use crate::policy::eviction::EvictionPolicy;
 use crate::source::files::{FilesOrigin, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
-use crate::source::kerchunk::{fetchable_url, LoadOptions, References, S3Endpoint};
+use crate::source::kerchunk::{
+    fetchable_url, LoadOptions, ReferenceStream, References, S3Endpoint,
+};
 use crate::source::parquet::ParquetRefs;
-use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation};
+use crate::source::refs::{ReferenceSource, RefsFetch, RefsLocation, RefsSink};
 use crate::source::routes::RoutesConfig;
 use crate::source::zarr_http::{ZarrFormat, ZarrHttpStore, ZarrOrigin};
 use crate::source::Source;
@@ -996,7 +998,27 @@ impl DatasetRegistry {
             return Ok(refs.clone());
         }
         let etag = cached.as_ref().and_then(|(_, etag, _)| etag.clone());
-        let fetched = fetch_refs_checked(&config, source, etag.as_deref()).await;
+        // JSON references are parsed as they arrive: the document is never held whole.
+        let streamed = config.zarr.is_none() && config.parquet_root.is_none();
+        let mut stream = ReferenceStream::new();
+        let mut parse_error = None;
+        let mut sink = |piece: &[u8]| {
+            stream.feed(piece).map_err(|e| {
+                let error = Error::BadReferences(format!("dataset {id}: {e}"));
+                parse_error = Some(error.clone());
+                error
+            })
+        };
+        let sink: Option<&mut RefsSink<'_>> = if streamed { Some(&mut sink) } else { None };
+        let fetched = fetch_refs_checked(&config, source, etag.as_deref(), sink).await;
+        if let Some(error) = parse_error {
+            // A document that does not parse is an error even where older references are
+            // loaded (as when it arrived whole), not a reason to keep serving them.
+            self.failures
+                .borrow_mut()
+                .insert(id.to_owned(), error.to_string());
+            return Err(error);
+        }
         match (fetched, cached) {
             (Ok(RefsFetch::NotModified), Some((refs, _, _))) => {
                 if let Some(entry) = self.loaded.borrow_mut().get_mut(id) {
@@ -1023,6 +1045,12 @@ impl DatasetRegistry {
                     .insert(id.to_owned(), error.to_string());
                 Err(error)
             }
+            (Ok(RefsFetch::Streamed { etag }), _) => {
+                let parsed = References::from_stream(stream, &config.load_options())
+                    .map(|refs| Source::Kerchunk(Rc::new(refs)))
+                    .map_err(|e| e.to_string());
+                self.keep(id, parsed, etag, now_ms)
+            }
             (Ok(RefsFetch::Body { bytes, etag }), _) => {
                 let parsed = match (&config.zarr, &config.parquet_root) {
                     (Some(origin), _) => ZarrHttpStore::from_document(origin.clone(), &bytes)
@@ -1039,18 +1067,29 @@ impl DatasetRegistry {
                         .map(|refs| Source::Kerchunk(Rc::new(refs)))
                         .map_err(|e| e.to_string()),
                 };
-                let loaded = parsed.map_err(|e| {
-                    let error = Error::BadReferences(format!("dataset {id}: {e}"));
-                    self.failures
-                        .borrow_mut()
-                        .insert(id.to_owned(), error.to_string());
-                    error
-                })?;
-                self.failures.borrow_mut().remove(id);
-                self.insert(id, loaded.clone(), etag, now_ms);
-                Ok(loaded)
+                self.keep(id, parsed, etag, now_ms)
             }
         }
+    }
+
+    /// Keeps a freshly parsed source of `id`, or records why it did not parse.
+    fn keep(
+        &self,
+        id: &str,
+        parsed: Result<Source, String>,
+        etag: Option<String>,
+        now_ms: u64,
+    ) -> Result<Source, Error> {
+        let loaded = parsed.map_err(|e| {
+            let error = Error::BadReferences(format!("dataset {id}: {e}"));
+            self.failures
+                .borrow_mut()
+                .insert(id.to_owned(), error.to_string());
+            error
+        })?;
+        self.failures.borrow_mut().remove(id);
+        self.insert(id, loaded.clone(), etag, now_ms);
+        Ok(loaded)
     }
 
     fn insert(&self, id: &str, source: Source, etag: Option<String>, now_ms: u64) {
@@ -1087,10 +1126,12 @@ impl DatasetRegistry {
 
 /// Fetches `config`'s reference file, following at most [`MAX_REDIRECTS`] redirects, each only
 /// to a URL its hosts allow for references (any public host; an internal one only when listed).
+/// With a `sink`, the body is streamed into it ([`ReferenceSource::stream_refs`]).
 async fn fetch_refs_checked(
     config: &DatasetConfig,
     source: &impl ReferenceSource,
     if_none_match: Option<&str>,
+    mut sink: Option<&mut RefsSink<'_>>,
 ) -> Result<RefsFetch, Error> {
     let id = &config.id;
     let mut location = config.refs.clone();
@@ -1108,7 +1149,11 @@ async fn fetch_refs_checked(
             }
             RefsLocation::Bucket(_) => None,
         };
-        let next = match source.fetch_refs(&location, if_none_match).await? {
+        let answer = match sink.as_deref_mut() {
+            Some(sink) => source.stream_refs(&location, if_none_match, sink).await?,
+            None => source.fetch_refs(&location, if_none_match).await?,
+        };
+        let next = match answer {
             RefsFetch::Redirect { location: next } => next,
             answer => return Ok(answer),
         };

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::origin::ByteRange;
 use crate::source::kerchunk::{Reference, References};
 use crate::source::zarr::is_metadata_key;
-use crate::source::{KeyAnswer, KeySource, SourceFiles};
+use crate::source::{KeyAnswer, KeySource, Memo, SourceFiles};
 
 impl KeySource for References {
     async fn answer(&self, key: &str, _: &impl SourceFiles) -> Result<KeyAnswer, Error> {
@@ -49,6 +49,10 @@ impl KeySource for References {
 
     fn key_count(&self) -> Option<u64> {
         u64::try_from(self.len_explicit()).ok()
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(References::memo(self))
     }
 }
 

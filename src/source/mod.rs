@@ -98,6 +98,23 @@ pub trait KeySource {
 
     /// How many keys the dataset lists explicitly, when it knows (for listings).
     fn key_count(&self) -> Option<u64>;
+
+    /// Where the Zarr surface keeps what it computes once per loaded source (a synthesised
+    /// `.zmetadata`, the variables listing); `None`: computed per request (a source whose
+    /// metadata passes through to an origin).
+    fn memo(&self) -> Option<&Memo> {
+        None
+    }
+}
+
+/// What [`zarr`] computes from a loaded source's metadata once, not per request: scanning a
+/// million keys for the metadata ones on every `.zmetadata` would cost more than the answer.
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// The synthesised `.zmetadata`.
+    pub consolidated: std::cell::OnceCell<Rc<Vec<u8>>>,
+    /// The variables listing.
+    pub variables: std::cell::OnceCell<Rc<Vec<zarr::Variable>>>,
 }
 
 /// Files a source reads on demand besides its reference file: a parquet set's record files.
@@ -182,6 +199,14 @@ impl KeySource for Source {
             Self::Kerchunk(refs) => refs.chunk_keys(wanted, limit, files).await,
             Self::Zarr(store) => store.chunk_keys(wanted, limit, files).await,
             Self::Parquet(refs) => refs.chunk_keys(wanted, limit, files).await,
+        }
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        match self {
+            Self::Kerchunk(refs) => KeySource::memo(&**refs),
+            Self::Zarr(store) => store.memo(),
+            Self::Parquet(refs) => refs.memo(),
         }
     }
 

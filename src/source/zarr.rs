@@ -2,6 +2,8 @@
 //! synthesised when the source has none), content types, and the variables listing, all
 //! built from the source's metadata keys.
 
+use std::rc::Rc;
+
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
@@ -24,7 +26,14 @@ pub async fn answer<S: KeySource>(
 ) -> Result<KeyAnswer, Error> {
     match source.answer(key, files).await? {
         KeyAnswer::Absent if key == ".zmetadata" => {
-            consolidated_metadata(source).await.map(KeyAnswer::Inline)
+            if let Some(done) = source.memo().and_then(|m| m.consolidated.get()) {
+                return Ok(KeyAnswer::Inline(done.to_vec()));
+            }
+            let document = consolidated_metadata(source).await?;
+            if let Some(memo) = source.memo() {
+                let _ = memo.consolidated.set(Rc::new(document.clone()));
+            }
+            Ok(KeyAnswer::Inline(document))
         }
         answer => Ok(answer),
     }
@@ -109,7 +118,19 @@ pub struct Variable {
 ///
 /// # Errors
 /// [`Error::BadReferences`] when a `.zarray` or `.zattrs` is not inline JSON.
-pub async fn variables<S: KeySource>(source: &S) -> Result<Vec<Variable>, Error> {
+pub async fn variables<S: KeySource>(source: &S) -> Result<Rc<Vec<Variable>>, Error> {
+    if let Some(done) = source.memo().and_then(|m| m.variables.get()) {
+        return Ok(Rc::clone(done));
+    }
+    let listed = Rc::new(list_variables(source).await?);
+    if let Some(memo) = source.memo() {
+        let _ = memo.variables.set(Rc::clone(&listed));
+    }
+    Ok(listed)
+}
+
+/// [`variables`], computed.
+async fn list_variables<S: KeySource>(source: &S) -> Result<Vec<Variable>, Error> {
     let mut out = Vec::new();
     let mut keys = source.metadata_keys().await?;
     keys.sort();

@@ -59,12 +59,14 @@ mod jinja;
 mod json;
 mod parse;
 mod records;
+pub mod stream;
 mod url;
 pub(crate) use url::Resolver;
 
 use std::borrow::Cow;
 
 pub use error::{LoadError, Place, Problem};
+pub use stream::ReferenceStream;
 
 use jinja::{Scope, Template, Templates};
 use parse::Version;
@@ -130,6 +132,7 @@ pub struct References {
     url_ends: Vec<u32>,
     gen: Vec<gen::Pattern>,
     resolver: Resolver,
+    memo: crate::source::Memo,
 }
 
 impl References {
@@ -140,11 +143,21 @@ impl References {
     /// JSON, wrong types, an unknown version, bad base64, an unsupported or malformed template, a
     /// bad byte range, or a URL that cannot be made into an `http(s)://` URL.
     pub fn from_json(json: &[u8], options: &LoadOptions) -> Result<Self, LoadError> {
+        let mut stream = ReferenceStream::new();
+        stream.feed(json)?;
+        Self::from_stream(stream, options)
+    }
+
+    /// The references a [`ReferenceStream`] was fed (a document read as it arrived).
+    ///
+    /// # Errors
+    /// As [`from_json`](Self::from_json).
+    pub fn from_stream(stream: ReferenceStream, options: &LoadOptions) -> Result<Self, LoadError> {
         let resolver = Resolver::new(options.base_url.as_deref(), options.s3_endpoint.as_ref())
             .map_err(|(url, reason)| {
                 LoadError::new(Place::Options, Problem::Url { url, reason })
             })?;
-        let parsed = parse::parse(json)?;
+        let parsed = stream.finish()?;
         let templates = Templates::new(parsed.templates);
 
         let mut url_text = String::new();
@@ -192,7 +205,14 @@ impl References {
             url_ends,
             gen,
             resolver,
+            memo: crate::source::Memo::default(),
         })
+    }
+
+    /// What the Zarr surface computed once for this set.
+    #[must_use]
+    pub fn memo(&self) -> &crate::source::Memo {
+        &self.memo
     }
 
     /// The reference for `key`: a `gen` match (last entry first) or else an explicit reference.
@@ -650,7 +670,7 @@ mod tests {
             (r#"{"a": "b",}"#, "not valid JSON"),
             (r#"{"a": "b"} x"#, "not valid JSON"),
             (r#"{"version": 3, "refs": {}}"#, "unknown reference spec version number 3"),
-            (r#"{"version": 1, "refs": []}"#, "not valid JSON: invalid type: sequence"),
+            (r#"{"version": 1, "refs": []}"#, "expected an object, found a list for \"refs\""),
             (r#"{"version": 1, "refs": {}, "refs": {}}"#, "\"refs\" appears twice"),
             (r#"{"version": 1, "templates": [], "refs": {}}"#, "expected an object, found a list for \"templates\""),
             (r#"{"version": 1, "templates": {"u": 1}}"#, "template \"u\": expected a template string, found number 1"),

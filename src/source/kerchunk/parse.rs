@@ -1,12 +1,9 @@
-//! Streaming the JSON document into the compact store, without a `serde_json::Value` for `refs`.
+//! Reading references into the compact store, without a `serde_json::Value` for `refs`.
 //!
-//! Two passes over the bytes at most: [`scan_version`] reads the top-level keys until it meets
-//! `version` (the first key in kerchunk's output, so this pass usually stops at once; a version-0
-//! file or one with sorted keys is skimmed to the end without allocating), then [`parse`] streams
-//! every reference straight into a [`RecordsBuilder`] with serde visitors: keys go through one
-//! reused `String`, URLs are interned, base64 is decoded into one reused buffer, and JSON-object
-//! values are re-serialised by [`Minify`]. Only `templates` and `gen`, which are small, are kept
-//! as [`Json`] values.
+//! [`super::stream`] splits the document into single references; each is read here by serde
+//! visitors straight into a [`RecordsBuilder`]: keys go through one reused `String`, URLs are
+//! interned, base64 is decoded into one reused buffer, and JSON-object values are re-serialised
+//! by [`Minify`]. Only `templates` and `gen`, which are small, are kept as [`Json`] values.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +13,6 @@ use base64::Engine as _;
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
-use serde::Deserialize;
 
 use super::error::{LoadError, Place, Problem};
 use super::json::{Json, Minify};
@@ -46,29 +42,35 @@ pub(crate) struct Parsed {
     pub(crate) gen: Vec<Json>,
 }
 
-/// Reads a whole document.
+#[cfg(test)]
+/// Reads a whole document (as [`ReferenceStream`](super::stream::ReferenceStream) reads one
+/// fed in pieces).
 pub(crate) fn parse(json: &[u8]) -> Result<Parsed, LoadError> {
-    let version = scan_version(json)?;
-    let mut builder = Builder::new();
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let result = match version {
-        Version::Zero => (&mut de).deserialize_map(RefsVisitor {
-            b: &mut builder,
-            top_level: true,
-        }),
-        Version::One => (&mut de).deserialize_map(TopVisitor { b: &mut builder }),
-    }
-    .and_then(|()| de.end());
-    if let Err(e) = result {
-        return Err(builder.error.take().unwrap_or_else(|| {
+    let mut stream = super::stream::ReferenceStream::new();
+    stream.feed(json)?;
+    stream.finish()
+}
+
+/// Reads `unit`, a one-member object `{"key": value}` of references, into `builder`.
+pub(crate) fn references(builder: &mut Builder, unit: &[u8]) -> Result<(), LoadError> {
+    let mut de = serde_json::Deserializer::from_slice(unit);
+    let result = (&mut de)
+        .deserialize_map(RefsVisitor { b: &mut *builder })
+        .and_then(|()| de.end());
+    result.map_err(|e| {
+        builder.error.take().unwrap_or_else(|| {
             let near = if builder.key.is_empty() {
                 String::new()
             } else {
                 format!(" (near key {:?})", builder.key)
             };
             LoadError::new(Place::Document, Problem::Json(format!("{e}{near}")))
-        }));
-    }
+        })
+    })
+}
+
+/// What `builder` read, as a document of `version`.
+pub(crate) fn finish(mut builder: Builder, version: Version) -> Result<Parsed, LoadError> {
     let templates = match builder.templates.take() {
         None => Vec::new(),
         Some(Json::Obj(members)) => members
@@ -118,100 +120,9 @@ fn wrong_top(member: &str, expected: &'static str, found: &Json) -> LoadError {
     )
 }
 
-/// Finds the spec version: the `version` member, read without keeping anything else.
-pub(crate) fn scan_version(json: &[u8]) -> Result<Version, LoadError> {
-    match json.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        first => {
-            let found = match first {
-                None => {
-                    return Err(LoadError::new(
-                        Place::Document,
-                        Problem::Json("empty document".into()),
-                    ))
-                }
-                Some(b'[') => "a list",
-                Some(b'"') => "a string",
-                Some(b't' | b'f') => "a boolean",
-                Some(b'n') => "null",
-                Some(b'-' | b'0'..=b'9') => "a number",
-                Some(_) => "something that is not JSON",
-            };
-            return Err(LoadError::new(
-                Place::Document,
-                Problem::WrongType {
-                    expected: "a JSON object",
-                    found: found.into(),
-                },
-            ));
-        }
-    }
-    let mut found: Option<Result<Version, String>> = None;
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let result = (&mut de)
-        .deserialize_map(VersionScan { found: &mut found })
-        .and_then(|()| de.end());
-    match (found, result) {
-        (Some(Ok(version)), _) => Ok(version),
-        (Some(Err(shown)), _) => Err(LoadError::new(
-            Place::Document,
-            Problem::UnknownVersion(shown),
-        )),
-        (None, Ok(())) => Ok(Version::Zero),
-        (None, Err(e)) => Err(LoadError::new(
-            Place::Document,
-            Problem::Json(e.to_string()),
-        )),
-    }
-}
-
-/// The error that stops [`VersionScan`] once it has the version.
-const FOUND: &str = "version found";
-
-struct VersionScan<'a> {
-    found: &'a mut Option<Result<Version, String>>,
-}
-
-impl<'de> Visitor<'de> for VersionScan<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<TopKey>()? {
-            if key == TopKey::Version {
-                let value: Json = map.next_value()?;
-                *self.found = Some(match value {
-                    // fsspec compares with `== 1`, so 1.0 counts too; null means version 0.
-                    Json::Int(1) | Json::Float(1.0) => Ok(Version::One),
-                    Json::Null => Ok(Version::Zero),
-                    other => Err(other.describe()),
-                });
-                return Err(de::Error::custom(FOUND));
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
-    }
-}
-
-/// The top-level members of a version-1 document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum TopKey {
-    Version,
-    Templates,
-    Gen,
-    Refs,
-    #[serde(other)]
-    Other,
-}
-
 /// The state shared by the visitors of the main pass.
 #[derive(Debug)]
-struct Builder {
+pub(crate) struct Builder {
     records: RecordsBuilder,
     /// The key being read.
     key: String,
@@ -223,7 +134,6 @@ struct Builder {
     last_url: Option<(String, u32)>,
     templates: Option<Json>,
     gen: Option<Json>,
-    seen_refs: bool,
     /// The precise error, when a visitor failed on purpose.
     error: Option<LoadError>,
 }
@@ -240,7 +150,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 const VALUE_EXPECTED: &str = "a string, [url], [url, offset, length] or an object";
 
 impl Builder {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             records: RecordsBuilder::new(),
             key: String::new(),
@@ -250,9 +160,18 @@ impl Builder {
             last_url: None,
             templates: None,
             gen: None,
-            seen_refs: false,
             error: None,
         }
+    }
+
+    /// Keeps the `templates` member (checked by [`finish`]).
+    pub(crate) fn set_templates(&mut self, value: Json) {
+        self.templates = Some(value);
+    }
+
+    /// Keeps the `gen` member (checked by [`finish`]).
+    pub(crate) fn set_gen(&mut self, value: Json) {
+        self.gen = Some(value);
     }
 
     /// Records `problem` for the current key and returns the error that unwinds serde.
@@ -343,61 +262,9 @@ impl Builder {
     }
 }
 
-/// The top level of a version-1 document.
-struct TopVisitor<'b> {
-    b: &'b mut Builder,
-}
-
-impl<'de> Visitor<'de> for TopVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<TopKey>()? {
-            match key {
-                TopKey::Version | TopKey::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                TopKey::Templates => self.b.templates = Some(map.next_value()?),
-                TopKey::Gen => self.b.gen = Some(map.next_value()?),
-                TopKey::Refs => {
-                    if self.b.seen_refs {
-                        return Err(self.b.fail_at(
-                            Place::Document,
-                            Problem::Json("\"refs\" appears twice".into()),
-                        ));
-                    }
-                    self.b.seen_refs = true;
-                    map.next_value_seed(RefsSeed { b: &mut *self.b })?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-struct RefsSeed<'b> {
-    b: &'b mut Builder,
-}
-
-impl<'de> DeserializeSeed<'de> for RefsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(RefsVisitor {
-            b: self.b,
-            top_level: false,
-        })
-    }
-}
-
-/// An object of references: `refs`, or the whole document in version 0.
+/// An object of references: one reference of `refs` (or of a version-0 document) at a time.
 struct RefsVisitor<'b> {
     b: &'b mut Builder,
-    /// Version 0: a `"version": null` member is not a reference.
-    top_level: bool,
 }
 
 impl<'de> Visitor<'de> for RefsVisitor<'_> {
@@ -414,10 +281,6 @@ impl<'de> Visitor<'de> for RefsVisitor<'_> {
             })?
             .is_some()
         {
-            if self.top_level && self.b.key == "version" {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
             map.next_value_seed(ValueSeed { b: &mut *self.b })?;
         }
         Ok(())
@@ -678,10 +541,12 @@ mod tests {
                 Err("unknown reference spec version string \"1\""),
             ),
             ("[1]", Err("expected a JSON object, found a list")),
-            (r#"{"a": "#, Err("not valid JSON")),
+            (r#"{"a": "#, Err("ends early")),
         ];
         for (json, want) in cases {
-            let got = scan_version(json.as_bytes()).map_err(|e| e.to_string());
+            let got = parse(json.as_bytes())
+                .map(|p| p.version)
+                .map_err(|e| e.to_string());
             match (got, want) {
                 (Ok(v), Ok(w)) => assert_eq!(v, w, "{json}"),
                 (Err(e), Err(w)) => assert!(e.contains(w), "{json}: {e}"),

@@ -20,7 +20,7 @@ use crate::origin::ByteRange;
 use crate::source::files::escaped_url;
 use crate::source::kerchunk::{LoadOptions, Resolver};
 use crate::source::refs::RefsLocation;
-use crate::source::{KeyAnswer, KeySource, SourceFiles};
+use crate::source::{KeyAnswer, KeySource, Memo, SourceFiles};
 use layout::{Layout, Position};
 use record::{Record, Row};
 
@@ -33,6 +33,7 @@ pub struct ParquetRefs {
     layout: Layout,
     resolver: Resolver,
     records: RefCell<RecordCache>,
+    memo: Memo,
 }
 
 /// Decoded record files, least recently used dropped first once over `budget` bytes.
@@ -86,6 +87,7 @@ impl ParquetRefs {
                 tick: 0,
                 entries: Vec::new(),
             }),
+            memo: Memo::default(),
         })
     }
 
@@ -128,9 +130,18 @@ impl ParquetRefs {
         let name = Layout::record_file(field, number);
         let bytes = match files.read_file(&name, &self.location_of(&name)).await {
             Ok(bytes) => bytes,
-            Err(Error::NotFound(why)) => {
-                return Err(Error::BadReferences(format!(
-                    "dataset {}: record file {name} is missing ({why})",
+            // kerchunk's writer leaves out the file of a record with no references; fsspec reads
+            // its keys as absent, and so do we (remembered like any decoded record).
+            Err(Error::NotFound(_)) => {
+                let record = Rc::new(Record::missing());
+                self.records
+                    .borrow_mut()
+                    .insert(field, number, Rc::clone(&record));
+                return Ok(record);
+            }
+            Err(Error::Upstream(why)) => {
+                return Err(Error::Upstream(format!(
+                    "dataset {}: record file {name}: {why}",
                     self.dataset
                 )))
             }
@@ -256,6 +267,10 @@ impl KeySource for ParquetRefs {
     fn key_count(&self) -> Option<u64> {
         // Counting the present keys would read every record file.
         None
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
     }
 }
 
@@ -468,9 +483,9 @@ mod tests {
         assert!(unbounded.heap_bytes() > refs.layout.heap_bytes());
     }
 
-    /// A truncated, corrupt, mistyped or oversized record file, or a missing one, is a clear
-    /// error naming the dataset and file, said invalid (so nothing of it is kept), and the
-    /// set stays usable.
+    /// A truncated, corrupt, mistyped or oversized record file is a clear error naming the
+    /// dataset and file, said invalid (so nothing of it is kept), and the set stays usable; a
+    /// missing one holds only absent keys.
     #[test]
     fn bad_record_files_are_refused() {
         let refs = open("hdf5_single.parq", 1 << 20);
@@ -519,15 +534,16 @@ mod tests {
                 other => panic!("{why}: {other:?}"),
             }
         }
+        // A record file that does not exist holds no references (kerchunk's writer leaves such
+        // files out): its keys are absent, as fsspec reads them.
+        let elsewhere = open("hdf5_single.parq", 1 << 20);
         let mut files = DirFiles::new("hdf5_single.parq");
         files.dir = PathBuf::from(FIXTURES).join("nowhere");
-        let Err(Error::BadReferences(message)) = block_on(refs.answer(&key, &files)) else {
-            panic!("a missing record file");
-        };
-        assert!(
-            message.contains("missing") && message.contains(&name),
-            "{message}"
+        assert_eq!(
+            block_on(elsewhere.answer(&key, &files)).unwrap(),
+            KeyAnswer::Absent
         );
+        assert_eq!(elsewhere.records_loaded(), 1);
         let files = DirFiles::new("hdf5_single.parq");
         assert!(matches!(
             block_on(refs.answer(&key, &files)),

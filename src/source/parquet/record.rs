@@ -57,6 +57,9 @@ const NO_PATH: u32 = u32::MAX;
 /// A decoded record file.
 #[derive(Debug)]
 pub struct Record {
+    /// The file does not exist: kerchunk's writer leaves out records with no references, and
+    /// fsspec reads their keys as absent.
+    missing: bool,
     /// Distinct paths (a categorical column repeats few).
     paths: Vec<Rc<str>>,
     rows: Vec<Packed>,
@@ -123,6 +126,7 @@ impl Record {
             ));
         }
         let mut record = Self {
+            missing: false,
             paths: Vec::new(),
             rows: Vec::with_capacity(usize::try_from(total_rows).unwrap_or(0)),
             raw: Vec::new(),
@@ -225,9 +229,23 @@ impl Record {
         Ok(index)
     }
 
+    /// The record of a file that does not exist: every row is absent.
+    #[must_use]
+    pub fn missing() -> Self {
+        Self {
+            missing: true,
+            paths: Vec::new(),
+            rows: Vec::new(),
+            raw: Vec::new(),
+        }
+    }
+
     /// Row `row`, or `None` past the file's rows.
     #[must_use]
     pub fn row(&self, row: usize) -> Option<Row<'_>> {
+        if self.missing {
+            return Some(Row::Absent);
+        }
         let packed = self.rows.get(row)?;
         Some(if packed.inline {
             let start = usize::try_from(packed.offset).ok()?;
