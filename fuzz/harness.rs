@@ -14,7 +14,10 @@ use zarr_edge_cache::http::route::{
     MAX_KEY_BYTES,
 };
 use zarr_edge_cache::source::datasets::validate_dataset_id;
-use zarr_edge_cache::source::kerchunk::{LoadOptions, Reference, References, S3Endpoint};
+use zarr_edge_cache::source::kerchunk::{
+    LoadOptions, Reference, ReferenceStream, References, S3Endpoint,
+};
+use zarr_edge_cache::source::parquet::record::{Record, Row};
 use zarr_edge_cache::upstash::{decode_batch, decode_single, ReplyError, Value};
 
 /// How many explicit keys a kerchunk input gets looked up (and derived keys built from).
@@ -62,6 +65,8 @@ fn kerchunk_options() -> [LoadOptions; 3] {
 ///   `offset + length` < 2⁶⁴;
 /// - every URL a lookup answers with is an absolute `http(s)://host…` URL;
 /// - a `gen` entry lists at most `key_count()` keys;
+/// - a document fed to a `ReferenceStream` in pieces (of 1, 3 and 61 bytes) loads exactly when
+///   it loads whole, with the same explicit keys and references;
 /// - options only add ways to resolve URLs: a set that loads without options (so every URL is
 ///   already absolute http(s)) loads with them too, with the same explicit keys and, without
 ///   `gen` entries, the same references.
@@ -70,6 +75,7 @@ fn kerchunk_options() -> [LoadOptions; 3] {
 /// On a crash in the parser or a lookup, or when an invariant above does not hold.
 pub fn kerchunk_refs(data: &[u8]) {
     let [plain, with_base, with_s3_base] = kerchunk_options();
+    same_in_pieces(data, &plain);
     let Ok(refs) = References::from_json(data, &plain) else {
         for options in [with_base, with_s3_base] {
             if let Ok(refs) = References::from_json(data, &options) {
@@ -99,6 +105,67 @@ pub fn kerchunk_refs(data: &[u8]) {
             }
         }
     }
+}
+
+/// `data` fed in pieces loads as it does whole (see [`kerchunk_refs`]).
+fn same_in_pieces(data: &[u8], options: &LoadOptions) {
+    let whole = References::from_json(data, options);
+    for size in [1, 3, 61] {
+        let mut stream = ReferenceStream::new();
+        let fed = data.chunks(size).try_for_each(|piece| stream.feed(piece));
+        let pieces = fed.and_then(|()| References::from_stream(stream, options));
+        match (&whole, &pieces) {
+            (Ok(whole), Ok(pieces)) => {
+                assert!(
+                    whole.explicit_keys().eq(pieces.explicit_keys()),
+                    "explicit keys differ in pieces of {size}"
+                );
+                for key in whole.explicit_keys().take(MAX_EXPLICIT_LOOKUPS) {
+                    assert_eq!(whole.get(key), pieces.get(key), "{key:?} in pieces of {size}");
+                }
+            }
+            (Err(_), Err(_)) => {}
+            (whole, pieces) => panic!(
+                "whole: {:?}, in pieces of {size}: {:?}",
+                whole.as_ref().map(|_| ()),
+                pieces.as_ref().map(|_| ())
+            ),
+        }
+    }
+}
+
+/// Decodes `data` as a parquet reference set's record file (`record_size` 2²⁰) and reads
+/// every row.
+///
+/// Invariants checked, from `src/source/parquet/record.rs`:
+/// - a decoded file holds at most `record_size` rows, and `row(i)` answers exactly for
+///   `i < len()`;
+/// - a byte range does not end past 2⁶⁴; a whole-file row has offset and size 0 (so is never
+///   a range);
+/// - `heap_bytes()` counts at least the inline bytes.
+///
+/// # Panics
+/// On a crash in the decoder, or when an invariant above does not hold.
+pub fn parquet_record(data: &[u8]) {
+    const RECORD_SIZE: u64 = 1 << 20;
+    let Ok(record) = Record::decode(data.to_vec(), RECORD_SIZE) else {
+        return;
+    };
+    assert!(record.len() as u64 <= RECORD_SIZE);
+    let mut inline = 0usize;
+    for i in 0..record.len() {
+        match record.row(i) {
+            None => panic!("row {i} of {} missing", record.len()),
+            Some(Row::Range { offset, size, .. }) => {
+                assert!(offset.checked_add(size).is_some(), "row {i} overflows");
+                assert!(offset != 0 || size != 0, "a whole file answered as a range");
+            }
+            Some(Row::Inline(bytes)) => inline += bytes.len(),
+            Some(Row::Absent | Row::Whole(_)) => {}
+        }
+    }
+    assert!(record.row(record.len()).is_none(), "a row past the end");
+    assert!(record.heap_bytes() >= inline, "heap_bytes below the inline bytes");
 }
 
 /// Every lookup a loaded set offers, with the invariants of [`kerchunk_refs`].

@@ -76,3 +76,9 @@ fn range_header_corpus() {
 fn upstash_reply_corpus() {
     replay("upstash_reply", harness::upstash_reply);
 }
+
+/// Parquet record files: decoding and every row read never panic.
+#[test]
+fn parquet_record_corpus() {
+    replay("parquet_record", harness::parquet_record);
+}
