@@ -74,6 +74,7 @@ impl Record {
     /// type, more rows than `record_size`, an unsupported compression, a declared decoded size
     /// over [`MAX_DECODED_BYTES`].
     pub fn decode(bytes: Vec<u8>, record_size: u64) -> Result<Self, String> {
+        let file_bytes = bytes.len() as u64;
         let reader = SerializedFileReader::new(Bytes::from(bytes))
             .map_err(|e| format!("not a readable parquet file: {e}"))?;
         let metadata = reader.metadata();
@@ -105,6 +106,22 @@ impl Record {
         let mut declared: u64 = 0;
         for group in metadata.row_groups() {
             for chunk in group.columns() {
+                // The reader asserts (panics, which aborts a wasm isolate) on a negative start
+                // or size: checked here first, with the range inside the file.
+                let start = chunk
+                    .dictionary_page_offset()
+                    .unwrap_or(chunk.data_page_offset());
+                let inside = u64::try_from(start)
+                    .ok()
+                    .zip(u64::try_from(chunk.compressed_size()).ok())
+                    .and_then(|(start, length)| start.checked_add(length))
+                    .is_some_and(|end| end <= file_bytes);
+                if !inside || chunk.uncompressed_size() < 0 || chunk.num_values() < 0 {
+                    return Err(format!(
+                        "column {} declares a chunk outside the file",
+                        chunk.column_descr().name()
+                    ));
+                }
                 match chunk.compression() {
                     Compression::UNCOMPRESSED | Compression::SNAPPY | Compression::ZSTD(_) => {}
                     other => {
