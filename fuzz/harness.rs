@@ -121,7 +121,11 @@ fn same_in_pieces(data: &[u8], options: &LoadOptions) {
                     "explicit keys differ in pieces of {size}"
                 );
                 for key in whole.explicit_keys().take(MAX_EXPLICIT_LOOKUPS) {
-                    assert_eq!(whole.get(key), pieces.get(key), "{key:?} in pieces of {size}");
+                    assert_eq!(
+                        whole.get(key),
+                        pieces.get(key),
+                        "{key:?} in pieces of {size}"
+                    );
                 }
             }
             (Err(_), Err(_)) => {}
@@ -165,7 +169,10 @@ pub fn parquet_record(data: &[u8]) {
         }
     }
     assert!(record.row(record.len()).is_none(), "a row past the end");
-    assert!(record.heap_bytes() >= inline, "heap_bytes below the inline bytes");
+    assert!(
+        record.heap_bytes() >= inline,
+        "heap_bytes below the inline bytes"
+    );
 }
 
 /// Every lookup a loaded set offers, with the invariants of [`kerchunk_refs`].
