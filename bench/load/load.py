@@ -57,6 +57,10 @@ def prepare(args) -> None:
     for run, copies in runs:
         for copy in range(copies):
             for entry in entries:
+                # A parquet reference set (refs/{id}.parq/) holds the same chunks as its JSON
+                # twin, which is loaded already: its record files are not a JSON document.
+                if entry.get("refs_format") == "parquet":
+                    continue
                 suffix = f"{run}{copy}" if run == "mixed" else run
                 ds_id = f"load-{args.tag}-{suffix}-{entry['id']}"
                 refs = json.load(open(demo / entry["refs"]))

@@ -36,13 +36,20 @@ pub async fn zarr_key<P: Platform>(
     // A parquet set's record file is read through the cache when a key in it is first asked
     // for; what that read writes back runs with the key's own write-backs.
     let files = CachedFiles::new(&config, backends, request.nonce);
-    let answer = zarr::answer(&source, key, &files).await?;
+    let answer = zarr::answer(&source, key, &files).await;
     let file_write_backs = files.into_write_backs();
+    // A failed or absent answer still runs what its record-file reads left: a valid file is
+    // stored, an invalid one's lease released.
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(error) => return Ok((error_response(&error).with_stream_type(), file_write_backs)),
+    };
     let (chunk, mut write_backs) = match answer {
         KeyAnswer::Absent => {
-            return Err(Error::NotFound(format!(
+            let absent = Error::NotFound(format!(
                 "{dataset}/{key} is not in the dataset (Zarr reads it as the fill value)"
-            )))
+            ));
+            return Ok((error_response(&absent).with_stream_type(), file_write_backs));
         }
         KeyAnswer::Inline(bytes) => (
             Chunk {
