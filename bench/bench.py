@@ -27,7 +27,7 @@ from zecbench import config as configs  # noqa: E402
 def cmd_prepare(args: argparse.Namespace) -> int:
     from zecbench import data
 
-    cfg = configs.CONFIGS[args.config]
+    cfg = configs.with_env(configs.CONFIGS[args.config])
     started = time.monotonic()
     data.prepare(Path(args.state), cfg, args.origin_url.rstrip("/"), args.proxy_url.rstrip("/"),
                  Path(args.cache), log=lambda m: print(m, file=sys.stderr, flush=True),
@@ -39,7 +39,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_measure(args: argparse.Namespace) -> int:
     from zecbench import report, runner
 
-    cfg = configs.CONFIGS[args.config]
+    cfg = configs.with_env(configs.CONFIGS[args.config])
     state = Path(args.state)
     manifest = json.loads((state / "manifest.json").read_text())
     stack = runner.Stack(state=state, worker=args.worker_url.rstrip("/"), origin=args.origin_url.rstrip("/"),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,16 @@ class Config:
     request_timeout_s: float = 60.0
     # reference sets synthesised for the reference-loading measurement
     synth_refs: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    # the parquet reference set (bench/bigrefs.py): chunks, rows per record file, and what the
+    # worker is asked: distinct keys of one loaded record (read once, then warm), warm requests
+    # over them one at a time (plain, and again with the V8 profiler), and random keys checked
+    # against fsspec's ReferenceFileSystem (bigrefs.py --sample)
+    bigrefs_chunks: int = 10_000_000
+    bigrefs_record_size: int = 100_000
+    bigrefs_warm_keys: int = 500
+    bigrefs_warm_requests: int = 2000
+    bigrefs_profiled_requests: int = 1000
+    bigrefs_sample: int = 200
     xpublish: bool = True
     # warm hits sampled by the V8 profiler (through wrangler's inspector) for CPU time per hit
     profiled_hits: int = 300
@@ -69,6 +80,11 @@ SMOKE = Config(
     pass_max_seconds=20.0,
     request_timeout_s=20.0,
     synth_refs=(10_000,),
+    bigrefs_chunks=100_000,
+    bigrefs_record_size=10_000,
+    bigrefs_warm_keys=50,
+    bigrefs_warm_requests=200,
+    bigrefs_profiled_requests=200,
     profiled_hits=60,
     file_reads=1,
     chart=False,
@@ -76,3 +92,13 @@ SMOKE = Config(
 )
 
 CONFIGS = {c.name: c for c in (FULL, SMOKE)}
+
+
+def with_env(config: Config) -> Config:
+    """`config` with the parquet set's size taken from ZEC_BENCH_BIGREFS_CHUNKS and
+    ZEC_BENCH_BIGREFS_RECORD_SIZE when set (e.g. the smoke run over the full run's 10M chunks)."""
+    changes = {}
+    for name, var in (("bigrefs_chunks", "ZEC_BENCH_BIGREFS_CHUNKS"), ("bigrefs_record_size", "ZEC_BENCH_BIGREFS_RECORD_SIZE")):
+        if os.environ.get(var):
+            changes[name] = int(os.environ[var])
+    return replace(config, **changes) if changes else config

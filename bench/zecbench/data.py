@@ -1,5 +1,6 @@
 """Benchmark data: one netCDF4/HDF5 file, its kerchunk references, the same chunk bytes as static
-files (the nginx floor), and synthetic reference sets of 10k/100k/1M references.
+files (the nginx floor), synthetic reference sets of 10k/100k/1M references, and a parquet reference
+set of 10M chunks (``bench/bigrefs.py``).
 
 Everything goes under ``STATE/www``, which the benchmark's nginx origin serves:
 
@@ -15,6 +16,11 @@ Everything goes under ``STATE/www``, which the benchmark's nginx origin serves:
   fsspec's caches, xpublish): ``data/bench.nc`` at the origin or through the proxy;
 * ``floor/<var>/<i.j.k>``: each chunk's bytes as a file, for nginx to serve as static files;
 * ``refs/synth-<N>.json``: synthetic kerchunk JSON with N explicit range references;
+* ``bigrefs/``: a symbolic link to ``bench/bigrefs.py``'s output, kept (with its stamp) in the
+  cache directory: ``bigrefs/big/part-NNN.bin`` and the kerchunk **parquet** references
+  ``bigrefs/refs/big.parq/`` of its chunks (10M in the full run), the worker's dataset
+  ``big-parquet``; the manifest also holds a random sample of its keys with the sha256 that
+  fsspec's ReferenceFileSystem reads for them (``bigrefs.py --sample``);
 * ``data/bf-<profile>/bench.nc``: a hard link of the file per block-mode dataset (kind ``files``,
   ``bf-<profile>``, whose ``url`` is that directory, through the loopback origin or the proxy), so
   its URL is its own and its cold pass finds nothing cached.
@@ -31,8 +37,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import random
 import shutil
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +53,8 @@ import numpy as np
 from .config import Config, Variable
 
 HERE = Path(__file__).resolve().parent
+BIGREFS = HERE.parent / "bigrefs.py"
+BIGREFS_DATASET = "big-parquet"
 
 
 def _field(var: Variable, t: int, rng: np.random.Generator) -> np.ndarray:
@@ -146,6 +159,11 @@ def synth_dims(n: int) -> tuple[int, int, int]:
     return (1, 1, n)
 
 
+def synth_length(i: int) -> int:
+    """The length of the `i`-th reference (C order) of a synthetic set."""
+    return 1000 + (i * 7919) % 60000
+
+
 def write_synth_refs(path: Path, n: int, urls: list[str], file_size: int) -> int:
     """Kerchunk JSON (version 1) with ``n`` explicit range references, keys ``temp/i.j.k`` over
     ``len(urls)`` URLs, like the native ``kerchunk_load`` example's. Returns the JSON size."""
@@ -166,7 +184,7 @@ def write_synth_refs(path: Path, n: int, urls: list[str], file_size: int) -> int
         for x in range(a):
             for y in range(b):
                 for z in range(c):
-                    length = 1000 + (i * 7919) % 60000
+                    length = synth_length(i)
                     offset = (i * 104729) % max(1, file_size - length)
                     lines.append(f',"temp/{x}.{y}.{z}":["{urls[i % len(urls)]}",{offset},{length}]')
                     i += 1
@@ -177,6 +195,52 @@ def write_synth_refs(path: Path, n: int, urls: list[str], file_size: int) -> int
         f.write("}}\n")
     tmp.rename(path)
     return path.stat().st_size
+
+
+def prepare_bigrefs(www: Path, config: Config, origin_url: str, cache_dir: Path, log=print) -> tuple[dict, dict]:
+    """The parquet reference set: ``bench/bigrefs.py`` writes it into the cache (it does nothing
+    when its stamp is up to date: a 10M-chunk set takes about 70 s to write), ``www/bigrefs``
+    links to it, and a random sample of its keys (a new seed every run) is read with fsspec's
+    ReferenceFileSystem for the worker's answers to be checked against. Returns the manifest
+    entry and the worker's dataset."""
+    out = cache_dir / f"bigrefs-{config.name}-{config.bigrefs_chunks}"
+    base_url = f"{origin_url}/bigrefs"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(BIGREFS), "--out", str(out), "--base-url", base_url,
+           "--chunks", str(config.bigrefs_chunks), "--record-size", str(config.bigrefs_record_size)]
+    started = time.monotonic()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    for line in (run.stdout + run.stderr).strip().splitlines():
+        log(f"  bigrefs: {line.strip()}")
+    if run.returncode:
+        raise RuntimeError(f"bench/bigrefs.py failed (exit {run.returncode})")
+    generate_s = time.monotonic() - started
+    (www / "bigrefs").symlink_to(out.resolve(), target_is_directory=True)
+    seed = random.SystemRandom().randrange(1 << 31)
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, str(BIGREFS), "--out", str(out), "--base-url", base_url,
+                          "--sample", str(config.bigrefs_sample), "--seed", str(seed)],
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"bench/bigrefs.py --sample failed (exit {run.returncode}): {run.stderr.strip()[-500:]}")
+    sample = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    log(f"  bigrefs: {len(sample)} sample keys (seed {seed}) read by fsspec's ReferenceFileSystem "
+        f"in {time.monotonic() - started:.1f}s")
+    root = out / "refs" / "big.parq"
+    meta = json.loads((root / ".zmetadata").read_text())
+    rows, cols = meta["metadata"]["v/.zarray"]["shape"]
+    record_files = sorted(p for p in root.rglob("*.parq") if p.is_file())
+    parts = sorted((out / "big").glob("part-*.bin"))
+    entry = {"id": BIGREFS_DATASET, "chunks": rows * cols, "rows": rows, "cols": cols, "var": "v",
+             "record_size": meta["record_size"], "record_files": len(record_files),
+             "refs_bytes": sum(p.stat().st_size for p in record_files) + (root / ".zmetadata").stat().st_size,
+             "part_files": len(parts), "part_bytes": sum(p.stat().st_size for p in parts),
+             "per_file": math.ceil(rows * cols / len(parts)) if parts else None,
+             "refs_url": f"{base_url}/refs/big.parq/", "generate_s": round(generate_s, 1),
+             "sample_seed": seed, "sample": sample}
+    dataset = {"refs": entry["refs_url"], "edge_ttl_seconds": 0, "allowed_hosts": [host_of(origin_url)],
+               "description": f"parquet reference set ({entry['chunks']:,} chunks, bench/bigrefs.py)"}
+    return entry, dataset
 
 
 def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_dir: Path,
@@ -298,6 +362,8 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
         synth.append({"n": n, "id": dataset_id, "r2_id": f"refs-r2-{n}", "r2_key": f"refs/synth-{n}.json",
                       "file": str(www / "refs" / f"synth-{n}.json"), "json_bytes": cached.stat().st_size})
 
+    bigrefs, datasets[BIGREFS_DATASET] = prepare_bigrefs(www, config, origin_url, cache_dir, log)
+
     manifest = {
         "config": config.name,
         "origin_url": origin_url,
@@ -310,6 +376,7 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
         "xpublish_url": xpublish_url,
         "files": files,
         "synth": synth,
+        "bigrefs": bigrefs,
         "datasets": datasets,
     }
     (state / "manifest.json").write_text(json.dumps(manifest, indent=1))

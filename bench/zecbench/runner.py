@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import json
+import math
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -25,7 +29,7 @@ import aiohttp
 
 from . import data, probes
 from .config import Config
-from .passes import HttpReader, Item, ReferenceReader, WholeFileReader, figures, run_pass
+from .passes import HttpReader, Item, ReferenceReader, WholeFileReader, figures, parse_server_timing, run_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,10 +68,20 @@ FILE_READERS = [
     (FILES_WARM, "the same dataset again: every block from the cache (index + R2), nothing from the origin"),
 ]
 SAMPLING_US = 250  # V8 profiler sampling interval
+PARQUET_SAMPLING_US = 50  # the same, for the parquet set's warm lookups (a few µs each)
 CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
 NOISE_SHARE = 0.15  # a pass is noisy when processes outside the benchmark use more of the cores
 # the process groups bench/run spawned (scripts/lib.sh names): worker_s3 is the S3-storage worker, s3 s3s-fs
 STACK = ["worker", "worker_s3", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
+
+
+class SampleMismatch(Exception):
+    """A body through the worker whose sha256 is not what fsspec's ReferenceFileSystem read."""
+
+
+def float32(i: int) -> bytes:
+    """The bytes of chunk i of bench/bigrefs.py's archive: float32(i), little-endian."""
+    return struct.pack("<f", float(i))
 
 
 def storage_of(reader: str) -> str | None:
@@ -548,6 +562,7 @@ class Bench:
                     prof = (await insp.call("Profiler.stop", want="profile"))["profile"]
                     await insp.call("Profiler.disable")
                 summary = probes.summarise_profile(prof)
+                json_lookup = probes.inclusive_us(prof, "source::kerchunk")
                 n = max(1, profiled.ok)
                 cats = summary["categories_us"]
                 busy = cats.get("js", 0) + cats.get("wasm", 0) + cats.get("(garbage collector)", 0)
@@ -563,6 +578,12 @@ class Bench:
                     "idle_ms_per_hit": round(cats.get("(idle)", 0) / 1000 / n, 3),
                     "cpu_ms_per_hit_by_process": {k: round((p1.get(k, 0) - p0.get(k, 0)) * 1000 / n, 3) for k in p1},
                     "top_self_us": summary["top_self_us"],
+                    # samples under the kerchunk (JSON) reference code: this alias's lookup, to set
+                    # beside the parquet set's (ref_loading)
+                    "json_lookup_us_per_hit": round(json_lookup[0] / n, 1),
+                    "json_lookup_samples": json_lookup[1],
+                    "json_lookup_sample_weight_us": json_lookup[3],
+                    "json_lookup_top_self_us": json_lookup[2],
                 }
             except Exception as exc:  # noqa: BLE001
                 out["profiled"] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -575,41 +596,111 @@ class Bench:
 
     # ------------------------------------------------------------------ reference loading
 
+    async def first_read(self, url: str, pid: int | None) -> tuple[dict, bytes]:
+        """The first GET of `url`, a dataset's first request (its references load inside it), timed
+        to its answer; the RSS of the workerd process running the isolate is sampled every 5 ms
+        from just before it until the write-backs it left (in waitUntil) have gone quiet. Peak and
+        after are growth over before."""
+        before = probes.memory_kb(pid).get("VmRSS", 0) if pid else 0
+        peak = before
+        done = False
+
+        async def sample():
+            nonlocal peak
+            while not done:
+                peak = max(peak, probes.memory_kb(pid).get("VmRSS", 0))
+                await asyncio.sleep(0.005)
+
+        sampler = asyncio.create_task(sample()) if pid else None
+        row: dict = {}
+        body = b""
+        t0 = time.perf_counter()
+        try:
+            async with self.control.get(url, timeout=aiohttp.ClientTimeout(total=300)) as r:
+                body = await r.read()
+                row["status"] = r.status
+                row["x_cache"] = r.headers.get("X-Cache")
+                row["server_timing"] = parse_server_timing(r.headers.get("Server-Timing"))
+                if r.status != 200:
+                    row["error"] = body[:300].decode("utf-8", "replace")
+        except Exception as exc:  # noqa: BLE001
+            row["status"] = None
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        row["first_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        await probes.settle(self.quiet_counters)
+        done = True
+        if sampler:
+            await sampler
+        if pid:
+            after = probes.memory_kb(pid).get("VmRSS", 0)
+            peak = max(peak, after)
+            row["workerd_rss_before_mb"] = round(before / 1024, 1)
+            row["workerd_rss_peak_delta_mb"] = round((peak - before) / 1024, 1)
+            row["workerd_rss_after_delta_mb"] = round((after - before) / 1024, 1)
+        return row, body
+
     async def ref_loading(self) -> list[dict]:
+        """Reference loading in the worker, in this order: the parquet set's first chunk read and
+        its warm lookups (first, while the isolate's wasm memory has not been grown by the big JSON
+        loads: memory never shrinks and is reused, so a load after them would show no growth),
+        the JSON sets (R2 rows first), the parquet set's random sample against fsspec (it reads
+        most of its record files), then the listing (which loads every dataset)."""
+        parquet = self.results["parquet_refs"] = {}
+        if self.manifest.get("bigrefs"):
+            try:
+                parquet.update(await self.parquet_load())
+            except Exception as exc:  # noqa: BLE001
+                parquet["error"] = f"{type(exc).__name__}: {exc}"
+                self.problems.append(f"parquet references: {parquet['error']}")
+        rows = await self.json_ref_loading()
+        if parquet.get("status") == 200:
+            try:
+                parquet["sample_check"] = await self.parquet_sample()
+            except Exception as exc:  # noqa: BLE001
+                parquet["sample_check"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.problems.append(f"parquet references, sample check: {exc}")
+        # Only now: listing the datasets loads every dataset's references.
+        async with self.control.get(f"{self.stack.worker}/api/datasets",
+                                    timeout=aiohttp.ClientTimeout(total=300)) as r:
+            listing = await r.json(content_type=None)
+        entries = {d.get("id"): d for d in listing.get("datasets", [])}
+        for row in rows:
+            entry = entries.get(row["dataset"], {})
+            row["state"] = entry.get("state")
+            row["references_reported"] = entry.get("references")
+            if entry.get("error"):
+                row["error"] = entry.get("error")
+            if row["status"] != 200 or row["warm_ms"] is None or row.get("error"):
+                self.problems.append(f"reference loading {row['refs']} from {row['source']}: "
+                                     f"{row.get('error') or row['status']}")
+        if parquet and "dataset" in parquet:
+            entry = entries.get(parquet["dataset"], {})
+            parquet["state"] = entry.get("state")
+            if entry.get("error"):
+                parquet["listing_error"] = entry["error"]
+                self.problems.append(f"parquet references: /api/datasets says {entry['error']}")
+        return rows
+
+    async def json_ref_loading(self) -> list[dict]:
+        """The JSON sets: the first request for a chunk key (read and parse the references, then
+        the chunk's origin fetch: a MISS), timed, with workerd's RSS; then warm `.zgroup` reads."""
         pid = probes.workerd_pid(self.groups, self.stack.worker_port)
         rows = []
         cases = [(s, source) for source in ("r2", "origin") for s in self.manifest["synth"]]
-        for s, source in cases:
+        for k, (s, source) in enumerate(cases):
             dataset = s["r2_id"] if source == "r2" else s["id"]
-            url = f"{self.stack.worker}/zarr/{dataset}/.zgroup"
-            row = {"refs": s["n"], "source": source, "dataset": dataset, "json_mb": round(s["json_bytes"] / 1e6, 1)}
+            # a chunk of its own per row (the k-th reference: a range no other row reads), so every
+            # first read is a MISS; the sets' references are the same, whatever their size
+            key = f"temp/0.0.{k}"
+            row = {"refs": s["n"], "source": source, "dataset": dataset, "json_mb": round(s["json_bytes"] / 1e6, 1),
+                   "first_key": key}
             log(f"reference loading: {s['n']:,} references ({row['json_mb']} MB JSON) from "
-                + ("R2" if source == "r2" else "the origin"))
-            before = probes.memory_kb(pid) if pid else {}
-            peak = before.get("VmRSS", 0)
-            done = False
-
-            async def sample():
-                nonlocal peak
-                while not done:
-                    peak = max(peak, probes.memory_kb(pid).get("VmRSS", 0)) if pid else 0
-                    await asyncio.sleep(0.005)
-
-            sampler = asyncio.create_task(sample())
-            t0 = time.perf_counter()
-            try:
-                async with self.control.get(url, timeout=aiohttp.ClientTimeout(total=300)) as r:
-                    body = await r.read()
-                    row["status"] = r.status
-                    if r.status != 200:
-                        row["error"] = body[:300].decode("utf-8", "replace")
-            except Exception as exc:  # noqa: BLE001
-                row["status"] = None
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            row["first_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-            done = True
-            await sampler
-            after = probes.memory_kb(pid) if pid else {}
+                + ("R2" if source == "r2" else "the origin") + f", first request {key}")
+            first, body = await self.first_read(f"{self.stack.worker}/zarr/{dataset}/{key}", pid)
+            row.update(first)
+            if row["status"] == 200 and len(body) != data.synth_length(k):
+                row["error"] = f"{key}: {len(body)} bytes, expected {data.synth_length(k)}"
+            url = f"{self.stack.worker}/zarr/{dataset}/.zgroup"
             warm = []
             if row["status"] == 200:
                 for _ in range(7):
@@ -620,28 +711,221 @@ class Bench:
                 row["warm_ms"] = round(statistics.median(warm), 2)
             else:
                 row["warm_ms"] = None
-            if pid:
-                row["workerd_rss_before_mb"] = round(before.get("VmRSS", 0) / 1024, 1)
-                row["workerd_rss_peak_delta_mb"] = round((peak - before.get("VmRSS", 0)) / 1024, 1)
-                row["workerd_rss_after_delta_mb"] = round((after.get("VmRSS", 0) - before.get("VmRSS", 0)) / 1024, 1)
-            log(f"  status {row['status']}, first {row['first_ms']} ms, warm {row['warm_ms']} ms, "
-                f"workerd RSS +{row.get('workerd_rss_peak_delta_mb')} MB peak")
+            log(f"  status {row['status']} ({row.get('x_cache')}), first chunk {row['first_ms']} ms, "
+                f"warm .zgroup {row['warm_ms']} ms, workerd RSS +{row.get('workerd_rss_peak_delta_mb')} MB peak")
             rows.append(row)
             row["inspector_drained_mb"] = round(await self.drain() / 1e6, 2)
-        # Only now: listing the datasets loads every dataset's references.
-        async with self.control.get(f"{self.stack.worker}/api/datasets",
-                                    timeout=aiohttp.ClientTimeout(total=300)) as r:
-            listing = await r.json(content_type=None)
-        for row in rows:
-            entry = next((d for d in listing.get("datasets", []) if d.get("id") == row["dataset"]), {})
-            row["state"] = entry.get("state")
-            row["references_reported"] = entry.get("references")
-            if entry.get("error"):
-                row["error"] = entry.get("error")
-            if row["status"] != 200 or row["warm_ms"] is None:
-                self.problems.append(f"reference loading {row['refs']} from {row['source']}: "
-                                     f"{row.get('error') or row['status']}")
         return rows
+
+    # ------------------------------------------------------------------ parquet references
+
+    def bigrefs_key(self, i: int) -> str:
+        big = self.manifest["bigrefs"]
+        return f"{big['var']}/{i // big['cols']}.{i % big['cols']}"
+
+    async def parquet_load(self) -> dict:
+        """The parquet set (bench/bigrefs.py, dataset big-parquet): the first request for a chunk
+        key of a fresh dataset (the .zmetadata, the key's record file through the cache, then the
+        chunk: a MISS), timed, with workerd's RSS; then distinct keys of the same record read once
+        (MISS: the record stays decoded, no record file is read again) and read again one at a
+        time (HIT), plain and with V8's sampling profiler, whose samples under the parquet code
+        estimate the in-worker lookup."""
+        big = self.manifest["bigrefs"]
+        cfg = self.config
+        base = f"{self.stack.worker}/zarr/{big['id']}"
+        pid = probes.workerd_pid(self.groups, self.stack.worker_port)
+        chunks, size = big["chunks"], big["record_size"]
+        record = math.ceil(chunks / size) // 2
+        lo, hi = record * size, min(chunks, (record + 1) * size)
+        picked = random.Random(big["sample_seed"]).sample(range(lo, hi), min(hi - lo, 1 + cfg.bigrefs_warm_keys))
+        out = {"dataset": big["id"], "chunks": chunks, "record_size": size, "record_files": big["record_files"],
+               "refs_mb": round(big["refs_bytes"] / 1e6, 2), "record": record,
+               "first_key": self.bigrefs_key(picked[0])}
+        prefixes = {"refs": "/bigrefs/refs/", "parts": "/bigrefs/big/"}
+        log(f"parquet references: {chunks:,} chunks in {big['record_files']} record files of {size:,} rows "
+            f"({out['refs_mb']} MB), first request {out['first_key']}")
+        mark = self.nginx.mark()
+        first, body = await self.first_read(f"{base}/{out['first_key']}", pid)
+        out.update(first)
+        out["first_origin_requests"] = self.nginx.count(mark, prefixes)
+        log(f"  status {out['status']} ({out.get('x_cache')}), first chunk {out['first_ms']} ms, workerd RSS "
+            f"+{out.get('workerd_rss_peak_delta_mb')} MB peak, +{out.get('workerd_rss_after_delta_mb')} MB after; "
+            f"origin: {out['first_origin_requests']}")
+        out["inspector_drained_mb"] = round(await self.drain() / 1e6, 2)
+        if out["status"] != 200:
+            self.problems.append(f"parquet references, first chunk {out['first_key']}: {out.get('error') or out['status']}")
+            return out
+        if body != float32(picked[0]):
+            self.problems.append(f"parquet references, first chunk {out['first_key']}: {body!r}, "
+                                 f"expected {float32(picked[0])!r}")
+        if out["x_cache"] != "MISS":
+            self.problems.append(f"parquet references, first chunk: X-Cache {out['x_cache']}, expected MISS")
+        if out["first_origin_requests"]["refs"] > 2:
+            self.problems.append(f"parquet references, first chunk: {out['first_origin_requests']['refs']} requests "
+                                 "for reference files at the origin, expected 2 (.zmetadata and one record file)")
+
+        def items_of(indices):
+            return [Item(f"{base}/{self.bigrefs_key(i)}", 4, zlib.crc32(float32(i))) for i in indices]
+
+        items = items_of(picked[1:])
+        reader = HttpReader(8, cfg.request_timeout_s)
+        mark = self.nginx.mark()
+        try:
+            populate = await run_pass(items, reader.fetch, 8, cfg.pass_max_seconds, "parquet populate (MISS)")
+        finally:
+            await reader.close()
+        await probes.settle(self.quiet_counters)
+        counts = self.nginx.count(mark, prefixes)
+        f = figures(populate)
+        out["populate"] = {"keys": len(items), "chunks": f["chunks"], "x_cache": f["x_cache"], "errors": f["errors"],
+                           "p50_ms": f["p50_ms"], "p99_ms": f["p99_ms"], "wall_s": f["wall_s"], "origin_requests": counts}
+        log(f"  populate: {len(items)} keys of record {record} at c=8, X-Cache {f['x_cache']}, p50 {f['p50_ms']} ms, "
+            f"origin {counts}")
+        self.check_parquet_pass("populate", populate, len(items), "MISS", counts, parts=len(items))
+        await self.drain()
+        out["workerd_rss_after_populate_delta_mb"] = (round(probes.memory_kb(pid).get("VmRSS", 0) / 1024
+                                                            - out["workerd_rss_before_mb"], 1) if pid else None)
+
+        warm = [items[j % len(items)] for j in range(cfg.bigrefs_warm_requests)]
+        roles = probes.workerd_roles(self.groups, self.stack.worker_port)
+        reader = HttpReader(1, cfg.request_timeout_s)
+        try:
+            mark = self.nginx.mark()
+            r0 = probes.cpu_by_role(roles)
+            plain = await run_pass(warm, reader.fetch, 1, cfg.pass_max_seconds, "parquet warm (HIT)")
+            r1 = probes.cpu_by_role(roles)
+            counts = self.nginx.count(mark, prefixes)
+            f = figures(plain)
+            n = max(1, plain.ok)
+            out["warm"] = {"requests": len(warm), "keys": len(items), "chunks": f["chunks"], "x_cache": f["x_cache"],
+                           "errors": f["errors"], "p50_ms": f["p50_ms"], "p99_ms": f["p99_ms"],
+                           "mean_ms": round(plain.wall_s * 1000 / n, 3),
+                           "server_timing_p50_ms": f["server_timing_p50_ms"],
+                           "cpu_ms_per_req_by_process": {k: round((r1.get(k, 0) - r0.get(k, 0)) * 1000 / n, 3) for k in r1},
+                           "origin_requests": counts}
+            log(f"  warm: {len(warm)} requests over {len(items)} keys at c=1, X-Cache {f['x_cache']}, "
+                f"p50 {f['p50_ms']} ms, Server-Timing {f['server_timing_p50_ms']}")
+            self.check_parquet_pass("warm", plain, len(warm), "HIT", counts, parts=0)
+            await self.drain()
+            # RSS growth over before the first read, after the warm HITs (the profiler's own data
+            # comes after: see workerd_rss_end_delta_mb)
+            out["workerd_rss_after_warm_delta_mb"] = (round(probes.memory_kb(pid).get("VmRSS", 0) / 1024
+                                                            - out["workerd_rss_before_mb"], 1) if pid else None)
+            profiled = warm[:cfg.bigrefs_profiled_requests]
+            try:
+                async with probes.Inspector(self.stack.inspector_port) as insp:
+                    await insp.call("Profiler.enable")
+                    await insp.call("Profiler.setSamplingInterval", {"interval": PARQUET_SAMPLING_US})
+                    await insp.call("Profiler.start")
+                    again = await run_pass(profiled, reader.fetch, 1, cfg.pass_max_seconds, "parquet warm (profiler)")
+                    prof = (await insp.call("Profiler.stop", want="profile"))["profile"]
+                    await insp.call("Profiler.disable")
+                n = max(1, again.ok)
+                us, samples, leaves, weight = probes.inclusive_us(prof, "source::parquet::")
+                cats = probes.summarise_profile(prof)["categories_us"]
+                out["profiled"] = {"requests": len(profiled), "x_cache": dict(again.x_cache),
+                                   "sampling_interval_us": PARQUET_SAMPLING_US,
+                                   "parquet_us_per_req": round(us / n, 1), "parquet_samples": samples,
+                                   # the µs a sample stands for: the median spacing of samples while the
+                                   # isolate runs (see probes.inclusive_us)
+                                   "sample_weight_us": weight,
+                                   "profile_samples": len(prof["samples"]),
+                                   # where those samples were (self time, µs over all requests)
+                                   "parquet_top_self_us": leaves,
+                                   "wasm_ms_per_req": round(cats.get("wasm", 0) / 1000 / n, 3),
+                                   "js_ms_per_req": round(cats.get("js", 0) / 1000 / n, 3),
+                                   "wall_ms_per_req": round(again.wall_s * 1000 / n, 3)}
+                log(f"  profiled: {out['profiled']['parquet_us_per_req']} µs per request in parquet code "
+                    f"({samples} samples of {PARQUET_SAMPLING_US} µs), wasm {out['profiled']['wasm_ms_per_req']} ms")
+                if again.x_cache != {"HIT": len(profiled)}:
+                    self.problems.append(f"parquet references, profiled warm pass: X-Cache {dict(again.x_cache)}")
+            except Exception as exc:  # noqa: BLE001
+                out["profiled"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.problems.append(f"parquet references: CPU profile through the inspector failed: {exc}")
+        finally:
+            await reader.close()
+        # Another record's first key, now that the set is loaded and its code has run: what a
+        # record file's read and decode costs alone (time, memory).
+        other = record + 1 if record + 1 < math.ceil(chunks / size) else record - 1
+        if other >= 0 and other != record:
+            i = other * size + (picked[0] - lo) % max(1, min(chunks, (other + 1) * size) - other * size)
+            mark = self.nginx.mark()
+            nxt, body = await self.first_read(f"{base}/{self.bigrefs_key(i)}", pid)
+            nxt.update(key=self.bigrefs_key(i), record=other, origin_requests=self.nginx.count(mark, prefixes))
+            out["next_record"] = nxt
+            log(f"  another record's first key {nxt['key']}: status {nxt['status']} ({nxt.get('x_cache')}), "
+                f"{nxt['first_ms']} ms, workerd RSS +{nxt.get('workerd_rss_peak_delta_mb')} MB peak, "
+                f"origin {nxt['origin_requests']}")
+            if nxt["status"] != 200 or body != float32(i) or nxt["x_cache"] != "MISS":
+                self.problems.append(f"parquet references, {nxt['key']} (record {other}): status {nxt['status']}, "
+                                     f"X-Cache {nxt.get('x_cache')}, body {body[:16]!r}, expected {float32(i)!r}")
+            if nxt["origin_requests"]["refs"] != 1:
+                self.problems.append(f"parquet references, {nxt['key']}: {nxt['origin_requests']['refs']} reference "
+                                     "files read at the origin, expected 1 (its record file)")
+        out["workerd_rss_end_delta_mb"] = (round((probes.memory_kb(pid).get("VmRSS", 0) / 1024
+                                                  - out["workerd_rss_before_mb"]), 1) if pid else None)
+        await self.drain()
+        return out
+
+    def check_parquet_pass(self, what: str, outcome, n: int, x_cache: str, counts: dict, parts: int) -> None:
+        what = f"parquet references, {what} pass"
+        if outcome.errors:
+            self.problems.append(f"{what}: errors {dict(outcome.errors)}")
+        if not outcome.complete:
+            self.problems.append(f"{what}: incomplete ({outcome.ok}/{n})")
+        if dict(outcome.x_cache) != {x_cache: n}:
+            self.problems.append(f"{what}: X-Cache {dict(outcome.x_cache)}, expected {x_cache} for all {n}")
+        if counts["refs"]:
+            self.problems.append(f"{what}: {counts['refs']} reference files read at the origin, expected none "
+                                 "(the keys' record is decoded in memory)")
+        if counts["parts"] != parts:
+            self.problems.append(f"{what}: {counts['parts']} chunk requests at the origin, expected {parts}")
+
+    async def parquet_sample(self) -> dict:
+        """bench/bigrefs.py --sample's random keys (their sha256 as fsspec's ReferenceFileSystem
+        reads them) through the worker, 8 at a time: every body must have that sha256. They fall
+        in most record files, more than the set's record cache holds."""
+        big = self.manifest["bigrefs"]
+        base = f"{self.stack.worker}/zarr/{big['id']}"
+        expected = {f"{base}/{s['key']}": s["sha256"] for s in big["sample"]}
+        records = {(int(r) * big["cols"] + int(c)) // big["record_size"]
+                   for r, c in (s["key"].split("/", 1)[1].split(".") for s in big["sample"])}
+        log(f"parquet references: {len(expected)} random keys (seed {big['sample_seed']}, {len(records)} record "
+            "files) through the worker against fsspec's ReferenceFileSystem")
+        reader = HttpReader(8, self.config.request_timeout_s)
+
+        async def fetch(item: Item):
+            body, meta = await reader.fetch(item)
+            got = hashlib.sha256(body).hexdigest()
+            if got != expected[item.target]:
+                raise SampleMismatch(f"sha256 {got[:16]}…, ReferenceFileSystem read {expected[item.target][:16]}…")
+            return body, meta
+
+        pid = probes.workerd_pid(self.groups, self.stack.worker_port)
+        mark = self.nginx.mark()
+        try:
+            # most keys need a record file read and decoded (the record cache holds a few): more time
+            outcome = await run_pass([Item(u) for u in expected], fetch, 8, max(300.0, self.config.pass_max_seconds),
+                                     "parquet sample")
+        finally:
+            await reader.close()
+        await probes.settle(self.quiet_counters)
+        counts = self.nginx.count(mark, {"refs": "/bigrefs/refs/", "parts": "/bigrefs/big/"})
+        f = figures(outcome)
+        out = {"keys": len(expected), "seed": big["sample_seed"], "records": len(records), "equal": outcome.ok,
+               "errors": f["errors"], "complete": f["complete"], "x_cache": f["x_cache"], "p50_ms": f["p50_ms"],
+               "wall_s": f["wall_s"], "origin_requests": counts,
+               "workerd_rss_mb": round(probes.memory_kb(pid).get("VmRSS", 0) / 1024, 1) if pid else None}
+        log(f"  {outcome.ok}/{len(expected)} equal in {f['wall_s']:.1f}s, X-Cache {f['x_cache']}, origin {counts}"
+            + (f", errors {f['errors']}" if f["errors"] else ""))
+        if outcome.ok != len(expected) or f["errors"] or not f["complete"]:
+            self.problems.append(f"parquet references: {len(expected) - outcome.ok} of {len(expected)} sample keys "
+                                 f"differ from fsspec's ReferenceFileSystem or failed: {f['errors']}"
+                                 + ("" if f["complete"] else " (cut short)"))
+        if len(expected) < 200 and len(expected) < big["chunks"]:
+            self.problems.append(f"parquet references: only {len(expected)} sample keys (at least 200 wanted)")
+        await self.drain()
+        return out
 
     # ------------------------------------------------------------------ run
 

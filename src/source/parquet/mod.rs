@@ -133,6 +133,8 @@ impl ParquetRefs {
             // kerchunk's writer leaves out the file of a record with no references; fsspec reads
             // its keys as absent, and so do we (remembered like any decoded record).
             Err(Error::NotFound(_)) => {
+                // Its remembered 404 is kept, so other isolates do not ask the origin again.
+                files.settle(&name, true);
                 let record = Rc::new(Record::missing());
                 self.records
                     .borrow_mut()

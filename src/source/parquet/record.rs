@@ -80,11 +80,6 @@ impl Record {
         let metadata = reader.metadata();
         let total_rows = metadata.file_metadata().num_rows();
         let total_rows = u64::try_from(total_rows).map_err(|_| "a negative row count")?;
-        if total_rows > record_size {
-            return Err(format!(
-                "{total_rows} rows, more than the set's record_size {record_size}"
-            ));
-        }
         let schema = metadata.file_metadata().schema_descr();
         let column = |name: &str, want: PhysicalType| -> Result<usize, String> {
             let index = (0..schema.num_columns())
@@ -103,6 +98,15 @@ impl Record {
             size: column("size", PhysicalType::INT64)?,
             raw: column("raw", PhysicalType::BYTE_ARRAY)?,
         };
+        // kerchunk's writers pad every record file to exactly record_size rows: any other count
+        // means the set's record_size does not match its files, and rows would map to the
+        // wrong keys (another chunk's bytes).
+        if total_rows != record_size {
+            return Err(format!(
+                "{total_rows} rows, not the set's record_size {record_size}: the record_size \
+                 does not match the files"
+            ));
+        }
         let mut declared: u64 = 0;
         for group in metadata.row_groups() {
             for chunk in group.columns() {
