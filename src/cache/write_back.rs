@@ -92,22 +92,13 @@ impl WriteBack {
     /// only counted, not stored (its lease is still released).
     #[must_use]
     pub fn admitted_by(self, admission: &Admission) -> Self {
-        match self {
-            Self::Store {
-                dataset,
-                key,
-                entry,
-                lease,
-                ..
-            } if !entry.is_absent() && !admission.admits(&key, entry.size, entry.fetch_ms) => {
-                Self::RecordMiss {
-                    dataset,
-                    key,
-                    origin_bytes: entry.size,
-                    lease: lease.map(|holder| (entry.object_key, holder)),
-                }
+        match &self {
+            Self::Store { key, entry, .. }
+                if !entry.is_absent() && !admission.admits(key, entry.size, entry.fetch_ms) =>
+            {
+                self.discarded()
             }
-            other => other,
+            _ => self,
         }
     }
 

@@ -214,90 +214,46 @@ pub struct WorkerRefsSource {
 }
 
 impl WorkerRefsSource {
+    /// A reference file over HTTP(S), whole (the streamed read, collected).
     async fn download(&self, url: &str, if_none_match: Option<&str>) -> Result<RefsFetch, Error> {
-        let shown = redact(url);
-        let fail = |why: String| Error::Upstream(format!("references {shown}: {why}"));
-        let headers = Headers::new();
-        if let Some(etag) = if_none_match {
-            headers
-                .set("if-none-match", etag)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-        }
-        let max_bytes = self.max_bytes;
-        let outcome =
-            HttpOrigin::exchange(url, headers, self.timeout_ms, |mut response| async move {
-                let status = response.status_code();
-                let location = header(&response, "location");
-                let etag = header(&response, "etag");
-                let body = if status == 200 {
-                    read_capped(&mut response, max_bytes).await?
-                } else {
-                    Vec::new()
-                };
-                Ok((status, location, etag, body))
+        let mut body = Vec::new();
+        let fetched = self
+            .download_into(url, if_none_match, &mut |piece| {
+                body.extend_from_slice(piece);
+                Ok(())
             })
-            .await;
-        match outcome {
-            Err(OriginError::TooLarge(size)) => Err(fail(format!(
-                "{size} bytes is more than REFS_MAX_BYTES ({max_bytes})"
-            ))),
-            Err(e) => Err(fail(e.to_string())),
-            Ok((304, _, _, _)) if if_none_match.is_some() => Ok(RefsFetch::NotModified),
-            Ok((200, _, etag, bytes)) => Ok(RefsFetch::Body { bytes, etag }),
-            Ok((status, Some(location), _, _)) if is_redirect(status) => {
-                Ok(RefsFetch::Redirect { location })
-            }
-            Ok((status, ..)) => Err(fail(format!("HTTP {status}"))),
-        }
+            .await?;
+        Ok(collected(fetched, body))
     }
 
-    /// A reference file in the chunk store (`r2://key`), through the store's trait so that
-    /// any store kind serves it. Its validator is its size and upload time.
+    /// A reference file in the chunk store (`r2://key`), whole (the streamed read, collected).
     async fn read_object(
         &self,
         key: &str,
         if_none_match: Option<&str>,
     ) -> Result<RefsFetch, Error> {
-        let fail = |why: String| Error::Upstream(format!("references r2://{key}: {why}"));
-        let max_bytes = self.max_bytes;
-        let read = async {
-            let object = self
-                .store
-                .get(key)
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .ok_or_else(|| Error::NotFound(format!("references r2://{key} do not exist")))?;
-            let etag = format!("\"{}-{}\"", object.size, object.uploaded_ms);
-            if if_none_match == Some(etag.as_str()) {
-                return Ok(RefsFetch::NotModified);
-            }
-            if object.size > max_bytes {
-                return Err(fail(format!(
-                    "{} bytes is more than REFS_MAX_BYTES ({max_bytes})",
-                    object.size
-                )));
-            }
-            let bytes = self
-                .store
-                .read_body(object.body)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            Ok(RefsFetch::Body {
-                bytes,
-                etag: Some(etag),
+        let mut body = Vec::new();
+        let fetched = self
+            .read_object_into(key, if_none_match, &mut |piece| {
+                body.extend_from_slice(piece);
+                Ok(())
             })
-        };
-        within(self.timeout_ms, read).await.unwrap_or_else(|| {
-            Err(fail(format!(
-                "not read within REFS_TIMEOUT_MS ({} ms)",
-                self.timeout_ms
-            )))
-        })
+            .await?;
+        Ok(collected(fetched, body))
+    }
+}
+
+/// A streamed answer as a whole one, with the `body` its sink collected.
+fn collected(fetched: RefsFetch, body: Vec<u8>) -> RefsFetch {
+    match fetched {
+        RefsFetch::Streamed { etag } => RefsFetch::Body { bytes: body, etag },
+        other => other,
     }
 }
 
 impl WorkerRefsSource {
-    /// [`download`](Self::download) with the body streamed into `sink`.
+    /// A reference file over HTTP(S) (conditional GET with `If-None-Match`, a redirect returned
+    /// to the caller), its body streamed into `sink`, bounded in size and in time.
     async fn download_into(
         &self,
         url: &str,
@@ -343,7 +299,8 @@ impl WorkerRefsSource {
         }
     }
 
-    /// [`read_object`](Self::read_object) with the body streamed into `sink`.
+    /// A reference file in the chunk store (`r2://key`), through the store so that any store
+    /// kind serves it, its body streamed into `sink`. Its validator is its size and upload time.
     async fn read_object_into(
         &self,
         key: &str,

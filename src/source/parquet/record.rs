@@ -11,8 +11,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Type as PhysicalType};
-use parquet::column::reader::ColumnReader;
-use parquet::data_type::ByteArray;
+use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int64Type};
 use parquet::file::reader::{FileReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedFileReader;
 
@@ -183,10 +182,10 @@ impl Record {
         if (self.rows.len() + rows) as u64 > total_rows {
             return Err("row groups hold more rows than the footer says".into());
         }
-        let paths = read_bytes(group, columns.path, rows, "path")?;
-        let offsets = read_ints(group, columns.offset, rows, "offset")?;
-        let sizes = read_ints(group, columns.size, rows, "size")?;
-        let inline = read_bytes(group, columns.raw, rows, "raw")?;
+        let paths = read_column::<ByteArrayType>(group, columns.path, rows, "path")?;
+        let offsets = read_column::<Int64Type>(group, columns.offset, rows, "offset")?;
+        let sizes = read_column::<Int64Type>(group, columns.size, rows, "size")?;
+        let inline = read_column::<ByteArrayType>(group, columns.raw, rows, "raw")?;
         let mut last: Option<(ByteArray, u32)> = None;
         for row in 0..rows {
             if let Some(raw) = &inline[row] {
@@ -326,57 +325,18 @@ struct Columns {
     raw: usize,
 }
 
-/// Reads `rows` values of a byte-array column, `None` where null.
-fn read_bytes(
+/// Reads `rows` values of a column of physical type `T`, `None` where null.
+fn read_column<T: DataType>(
     group: &dyn RowGroupReader,
     column: usize,
     rows: usize,
     name: &str,
-) -> Result<Vec<Option<ByteArray>>, String> {
+) -> Result<Vec<Option<T::T>>, String> {
     let reader = group
         .get_column_reader(column)
         .map_err(|e| format!("column {name:?}: {e}"))?;
-    let ColumnReader::ByteArrayColumnReader(mut reader) = reader else {
-        return Err(format!("column {name:?} is not a byte array"));
-    };
-    let nullable = group
-        .metadata()
-        .column(column)
-        .column_descr()
-        .max_def_level()
-        > 0;
-    let mut values = Vec::with_capacity(rows);
-    let mut levels = Vec::with_capacity(rows);
-    let mut read = 0;
-    while read < rows {
-        let (records, _, _) = reader
-            .read_records(
-                rows - read,
-                nullable.then_some(&mut levels),
-                None,
-                &mut values,
-            )
-            .map_err(|e| format!("column {name:?}: {e}"))?;
-        if records == 0 {
-            break;
-        }
-        read += records;
-    }
-    spread(values, &levels, nullable, rows, name)
-}
-
-/// Reads `rows` values of an int64 column, `None` where null.
-fn read_ints(
-    group: &dyn RowGroupReader,
-    column: usize,
-    rows: usize,
-    name: &str,
-) -> Result<Vec<Option<i64>>, String> {
-    let reader = group
-        .get_column_reader(column)
-        .map_err(|e| format!("column {name:?}: {e}"))?;
-    let ColumnReader::Int64ColumnReader(mut reader) = reader else {
-        return Err(format!("column {name:?} is not int64"));
+    let Some(mut reader) = T::get_column_reader(reader) else {
+        return Err(format!("column {name:?} is not {}", T::get_physical_type()));
     };
     let nullable = group
         .metadata()
