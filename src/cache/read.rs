@@ -1015,7 +1015,10 @@ mod tests {
 
     fn write_back_all(b: &Backends, write_backs: Vec<WriteBack>) {
         for wb in write_backs {
-            block_on(run_write_back(wb, &b.index, &b.store, &b.origin, &SCOPE)).unwrap();
+            block_on(run_write_back(
+                wb, &b.index, &b.store, &b.origin, &b.clock, &SCOPE,
+            ))
+            .unwrap();
         }
     }
 
@@ -1351,7 +1354,11 @@ mod tests {
         let (_, wbs) = read(&b, &Flights::default()).unwrap();
         let outcome: Vec<_> = wbs
             .into_iter()
-            .map(|wb| block_on(run_write_back(wb, &b.index, &b.store, &b.origin, &SCOPE)))
+            .map(|wb| {
+                block_on(run_write_back(
+                    wb, &b.index, &b.store, &b.origin, &b.clock, &SCOPE,
+                ))
+            })
             .collect();
         assert!(outcome[0].as_ref().is_err_and(|e| e.contains("full")));
         assert!(b.index.entries.borrow().is_empty());

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use crate::cache::maintenance::{enforce_limits, EvictionScope};
 use crate::cache::validators::{check_file, FileCheck};
+use crate::clock::Clock;
 use crate::index::entry::IndexEntry;
 use crate::index::{Index, IndexError};
 use crate::origin::url_policy::redact;
@@ -137,9 +138,14 @@ impl WriteBack {
 
 /// Stores a miss's bytes (none for a remembered 404), then records the miss and, when they were
 /// stored, their entry. Returns the bytes stored afterwards (for the capacity check).
+/// Pauses before each retry of a put that failed in a way worth retrying, ms (the first try
+/// and then one retry per pause).
+pub const PUT_RETRY_PAUSES_MS: [u64; 3] = [20, 80, 320];
+
 async fn store_and_index(
     index: &impl Index,
     store: &impl ChunkStore,
+    clock: &impl Clock,
     (dataset, key): (&str, &str),
     entry: &IndexEntry,
     bytes: Rc<Vec<u8>>,
@@ -148,17 +154,18 @@ async fn store_and_index(
     let origin_bytes = bytes.len() as u64;
     let put = async {
         // A put that failed in a way worth retrying (R2's transient errors; local R2's SQLite
-        // busy under concurrent writers) is tried again once: a lost put costs another origin
-        // fetch, and other instances waiting on this object's lease would fetch it too. The
-        // copy kept for that is one object, once the answer went out.
-        match store.put(&entry.object_key, bytes.to_vec()).await {
-            Err(StoreError::Retryable(_)) => {
-                // By now no reader holds the bytes: the last try takes them without a copy.
-                let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
-                store.put(&entry.object_key, bytes).await
+        // busy under concurrent writers) is tried again after a growing pause: a lost put
+        // costs another origin fetch, and other instances waiting on this object's lease
+        // would fetch it too. The copy kept for that is one object, once the answer went out.
+        for ms in PUT_RETRY_PAUSES_MS {
+            match store.put(&entry.object_key, bytes.to_vec()).await {
+                Err(StoreError::Retryable(_)) => clock.sleep(ms).await,
+                done => return done,
             }
-            done => done,
         }
+        // The last try takes the bytes without a copy (no reader holds them by now).
+        let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
+        store.put(&entry.object_key, bytes).await
     };
     let stored = match if entry.is_absent() { Ok(()) } else { put.await } {
         Ok(()) => Ok(true),
@@ -182,8 +189,9 @@ async fn store_and_index(
 }
 
 /// Runs a write-back instruction, then, when it took its dataset (or the deployment) over a
-/// capacity, evicts. Failures are returned for logging; nothing is retried (the next miss writes
-/// again, the next sweep evicts).
+/// capacity, evicts. A put that failed in a way worth retrying is tried again after the pauses
+/// of [`PUT_RETRY_PAUSES_MS`] (on `clock`); other failures are returned for logging, not
+/// retried (the next miss writes again, the next sweep evicts).
 ///
 /// # Errors
 /// The first index or storage failure, described.
@@ -192,6 +200,7 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
     index: &I,
     store: &S,
     origin: &impl Origin,
+    clock: &impl Clock,
     scope: &EvictionScope<'_>,
 ) -> Result<(), String> {
     let describe = |dataset: &str, key: &str| {
@@ -210,7 +219,7 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
             file,
         } => {
             let stored =
-                store_and_index(index, store, (&dataset, &key), &entry, bytes, ttl_ms).await;
+                store_and_index(index, store, clock, (&dataset, &key), &entry, bytes, ttl_ms).await;
             if let Some(holder) = lease {
                 let _ = index.release_lease(&entry.object_key, &holder).await;
             }

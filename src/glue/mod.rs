@@ -218,7 +218,9 @@ fn run_after_response(
         };
         let origin = HttpOrigin::new(config.origin_timeout_ms);
         for write_back in write_backs {
-            if let Err(e) = run_write_back(write_back, &index, &store, &origin, &scope).await {
+            if let Err(e) =
+                run_write_back(write_back, &index, &store, &origin, &WorkerClock, &scope).await
+            {
                 worker::console_warn!("write-back: {e}");
             }
         }
@@ -231,7 +233,8 @@ fn run_after_response(
                 .for_each_concurrent(PIECES_QUEUE, |batch| async move {
                     for write_back in batch {
                         if let Err(e) =
-                            run_write_back(write_back, index, store, origin, scope).await
+                            run_write_back(write_back, index, store, origin, &WorkerClock, scope)
+                                .await
                         {
                             worker::console_warn!("write-back: {e}");
                         }

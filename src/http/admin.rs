@@ -282,7 +282,15 @@ async fn matching_keys_cached<P: Platform>(
     let matched = matching_keys(source, request, limit, &files).await;
     let cache = backends.cache;
     for write_back in files.into_write_backs() {
-        let _ = run_write_back(write_back, &cache.index, &cache.store, &cache.origin, scope).await;
+        let _ = run_write_back(
+            write_back,
+            &cache.index,
+            &cache.store,
+            &cache.origin,
+            &cache.clock,
+            scope,
+        )
+        .await;
     }
     matched
 }
@@ -359,8 +367,15 @@ async fn warm<P: Platform>(
                         for write_back in write_backs {
                             let cache = backends.cache;
                             let (index, store) = (&cache.index, &cache.store);
-                            if let Err(e) =
-                                run_write_back(write_back, index, store, &cache.origin, scope).await
+                            if let Err(e) = run_write_back(
+                                write_back,
+                                index,
+                                store,
+                                &cache.origin,
+                                &cache.clock,
+                                scope,
+                            )
+                            .await
                             {
                                 failure = Some(e);
                             }

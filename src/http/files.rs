@@ -823,18 +823,26 @@ mod tests {
         assert_eq!(read.body, new);
     }
 
-    /// A put that fails once in a retryable way is tried again (the block is a hit after);
-    /// one that fails twice stores nothing (the next read fetches it again).
+    /// A put that fails in a retryable way is tried again after growing pauses (the block is
+    /// a hit after); one that fails every try stores nothing (the next read fetches it again).
     #[test]
-    fn transient_put_failures_are_retried_once() {
+    fn transient_put_failures_are_retried_with_pauses() {
+        use crate::cache::write_back::PUT_RETRY_PAUSES_MS;
+        let tries = PUT_RETRY_PAUSES_MS.len() + 1;
         let (world, bytes) = blocks_world(1000);
-        world.store.fail_next_puts.set(1);
+        world.store.fail_next_puts.set(tries - 1);
+        let before = world.clock.now.get();
         assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, bytes);
         let warm = run(&world, "GET", "/files/blk/big.bin");
         assert_eq!(warm.header("x-cache"), Some("HIT"));
+        assert_eq!(world.clock.sleeps.get(), tries - 1);
+        assert_eq!(
+            world.clock.now.get() - before,
+            PUT_RETRY_PAUSES_MS.iter().sum::<u64>()
+        );
         let (mut world, bytes) = blocks_world(1000);
         world.write_backs_may_fail = true;
-        world.store.fail_next_puts.set(2);
+        world.store.fail_next_puts.set(tries);
         assert_eq!(run(&world, "GET", "/files/blk/big.bin").body, bytes);
         let again = run(&world, "GET", "/files/blk/big.bin");
         assert_eq!(

@@ -191,6 +191,7 @@ pub fn request_with_body(
             &world.cache.index,
             &world.cache.store,
             &world.cache.origin,
+            &world.cache.clock,
             &scope,
         ));
         // A world whose index or storage fails fails its write-backs, as the glue would log.

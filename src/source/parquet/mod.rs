@@ -9,8 +9,10 @@
 //! - [`layout`]: the `.zmetadata` (metadata, `record_size`, key → record and row).
 //! - [`record`]: one record file, decoded and checked.
 
+mod column;
 pub mod layout;
 pub mod record;
+mod thrift;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -1,19 +1,20 @@
 //! One decoded record file of a parquet reference set (`{field}/refs.{n}.parq`): its rows in a
 //! compact form.
 //!
-//! The file is hostile until checked: its row count must not exceed the set's `record_size`,
-//! the four columns must have kerchunk's types, and the decoded size is bounded by the column
-//! chunks' declared sizes before anything is decompressed. Errors are strings naming what is
-//! wrong; the caller adds the dataset and file.
+//! The file is hostile until checked: its row count must equal the set's `record_size`, the
+//! four columns must have kerchunk's types, and the decoded size is bounded by the column
+//! chunks' declared sizes before anything is decompressed. The `parquet` crate reads the
+//! footer; the column chunks are decoded by `super::column`. Errors are strings naming what
+//! is wrong; the caller adds the dataset and file.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Type as PhysicalType};
-use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int64Type};
-use parquet::file::reader::{FileReader, RowGroupReader};
-use parquet::file::serialized_reader::SerializedFileReader;
+use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaDataReader, RowGroupMetaData};
+
+use super::column::{self, ByteArray, Chunk, Codec, Int64, Plain};
 
 /// The most decoded bytes one record file may declare (its column chunks' uncompressed sizes):
 /// checked before decompressing, so a small file cannot claim the isolate's memory.
@@ -74,9 +75,10 @@ impl Record {
     /// over [`MAX_DECODED_BYTES`].
     pub fn decode(bytes: Vec<u8>, record_size: u64) -> Result<Self, String> {
         let file_bytes = bytes.len() as u64;
-        let reader = SerializedFileReader::new(Bytes::from(bytes))
+        let bytes = Bytes::from(bytes);
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
             .map_err(|e| format!("not a readable parquet file: {e}"))?;
-        let metadata = reader.metadata();
         let total_rows = metadata.file_metadata().num_rows();
         let total_rows = u64::try_from(total_rows).map_err(|_| "a negative row count")?;
         let schema = metadata.file_metadata().schema_descr();
@@ -109,8 +111,7 @@ impl Record {
         let mut declared: u64 = 0;
         for group in metadata.row_groups() {
             for chunk in group.columns() {
-                // The reader asserts (panics, which aborts a wasm isolate) on a negative start
-                // or size: checked here first, with the range inside the file.
+                // Checked here so that every chunk read later lies inside the file.
                 let start = chunk
                     .dictionary_page_offset()
                     .unwrap_or(chunk.data_page_offset());
@@ -152,11 +153,11 @@ impl Record {
             raw: Vec::new(),
         };
         let mut known = HashMap::new();
-        for index in 0..reader.num_row_groups() {
-            let group = reader
-                .get_row_group(index)
+        let mut budget = MAX_DECODED_BYTES;
+        for (index, group) in metadata.row_groups().iter().enumerate() {
+            record
+                .append(&bytes, group, &columns, total_rows, &mut known, &mut budget)
                 .map_err(|e| format!("row group {index}: {e}"))?;
-            record.append(&*group, &columns, total_rows, &mut known)?;
         }
         if record.rows.len() as u64 != total_rows {
             return Err(format!(
@@ -169,37 +170,60 @@ impl Record {
         Ok(record)
     }
 
-    /// Appends one row group's rows.
+    /// Appends one row group's rows (`file` is the whole file, `budget` the decoded bytes
+    /// still allowed).
     fn append(
         &mut self,
-        group: &dyn RowGroupReader,
+        file: &[u8],
+        group: &RowGroupMetaData,
         columns: &Columns,
         total_rows: u64,
         known: &mut HashMap<Rc<str>, u32>,
+        budget: &mut u64,
     ) -> Result<(), String> {
-        let rows = usize::try_from(group.metadata().num_rows())
+        let rows = usize::try_from(group.num_rows())
             .map_err(|_| "a row group with a negative row count".to_owned())?;
         if (self.rows.len() + rows) as u64 > total_rows {
             return Err("row groups hold more rows than the footer says".into());
         }
-        let paths = read_column::<ByteArrayType>(group, columns.path, rows, "path")?;
-        let offsets = read_column::<Int64Type>(group, columns.offset, rows, "offset")?;
-        let sizes = read_column::<Int64Type>(group, columns.size, rows, "size")?;
-        let inline = read_column::<ByteArrayType>(group, columns.raw, rows, "raw")?;
-        let mut last: Option<(ByteArray, u32)> = None;
-        for row in 0..rows {
-            if let Some(raw) = &inline[row] {
+        let chunk = |index: usize| chunk(file, group.column(index), rows);
+        let mut paths = Vec::with_capacity(rows);
+        let mut last: Option<(Vec<u8>, u32)> = None;
+        read::<ByteArray>(&chunk(columns.path)?, budget, "path", |path| {
+            let index = match (path, &last) {
+                (None, _) => NO_PATH,
+                (Some(path), Some((bytes, index))) if bytes == path => *index,
+                (Some(path), _) => {
+                    let index = self.path_index(path, known)?;
+                    last = Some((path.to_vec(), index));
+                    index
+                }
+            };
+            paths.push(index);
+            Ok(())
+        })?;
+        let offsets = integers(&chunk(columns.offset)?, budget, "offset", rows)?;
+        let sizes = integers(&chunk(columns.size)?, budget, "size", rows)?;
+        let mut inline = Vec::with_capacity(rows);
+        read::<ByteArray>(&chunk(columns.raw)?, budget, "raw", |raw| {
+            inline.push(raw.map(|raw| {
                 let start = self.raw.len() as u64;
-                self.raw.extend_from_slice(raw.data());
+                self.raw.extend_from_slice(raw);
+                (start, raw.len() as u64)
+            }));
+            Ok(())
+        })?;
+        for row in 0..rows {
+            if let Some((start, length)) = inline[row] {
                 self.rows.push(Packed {
                     path: NO_PATH,
                     offset: start,
-                    size: raw.len() as u64,
+                    size: length,
                     inline: true,
                 });
                 continue;
             }
-            let Some(path) = &paths[row] else {
+            if paths[row] == NO_PATH {
                 self.rows.push(Packed {
                     path: NO_PATH,
                     offset: 0,
@@ -207,7 +231,7 @@ impl Record {
                     inline: false,
                 });
                 continue;
-            };
+            }
             let number = |value: Option<i64>, name: &str| -> Result<u64, String> {
                 let value = value.ok_or_else(|| format!("row {row}: {name} is null"))?;
                 u64::try_from(value).map_err(|_| format!("row {row}: {name} {value} is negative"))
@@ -217,13 +241,8 @@ impl Record {
             if offset.checked_add(size).is_none() {
                 return Err(format!("row {row}: the range ends past 2^64"));
             }
-            let index = match &last {
-                Some((bytes, index)) if bytes.data() == path.data() => *index,
-                _ => self.path_index(path, known)?,
-            };
-            last = Some((path.clone(), index));
             self.rows.push(Packed {
-                path: index,
+                path: paths[row],
                 offset,
                 size,
                 inline: false,
@@ -235,10 +254,10 @@ impl Record {
     /// The index of `path` in `paths`, added when new (`known` maps paths to indices).
     fn path_index(
         &mut self,
-        path: &ByteArray,
+        path: &[u8],
         known: &mut HashMap<Rc<str>, u32>,
     ) -> Result<u32, String> {
-        let text = std::str::from_utf8(path.data()).map_err(|_| "a path that is not UTF-8")?;
+        let text = std::str::from_utf8(path).map_err(|_| "a path that is not UTF-8")?;
         if let Some(&found) = known.get(text) {
             return Ok(found);
         }
@@ -325,72 +344,57 @@ struct Columns {
     raw: usize,
 }
 
-/// Reads `rows` values of a column of physical type `T`, `None` where null.
-fn read_column<T: DataType>(
-    group: &dyn RowGroupReader,
-    column: usize,
-    rows: usize,
-    name: &str,
-) -> Result<Vec<Option<T::T>>, String> {
-    let reader = group
-        .get_column_reader(column)
-        .map_err(|e| format!("column {name:?}: {e}"))?;
-    let Some(mut reader) = T::get_column_reader(reader) else {
-        return Err(format!("column {name:?} is not {}", T::get_physical_type()));
+/// Column `meta`'s chunk of a row group of `rows` rows in `file` (its range already checked
+/// inside the file).
+fn chunk<'a>(file: &'a [u8], meta: &ColumnChunkMetaData, rows: usize) -> Result<Chunk<'a>, String> {
+    let name = meta.column_descr().name();
+    let start = meta
+        .dictionary_page_offset()
+        .unwrap_or(meta.data_page_offset());
+    let bytes = usize::try_from(start)
+        .ok()
+        .zip(usize::try_from(meta.compressed_size()).ok())
+        .and_then(|(start, length)| file.get(start..start.checked_add(length)?))
+        .ok_or_else(|| format!("column {name:?} declares a chunk outside the file"))?;
+    let codec = match meta.compression() {
+        Compression::UNCOMPRESSED => Codec::Uncompressed,
+        Compression::SNAPPY => Codec::Snappy,
+        Compression::ZSTD(_) => Codec::Zstd,
+        other => return Err(format!("column {name:?} is compressed with {other}")),
     };
-    let nullable = group
-        .metadata()
-        .column(column)
-        .column_descr()
-        .max_def_level()
-        > 0;
-    let mut values = Vec::with_capacity(rows);
-    let mut levels = Vec::with_capacity(rows);
-    let mut read = 0;
-    while read < rows {
-        let (records, _, _) = reader
-            .read_records(
-                rows - read,
-                nullable.then_some(&mut levels),
-                None,
-                &mut values,
-            )
-            .map_err(|e| format!("column {name:?}: {e}"))?;
-        if records == 0 {
-            break;
-        }
-        read += records;
+    let descr = meta.column_descr();
+    if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
+        return Err(format!("column {name:?} is nested, not a flat column"));
     }
-    spread(values, &levels, nullable, rows, name)
+    Ok(Chunk {
+        bytes,
+        codec,
+        nullable: descr.max_def_level() == 1,
+        rows,
+    })
 }
 
-/// Places the non-null `values` at the rows whose definition level says they are set.
-fn spread<T>(
-    values: Vec<T>,
-    levels: &[i16],
-    nullable: bool,
-    rows: usize,
+/// Decodes column `name`'s chunk, calling `each` per row; errors name the column.
+fn read<T: Plain>(
+    chunk: &Chunk<'_>,
+    budget: &mut u64,
     name: &str,
-) -> Result<Vec<Option<T>>, String> {
-    if !nullable {
-        if values.len() != rows {
-            return Err(format!(
-                "column {name:?} holds {} values for {rows} rows",
-                values.len()
-            ));
-        }
-        return Ok(values.into_iter().map(Some).collect());
-    }
-    if levels.len() != rows || levels.iter().filter(|&&l| l > 0).count() != values.len() {
-        return Err(format!(
-            "column {name:?} holds {} levels and {} values for {rows} rows",
-            levels.len(),
-            values.len()
-        ));
-    }
-    let mut values = values.into_iter();
-    Ok(levels
-        .iter()
-        .map(|&level| if level > 0 { values.next() } else { None })
-        .collect())
+    each: impl for<'v> FnMut(Option<T::Value<'v>>) -> Result<(), String>,
+) -> Result<(), String> {
+    column::read::<T>(chunk, budget, each).map_err(|e| format!("column {name:?}: {e}"))
+}
+
+/// Column `name`'s integers, `None` where null.
+fn integers(
+    chunk: &Chunk<'_>,
+    budget: &mut u64,
+    name: &str,
+    rows: usize,
+) -> Result<Vec<Option<i64>>, String> {
+    let mut values = Vec::with_capacity(rows);
+    read::<Int64>(chunk, budget, name, |value| {
+        values.push(value);
+        Ok(())
+    })?;
+    Ok(values)
 }
