@@ -403,6 +403,8 @@ mod tests {
     fn parquet_sets_answer_as_their_json_references() {
         for (set, json) in [
             ("hdf5_single.parq", "kerchunk/hdf5_single.json"),
+            ("arrow_v2.parq", "kerchunk/hdf5_single.json"),
+            ("arrow_plain.parq", "kerchunk/hdf5_single.json"),
             ("combine_series.parq", "kerchunk/combine_series.json"),
             ("lazy_holes.parq", "parquet/lazy_holes.json"),
         ] {
@@ -445,7 +447,7 @@ mod tests {
             if set == "lazy_holes.parq" {
                 assert_eq!(kinds.get("whole"), Some(&1), "{kinds:?}");
             }
-            if set == "hdf5_single.parq" {
+            if set.starts_with("hdf5") || set.starts_with("arrow") {
                 assert!(kinds["inline"] > 0, "{kinds:?}");
             }
             // Each record file is read once and said valid.

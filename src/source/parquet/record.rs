@@ -75,6 +75,7 @@ impl Record {
     /// over [`MAX_DECODED_BYTES`].
     pub fn decode(bytes: Vec<u8>, record_size: u64) -> Result<Self, String> {
         let file_bytes = bytes.len() as u64;
+        super::thrift::check_footer(&bytes)?;
         let bytes = Bytes::from(bytes);
         let metadata = ParquetMetaDataReader::new()
             .parse_and_finish(&bytes)

@@ -130,6 +130,36 @@ pub fn page_header(data: &[u8]) -> Result<(PageHeader, usize), String> {
     ))
 }
 
+/// Walks the footer of the parquet file `file` (its `FileMetaData`) without keeping anything,
+/// so that the `parquet` crate parses only a footer whose structure is sound: its reader loops
+/// on every element a list claims, so a few bytes claiming billions of empty elements cost
+/// seconds of CPU (fuzzing found it). Here a collection may not claim more elements than bytes
+/// are left, nesting is bounded, and the walk is linear in the footer's size.
+///
+/// # Errors
+/// No footer, a footer length past the file, or a malformed footer.
+pub fn check_footer(file: &[u8]) -> Result<(), String> {
+    let tail = file
+        .len()
+        .checked_sub(8)
+        .map(|start| &file[start..])
+        .ok_or("shorter than a parquet footer")?;
+    if &tail[4..] != b"PAR1" {
+        return Err("no parquet footer (the file does not end with PAR1)".into());
+    }
+    let length = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+    let start = (file.len() - 8)
+        .checked_sub(length)
+        .ok_or("a footer longer than the file")?;
+    let mut input = Input {
+        data: &file[start..file.len() - 8],
+        pos: 0,
+    };
+    input
+        .skip(code::STRUCT, 0)
+        .map_err(|e| format!("a malformed footer: {}", e.replacen("a page header", "it", 1)))
+}
+
 /// `DataPageHeader`.
 fn data_page(input: &mut Input<'_>) -> Result<PageKind, String> {
     let (mut num_values, mut encoding, mut levels) = (None, None, None);
@@ -402,6 +432,36 @@ mod tests {
                 }
             );
         }
+    }
+
+    /// Real footers pass; one whose list claims more elements than it has bytes (which the
+    /// crate's parser would loop on) and files without a footer are refused.
+    #[test]
+    fn footers_are_walked_before_parsing() {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/parquet/hdf5_single.parq/air_temperature/refs.0.parq"
+        );
+        let good = std::fs::read(fixture).unwrap();
+        check_footer(&good).unwrap();
+        let mut bad = Vec::new();
+        field(&mut bad, 2, code::LIST);
+        bad.push(0xf1); // a list of booleans, its size as a varint
+        bad.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+        bad.push(code::STOP);
+        let footer = bad.len() as u32;
+        let mut file = b"PAR1".to_vec();
+        file.extend_from_slice(&bad);
+        file.extend_from_slice(&footer.to_le_bytes());
+        file.extend_from_slice(b"PAR1");
+        assert!(check_footer(&file).unwrap_err().contains("malformed footer"));
+        for short in [&b"PAR1"[..], b"", &good[..good.len() - 1]] {
+            assert!(check_footer(short).is_err());
+        }
+        let mut long = good.clone();
+        let at = long.len() - 8;
+        long[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(check_footer(&long).unwrap_err().contains("longer"));
     }
 
     #[test]
