@@ -122,6 +122,20 @@ impl ReferenceStream {
                 i += self.value_bytes(&bytes[i..])?;
                 continue;
             }
+            if self.state == State::Key && !self.escaped {
+                // A key's bytes up to its next quote or backslash, at once.
+                let rest = &bytes[i..];
+                let plain = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                if plain > 0 {
+                    if self.key.len() + plain > MAX_MEMBER_BYTES {
+                        return Err(too_large());
+                    }
+                    self.key.extend_from_slice(&rest[..plain]);
+                    i += plain;
+                    self.offset += plain as u64;
+                    continue;
+                }
+            }
             let byte = bytes[i];
             // A scalar value ends at its terminator, which is then read again as what follows.
             if self.step(byte)? {
@@ -168,7 +182,7 @@ impl ReferenceStream {
                 continue;
             }
             if self.in_string {
-                match bytes[n..].iter().position(|&b| b == b'"' || b == b'\\') {
+                match memchr::memchr2(b'"', b'\\', &bytes[n..]) {
                     None => n = bytes.len(),
                     Some(at) if bytes[n + at] == b'\\' => {
                         self.escaped = true;
