@@ -195,6 +195,21 @@ pub struct CacheBackends<P: Platform> {
     pub keys: CacheKeys,
 }
 
+impl<P: Platform> CacheBackends<P> {
+    /// Runs `write_back` on these backends ([`run_write_back`]).
+    ///
+    /// # Errors
+    /// The first index or storage failure, described.
+    pub async fn write_back(
+        &self,
+        write_back: WriteBack,
+        scope: &maintenance::EvictionScope<'_>,
+    ) -> Result<(), String> {
+        let (index, store, origin, clock) = (&self.index, &self.store, &self.origin, &self.clock);
+        run_write_back(write_back, index, store, origin, clock, scope).await
+    }
+}
+
 /// One key at a URL to read through the cache.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkRequest<'a> {

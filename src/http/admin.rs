@@ -11,7 +11,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::cache::maintenance::{remove_keys, scheduled_sweep, EvictionScope};
-use crate::cache::{read_chunk, run_write_back, CacheSource, ChunkRequest, WriteBack};
+use crate::cache::{read_chunk, CacheSource, ChunkRequest, WriteBack};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::http::context::{key_plan, origin_auth, Backends};
@@ -280,17 +280,8 @@ async fn matching_keys_cached<P: Platform>(
 ) -> Result<(Vec<(String, String, Option<ByteRange>)>, bool), Error> {
     let files = CachedFiles::new(config, backends, scope.token);
     let matched = matching_keys(source, request, limit, &files).await;
-    let cache = backends.cache;
     for write_back in files.into_write_backs() {
-        let _ = run_write_back(
-            write_back,
-            &cache.index,
-            &cache.store,
-            &cache.origin,
-            &cache.clock,
-            scope,
-        )
-        .await;
+        let _ = backends.cache.write_back(write_back, scope).await;
     }
     matched
 }
@@ -365,18 +356,7 @@ async fn warm<P: Platform>(
                         let stores = write_backs.iter().any(WriteBack::stores);
                         let mut failure = None;
                         for write_back in write_backs {
-                            let cache = backends.cache;
-                            let (index, store) = (&cache.index, &cache.store);
-                            if let Err(e) = run_write_back(
-                                write_back,
-                                index,
-                                store,
-                                &cache.origin,
-                                &cache.clock,
-                                scope,
-                            )
-                            .await
-                            {
+                            if let Err(e) = backends.cache.write_back(write_back, scope).await {
                                 failure = Some(e);
                             }
                         }

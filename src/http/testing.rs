@@ -186,14 +186,7 @@ pub fn request_with_body(
         total_evictions: crate::cache::maintenance::MAX_TOTAL_EVICTIONS,
     };
     for write_back in write_backs {
-        let outcome = block_on(run_write_back(
-            write_back,
-            &world.cache.index,
-            &world.cache.store,
-            &world.cache.origin,
-            &world.cache.clock,
-            &scope,
-        ));
+        let outcome = block_on(world.cache.write_back(write_back, &scope));
         // A world whose index or storage fails fails its write-backs, as the glue would log.
         if let Err(error) = outcome {
             assert!(world.write_backs_may_fail, "write-back: {error}");

@@ -155,9 +155,12 @@ pub fn check_footer(file: &[u8]) -> Result<(), String> {
         data: &file[start..file.len() - 8],
         pos: 0,
     };
-    input
-        .skip(code::STRUCT, 0)
-        .map_err(|e| format!("a malformed footer: {}", e.replacen("a page header", "it", 1)))
+    input.skip(code::STRUCT, 0).map_err(|e| {
+        format!(
+            "a malformed footer: {}",
+            e.replacen("a page header", "it", 1)
+        )
+    })
 }
 
 /// `DataPageHeader`.
@@ -449,12 +452,14 @@ mod tests {
         bad.push(0xf1); // a list of booleans, its size as a varint
         bad.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
         bad.push(code::STOP);
-        let footer = bad.len() as u32;
+        let footer = u32::try_from(bad.len()).unwrap();
         let mut file = b"PAR1".to_vec();
         file.extend_from_slice(&bad);
         file.extend_from_slice(&footer.to_le_bytes());
         file.extend_from_slice(b"PAR1");
-        assert!(check_footer(&file).unwrap_err().contains("malformed footer"));
+        assert!(check_footer(&file)
+            .unwrap_err()
+            .contains("malformed footer"));
         for short in [&b"PAR1"[..], b"", &good[..good.len() - 1]] {
             assert!(check_footer(short).is_err());
         }
