@@ -10,9 +10,7 @@ use std::fmt;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use serde::de::{
-    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::error::{LoadError, Place, Problem};
 use super::json::{Json, Minify};
@@ -51,21 +49,39 @@ pub(crate) fn parse(json: &[u8]) -> Result<Parsed, LoadError> {
     stream.finish()
 }
 
-/// Reads `unit`, a one-member object `{"key": value}` of references, into `builder`.
-pub(crate) fn references(builder: &mut Builder, unit: &[u8]) -> Result<(), LoadError> {
-    let mut de = serde_json::Deserializer::from_slice(unit);
-    let result = (&mut de)
-        .deserialize_map(RefsVisitor { b: &mut *builder })
+/// Reads one reference into `builder`: `key` is its key's JSON text (quotes included), `value`
+/// the JSON text of its value, both as they lie in the document.
+pub(crate) fn reference(builder: &mut Builder, key: &[u8], value: &[u8]) -> Result<(), LoadError> {
+    let json_error = |e: serde_json::Error, builder: &Builder| {
+        let near = if builder.key.is_empty() {
+            String::new()
+        } else {
+            format!(" (near key {:?})", builder.key)
+        };
+        LoadError::new(Place::Document, Problem::Json(format!("{e}{near}")))
+    };
+    // Most keys have no escapes: their text between the quotes is the key.
+    builder.key.clear();
+    let plain = key
+        .strip_prefix(b"\"")
+        .and_then(|k| k.strip_suffix(b"\""))
+        .filter(|k| !k.iter().any(|&b| b == b'\\' || b < 0x20))
+        .and_then(|k| std::str::from_utf8(k).ok());
+    if let Some(plain) = plain {
+        builder.key.push_str(plain);
+    } else {
+        let decoded: String = serde_json::from_slice(key).map_err(|e| json_error(e, builder))?;
+        builder.key = decoded;
+    }
+    let mut de = serde_json::Deserializer::from_slice(value);
+    let result = ValueSeed { b: &mut *builder }
+        .deserialize(&mut de)
         .and_then(|()| de.end());
     result.map_err(|e| {
-        builder.error.take().unwrap_or_else(|| {
-            let near = if builder.key.is_empty() {
-                String::new()
-            } else {
-                format!(" (near key {:?})", builder.key)
-            };
-            LoadError::new(Place::Document, Problem::Json(format!("{e}{near}")))
-        })
+        builder
+            .error
+            .take()
+            .unwrap_or_else(|| json_error(e, builder))
     })
 }
 
@@ -259,55 +275,6 @@ impl Builder {
             None => self.last_url = Some((url.to_owned(), index)),
         }
         Ok(index)
-    }
-}
-
-/// An object of references: one reference of `refs` (or of a version-0 document) at a time.
-struct RefsVisitor<'b> {
-    b: &'b mut Builder,
-}
-
-impl<'de> Visitor<'de> for RefsVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object of references")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map
-            .next_key_seed(KeySeed {
-                key: &mut self.b.key,
-            })?
-            .is_some()
-        {
-            map.next_value_seed(ValueSeed { b: &mut *self.b })?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads a key into the reused `String`.
-struct KeySeed<'a> {
-    key: &'a mut String,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for KeySeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.key.clear();
-        self.key.push_str(v);
-        Ok(())
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! A byte scanner splits the document into its top-level members and, inside `refs` (or at the
 //! top level of a version-0 document), into single `"key": value` references; each reference is
-//! handed to the serde visitors of `super::parse` on its own, as the one-member object
-//! `{"key": value}`. Only the reference being read (and `templates`/`gen`, which are small) is
-//! buffered, so memory is the compact store plus one reference, whatever the document's size.
+//! handed to the serde visitors of `super::parse` on its own. A value that lies within one fed
+//! piece is parsed where it lies; only one cut by a piece boundary (and `templates`/`gen`, which
+//! are small) is buffered, so memory is the compact store plus one reference, whatever the
+//! document's size.
 //!
 //! The version is decided by the first top-level member, as kerchunk writes it: `version`,
 //! `refs`, `templates` or `gen` first is version 1 (other members then are ignored, as fsspec
@@ -46,7 +47,7 @@ enum Level {
 /// What the member being read is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Member {
-    /// A reference: handed to the visitors as `{"key": value}`.
+    /// A reference: its key and value handed to the visitors.
     Reference,
     /// `version`, `templates` or `gen`: kept whole, then read.
     Kept,
@@ -60,6 +61,7 @@ pub const MAX_MEMBER_BYTES: usize = 64 * 1024 * 1024;
 /// A kerchunk reference document read incrementally: [`feed`](Self::feed) its bytes in any
 /// pieces, then hand it to [`References::from_stream`](super::References::from_stream).
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // the scanner's states, each a flag of the byte loop
 pub struct ReferenceStream {
     builder: Builder,
     state: State,
@@ -68,8 +70,11 @@ pub struct ReferenceStream {
     version: Option<Version>,
     /// The current key (its JSON text, quotes included).
     key: Vec<u8>,
-    /// The current member: `{"key":value` for a reference, the value for a kept one.
+    /// The current value's bytes from earlier pieces (empty while it lies in the current one).
     unit: Vec<u8>,
+    /// Whether the current value began in the piece being read (then, if it also ends there,
+    /// it is parsed in place, not copied).
+    started_here: bool,
     /// Nesting inside the current value; string state.
     depth: u32,
     in_string: bool,
@@ -97,6 +102,7 @@ impl ReferenceStream {
             version: None,
             key: Vec::new(),
             unit: Vec::new(),
+            started_here: false,
             depth: 0,
             in_string: false,
             escaped: false,
@@ -216,10 +222,21 @@ impl ReferenceStream {
             n += 1;
         };
         let taken = end.unwrap_or(bytes.len());
-        self.extend(&bytes[..taken])?;
         self.offset += taken as u64;
-        if end.is_some() {
-            self.end_value()?;
+        if end.is_some() && self.started_here {
+            // The whole value is in this piece: read where it lies.
+            self.started_here = false;
+            self.check_size(taken)?;
+            self.end_value(&bytes[..taken])?;
+        } else {
+            self.started_here = false;
+            self.extend(&bytes[..taken])?;
+            if end.is_some() {
+                let unit = std::mem::take(&mut self.unit);
+                let ended = self.end_value(&unit);
+                self.unit = unit;
+                ended?;
+            }
         }
         Ok(taken)
     }
@@ -257,7 +274,8 @@ impl ReferenceStream {
             }
             State::Colon if byte == b':' => self.state = State::ValueStart,
             State::Colon => return Err(self.json_error("expected ':' after a key")),
-            State::ValueStart => self.start_value(byte)?,
+            // A value's first byte is read again, by `value_bytes`.
+            State::ValueStart => return self.start_value(byte),
             State::AfterValue if byte == b',' => self.state = State::ExpectKey { first: false },
             State::AfterValue if byte == b'}' => self.close_object(),
             State::AfterValue => return Err(self.json_error("expected ',' or '}'")),
@@ -278,8 +296,9 @@ impl ReferenceStream {
         }
     }
 
-    /// The first byte of a value: decides what the member is.
-    fn start_value(&mut self, byte: u8) -> Result<(), LoadError> {
+    /// The first byte of a value: decides what the member is. Returns whether the byte was
+    /// consumed (`refs` opening); else `value_bytes` reads it as the value's first.
+    fn start_value(&mut self, byte: u8) -> Result<bool, LoadError> {
         self.unit.clear();
         self.depth = 0;
         self.in_string = false;
@@ -299,7 +318,7 @@ impl ReferenceStream {
                     self.version = Some(Version::One);
                     self.level = Level::Refs;
                     self.state = State::ExpectKey { first: true };
-                    return Ok(());
+                    return Ok(true);
                 }
                 ("refs", Some(Version::One)) => {
                     return Err(LoadError::new(
@@ -319,18 +338,9 @@ impl ReferenceStream {
                 (_, None | Some(Version::Zero)) => self.version = Some(Version::Zero),
             }
         }
-        if self.member == Member::Reference {
-            self.unit.push(b'{');
-            self.unit.extend_from_slice(&self.key);
-            self.unit.push(b':');
-        }
         self.state = State::Value;
-        match byte {
-            b'"' => self.in_string = true,
-            b'{' | b'[' => self.depth = 1,
-            _ => {}
-        }
-        self.push(byte)
+        self.started_here = true;
+        Ok(false)
     }
 
     /// Appends bytes of the member (an ignored one is skipped, not kept).
@@ -338,37 +348,28 @@ impl ReferenceStream {
         if self.member == Member::Ignored {
             return Ok(());
         }
-        if self.unit.len() + bytes.len() > MAX_MEMBER_BYTES {
-            return Err(too_large());
-        }
+        self.check_size(self.unit.len() + bytes.len())?;
         self.unit.extend_from_slice(bytes);
         Ok(())
     }
 
-    /// Appends a byte of the member (an ignored one is skipped, not kept).
-    fn push(&mut self, byte: u8) -> Result<(), LoadError> {
-        if self.member == Member::Ignored {
-            return Ok(());
-        }
-        if self.unit.len() >= MAX_MEMBER_BYTES {
+    /// Refuses a member of more than [`MAX_MEMBER_BYTES`] (an ignored one is not kept).
+    fn check_size(&self, bytes: usize) -> Result<(), LoadError> {
+        if self.member != Member::Ignored && bytes > MAX_MEMBER_BYTES {
             return Err(too_large());
         }
-        self.unit.push(byte);
         Ok(())
     }
 
-    /// A whole member was read: hand it on.
-    fn end_value(&mut self) -> Result<(), LoadError> {
+    /// A whole member was read (`value`, its value's JSON text): hand it on.
+    fn end_value(&mut self, value: &[u8]) -> Result<(), LoadError> {
         self.state = State::AfterValue;
         match self.member {
             Member::Ignored => Ok(()),
-            Member::Reference => {
-                self.unit.push(b'}');
-                parse::references(&mut self.builder, &self.unit)
-            }
+            Member::Reference => parse::reference(&mut self.builder, &self.key, value),
             Member::Kept => {
                 let key = self.key_text()?;
-                let value: Json = serde_json::from_slice(&self.unit).map_err(|e| {
+                let value: Json = serde_json::from_slice(value).map_err(|e| {
                     LoadError::new(Place::Document, Problem::Json(format!("{key}: {e}")))
                 })?;
                 match key.as_str() {
