@@ -74,7 +74,6 @@ impl Record {
     /// type, more rows than `record_size`, an unsupported compression, a declared decoded size
     /// over [`MAX_DECODED_BYTES`].
     pub fn decode(bytes: Vec<u8>, record_size: u64) -> Result<Self, String> {
-        let file_bytes = bytes.len() as u64;
         super::thrift::check_footer(&bytes)?;
         let bytes = Bytes::from(bytes);
         let metadata = ParquetMetaDataReader::new()
@@ -111,33 +110,17 @@ impl Record {
         }
         let mut declared: u64 = 0;
         for group in metadata.row_groups() {
-            for chunk in group.columns() {
-                // Checked here so that every chunk read later lies inside the file.
-                let start = chunk
-                    .dictionary_page_offset()
-                    .unwrap_or(chunk.data_page_offset());
-                let inside = u64::try_from(start)
-                    .ok()
-                    .zip(u64::try_from(chunk.compressed_size()).ok())
-                    .and_then(|(start, length)| start.checked_add(length))
-                    .is_some_and(|end| end <= file_bytes);
-                if !inside || chunk.uncompressed_size() < 0 || chunk.num_values() < 0 {
+            for column in group.columns() {
+                // Every chunk is checked before anything is decompressed: inside the file, a
+                // supported codec, a flat column, sizes that are not negative.
+                chunk(&bytes, column, 0)?;
+                if column.uncompressed_size() < 0 || column.num_values() < 0 {
                     return Err(format!(
-                        "column {} declares a chunk outside the file",
-                        chunk.column_descr().name()
+                        "column {} declares a negative size",
+                        column.column_descr().name()
                     ));
                 }
-                match chunk.compression() {
-                    Compression::UNCOMPRESSED | Compression::SNAPPY | Compression::ZSTD(_) => {}
-                    other => {
-                        return Err(format!(
-                            "column {} is compressed with {other}: only zstd and snappy \
-                             (what kerchunk and fastparquet write) are supported",
-                            chunk.column_descr().name()
-                        ))
-                    }
-                }
-                let size = u64::try_from(chunk.uncompressed_size()).unwrap_or(u64::MAX);
+                let size = u64::try_from(column.uncompressed_size()).unwrap_or(u64::MAX);
                 declared = declared.saturating_add(size);
             }
         }
@@ -345,8 +328,10 @@ struct Columns {
     raw: usize,
 }
 
-/// Column `meta`'s chunk of a row group of `rows` rows in `file` (its range already checked
-/// inside the file).
+/// Column `meta`'s chunk of a row group of `rows` rows in `file`.
+///
+/// # Errors
+/// A chunk outside the file, an unsupported codec, a nested column.
 fn chunk<'a>(file: &'a [u8], meta: &ColumnChunkMetaData, rows: usize) -> Result<Chunk<'a>, String> {
     let name = meta.column_descr().name();
     let start = meta
@@ -361,7 +346,12 @@ fn chunk<'a>(file: &'a [u8], meta: &ColumnChunkMetaData, rows: usize) -> Result<
         Compression::UNCOMPRESSED => Codec::Uncompressed,
         Compression::SNAPPY => Codec::Snappy,
         Compression::ZSTD(_) => Codec::Zstd,
-        other => return Err(format!("column {name:?} is compressed with {other}")),
+        other => {
+            return Err(format!(
+                "column {name:?} is compressed with {other}: only zstd and snappy (what kerchunk \
+                 and fastparquet write) are supported"
+            ))
+        }
     };
     let descr = meta.column_descr();
     if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
