@@ -41,8 +41,12 @@ use zarr_edge_cache::upstash::{decode_single, Command, HttpCall, Value};
 const DEADLINE: Duration = Duration::from_secs(20);
 /// The cron of `wrangler.toml`, as `/__scheduled` takes it.
 const CRON_PATH: &str = "/__scheduled?cron=*/15+*+*+*+*";
-/// The slow proxy's added latency (`scripts/test`).
-const SLOW_MS: u64 = 400;
+/// The slow proxy's added latency, ms (`scripts/test` sets it).
+fn slow_ms() -> u64 {
+    stack_var("ZEC_SLOW_ORIGIN_MS")
+        .parse()
+        .expect("ZEC_SLOW_ORIGIN_MS is a number of ms")
+}
 
 /// Sweeps act on every dataset: tests that run one hold this exclusively, the others share it.
 static SWEEPS: RwLock<()> = RwLock::new(());
@@ -739,7 +743,7 @@ fn cost_keeps_what_is_slow_to_fetch() {
     for key in [x, y] {
         let fetch_ms = uint(&cached[key], "fetch_ms");
         assert!(
-            fetch_ms >= SLOW_MS,
+            fetch_ms >= slow_ms(),
             "{key} came through the slow proxy: fetch_ms {fetch_ms}"
         );
     }
@@ -752,7 +756,7 @@ fn assert_fast_entries_are_cheap(s: &Scenario, slow: &str, fast: &[(&str, u64)])
     let cached = cached_keys(s.id);
     let fetch = |key: &str| uint(&cached[key], "fetch_ms").max(1);
     assert!(
-        fetch(slow) >= SLOW_MS,
+        fetch(slow) >= slow_ms(),
         "{slow} came through the slow proxy: {}",
         cached[slow]
     );
@@ -848,7 +852,7 @@ fn admission_by_fetch_time() {
         .expect("a fast chunk");
     let mut s = Scenario::register(
         "cm-admit-slow",
-        json!({"admission": {"min_fetch_ms": SLOW_MS / 2}}),
+        json!({"admission": {"min_fetch_ms": slow_ms() / 2}}),
     );
     s.read_not_admitted(fast);
     s.read(slow, MISS);
@@ -859,7 +863,7 @@ fn admission_by_fetch_time() {
     s.settle(&[slow]);
     assert_eq!(s.chunk(slow).origin_requests(), 1);
     let fetch_ms = uint(&cached_keys("cm-admit-slow")[slow.as_str()], "fetch_ms");
-    assert!(fetch_ms >= SLOW_MS / 2, "fetch_ms {fetch_ms}");
+    assert!(fetch_ms >= slow_ms() / 2, "fetch_ms {fetch_ms}");
 }
 
 // ---------------------------------------------------------------------------------------------
