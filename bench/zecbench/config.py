@@ -96,9 +96,13 @@ CONFIGS = {c.name: c for c in (FULL, SMOKE)}
 
 def with_env(config: Config) -> Config:
     """`config` with the parquet set's size taken from ZEC_BENCH_BIGREFS_CHUNKS and
-    ZEC_BENCH_BIGREFS_RECORD_SIZE when set (e.g. the smoke run over the full run's 10M chunks)."""
-    changes = {}
+    ZEC_BENCH_BIGREFS_RECORD_SIZE, and the synthetic JSON sets' sizes from ZEC_BENCH_SYNTH_REFS
+    (comma-separated), when set (e.g. the smoke run over the full run's 10M chunks, or over the
+    1M JSON set)."""
+    changes: dict = {}
     for name, var in (("bigrefs_chunks", "ZEC_BENCH_BIGREFS_CHUNKS"), ("bigrefs_record_size", "ZEC_BENCH_BIGREFS_RECORD_SIZE")):
         if os.environ.get(var):
             changes[name] = int(os.environ[var])
+    if os.environ.get("ZEC_BENCH_SYNTH_REFS"):
+        changes["synth_refs"] = tuple(int(n) for n in os.environ["ZEC_BENCH_SYNTH_REFS"].split(","))
     return replace(config, **changes) if changes else config

@@ -157,6 +157,11 @@ def workerd_pid(groups: ProcessGroups, port: int) -> int | None:
     return next((pid for pid, role in workerd_roles(groups, port).items() if role == "workerd runtime"), None)
 
 
+def workerd_pids_of(groups: ProcessGroups, name: str) -> list[int]:
+    """The workerd processes of the process group `name` (bench/serve_workerd.mjs runs one)."""
+    return [pid for pid in groups.pids_of(name) if "workerd" in cmdline(pid).split(" ", 1)[0]]
+
+
 def cpu_by_role(roles: dict[int, str]) -> dict[str, float]:
     out = Counter()
     for pid, role in roles.items():

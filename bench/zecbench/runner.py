@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 S3_COLD = "worker cold (MISS), S3 storage"
 S3_WARM = "worker warm (HIT), S3 storage"
+# the warm pass in the production-like runtime (bench/serve_workerd.mjs)
+PROD_WARM = "workerd warm (HIT), no dev proxy"
 XW_COLD = "worker fronting xpublish, cold (MISS)"
 XW_WARM = "worker fronting xpublish, warm (HIT)"
 # Row order of the tables, and what each reader must see.
@@ -43,6 +45,8 @@ READERS = [
     ("worker cold (MISS)", "the worker under wrangler dev, fresh alias: every chunk a MISS (origin fetch, then R2 put + index write)"),
     (S3_COLD, "a second worker whose chunk store is S3 (s3s-fs, SigV4), fresh alias of its own: every chunk a MISS (origin fetch, then S3 PUT + index write)"),
     ("worker warm (HIT)", "the same alias again: every chunk a HIT (index EVAL + R2 read), edge tier off"),
+    (PROD_WARM, "the same alias, the same build in workerd through Miniflare's API (bench/serve_workerd.mjs: "
+                "no wrangler dev proxy or inspector), as production runs it; same index and local R2"),
     (S3_WARM, "the S3-storage worker's alias again: every chunk a HIT (index EVAL + S3 GET), edge tier off"),
     ("worker warm, edge on (EDGE)", "an alias with edge_ttl_seconds=600, read after a populating pass: the Workers Cache API answers"),
     ("ReferenceFileSystem", "fsspec ReferenceFileSystem (async, one _cat_file per chunk) straight from the origin"),
@@ -72,7 +76,7 @@ PARQUET_SAMPLING_US = 50  # the same, for the parquet set's warm lookups (a few 
 CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
 NOISE_SHARE = 0.15  # a pass is noisy when processes outside the benchmark use more of the cores
 # the process groups bench/run spawned (scripts/lib.sh names): worker_s3 is the S3-storage worker, s3 s3s-fs
-STACK = ["worker", "worker_s3", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
+STACK = ["worker", "worker_s3", "prod", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
 
 
 class SampleMismatch(Exception):
@@ -121,6 +125,8 @@ class Stack:
     worker_s3_port: int
     inspector_s3_port: int
     s3_dir: Path
+    # the same build in workerd through Miniflare's API: production-like, no dev proxy (optional)
+    worker_prod: str | None = None
 
 
 class Bench:
@@ -412,6 +418,11 @@ class Bench:
                                repeatable=False)
             await self.measure(profile, "worker warm (HIT)", c, items, self.http(c),
                                {"x_cache": "HIT", "origin_requests": (0, 0)})
+            if self.stack.worker_prod:
+                # The same warm pass in the production-like runtime (same index and local R2).
+                await self.warm_up(f"{self.stack.worker_prod}/zarr/{alias}/.zmetadata", "workerd references")
+                await self.measure(profile, PROD_WARM, c, self.items_http(f"{self.stack.worker_prod}/zarr/{alias}"),
+                                   self.http(c), {"x_cache": "HIT", "origin_requests": (0, 0)})
 
         # The same passes through the second worker, whose chunk store is S3 (s3s-fs), on aliases
         # of its own: a cold pass writes one object per chunk to the bucket, a warm one none.
@@ -684,23 +695,28 @@ class Bench:
     async def json_ref_loading(self) -> list[dict]:
         """The JSON sets: the first request for a chunk key (read and parse the references, then
         the chunk's origin fetch: a MISS), timed, with workerd's RSS; then warm `.zgroup` reads."""
-        pid = probes.workerd_pid(self.groups, self.stack.worker_port)
+        runtimes = [("wrangler dev", self.stack.worker, probes.workerd_pid(self.groups, self.stack.worker_port))]
+        if self.stack.worker_prod:
+            # Its own isolate, process and keys: its loads and memory are its own.
+            runtimes.append(("workerd", self.stack.worker_prod,
+                             next(iter(probes.workerd_pids_of(self.groups, "prod")), None)))
         rows = []
-        cases = [(s, source) for source in ("r2", "origin") for s in self.manifest["synth"]]
-        for k, (s, source) in enumerate(cases):
+        cases = [(runtime, s, source) for runtime in runtimes for source in ("r2", "origin")
+                 for s in self.manifest["synth"]]
+        for k, ((runtime, base, pid), s, source) in enumerate(cases):
             dataset = s["r2_id"] if source == "r2" else s["id"]
             # a chunk of its own per row (the k-th reference: a range no other row reads), so every
             # first read is a MISS; the sets' references are the same, whatever their size
             key = f"temp/0.0.{k}"
             row = {"refs": s["n"], "source": source, "dataset": dataset, "json_mb": round(s["json_bytes"] / 1e6, 1),
-                   "first_key": key}
-            log(f"reference loading: {s['n']:,} references ({row['json_mb']} MB JSON) from "
+                   "first_key": key, "runtime": runtime}
+            log(f"reference loading ({runtime}): {s['n']:,} references ({row['json_mb']} MB JSON) from "
                 + ("R2" if source == "r2" else "the origin") + f", first request {key}")
-            first, body = await self.first_read(f"{self.stack.worker}/zarr/{dataset}/{key}", pid)
+            first, body = await self.first_read(f"{base}/zarr/{dataset}/{key}", pid)
             row.update(first)
             if row["status"] == 200 and len(body) != data.synth_length(k):
                 row["error"] = f"{key}: {len(body)} bytes, expected {data.synth_length(k)}"
-            url = f"{self.stack.worker}/zarr/{dataset}/.zgroup"
+            url = f"{base}/zarr/{dataset}/.zgroup"
             warm = []
             if row["status"] == 200:
                 for _ in range(7):
@@ -714,7 +730,8 @@ class Bench:
             log(f"  status {row['status']} ({row.get('x_cache')}), first chunk {row['first_ms']} ms, "
                 f"warm .zgroup {row['warm_ms']} ms, workerd RSS +{row.get('workerd_rss_peak_delta_mb')} MB peak")
             rows.append(row)
-            row["inspector_drained_mb"] = round(await self.drain() / 1e6, 2)
+            if runtime == "wrangler dev":
+                row["inspector_drained_mb"] = round(await self.drain() / 1e6, 2)
         return rows
 
     # ------------------------------------------------------------------ parquet references

@@ -52,15 +52,45 @@ pub(crate) fn parse(json: &[u8]) -> Result<Parsed, LoadError> {
 /// Reads one reference into `builder`: `key` is its key's JSON text (quotes included), `value`
 /// the JSON text of its value, both as they lie in the document.
 pub(crate) fn reference(builder: &mut Builder, key: &[u8], value: &[u8]) -> Result<(), LoadError> {
-    let json_error = |e: serde_json::Error, builder: &Builder| {
-        let near = if builder.key.is_empty() {
-            String::new()
-        } else {
-            format!(" (near key {:?})", builder.key)
-        };
-        LoadError::new(Place::Document, Problem::Json(format!("{e}{near}")))
-    };
-    // Most keys have no escapes: their text between the quotes is the key.
+    if let Some(list) = simple_list(value).filter(|list| list.len == value.len()) {
+        return simple_reference(builder, key, &list);
+    }
+    by_serde(builder, key, value)
+}
+
+/// Reads one reference with serde's parser and visitors: every spelling, every error.
+fn by_serde(builder: &mut Builder, key: &[u8], value: &[u8]) -> Result<(), LoadError> {
+    set_key(builder, key)?;
+    let mut de = serde_json::Deserializer::from_slice(value);
+    let result = ValueSeed { b: &mut *builder }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    result.map_err(|e| {
+        builder
+            .error
+            .take()
+            .unwrap_or_else(|| json_error(&e, builder))
+    })
+}
+
+/// Reads one reference whose value [`simple_list`] has read.
+pub(crate) fn simple_reference(
+    builder: &mut Builder,
+    key: &[u8],
+    list: &SimpleList<'_>,
+) -> Result<(), LoadError> {
+    set_key(builder, key)?;
+    builder.push_list::<serde_json::Error>(list).map_err(|e| {
+        builder
+            .error
+            .take()
+            .unwrap_or_else(|| json_error(&e, builder))
+    })
+}
+
+/// Decodes a key's JSON text into `builder.key`. Most keys have no escapes: their text between
+/// the quotes is the key.
+fn set_key(builder: &mut Builder, key: &[u8]) -> Result<(), LoadError> {
     builder.key.clear();
     let plain = key
         .strip_prefix(b"\"")
@@ -70,19 +100,105 @@ pub(crate) fn reference(builder: &mut Builder, key: &[u8], value: &[u8]) -> Resu
     if let Some(plain) = plain {
         builder.key.push_str(plain);
     } else {
-        let decoded: String = serde_json::from_slice(key).map_err(|e| json_error(e, builder))?;
+        let decoded: String = serde_json::from_slice(key).map_err(|e| json_error(&e, builder))?;
         builder.key = decoded;
     }
-    let mut de = serde_json::Deserializer::from_slice(value);
-    let result = ValueSeed { b: &mut *builder }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
-    result.map_err(|e| {
-        builder
-            .error
-            .take()
-            .unwrap_or_else(|| json_error(e, builder))
+    Ok(())
+}
+
+fn json_error(e: &serde_json::Error, builder: &Builder) -> LoadError {
+    let near = if builder.key.is_empty() {
+        String::new()
+    } else {
+        format!(" (near key {:?})", builder.key)
+    };
+    LoadError::new(Place::Document, Problem::Json(format!("{e}{near}")))
+}
+
+/// A list reference in its common spelling, read without serde: `["url"]` or
+/// `["url", offset, length]` with a URL free of escapes and plain decimal integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SimpleList<'a> {
+    url: &'a str,
+    range: Option<(u64, u64)>,
+    /// The bytes the list takes, from its `[` to its `]`.
+    pub(crate) len: usize,
+}
+
+/// Reads a list reference at the start of `bytes` when it is spelled simply (see
+/// [`SimpleList`]); `None` for anything else (another value, an escape, a float, an integer with
+/// a leading zero or beyond 64 bits, an overflowing range, a list cut short), which serde then
+/// reads, with its precise error where there is one.
+pub(crate) fn simple_list(bytes: &[u8]) -> Option<SimpleList<'_>> {
+    let mut at = skip_space(bytes, 1);
+    if bytes.first() != Some(&b'[') || bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let rest = bytes.get(at + 1..)?;
+    let close = memchr::memchr2(b'"', b'\\', rest)?;
+    let raw = rest.get(..close)?;
+    if rest.get(close) != Some(&b'"') || raw.iter().any(|&b| b < 0x20) {
+        return None;
+    }
+    let url = std::str::from_utf8(raw).ok()?;
+    at = skip_space(bytes, at + 1 + close + 1);
+    let range = match bytes.get(at)? {
+        b']' => None,
+        b',' => {
+            let (offset, next) = integer(bytes, skip_space(bytes, at + 1))?;
+            at = skip_space(bytes, next);
+            if bytes.get(at) != Some(&b',') {
+                return None;
+            }
+            let (length, next) = integer(bytes, skip_space(bytes, at + 1))?;
+            at = skip_space(bytes, next);
+            if bytes.get(at) != Some(&b']') {
+                return None;
+            }
+            offset.checked_add(length)?;
+            Some((offset, length))
+        }
+        _ => return None,
+    };
+    Some(SimpleList {
+        url,
+        range,
+        len: at + 1,
     })
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes
+        .get(at)
+        .is_some_and(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        at += 1;
+    }
+    at
+}
+
+/// A JSON integer of plain digits (no sign, no leading zero, no fraction or exponent) that fits
+/// 64 bits, and the position after it.
+fn integer(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
+    let digits = bytes
+        .get(start..)?
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let end = start + digits;
+    if digits == 0
+        || (digits > 1 && bytes.get(start) == Some(&b'0'))
+        || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    let mut value = 0u64;
+    for &digit in bytes.get(start..end)? {
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+    }
+    Some((value, end))
 }
 
 /// What `builder` read, as a document of `version`.
@@ -218,6 +334,19 @@ impl Builder {
                 Problem::TooLarge("more than 4 GiB of references".into()),
             )),
         }
+    }
+
+    /// Stores a reference read by [`simple_list`] under the current key.
+    pub(crate) fn push_list<E: de::Error>(&mut self, list: &SimpleList<'_>) -> Result<(), E> {
+        let url = self.intern(list.url)?;
+        self.push(match list.range {
+            Some((offset, length)) => Value::Range {
+                url,
+                offset,
+                length,
+            },
+            None => Value::Whole { url },
+        })
     }
 
     fn push_str<E: de::Error>(&mut self, s: &str) -> Result<(), E> {
@@ -487,6 +616,58 @@ impl<'de> Visitor<'de> for IntSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The list references read without serde read as serde reads them; every spelling it
+    /// does not take (escapes, floats, signs, leading zeros, 64-bit overflow, extra elements,
+    /// cut short) goes to serde, whose answer, value or error, is then the answer.
+    #[test]
+    fn simple_lists_read_as_serde_reads_them() {
+        let big = u64::MAX;
+        let cases = [
+            r#"["s3://b/f.nc", 1, 2]"#.to_owned(),
+            r#"[ "u" ,0,0 ]"#.to_owned(),
+            "[\"u\"\n,\t10\r,\n20]".to_owned(),
+            r#"["u"]"#.to_owned(),
+            r#"[ "u" ]"#.to_owned(),
+            r#"["h\u00e9/f", 1, 2]"#.to_owned(),
+            r#"["h\/f", 1, 2]"#.to_owned(),
+            r#"["hé/f", 1, 2]"#.to_owned(),
+            format!(r#"["u", {big}, 0]"#),
+            format!(r#"["u", {big}, 1]"#),
+            r#"["u", 18446744073709551616, 1]"#.to_owned(),
+            r#"["u", 01, 2]"#.to_owned(),
+            r#"["u", 1.0, 2]"#.to_owned(),
+            r#"["u", 1e3, 2]"#.to_owned(),
+            r#"["u", -1, 2]"#.to_owned(),
+            r#"["u", 1, 2, 3]"#.to_owned(),
+            r#"["u", 1]"#.to_owned(),
+            r#"["u", 1, "2"]"#.to_owned(),
+            r#"["u", 1, 2"#.to_owned(),
+            r#"["u"#.to_owned(),
+            "[1, 2, 3]".to_owned(),
+            "[\"a\u{1}b\", 1, 2]".to_owned(),
+            "[]".to_owned(),
+        ];
+        for case in cases {
+            let read = |serde_only: bool| {
+                let mut b = Builder::new();
+                let result = if serde_only {
+                    by_serde(&mut b, br#""k/0""#, case.as_bytes())
+                } else {
+                    reference(&mut b, br#""k/0""#, case.as_bytes())
+                };
+                result.map_err(|e| e.to_string()).map(|()| {
+                    let parsed = finish(b, Version::One).unwrap();
+                    let records = parsed.records.finish();
+                    (format!("{:?}", records.get("k/0")), parsed.urls)
+                })
+            };
+            assert_eq!(read(false), read(true), "{case}");
+        }
+        assert!(simple_list(br#"["u", 1, 2] tail"#).is_some_and(|l| l.len == 11));
+        assert!(simple_list(br#"["u", 1, 2, 3]"#).is_none());
+        assert!(simple_list(br#"["u", 01, 2]"#).is_none());
+    }
 
     /// The version comes from the `version` member wherever it is; absent or null is 0.
     #[test]

@@ -177,6 +177,17 @@ impl ReferenceStream {
     /// Reads bytes of a value; returns how many it took. The value's end is found first and
     /// its bytes copied at once (strings are skipped to their next quote or backslash).
     fn value_bytes(&mut self, bytes: &[u8]) -> Result<usize, LoadError> {
+        if self.started_here && self.member == Member::Reference && bytes.first() == Some(&b'[') {
+            // Most references are `["url", offset, length]`: read at once, end and value both.
+            if let Some(list) = parse::simple_list(bytes) {
+                self.started_here = false;
+                self.offset += list.len as u64;
+                self.check_size(list.len)?;
+                self.state = State::AfterValue;
+                parse::simple_reference(&mut self.builder, &self.key, &list)?;
+                return Ok(list.len);
+            }
+        }
         let mut n = 0;
         let end = loop {
             if n >= bytes.len() {

@@ -1,0 +1,41 @@
+// The built worker in workerd as production runs it: through Miniflare's API, with no wrangler
+// dev proxy, ProxyWorker or inspector in front of it (see bench/README.md, "Runtimes").
+//
+//   node bench/serve_workerd.mjs CONFIG.json
+//
+// CONFIG (written by bench/zecbench/runtime.py from wrangler.toml and the worker's vars file):
+//   {"script": ".../build/index.js", "compatibility_date": "...", "port": N,
+//    "bindings": {NAME: "text"}, "r2_buckets": {BINDING: "bucket"}, "persist_to": "..."}
+// `persist_to` is the directory given to `wrangler dev --persist-to`: local R2 is shared with
+// the wrangler dev workers of the same run.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Miniflare, Log, LogLevel } from "miniflare";
+
+const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const script = path.resolve(config.script);
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port: config.port,
+  log: new Log(LogLevel.WARN),
+  // No request.cf from the network (this machine has none): a fixed placeholder.
+  cf: false,
+  modules: true,
+  scriptPath: script,
+  modulesRoot: path.dirname(script),
+  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+  compatibilityDate: config.compatibility_date,
+  bindings: config.bindings,
+  r2Buckets: config.r2_buckets,
+  // wrangler keeps each simulator's state under <persist-to>/v3/<kind>.
+  r2Persist: path.join(config.persist_to, "v3", "r2"),
+  cachePersist: path.join(config.persist_to, "v3", "cache"),
+});
+const url = await mf.ready;
+console.log(`workerd (Miniflare API, no dev proxy) ready at ${url}`);
+const stop = async () => {
+  await mf.dispose();
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
