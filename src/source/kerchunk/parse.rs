@@ -65,12 +65,7 @@ fn by_serde(builder: &mut Builder, key: &[u8], value: &[u8]) -> Result<(), LoadE
     let result = ValueSeed { b: &mut *builder }
         .deserialize(&mut de)
         .and_then(|()| de.end());
-    result.map_err(|e| {
-        builder
-            .error
-            .take()
-            .unwrap_or_else(|| json_error(&e, builder))
-    })
+    result.map_err(|e| failed(builder, &e))
 }
 
 /// Reads one reference whose value [`simple_list`] has read.
@@ -80,12 +75,17 @@ pub(crate) fn simple_reference(
     list: &SimpleList<'_>,
 ) -> Result<(), LoadError> {
     set_key(builder, key)?;
-    builder.push_list::<serde_json::Error>(list).map_err(|e| {
-        builder
-            .error
-            .take()
-            .unwrap_or_else(|| json_error(&e, builder))
-    })
+    builder
+        .push_list::<serde_json::Error>(list)
+        .map_err(|e| failed(builder, &e))
+}
+
+/// The error of a reference that failed: the visitors' precise one, else serde's.
+fn failed(builder: &mut Builder, e: &serde_json::Error) -> LoadError {
+    builder
+        .error
+        .take()
+        .unwrap_or_else(|| json_error(e, builder))
 }
 
 /// Decodes a key's JSON text into `builder.key`. Most keys have no escapes: their text between
