@@ -16,7 +16,7 @@ use zarr_edge_cache::clock::Clock;
 use zarr_edge_cache::origin::sigv4::Credentials;
 use zarr_edge_cache::store::contract::{run, CASES};
 use zarr_edge_cache::store::s3::{S3Answer, S3Config, S3Request, S3Store, S3Transport};
-use zarr_edge_cache::store::{ChunkStore, StoreError};
+use zarr_edge_cache::store::{ChunkStore, ObjectMeta, StoreError};
 
 /// S3 over ureq (bodies read at once).
 struct UreqS3(ureq::Agent);
@@ -134,7 +134,7 @@ fn a_wrong_secret_is_fatal() {
     let wrong = "wrong-secret-0123456789abcdefghij";
     let store = store(wrong);
     let key = format!("{}/wrong", unique_prefix("s3-secret"));
-    let error = block_on(store.put(&key, b"x".to_vec())).unwrap_err();
+    let error = block_on(store.put(&key, b"x".to_vec(), &ObjectMeta::default())).unwrap_err();
     let StoreError::Fatal(text) = &error else {
         panic!("not fatal: {error:?}");
     };

@@ -353,7 +353,14 @@ async fn look_up<P: Platform>(
     let index_read = async {
         let lookup = backends
             .index
-            .lookup(read.file.dataset, &block.key, now_ms, None, Some(record))
+            .lookup(
+                read.file.dataset,
+                &block.key,
+                now_ms,
+                None,
+                Some(record),
+                None,
+            )
             .await;
         (lookup, backends.clock.now_ms())
     };

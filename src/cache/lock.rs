@@ -100,6 +100,25 @@ pub enum Permit {
     Unlocked,
 }
 
+impl Permit {
+    /// The write permit of a lease `holder` already holds (taken with a lookup).
+    #[must_use]
+    pub fn granted(object: &str, holder: &str) -> Self {
+        Self::Write(WritePermit {
+            object: object.to_owned(),
+            holder: holder.to_owned(),
+        })
+    }
+
+    /// The read permit of a lease another holder has (seen by a lookup).
+    #[must_use]
+    pub fn held_elsewhere(object: &str) -> Self {
+        Self::Read(ReadPermit {
+            object: object.to_owned(),
+        })
+    }
+}
+
 /// The lease on one object, held by this request until its write-back (or a failure) releases
 /// it, or it expires.
 #[derive(Debug, PartialEq, Eq)]
@@ -256,13 +275,13 @@ mod tests {
         };
         assert_eq!(block_on(reader.wait(&store, &clock, wait, |_| true)), None);
         assert!(clock.now.get() >= 200);
-        block_on(store.put("o", vec![1, 2])).unwrap();
+        block_on(store.put("o", vec![1, 2], &crate::store::ObjectMeta::default())).unwrap();
         assert_eq!(
             block_on(reader.wait(&store, &clock, wait, |_| true)),
             None,
             "incomplete bytes are not the writer's"
         );
-        block_on(store.put("o", vec![1, 2, 3])).unwrap();
+        block_on(store.put("o", vec![1, 2, 3], &crate::store::ObjectMeta::default())).unwrap();
         assert_eq!(
             block_on(reader.wait(&store, &clock, wait, |_| false)),
             None,

@@ -496,7 +496,8 @@ mod tests {
     fn store_keys(index: &FakeIndex, store: &InMemoryStore, dataset: &str, n: usize) {
         for i in 0..n {
             let object = format!("t/v1/{i:05}");
-            block_on(store.put(&object, vec![0; 10])).unwrap();
+            block_on(store.put(&object, vec![0; 10], &crate::store::ObjectMeta::default()))
+                .unwrap();
             let entry = entry_for(&object);
             let key = format!("k/{i:05}");
             block_on(index.record_miss(dataset, &key, 10, Some(&entry), 1_000_000)).unwrap();
@@ -536,7 +537,7 @@ mod tests {
         assert!(claimed[0].object_unheld);
         let entry = entry_for(&object);
         // Dataset b stores (or adopts) the same bytes while a's removal is under way.
-        block_on(store.put(&object, vec![0; 10])).unwrap();
+        block_on(store.put(&object, vec![0; 10], &crate::store::ObjectMeta::default())).unwrap();
         let written = block_on(index.record_miss("b", "k", 10, Some(&entry), 1_000_000)).unwrap();
         assert_eq!(written, None);
         assert_eq!(
@@ -551,11 +552,11 @@ mod tests {
         let report = block_on(remove_claimed(&index, &store, "a", claimed, "t")).unwrap();
         assert_eq!(report.objects_deleted, 1);
         assert!(!store.contains(&object));
-        assert!(block_on(index.lookup("b", "k", 0, None, None))
+        assert!(block_on(index.lookup("b", "k", 0, None, None, None))
             .unwrap()
             .entry
             .is_none());
-        assert!(block_on(index.lookup("b", "k2", 0, None, None))
+        assert!(block_on(index.lookup("b", "k2", 0, None, None, None))
             .unwrap()
             .entry
             .is_none());
@@ -573,8 +574,12 @@ mod tests {
         store_keys(&index, &store, "ds", 3);
         let orphans = usize::try_from(ORPHAN_PAGE).unwrap() * 2 + 7;
         for i in 0..orphans {
-            block_on(store.put(&format!("{}orphan-{i:05}", keys.object_prefix()), vec![1]))
-                .unwrap();
+            block_on(store.put(
+                &format!("{}orphan-{i:05}", keys.object_prefix()),
+                vec![1],
+                &crate::store::ObjectMeta::default(),
+            ))
+            .unwrap();
         }
         let settings = Settings {
             orphan_grace_ms: 0,

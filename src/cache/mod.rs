@@ -6,6 +6,8 @@
 //! - [`lock`]: the cache lock, one origin fetch per object in an isolate and across
 //!   instances (write and read permits);
 //! - [`write_back`]: what runs after the response (store, index, release, evict);
+//! - [`settle`]: a hit answered from storage before the index, whose lookup finishes after
+//!   the response;
 //! - [`single_flight`]: the in-isolate primitive the lock is built on;
 //! - [`blocks`]: block mode, a byte range of a file assembled from cached aligned blocks
 //!   (merged origin fetches, a window at a time);
@@ -21,6 +23,7 @@ pub mod envelope;
 pub mod lock;
 pub mod maintenance;
 pub mod read;
+pub mod settle;
 pub mod single_flight;
 pub mod validators;
 pub mod write_back;
@@ -193,6 +196,9 @@ pub struct CacheBackends<P: Platform> {
     pub clock: P::Clock,
     /// Key formatting.
     pub keys: CacheKeys,
+    /// This isolate's lease holder id: a lookup asks for an object's lease in its name (see
+    /// [`read`]), so that whichever of the isolate's readers leads the fetch holds it.
+    pub holder: String,
 }
 
 impl<P: Platform> CacheBackends<P> {

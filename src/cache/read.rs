@@ -6,11 +6,12 @@
 
 use std::rc::Rc;
 
-use futures::join;
+use futures::future::{select, Either};
 use url::Url;
 
 use crate::cache::envelope;
 use crate::cache::lock::{acquire, CacheLock, Permit, Wait};
+use crate::cache::settle::{PendingLookup, Settle, SettleParts};
 use crate::cache::validators::{is_stale, FileCheck};
 use crate::cache::{
     CacheBackends, CachePolicy, CacheSource, Chunk, ChunkBody, ChunkRequest, Expect, FetchRules,
@@ -19,7 +20,8 @@ use crate::cache::{
 use crate::clock::Clock;
 use crate::error::{Error, PassedAnswer};
 use crate::index::entry::{
-    IndexEntry, SourceVersion, VersionProbe, ABSENT_CHECKSUM, ABSENT_DOCUMENT,
+    IndexEntry, LeaseAnswer, LeaseAsk, Lookup, SourceVersion, VersionProbe, ABSENT_CHECKSUM,
+    ABSENT_DOCUMENT,
 };
 use crate::index::{Index, IndexError};
 use crate::keys::content_checksum;
@@ -255,14 +257,29 @@ async fn read_once<P: Platform>(
     let object_key = object_key_of(&backends.keys, &request, probe);
     let start = backends.clock.now_ms();
     let (lookup, object, mut timing) =
-        look_up_and_open(backends, &request, &object_key, probe).await;
+        match look_up_and_open(backends, &request, &object_key, probe, policy).await {
+            Opened::Both(lookup, object, timing) => (lookup, object, timing),
+            Opened::StorageFirst(object, lookup, timing) => {
+                let (chunk, write_backs) = storage_first(
+                    &request,
+                    object_key,
+                    (object, lookup, timing),
+                    policy,
+                    backends,
+                );
+                return Ok(Attempt::Done(chunk, write_backs));
+            }
+        };
     match lookup.as_ref().map(|l| l.source) {
         Ok(SourceVersion::Changed(current)) => return Ok(Attempt::Moved(current)),
         Ok(SourceVersion::Stale) => return Ok(Attempt::Stale),
         _ => {}
     }
-    let datasets_version = lookup.as_ref().ok().map(|l| l.datasets_version);
-    let file_validator = lookup.as_ref().ok().and_then(|l| l.file_validator.clone());
+    let Said {
+        datasets_version,
+        file_validator,
+        leased,
+    } = what_the_lookup_says(&request, lookup.as_ref());
     let entry = lookup.map(|l| l.entry);
     // An entry read from an older version of its file: its stored bytes are of that version
     // too, so the leader does not look in storage again before fetching.
@@ -309,17 +326,18 @@ async fn read_once<P: Platform>(
             entry,
         }),
         // No entry, or no index to ask: bytes stored for this source range within the TTL are
-        // served (and indexed for this key when the index answers).
+        // served (and indexed for this key when the index answers), unless they are of
+        // another version of their file than the index last said.
         (Ok(None) | Err(IndexError::Unavailable(_)), Ok(Some(object)))
-            if !blind && fresh(&object, start, policy) =>
+            if !blind && adoptable(&request, &object, start, policy) =>
         {
-            if let Some((mut chunk, write_backs)) =
-                adopt(&request, &object_key, object, policy, backends).await
-            {
-                chunk.datasets_version = datasets_version;
-                chunk.timing = timing;
-                let write_backs = if index_down { Vec::new() } else { write_backs };
-                return Ok(Attempt::Done(chunk, write_backs));
+            // The lookup took the lease (no live entry): the bytes are here, let it go.
+            let lease =
+                (leased == Some(true)).then(|| (object_key.clone(), backends.holder.clone()));
+            let adoption = adopt(&request, &object_key, object, (policy, false), backends).await;
+            if let Some(adoption) = adoption {
+                let (timing, index_down) = ((timing, datasets_version), index_down);
+                return Ok(adopted(adoption, timing, index_down, lease));
             }
         }
         _ => {}
@@ -328,7 +346,7 @@ async fn read_once<P: Platform>(
     let (outcome, leader, origin_ms) = share_fetch(
         request,
         target,
-        (&object_key, file_validator),
+        (&object_key, file_validator, leased),
         (index_down, storage_down),
         policy,
         backends,
@@ -336,33 +354,80 @@ async fn read_once<P: Platform>(
     )
     .await?;
     timing.origin_ms = origin_ms;
-    let fetched = &outcome.0;
+    let chunk = fetched_chunk(&request, &outcome.0, (leader, blind), timing, &mut deferred);
+    Ok(Attempt::Done(
+        Chunk {
+            datasets_version,
+            ..chunk
+        },
+        deferred,
+    ))
+}
+
+/// What an answered lookup tells a read beside its entry.
+struct Said {
+    /// The run-time datasets' version.
+    datasets_version: Option<u64>,
+    /// The source file's recorded validator (also learned by the isolate's file checks).
+    file_validator: Option<String>,
+    /// The object's lease as the lookup took it: `Some(true)` held in this isolate's name,
+    /// `Some(false)` held elsewhere, `None` not taken (a live entry, or no answer).
+    leased: Option<bool>,
+}
+
+fn what_the_lookup_says(request: &ChunkRequest<'_>, lookup: Result<&Lookup, &IndexError>) -> Said {
+    let Ok(lookup) = lookup else {
+        return Said {
+            datasets_version: None,
+            file_validator: None,
+            leased: None,
+        };
+    };
+    if let (Some(checks), Some(validator)) = (request.checks, &lookup.file_validator) {
+        checks.learn_validator(request.url, validator);
+    }
+    Said {
+        datasets_version: Some(lookup.datasets_version),
+        file_validator: lookup.file_validator.clone(),
+        leased: match lookup.lease {
+            LeaseAnswer::Granted => Some(true),
+            LeaseAnswer::HeldElsewhere => Some(false),
+            LeaseAnswer::NotTaken => None,
+        },
+    }
+}
+
+/// The chunk a fetch under the cache lock answers, and what this reader leaves to record it.
+fn fetched_chunk<B>(
+    request: &ChunkRequest<'_>,
+    fetched: &Fetched,
+    (leader, blind): (bool, bool),
+    timing: Timing,
+    deferred: &mut Vec<WriteBack>,
+) -> Chunk<B> {
     match (&fetched.write_back, leader) {
-        // Blind (see above): the answer only, nothing written under a guessed generation.
+        // Blind (see `read_once`): the answer only, nothing written under a guessed generation.
         _ if blind => {}
         (Some(write_back), true) => deferred.push(write_back.clone()),
         // Served by another request's fetch in this isolate, or by another instance's bytes
         // in storage: nothing else records this read, so count it as what it answers.
         _ => deferred.push(WriteBack::CountRead {
-            dataset: dataset.to_owned(),
+            dataset: request.dataset.to_owned(),
             hit: fetched.source == CacheSource::Hit,
             bytes: fetched.bytes.len() as u64,
         }),
     }
-    Ok(Attempt::Done(
-        Chunk {
-            size: fetched.bytes.len() as u64,
-            checksum: fetched.checksum.clone(),
-            body: ChunkBody::Bytes(Rc::clone(&fetched.bytes)),
-            source: fetched.source,
-            timing,
-            datasets_version,
-            absent: fetched.absent,
-            generation: None,
-            fetched_ms: fetched.read_at_ms,
-        },
-        deferred,
-    ))
+    Chunk {
+        size: fetched.bytes.len() as u64,
+        checksum: fetched.checksum.clone(),
+        body: ChunkBody::Bytes(Rc::clone(&fetched.bytes)),
+        source: fetched.source,
+        timing,
+        datasets_version: None,
+        absent: fetched.absent,
+        generation: None,
+        fetched_ms: fetched.read_at_ms,
+    }
 }
 
 /// Where `request`'s bytes are stored: by URL and range, apart for a signing identity, by
@@ -449,7 +514,7 @@ fn hit<B>(
 async fn share_fetch<P: Platform>(
     request: ChunkRequest<'_>,
     target: Url,
-    (object_key, file_validator): (&str, Option<String>),
+    (object_key, file_validator, leased): (&str, Option<String>, Option<bool>),
     (index_down, storage_down): (bool, bool),
     policy: CachePolicy,
     backends: &Rc<CacheBackends<P>>,
@@ -470,6 +535,7 @@ async fn share_fetch<P: Platform>(
                 rules: request.rules,
                 file_validator: file_validator.clone(),
                 track_file: request.checks.is_some(),
+                leased,
             },
             target,
             policy,
@@ -492,40 +558,159 @@ async fn share_fetch<P: Platform>(
     Ok((outcome, leader, waited))
 }
 
-/// The index lookup and the storage open, started together (time to first byte is one round
-/// trip), with what each took.
+/// What the index lookup and the storage open, started together, gave.
+enum Opened<B> {
+    /// Both answered (the lookup first, or storage with nothing it can answer alone).
+    Both(
+        Result<Lookup, IndexError>,
+        Result<Option<StoredObject<B>>, StoreError>,
+        Timing,
+    ),
+    /// Storage answered first with an object it can answer with alone ([`answers_alone`]);
+    /// the lookup is still on its way.
+    StorageFirst(StoredObject<B>, PendingLookup, Timing),
+}
+
+/// The index lookup (asking for the object's lease in this isolate's name, taken only when
+/// there is no live entry) and the storage open, started together: a hit's time to first byte
+/// is one storage round trip when storage answers first with bytes it can answer with alone,
+/// and a miss waits on one index round trip before it fetches.
 async fn look_up_and_open<P: Platform>(
-    backends: &CacheBackends<P>,
+    backends: &Rc<CacheBackends<P>>,
     request: &ChunkRequest<'_>,
     object_key: &str,
     probe: Option<VersionProbe>,
-) -> (
-    Result<crate::index::entry::Lookup, IndexError>,
-    Result<Option<StoredObject<Body<P>>>, StoreError>,
-    Timing,
-) {
-    let start = backends.clock.now_ms();
-    let index_read = async {
-        let (dataset, key) = (request.dataset, request.key);
+    policy: CachePolicy,
+) -> Opened<Body<P>> {
+    let clock = &backends.clock;
+    let start = clock.now_ms();
+    let lookup: PendingLookup = {
+        let backends = Rc::clone(backends);
+        let (dataset, key, object) = (
+            request.dataset.to_owned(),
+            request.key.to_owned(),
+            object_key.to_owned(),
+        );
         // The source file's validator matters only where files are checked (kerchunk).
-        let file = request.checks.map(|_| request.url);
-        let lookup = backends
-            .index
-            .lookup(dataset, key, start, probe, file)
-            .await;
-        (lookup, backends.clock.now_ms())
+        let file = request.checks.map(|_| request.url.to_owned());
+        Box::pin(async move {
+            let ask = LeaseAsk {
+                object: &object,
+                holder: &backends.holder,
+                ttl_ms: policy.lease_ms,
+            };
+            backends
+                .index
+                .lookup(&dataset, &key, start, probe, file.as_deref(), Some(ask))
+                .await
+        })
     };
-    let storage_read = async {
+    let storage = async {
         let object = backends.store.get(object_key).await;
-        (object, backends.clock.now_ms())
+        (object, clock.now_ms())
     };
-    let ((lookup, index_done), (object, storage_done)) = join!(index_read, storage_read);
-    let timing = Timing {
-        index_ms: index_done.saturating_sub(start),
-        storage_ms: storage_done.saturating_sub(start),
+    futures::pin_mut!(storage);
+    let timing = |index_ms: u64, storage_ms: u64| Timing {
+        index_ms,
+        storage_ms,
         origin_ms: 0,
     };
-    (lookup, object, timing)
+    match select(lookup, storage).await {
+        Either::Left((lookup, storage)) => {
+            let index_ms = clock.now_ms().saturating_sub(start);
+            let (object, storage_done) = storage.await;
+            let storage_ms = storage_done.saturating_sub(start);
+            Opened::Both(lookup, object, timing(index_ms, storage_ms))
+        }
+        Either::Right(((object, storage_done), lookup)) => {
+            let storage_ms = storage_done.saturating_sub(start);
+            match object {
+                Ok(Some(object))
+                    if answers_alone(request, probe, &object, storage_done, policy) =>
+                {
+                    Opened::StorageFirst(object, lookup, timing(0, storage_ms))
+                }
+                object => {
+                    let lookup = lookup.await;
+                    let index_ms = clock.now_ms().saturating_sub(start);
+                    Opened::Both(lookup, object, timing(index_ms, storage_ms))
+                }
+            }
+        }
+    }
+}
+
+/// Whether a stored object answers `request` before the index does: it is fresh by its own
+/// upload time (within the TTL), carries its checksum (the `ETag`), covers the range it is
+/// keyed by, and is not of a version of its file other than the one this isolate last heard of
+/// from the index. Only unversioned reads: a versioned read learns the generation its objects
+/// are keyed by from the lookup itself.
+fn answers_alone<B>(
+    request: &ChunkRequest<'_>,
+    probe: Option<VersionProbe>,
+    object: &StoredObject<B>,
+    now_ms: u64,
+    policy: CachePolicy,
+) -> bool {
+    probe.is_none()
+        && object.meta.checksum.is_some()
+        && request.range.is_none_or(|r| r.length == object.size)
+        && adoptable(request, object, now_ms, policy)
+}
+
+/// The storage-first hit: the object's bytes, streamed, and the [`Settle`] that finishes the
+/// lookup after the response.
+fn storage_first<P: Platform>(
+    request: &ChunkRequest<'_>,
+    object_key: String,
+    (object, lookup, timing): (StoredObject<Body<P>>, PendingLookup, Timing),
+    policy: CachePolicy,
+    backends: &CacheBackends<P>,
+) -> (Chunk<Body<P>>, Vec<WriteBack>) {
+    let now = backends.clock.now_ms();
+    let checksum = object.meta.checksum.clone().unwrap_or_default();
+    let entry = IndexEntry {
+        object_key: object_key.clone(),
+        size: object.size,
+        checksum: checksum.clone(),
+        created_ms: object.uploaded_ms,
+        last_access_ms: now,
+        hits: 1,
+        fetch_ms: 0,
+        origin_validator: object.meta.validator.clone(),
+    };
+    let mut write_backs: Vec<WriteBack> = file_check(request, &entry, now, policy)
+        .into_iter()
+        .collect();
+    write_backs.push(WriteBack::Settle(Settle::new(SettleParts {
+        lookup,
+        dataset: request.dataset.to_owned(),
+        key: request.key.to_owned(),
+        ttl_ms: policy
+            .ttl_ms
+            .saturating_sub(now.saturating_sub(object.uploaded_ms)),
+        limits: policy.limits,
+        holder: backends.holder.clone(),
+        file: request
+            .checks
+            .map(|checks| (request.url.to_owned(), checks.clone())),
+        entry,
+    })));
+    let chunk = Chunk {
+        body: ChunkBody::Stored {
+            body: object.body,
+            object_key,
+        },
+        size: object.size,
+        checksum,
+        source: CacheSource::Hit,
+        timing,
+        datasets_version: None,
+        absent: false,
+        generation: None,
+        fetched_ms: object.uploaded_ms,
+    };
+    (chunk, write_backs)
 }
 
 /// What the shared fetch owns of its request (it may outlive the request that started it).
@@ -544,6 +729,9 @@ struct Owned {
     file_validator: Option<String>,
     /// Whether the file's validator is tracked (see [`crate::cache::validators`]).
     track_file: bool,
+    /// The object's lease as this reader's lookup took it: `Some(true)` held in this isolate's
+    /// name, `Some(false)` held elsewhere, `None` not asked (a live entry, or no answer).
+    leased: Option<bool>,
 }
 
 /// The isolate leader's miss: lock the object across instances; with the write permit, fetch
@@ -558,15 +746,22 @@ async fn fetch_once<P: Platform>(
 ) -> Result<Rc<FetchedOutcome>, Error> {
     let start = backends.clock.now_ms();
     let object_key = owned.object_key.as_str();
-    // `holder` is None when the index is down: fetch without a lease (waiting for one would cost
+    // The lookup took the lease, or saw it held elsewhere: no second round trip. Else `holder`
+    // is None when the index is down: fetch without a lease (waiting for one would cost
     // another index timeout) and still write back.
-    let permit = acquire(
-        &backends.index,
-        object_key,
-        holder.as_deref(),
-        policy.lease_ms,
-    )
-    .await;
+    let permit = match owned.leased {
+        Some(true) => Permit::granted(object_key, &backends.holder),
+        Some(false) => Permit::held_elsewhere(object_key),
+        None => {
+            acquire(
+                &backends.index,
+                object_key,
+                holder.as_deref(),
+                policy.lease_ms,
+            )
+            .await
+        }
+    };
     match &permit {
         Permit::Read(reader) => {
             let wait = Wait {
@@ -606,7 +801,9 @@ async fn fetch_once<P: Platform>(
                 version: None,
                 checks: None,
             };
-            let stored = if owned.storage_down {
+            // A lease taken with the lookup that found no entry: whoever stored the bytes
+            // meanwhile indexed them before releasing theirs, so there is nothing to look for.
+            let stored = if owned.storage_down || owned.leased == Some(true) {
                 None
             } else {
                 stored_meanwhile(&request, object_key, policy, &backends).await
@@ -832,26 +1029,71 @@ fn fresh<B>(object: &StoredObject<B>, now_ms: u64, policy: CachePolicy) -> bool 
     now_ms.saturating_sub(object.uploaded_ms) < policy.ttl_ms
 }
 
+/// Whether stored bytes with no entry vouching for them may be served: younger than the TTL,
+/// and not of another version of their file than the index last said.
+fn adoptable<B>(
+    request: &ChunkRequest<'_>,
+    object: &StoredObject<B>,
+    now_ms: u64,
+    policy: CachePolicy,
+) -> bool {
+    fresh(object, now_ms, policy)
+        && !request.checks.is_some_and(|checks| {
+            checks.may_be_stale(request.url, object.meta.validator.as_deref())
+        })
+}
+
+/// The answer of an adoption: with the lookup's timing and datasets' version; nothing to index
+/// without the index; the lease the lookup took released.
+fn adopted<B>(
+    (mut chunk, mut write_backs): (Chunk<B>, Vec<WriteBack>),
+    (timing, datasets_version): (Timing, Option<u64>),
+    index_down: bool,
+    lease: Option<(String, String)>,
+) -> Attempt<B> {
+    chunk.datasets_version = datasets_version;
+    chunk.timing = timing;
+    if index_down {
+        write_backs.clear();
+    }
+    if let Some((object, holder)) = lease {
+        write_backs.push(WriteBack::ReleaseLease { object, holder });
+    }
+    Attempt::Done(chunk, write_backs)
+}
+
 /// Serves bytes stored under `object_key` for a key with no entry (written for another dataset
-/// or key with the same source range) as a hit, with an instruction to index them. `None` when
-/// they cannot be read whole.
+/// or key with the same source range) as a hit, with an instruction to index them. Streamed
+/// when the object carries its checksum, unless `in_memory` (a fetch outcome shared by the
+/// isolate's readers); an object without one (written before objects carried it) is read whole
+/// to compute it. `None` when it cannot be read whole.
 async fn adopt<P: Platform>(
     request: &ChunkRequest<'_>,
     object_key: &str,
     object: StoredObject<Body<P>>,
-    policy: CachePolicy,
+    (policy, in_memory): (CachePolicy, bool),
     backends: &CacheBackends<P>,
 ) -> Option<(Chunk<Body<P>>, Vec<WriteBack>)> {
     if request.range.is_some_and(|r| r.length != object.size) {
         return None;
     }
     let (size, uploaded_ms) = (object.size, object.uploaded_ms);
-    let bytes = backends.store.read_body(object.body).await.ok()?;
-    if bytes.len() as u64 != size {
-        return None;
-    }
+    let validator = object.meta.validator.clone();
+    let streamed = object.meta.checksum.filter(|_| !in_memory);
+    let (checksum, body) = if let Some(checksum) = streamed {
+        let body = ChunkBody::Stored {
+            body: object.body,
+            object_key: object_key.to_owned(),
+        };
+        (checksum, body)
+    } else {
+        let bytes = backends.store.read_body(object.body).await.ok()?;
+        if bytes.len() as u64 != size {
+            return None;
+        }
+        (content_checksum(&bytes), ChunkBody::Bytes(Rc::new(bytes)))
+    };
     let now = backends.clock.now_ms();
-    let checksum = content_checksum(&bytes);
     let entry = IndexEntry {
         object_key: object_key.to_owned(),
         size,
@@ -860,7 +1102,7 @@ async fn adopt<P: Platform>(
         last_access_ms: now,
         hits: 1,
         fetch_ms: 0,
-        origin_validator: None,
+        origin_validator: validator,
     };
     let write_back = WriteBack::Adopt {
         dataset: request.dataset.to_owned(),
@@ -873,7 +1115,7 @@ async fn adopt<P: Platform>(
     };
     Some((
         Chunk {
-            body: ChunkBody::Bytes(Rc::new(bytes)),
+            body,
             size,
             checksum,
             source: CacheSource::Hit,
@@ -900,7 +1142,7 @@ async fn stored_meanwhile<P: Platform>(
     if !fresh(&object, backends.clock.now_ms(), policy) {
         return None;
     }
-    let (chunk, write_backs) = adopt(request, object_key, object, policy, backends).await?;
+    let (chunk, write_backs) = adopt(request, object_key, object, (policy, true), backends).await?;
     let _ = backends
         .index
         .release_lease(object_key, request.holder)
@@ -969,6 +1211,7 @@ mod tests {
             origin: FakeOrigin::default().with_file(URL, b"0123456789"),
             clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
+            holder: "isolate".to_owned(),
         })
     }
 
@@ -1170,6 +1413,7 @@ mod tests {
             origin,
             clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
+            holder: "isolate".to_owned(),
         });
         let flights = Flights::default();
         let results = Rc::new(RefCell::new(Vec::new()));
@@ -1225,7 +1469,12 @@ mod tests {
     fn lease_held_elsewhere_waits_for_storage() {
         let b = backends();
         let object = leased_elsewhere(&b);
-        block_on(b.store.put(&object, b"234".to_vec())).unwrap();
+        block_on(b.store.put(
+            &object,
+            b"234".to_vec(),
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap();
         // The lookup's storage read misses it (the holder writes it meanwhile): only the wait
         // finds it.
         b.store.fail_next_gets.set(1);
@@ -1250,7 +1499,12 @@ mod tests {
     fn lease_waiters_ignore_stale_bytes() {
         let b = backends();
         let object = leased_elsewhere(&b);
-        block_on(b.store.put(&object, b"old".to_vec())).unwrap();
+        block_on(b.store.put(
+            &object,
+            b"old".to_vec(),
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap();
         b.clock.now.set(POLICY.ttl_ms);
         let (chunk, _) = read(&b, &Flights::default()).unwrap();
         assert_eq!(
@@ -1266,7 +1520,12 @@ mod tests {
     fn index_outage_serves_fresh_stored_bytes() {
         let b = index_down();
         let object = b.keys.object(URL, RANGE);
-        block_on(b.store.put(&object, b"234".to_vec())).unwrap();
+        block_on(b.store.put(
+            &object,
+            b"234".to_vec(),
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap();
         b.clock.now.set(POLICY.ttl_ms - 1);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(
@@ -1371,14 +1630,24 @@ mod tests {
     #[test]
     fn stored_bytes_without_entry_are_adopted() {
         let b = backends();
-        block_on(b.store.put(&b.keys.object(URL, RANGE), b"234".to_vec())).unwrap();
+        block_on(b.store.put(
+            &b.keys.object(URL, RANGE),
+            b"234".to_vec(),
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap();
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
+        // The lookup found no entry and took the lease: released, the bytes being here.
         assert!(matches!(
             wbs.as_slice(),
-            [WriteBack::Adopt { ttl_ms: 10_000, .. }]
+            [
+                WriteBack::Adopt { ttl_ms: 10_000, .. },
+                WriteBack::ReleaseLease { .. }
+            ]
         ));
         write_back_all(&b, wbs);
+        assert!(b.index.leases.borrow().is_empty(), "lease released");
         assert_eq!(body(chunk), b"234");
         assert!(b.origin.requests.borrow().is_empty());
         let (again, _) = read(&b, &Flights::default()).unwrap();
@@ -1455,19 +1724,206 @@ mod tests {
         ));
     }
 
-    /// A miss that wins the lease after another instance stored the bytes (and released its
-    /// lease) serves them from storage instead of fetching the origin again.
+    /// A miss that wins the lease with `try_lease` (its lookup found an entry, so took none)
+    /// after another instance stored the bytes serves them from storage instead of fetching
+    /// the origin again.
     #[test]
     fn lease_winner_rechecks_storage() {
         let b = backends();
         let object = b.keys.object(URL, RANGE);
-        // The lookup sees nothing: the other instance's put lands between lookup and lease.
+        let (_, wbs) = read(&b, &Flights::default()).unwrap();
+        write_back_all(&b, wbs);
+        // The entry's object is not there for the first read (written again meanwhile).
         b.store.fail_next_gets.set(1);
-        block_on(b.store.put(&object, b"234".to_vec())).unwrap();
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
-        assert!(b.origin.requests.borrow().is_empty());
-        assert!(matches!(wbs.as_slice(), [WriteBack::Adopt { .. }]));
+        assert_eq!(b.origin.requests.borrow().len(), 1, "only the first miss");
+        assert!(matches!(wbs.as_slice(), [WriteBack::Forget { .. }, ..]));
+        assert!(
+            !b.index.leases.borrow().contains_key(&object),
+            "lease released"
+        );
+    }
+
+    /// A cold miss waits on one index round trip before its answer (the lookup takes the
+    /// lease in the isolate's name) and does not ask storage twice.
+    #[test]
+    fn cold_miss_waits_on_one_round_trip() {
+        let b = backends();
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Miss);
+        assert_eq!(b.index.round_trips.get(), 1, "the lookup only");
+        assert_eq!(b.store.calls().1, 1, "one storage open");
+        let object = b.keys.object(URL, RANGE);
+        assert_eq!(
+            b.index.leases.borrow().get(&object).map(String::as_str),
+            Some("isolate")
+        );
+        assert!(matches!(
+            wbs.as_slice(),
+            [WriteBack::Store { lease: Some(holder), .. }] if holder == "isolate"
+        ));
+        write_back_all(&b, wbs);
+        assert!(b.index.leases.borrow().is_empty(), "released after storing");
+    }
+
+    /// Backends whose chunk is stored and indexed (a miss written back), with metadata.
+    fn warm() -> Backends {
+        let b = backends();
+        let (_, wbs) = read(&b, &Flights::default()).unwrap();
+        write_back_all(&b, wbs);
+        b
+    }
+
+    /// With the index slower than storage, a fresh stored object answers at once: streamed,
+    /// its checksum from its metadata, no index time; the lookup finishes in the write-back
+    /// and counts the hit there, as a waiting read would have.
+    #[test]
+    fn storage_answers_before_the_index() {
+        let b = warm();
+        let before = b.index.round_trips.get();
+        b.index.hold_lookups.set(true);
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Hit);
+        assert_eq!(chunk.checksum, content_checksum(b"234"));
+        assert_eq!(chunk.timing.index_ms, 0);
+        assert!(matches!(wbs.as_slice(), [WriteBack::Settle(_)]));
+        assert_eq!(
+            b.index.round_trips.get(),
+            before,
+            "no answer from the index yet"
+        );
+        assert_eq!(b.index.stats_of("ds").hits, 0);
+        b.index.hold_lookups.set(false);
+        write_back_all(&b, wbs);
+        let stats = b.index.stats_of("ds");
+        assert_eq!(
+            (stats.hits, stats.bytes_from_cache, stats.misses),
+            (1, 3, 1)
+        );
+        let entries = b.index.entries.borrow();
+        let entry = &entries[&("ds".to_owned(), "v/0".to_owned())];
+        assert_eq!(
+            entry.entry.hits, 1,
+            "the late lookup counted the hit on the entry"
+        );
+        assert!(matches!(chunk.body, ChunkBody::Stored { body, .. } if body == b"234"));
+        assert_eq!(b.origin.requests.borrow().len(), 1);
+    }
+
+    /// A key claimed for eviction between a storage-first answer and its late lookup is not
+    /// indexed again: the lookup misses the claimed entry, the adoption is refused while the
+    /// object is being deleted, and the read is still counted.
+    #[test]
+    fn late_lookup_never_recreates_a_claimed_entry() {
+        let b = warm();
+        b.index.hold_lookups.set(true);
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Hit);
+        b.index.hold_lookups.set(false);
+        let claimed = block_on(b.index.claim(
+            "ds",
+            &crate::index::entry::ClaimSelector::Key("v/0".into()),
+            0,
+            "evictor",
+            10,
+        ))
+        .unwrap();
+        assert_eq!(claimed.len(), 1);
+        write_back_all(&b, wbs);
+        let entries = b.index.entries.borrow();
+        let entry = &entries[&("ds".to_owned(), "v/0".to_owned())];
+        assert_eq!(
+            entry.evicting.as_deref(),
+            Some("evictor"),
+            "still the claimed one"
+        );
+        assert_eq!(b.index.stats_of("ds").entries, 0, "not accounted again");
+        assert_eq!(b.index.stats_of("ds").hits, 1);
+    }
+
+    /// Bytes stored for the same source range without an entry for this key answer first too;
+    /// the late lookup finds no entry, takes the lease, adopts the bytes and lets the lease go.
+    #[test]
+    fn late_lookup_adopts_unindexed_bytes() {
+        let b = backends();
+        let meta = crate::store::ObjectMeta {
+            checksum: Some(content_checksum(b"234")),
+            validator: None,
+        };
+        let object = b.keys.object(URL, RANGE);
+        block_on(b.store.put(&object, b"234".to_vec(), &meta)).unwrap();
+        b.index.hold_lookups.set(true);
+        let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
+        assert_eq!(chunk.source, CacheSource::Hit);
+        b.index.hold_lookups.set(false);
+        write_back_all(&b, wbs);
         assert!(b.index.leases.borrow().is_empty(), "lease released");
+        let stats = b.index.stats_of("ds");
+        assert_eq!((stats.hits, stats.entries, stats.bytes_stored), (1, 1, 3));
+        assert!(b.origin.requests.borrow().is_empty());
+    }
+
+    /// What storage alone may answer: fresh, with its checksum, covering its range, not of a
+    /// file version the isolate knows is old; never a versioned read.
+    #[test]
+    fn what_storage_answers_alone() {
+        let object = |uploaded_ms, checksum: Option<&str>, validator: Option<&str>| StoredObject {
+            size: 3,
+            uploaded_ms,
+            meta: crate::store::ObjectMeta {
+                checksum: checksum.map(str::to_owned),
+                validator: validator.map(str::to_owned),
+            },
+            body: (),
+        };
+        let sum = content_checksum(b"234");
+        let checks = crate::cache::validators::FileChecks::default();
+        let checked = ChunkRequest {
+            checks: Some(&checks),
+            ..request(RANGE)
+        };
+        let probe = Some(VersionProbe {
+            generation: 1,
+            stale_after_ms: 1,
+        });
+        let alone =
+            |r: &ChunkRequest<'_>, p, o: &StoredObject<()>| answers_alone(r, p, o, 5_000, POLICY);
+        assert!(alone(&request(RANGE), None, &object(0, Some(&sum), None)));
+        assert!(
+            !alone(&request(RANGE), None, &object(0, None, None)),
+            "no checksum"
+        );
+        assert!(
+            !alone(&request(RANGE), probe, &object(0, Some(&sum), None)),
+            "versioned"
+        );
+        let old = object(0, Some(&sum), None);
+        assert!(
+            !answers_alone(&request(RANGE), None, &old, 10_000, POLICY),
+            "TTL over"
+        );
+        let longer = request(Some(ByteRange {
+            offset: 2,
+            length: 4,
+        }));
+        assert!(
+            !alone(&longer, None, &object(0, Some(&sum), None)),
+            "another length"
+        );
+        assert!(
+            alone(&checked, None, &object(0, Some(&sum), Some("v1"))),
+            "no file news"
+        );
+        checks.learn_validator(URL, "v2");
+        assert!(
+            !alone(&checked, None, &object(0, Some(&sum), Some("v1"))),
+            "older file"
+        );
+        assert!(
+            !alone(&checked, None, &object(0, Some(&sum), None)),
+            "file version unknown"
+        );
+        assert!(alone(&checked, None, &object(0, Some(&sum), Some("v2"))));
     }
 }

@@ -31,6 +31,9 @@ pub struct FileChecks {
     checked: Rc<RefCell<HashMap<String, u64>>>,
     metas: Rc<RefCell<HashMap<String, (FileMeta, u64)>>>,
     probes: Rc<SingleFlight<Result<FileMeta, Error>>>,
+    /// The validator each file had in the index's last answer to this isolate: stored bytes of
+    /// another version of the file are not served before the index is asked.
+    validators: Rc<RefCell<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for FileChecks {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for FileChecks {
         f.debug_struct("FileChecks")
             .field("checked", &self.checked.borrow().len())
             .field("metas", &self.metas.borrow().len())
+            .field("validators", &self.validators.borrow().len())
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +70,30 @@ impl FileChecks {
             checks.clear();
         }
         checks.insert(url.to_owned(), now_ms);
+    }
+
+    /// Remembers `validator` as the current one of the file at `url`, as the index just said
+    /// (bounded like the checks).
+    pub fn learn_validator(&self, url: &str, validator: &str) {
+        let mut validators = self.validators.borrow_mut();
+        if validators.get(url).is_some_and(|known| known == validator) {
+            return;
+        }
+        if validators.len() >= MAX_TRACKED_FILES && !validators.contains_key(url) {
+            validators.clear();
+        }
+        validators.insert(url.to_owned(), validator.to_owned());
+    }
+
+    /// Whether stored bytes read under `validator` (`None`: not known) may be of another
+    /// version of the file at `url` than the one the index last said is current: only bytes
+    /// whose validator is that one, or of a file this isolate knows no validator of, are not.
+    #[must_use]
+    pub fn may_be_stale(&self, url: &str, validator: Option<&str>) -> bool {
+        match self.validators.borrow().get(url) {
+            Some(known) => validator != Some(known.as_str()),
+            None => false,
+        }
     }
 
     /// Remembers `meta` as the file's at `now_ms` (bounded like the checks).

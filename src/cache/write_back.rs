@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use crate::cache::maintenance::{enforce_limits, EvictionScope};
+use crate::cache::settle::Settle;
 use crate::cache::validators::{check_file, FileCheck};
 use crate::clock::Clock;
 use crate::index::entry::IndexEntry;
@@ -12,7 +13,7 @@ use crate::origin::url_policy::redact;
 use crate::origin::Origin;
 use crate::policy::admission::Admission;
 use crate::policy::capacity::CapacityLimits;
-use crate::store::{ChunkStore, StoreError};
+use crate::store::{ChunkStore, ObjectMeta, StoreError};
 
 /// Work to do after the response, in `ctx.wait_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,16 @@ pub enum WriteBack {
         /// Bytes served.
         bytes: u64,
     },
+    /// Release a lease a lookup took for bytes that turned out to be stored already.
+    ReleaseLease {
+        /// The object.
+        object: String,
+        /// Its holder.
+        holder: String,
+    },
+    /// A hit answered from storage before the index: finish its lookup, then square the index
+    /// with it (see [`settle`](crate::cache::settle)).
+    Settle(Settle),
     /// The index vouched for an object the store does not have: drop the entry and undo the hit.
     Forget {
         /// Dataset id.
@@ -136,6 +147,52 @@ impl WriteBack {
     }
 }
 
+fn stored_any(stored: &Result<Option<crate::index::entry::StoredBytes>, String>) -> bool {
+    matches!(stored, Ok(Some(_)))
+}
+
+/// After a miss's bytes were stored (or not): release its lease, and record its file's
+/// validator when it was indexed (`file` is then given).
+async fn release_and_record_file(
+    index: &impl Index,
+    entry: &IndexEntry,
+    lease: Option<String>,
+    file: Option<(String, String)>,
+) -> Result<(), String> {
+    if let Some(holder) = lease {
+        let _ = index.release_lease(&entry.object_key, &holder).await;
+    }
+    if let Some((url, validator)) = file {
+        index
+            .set_file_validator(
+                &url,
+                &validator,
+                entry.created_ms.saturating_sub(entry.fetch_ms),
+            )
+            .await
+            .map_err(|e| format!("index the validator of {}: {e}", redact(&url)))?;
+    }
+    Ok(())
+}
+
+/// Runs `write_backs` in order ([`run_write_back`]); stops at the first failure.
+async fn run_all<I: Index, S: ChunkStore>(
+    write_backs: Vec<WriteBack>,
+    index: &I,
+    store: &S,
+    origin: &impl Origin,
+    clock: &impl Clock,
+    scope: &EvictionScope<'_>,
+) -> Result<(), String> {
+    for write_back in write_backs {
+        Box::pin(run_write_back(
+            write_back, index, store, origin, clock, scope,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Stores a miss's bytes (none for a remembered 404), then records the miss and, when they were
 /// stored, their entry. Returns the bytes stored afterwards (for the capacity check).
 /// Pauses before each retry of a put that failed in a way worth retrying, ms (the first try
@@ -152,20 +209,25 @@ async fn store_and_index(
     ttl_ms: u64,
 ) -> Result<Option<crate::index::entry::StoredBytes>, String> {
     let origin_bytes = bytes.len() as u64;
+    // Kept with the bytes: a reader answers from storage alone with them (see `cache::read`).
+    let meta = ObjectMeta {
+        checksum: Some(entry.checksum.clone()),
+        validator: entry.origin_validator.clone(),
+    };
     let put = async {
         // A put that failed in a way worth retrying (R2's transient errors; local R2's SQLite
         // busy under concurrent writers) is tried again after a growing pause: a lost put
         // costs another origin fetch, and other instances waiting on this object's lease
         // would fetch it too. The copy kept for that is one object, once the answer went out.
         for ms in PUT_RETRY_PAUSES_MS {
-            match store.put(&entry.object_key, bytes.to_vec()).await {
+            match store.put(&entry.object_key, bytes.to_vec(), &meta).await {
                 Err(StoreError::Retryable(_)) => clock.sleep(ms).await,
                 done => return done,
             }
         }
         // The last try takes the bytes without a copy (no reader holds them by now).
         let bytes = Rc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec());
-        store.put(&entry.object_key, bytes).await
+        store.put(&entry.object_key, bytes, &meta).await
     };
     let stored = match if entry.is_absent() { Ok(()) } else { put.await } {
         Ok(()) => Ok(true),
@@ -220,19 +282,8 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
         } => {
             let stored =
                 store_and_index(index, store, clock, (&dataset, &key), &entry, bytes, ttl_ms).await;
-            if let Some(holder) = lease {
-                let _ = index.release_lease(&entry.object_key, &holder).await;
-            }
-            if let (Ok(Some(_)), Some((url, validator))) = (&stored, file) {
-                index
-                    .set_file_validator(
-                        &url,
-                        &validator,
-                        entry.created_ms.saturating_sub(entry.fetch_ms),
-                    )
-                    .await
-                    .map_err(|e| format!("index the validator of {}: {e}", redact(&url)))?;
-            }
+            release_and_record_file(index, &entry, lease, file.filter(|_| stored_any(&stored)))
+                .await?;
             (dataset, stored?, limits)
         }
         WriteBack::CheckFile(check) => {
@@ -285,6 +336,16 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
                 .forget(&dataset, &key, &entry)
                 .await
                 .map_err(describe(&dataset, &key))
+        }
+        WriteBack::ReleaseLease { object, holder } => {
+            return index
+                .release_lease(&object, &holder)
+                .await
+                .map_err(|e| format!("index: release the lease on {object}: {e}"))
+        }
+        WriteBack::Settle(settle) => {
+            let follow_ups = settle.finish(index).await?;
+            return run_all(follow_ups, index, store, origin, clock, scope).await;
         }
     };
     match stored {

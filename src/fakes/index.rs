@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::handle;
 use crate::index::entry::{
     CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo, KeyPage,
-    Lookup, RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
+    LeaseAnswer, LeaseAsk, Lookup, RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
 };
 use crate::index::{Index, IndexError};
 use crate::policy::eviction::{gdsf_priority, lfu_score, EvictionPolicy, Order};
@@ -84,6 +84,9 @@ pub struct FakeIndexState {
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
     pub round_trips: Cell<usize>,
+    /// While set, a lookup waits before it reads anything (an index slower than storage): it
+    /// goes on when polled again after the flag is cleared.
+    pub hold_lookups: Cell<bool>,
 }
 
 handle!(
@@ -238,6 +241,19 @@ impl FakeIndex {
         }
         self.leases.borrow().contains_key(object)
     }
+    /// `SET NX PX`: whether `holder` now holds the lease on `object`.
+    fn take_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> bool {
+        if self.leased(object) {
+            return false;
+        }
+        self.leases
+            .borrow_mut()
+            .insert(object.to_owned(), holder.to_owned());
+        self.lease_expiry
+            .borrow_mut()
+            .insert(object.to_owned(), self.now_ms.get() + ttl_ms.max(1));
+        true
+    }
     /// Claims one key: out of the accounting, its entry marked with `token`; an object nobody
     /// holds any more is marked as being deleted.
     fn claim_one(&self, id: &Id, reason: ClaimReason, token: &str) -> Option<ClaimedKey> {
@@ -329,7 +345,16 @@ impl Index for FakeIndex {
         now_ms: u64,
         probe: Option<VersionProbe>,
         file: Option<&str>,
+        lease: Option<LeaseAsk<'_>>,
     ) -> Result<Lookup, IndexError> {
+        std::future::poll_fn(|_| {
+            if self.hold_lookups.get() {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
         self.trip()?;
         let datasets_version = self.runtime_version.get();
         let file_validator = file.and_then(|url| {
@@ -359,13 +384,28 @@ impl Index for FakeIndex {
                 datasets_version,
                 source,
                 file_validator,
+                lease: LeaseAnswer::NotTaken,
             });
         }
+        let entry = self.lookup_entry(dataset, key, now_ms);
+        let lease = match lease {
+            Some(ask) if entry.is_none() => {
+                let again = self.leased(ask.object)
+                    && self.leases.borrow().get(ask.object).map(String::as_str) == Some(ask.holder);
+                if again || self.take_lease(ask.object, ask.holder, ask.ttl_ms) {
+                    LeaseAnswer::Granted
+                } else {
+                    LeaseAnswer::HeldElsewhere
+                }
+            }
+            _ => LeaseAnswer::NotTaken,
+        };
         Ok(Lookup {
-            entry: self.lookup_entry(dataset, key, now_ms),
+            entry,
             datasets_version,
             source,
             file_validator,
+            lease,
         })
     }
 
@@ -503,16 +543,7 @@ impl Index for FakeIndex {
 
     async fn try_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> Result<bool, IndexError> {
         self.trip()?;
-        if self.leased(object) {
-            return Ok(false);
-        }
-        self.leases
-            .borrow_mut()
-            .insert(object.to_owned(), holder.to_owned());
-        self.lease_expiry
-            .borrow_mut()
-            .insert(object.to_owned(), self.now_ms.get() + ttl_ms.max(1));
-        Ok(true)
+        Ok(self.take_lease(object, holder, ttl_ms))
     }
 
     async fn release_lease(&self, object: &str, holder: &str) -> Result<(), IndexError> {

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use super::handle;
-use crate::store::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
+use crate::store::{ChunkStore, ListedObject, ObjectMeta, ObjectPage, StoreError, StoredObject};
 
 /// A fault the in-memory store injects.
 #[derive(Clone)]
@@ -18,11 +18,14 @@ pub enum StoreFault {
     CorruptReads,
 }
 
+/// An object as the fake keeps it: bytes, upload time, metadata.
+type Kept = (Vec<u8>, u64, ObjectMeta);
+
 /// A chunk store in a `HashMap`, counting `(puts, gets, deletes)`. Objects are stamped with
 /// `now` (tests move it) when put.
 #[derive(Default)]
 pub struct InMemoryStoreState {
-    objects: RefCell<HashMap<String, (Vec<u8>, u64)>>,
+    objects: RefCell<HashMap<String, Kept>>,
     pub now: Cell<u64>,
     /// The next this many `get`s find nothing (an object written meanwhile by someone else).
     pub fail_next_gets: Cell<usize>,
@@ -63,7 +66,7 @@ impl InMemoryStore {
 impl ChunkStore for InMemoryStore {
     type Body = Vec<u8>;
 
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), StoreError> {
         self.puts.set(self.puts.get() + 1);
         if self.fail_next_puts.get() > 0 {
             self.fail_next_puts.set(self.fail_next_puts.get() - 1);
@@ -74,9 +77,10 @@ impl ChunkStore for InMemoryStore {
             Some(StoreFault::LoseWrites) => return Ok(()),
             _ => {}
         }
-        self.objects
-            .borrow_mut()
-            .insert(key.to_owned(), (bytes, self.now.get()));
+        self.objects.borrow_mut().insert(
+            key.to_owned(),
+            (bytes, self.now.get(), meta.clone().checked()),
+        );
         Ok(())
     }
 
@@ -90,12 +94,13 @@ impl ChunkStore for InMemoryStore {
             return Ok(None);
         }
         let mut found = self.objects.borrow().get(key).cloned();
-        if let (Some(StoreFault::CorruptReads), Some((bytes, _))) = (&self.fault, found.as_mut()) {
+        if let (Some(StoreFault::CorruptReads), Some((bytes, ..))) = (&self.fault, found.as_mut()) {
             bytes.push(b'!');
         }
-        Ok(found.map(|(body, uploaded_ms)| StoredObject {
+        Ok(found.map(|(body, uploaded_ms, meta)| StoredObject {
             size: body.len() as u64,
             uploaded_ms,
+            meta,
             body,
         }))
     }
@@ -152,7 +157,7 @@ impl ChunkStore for InMemoryStore {
         let mut keys: Vec<(&String, u64)> = objects
             .iter()
             .filter(|(k, _)| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c))
-            .map(|(k, (_, uploaded_ms))| (k, *uploaded_ms))
+            .map(|(k, (_, uploaded_ms, _))| (k, *uploaded_ms))
             .collect();
         keys.sort();
         let limit = limit as usize;

@@ -60,6 +60,9 @@ thread_local! {
     static CIRCUIT: Rc<Circuit> = Rc::default();
     /// The isolate's last health report (probes are rate limited per isolate).
     static HEALTH: Rc<HealthCache> = Rc::default();
+    /// The cache backends, fixed for the isolate's life like its configuration (built by the
+    /// first request), with the isolate's lease holder id.
+    static BACKENDS: RefCell<Option<Rc<WorkerBackends>>> = const { RefCell::new(None) };
 }
 
 /// Wall-clock time from the Workers runtime (`Date.now()`; frozen during CPU work, by design).
@@ -187,7 +190,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     }
     if !write_backs.is_empty() || pieces_later.is_some() {
         let later = (write_backs, pieces_later);
-        run_after_response(&ctx, &env, config, &registry, nonce, later)?;
+        run_after_response(&ctx, &env, config, Rc::clone(&registry), nonce, later)?;
     }
     Ok(js)
 }
@@ -195,31 +198,29 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
 /// How many windows' write-backs of a body made piece by piece may wait, and run at once.
 const PIECES_QUEUE: usize = 4;
 
-/// Runs the write-backs in `ctx.wait_until`, after the response.
+/// Runs the write-backs in `ctx.wait_until`, after the response; then rereads the run-time
+/// datasets if a lookup that finished there saw them change.
 fn run_after_response(
     ctx: &Context,
     env: &Env,
     config: Rc<Config>,
-    registry: &DatasetRegistry,
+    registry: Rc<DatasetRegistry>,
     nonce: String,
     (write_backs, pieces): (Vec<WriteBack>, Option<Receiver<Vec<WriteBack>>>),
 ) -> worker::Result<()> {
-    let (index, store) = (
-        index_from(&config),
-        store_from(env, &config).map_err(|e| e.to_string())?,
-    );
-    let datasets = registry.ids();
+    let cache = cache_backends(env, &config).map_err(|e| e.to_string())?;
     ctx.wait_until(async move {
+        let datasets = registry.ids();
         let scope = EvictionScope {
             datasets: &datasets,
             now_ms: WorkerClock.now_ms(),
             token: &nonce,
             total_evictions: config.total_evictions_per_run as usize,
         };
-        let origin = HttpOrigin::new(config.origin_timeout_ms);
+        let (index, store, origin) = (&cache.index, &cache.store, &cache.origin);
         for write_back in write_backs {
             if let Err(e) =
-                run_write_back(write_back, &index, &store, &origin, &WorkerClock, &scope).await
+                run_write_back(write_back, index, store, origin, &WorkerClock, &scope).await
             {
                 worker::console_warn!("write-back: {e}");
             }
@@ -228,7 +229,7 @@ fn run_after_response(
         // few windows at once, each window's in order.
         if let Some(pieces) = pieces {
             use futures::StreamExt as _;
-            let (index, store, origin, scope) = (&index, &store, &origin, &scope);
+            let scope = &scope;
             pieces
                 .for_each_concurrent(PIECES_QUEUE, |batch| async move {
                     for write_back in batch {
@@ -242,6 +243,9 @@ fn run_after_response(
                 })
                 .await;
         }
+        registry
+            .refresh_if_seen_changed(index, WorkerClock.now_ms())
+            .await;
     });
     Ok(())
 }
@@ -269,6 +273,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         origin: HttpOrigin::new(config.origin_timeout_ms),
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
+        holder: format!("cron-{}", nonce()),
     };
     let settings = config.settings();
     let token = format!("cron-{}", nonce());
@@ -424,6 +429,23 @@ fn store_from(env: &Env, config: &Config) -> Result<WorkerStore, Error> {
     WorkerStore::from_env(env, config)
 }
 
+/// The isolate's cache backends (see `BACKENDS`).
+fn cache_backends(env: &Env, config: &Config) -> Result<Rc<WorkerBackends>, Error> {
+    if let Some(cache) = BACKENDS.with(|cell| cell.borrow().clone()) {
+        return Ok(cache);
+    }
+    let cache = Rc::new(CacheBackends {
+        index: index_from(config),
+        store: store_from(env, config)?,
+        origin: HttpOrigin::new(config.origin_timeout_ms),
+        clock: WorkerClock,
+        keys: CacheKeys::new(&config.key_prefix),
+        holder: format!("isolate-{}", nonce()),
+    });
+    BACKENDS.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&cache)));
+    Ok(cache)
+}
+
 async fn serve(
     parts: &RequestParts<'_>,
     env: &Env,
@@ -440,16 +462,9 @@ async fn serve(
     let file_checks = FILE_CHECKS.with(FileChecks::clone);
     let settings = config.settings();
     let health = HEALTH.with(Rc::clone);
-    let store = store_from(env, config)?;
-    let cache: Rc<WorkerBackends> = Rc::new(CacheBackends {
-        index: index_from(config),
-        store: store.clone(),
-        origin: HttpOrigin::new(config.origin_timeout_ms),
-        clock: WorkerClock,
-        keys: CacheKeys::new(&config.key_prefix),
-    });
+    let cache = cache_backends(env, config)?;
     let refs_source = WorkerRefsSource {
-        store,
+        store: cache.store.clone(),
         max_bytes: config.refs_max_bytes,
         timeout_ms: config.refs_timeout_ms,
     };

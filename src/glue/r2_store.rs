@@ -5,7 +5,7 @@
 use worker::{Bucket, Object, Range};
 
 use super::timeout::within;
-use crate::store::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
+use crate::store::{ChunkStore, ListedObject, ObjectMeta, ObjectPage, StoreError, StoredObject};
 
 /// Chunk storage in R2.
 #[derive(Clone)]
@@ -39,6 +39,10 @@ impl R2Store {
             .map(|body| StoredObject {
                 size: body.size(),
                 uploaded_ms: body.uploaded().as_millis(),
+                meta: body
+                    .custom_metadata()
+                    .map(|pairs| ObjectMeta::read(|name| pairs.get(name).cloned()))
+                    .unwrap_or_default(),
                 body,
             }))
     }
@@ -65,10 +69,16 @@ fn store_error(key: &str, error: &worker::Error) -> StoreError {
 impl ChunkStore for R2Store {
     type Body = Object;
 
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), StoreError> {
+        let custom: std::collections::HashMap<String, String> = meta
+            .pairs()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
         let put = async {
             self.bucket
                 .put(key, bytes)
+                .custom_metadata(custom)
                 .execute()
                 .await
                 .map(|_| ())

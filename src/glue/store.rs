@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::origin::sigv4::Credentials;
 use crate::source::refs::RefsSink;
 use crate::store::s3::{S3Config, S3Store};
-use crate::store::{ChunkStore, ObjectPage, StoreError, StoredObject};
+use crate::store::{ChunkStore, ObjectMeta, ObjectPage, StoreError, StoredObject};
 
 /// The chunk store chosen by the configuration.
 #[derive(Clone)]
@@ -112,6 +112,7 @@ fn wrap<B>(
     object.map(|o| StoredObject {
         size: o.size,
         uploaded_ms: o.uploaded_ms,
+        meta: o.meta,
         body: body(o.body),
     })
 }
@@ -119,10 +120,10 @@ fn wrap<B>(
 impl ChunkStore for WorkerStore {
     type Body = WorkerBody;
 
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), StoreError> {
         match self {
-            Self::R2(store) => store.put(key, bytes).await,
-            Self::S3(store) => store.put(key, bytes).await,
+            Self::R2(store) => store.put(key, bytes, meta).await,
+            Self::S3(store) => store.put(key, bytes, meta).await,
         }
     }
 

@@ -586,9 +586,19 @@ mod tests {
             let world = world_with(&dataset("short", r#", "ttl_seconds": 1"#));
             read_at(&world, 1_000, "short", "g/0");
             read_at(&world, 1_000, "demo", "g/1");
-            block_on(world.store.put("t/v1/ab/orphan", vec![1, 2, 3])).unwrap();
+            block_on(world.store.put(
+                "t/v1/ab/orphan",
+                vec![1, 2, 3],
+                &crate::store::ObjectMeta::default(),
+            ))
+            .unwrap();
             world.store.now.set(5_000);
-            block_on(world.store.put("t/v1/cd/young", vec![1])).unwrap();
+            block_on(world.store.put(
+                "t/v1/cd/young",
+                vec![1],
+                &crate::store::ObjectMeta::default(),
+            ))
+            .unwrap();
             world.index.now_ms.set(3_000);
             world.clock.now.set(5_500);
             let (status, report) = admin(&world, "POST", "/api/admin/sweep", "");

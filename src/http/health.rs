@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::index::{Index, IndexError};
-use crate::store::{ChunkStore, StoreError};
+use crate::store::{ChunkStore, ObjectMeta, StoreError};
 
 /// How long an isolate reuses its last health report.
 pub const HEALTH_CACHE_MS: u64 = 5_000;
@@ -116,7 +116,7 @@ pub async fn check_health(
 async fn probe_store(store: &impl ChunkStore, key: &str, nonce: u64) -> Result<(), String> {
     let written = format!("zarr-edge-cache health probe {nonce}").into_bytes();
     store
-        .put(key, written.clone())
+        .put(key, written.clone(), &ObjectMeta::default())
         .await
         .map_err(|e| format!("put failed: {}", store_cause(&e)))?;
     let read = match store.get(key).await {

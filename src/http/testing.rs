@@ -83,6 +83,7 @@ pub fn world_with(extra_datasets: &str) -> World {
             origin: origin.clone(),
             clock: clock.clone(),
             keys: CacheKeys::new("t"),
+            holder: "isolate".to_owned(),
         }),
         store,
         clock,
@@ -192,6 +193,12 @@ pub fn request_with_body(
             assert!(world.write_backs_may_fail, "write-back: {error}");
         }
     }
+    // As the glue does after the write-backs.
+    block_on(
+        world
+            .registry
+            .refresh_if_seen_changed(&world.cache.index, world.cache.clock.now_ms()),
+    );
     HttpResponse {
         status: response.status,
         headers: response.headers,
@@ -238,6 +245,7 @@ impl World {
             origin,
             clock: self.clock.clone(),
             keys: CacheKeys::new("t"),
+            holder: "isolate".to_owned(),
         });
     }
 }

@@ -87,7 +87,15 @@ pub async fn zarr_key<P: Platform>(
                 read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await?;
             let admitted = write_backs
                 .into_iter()
-                .map(|w| w.admitted_by(&config.admission))
+                .map(|w| match w {
+                    // Its lookup finishes after the response: the version it sees is checked
+                    // then (`DatasetRegistry::refresh_if_seen_changed`).
+                    WriteBack::Settle(mut settle) => {
+                        settle.report_versions_to(backends.datasets.version_sink());
+                        WriteBack::Settle(settle)
+                    }
+                    w => w.admitted_by(&config.admission),
+                })
                 .collect();
             (chunk, admitted)
         }

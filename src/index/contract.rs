@@ -20,8 +20,8 @@
 
 use crate::contract::{ensure, ensure_eq, CallContext, Report};
 use crate::index::entry::{
-    ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, SourceVersion, StoredBytes,
-    VersionProbe,
+    ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, LeaseAnswer, LeaseAsk,
+    SourceVersion, StoredBytes, VersionProbe,
 };
 use crate::index::Index;
 use crate::policy::capacity::Limit;
@@ -43,11 +43,12 @@ pub trait IndexUnderTest {
 }
 
 /// Every case, in the order [`run`] runs them.
-pub const CASES: [&str; 20] = [
+pub const CASES: [&str; 21] = [
     "ping_answers",
     "accounting_and_stats",
     "entries_and_leases_expire_after_their_ttl",
     "leases_are_set_nx_and_released_by_their_holder",
+    "lookups_take_the_lease_only_without_a_live_entry",
     "each_policy_claims_its_victim",
     "claim_selectors_pick_what_they_say",
     "expired_keys_are_claimed_first",
@@ -93,6 +94,7 @@ pub async fn run<B: IndexUnderTest>(backend: &B) -> Report {
         entries_and_leases_expire_after_their_ttl(backend, &index).await,
     );
     case!(leases_are_set_nx_and_released_by_their_holder);
+    case!(lookups_take_the_lease_only_without_a_live_entry);
     case!(each_policy_claims_its_victim);
     case!(claim_selectors_pick_what_they_say);
     case!(expired_keys_are_claimed_first);
@@ -166,7 +168,7 @@ async fn hit<I: Index>(
 ) -> Result<IndexEntry, String> {
     let what = format!("lookup {dataset}/{key}");
     index
-        .lookup(dataset, key, at_ms, None, None)
+        .lookup(dataset, key, at_ms, None, None, None)
         .await
         .call(&what)?
         .entry
@@ -177,7 +179,7 @@ async fn hit<I: Index>(
 async fn miss<I: Index>(index: &I, dataset: &str, key: &str, at_ms: u64) -> Result<(), String> {
     let what = format!("lookup {dataset}/{key}");
     let found = index
-        .lookup(dataset, key, at_ms, None, None)
+        .lookup(dataset, key, at_ms, None, None, None)
         .await
         .call(&what)?
         .entry;
@@ -429,6 +431,125 @@ async fn leases_are_set_nx_and_released_by_their_holder<I: Index>(index: &I) -> 
         .release_lease("never-leased", "x")
         .await
         .call("release_lease of nothing")
+}
+
+/// A lookup's lease ask is `try_lease` in the same round trip (re-entrant for its holder), taken
+/// only when there is no live entry (none written, or one claimed for removal) and not for a
+/// versioned read sent elsewhere; a lease taken so is released by its holder like any other.
+async fn lookups_take_the_lease_only_without_a_live_entry<I: Index>(
+    index: &I,
+) -> Result<(), String> {
+    let look = |key: &'static str, object: &'static str, holder: &'static str| async move {
+        let ask = LeaseAsk {
+            object,
+            holder,
+            ttl_ms: DAY_MS,
+        };
+        index
+            .lookup("ds", key, T0, None, None, Some(ask))
+            .await
+            .call(&format!(
+                "lookup {key} asking {object}'s lease for {holder}"
+            ))
+    };
+    let first = look("k", "o", "a").await?;
+    ensure_eq(
+        "(entry, lease) of a cold key",
+        (first.entry, first.lease),
+        (None, LeaseAnswer::Granted),
+    )?;
+    let second = look("k", "o", "b").await?;
+    ensure_eq(
+        "lease of a cold key whose object another holder leased",
+        second.lease,
+        LeaseAnswer::HeldElsewhere,
+    )?;
+    ensure_eq(
+        "lease asked again by its holder",
+        look("k", "o", "a").await?.lease,
+        LeaseAnswer::Granted,
+    )?;
+    ensure_eq(
+        "try_lease after a lookup took it",
+        index
+            .try_lease("o", "c", DAY_MS)
+            .await
+            .call("try_lease o")?,
+        false,
+    )?;
+    index
+        .release_lease("o", "a")
+        .await
+        .call("release_lease o")?;
+    ensure_eq(
+        "lease once its holder released it",
+        look("k", "o", "b").await?.lease,
+        LeaseAnswer::Granted,
+    )?;
+    let e = entry("p", 10, 5, T0);
+    put(index, "ds", "live", &e).await?;
+    let live = look("live", "p", "a").await?;
+    ensure_eq(
+        "(entry found, lease) of a live key",
+        (live.entry.is_some(), live.lease),
+        (true, LeaseAnswer::NotTaken),
+    )?;
+    ensure_eq(
+        "try_lease of the live key's object (the lookup took nothing)",
+        index
+            .try_lease("p", "c", DAY_MS)
+            .await
+            .call("try_lease p")?,
+        true,
+    )?;
+    let claimed = index
+        .claim("ds", &ClaimSelector::Key("live".to_owned()), T0, "tok", 10)
+        .await
+        .call("claim live")?;
+    ensure_eq("keys claimed", claimed.len(), 1)?;
+    let gone = look("live", "q", "a").await?;
+    ensure_eq(
+        "(entry, lease) of a key claimed for removal",
+        (gone.entry, gone.lease),
+        (None, LeaseAnswer::Granted),
+    )?;
+    redirected_lookups_take_no_lease(index).await
+}
+
+/// A versioned lookup sent to revalidate takes no lease (part of
+/// `lookups_take_the_lease_only_without_a_live_entry`).
+async fn redirected_lookups_take_no_lease<I: Index>(index: &I) -> Result<(), String> {
+    let stale = index
+        .lookup(
+            "ds",
+            "k2",
+            T0,
+            Some(VersionProbe {
+                generation: 1,
+                stale_after_ms: DAY_MS,
+            }),
+            None,
+            Some(LeaseAsk {
+                object: "r",
+                holder: "a",
+                ttl_ms: DAY_MS,
+            }),
+        )
+        .await
+        .call("versioned lookup with no source record")?;
+    ensure_eq(
+        "(source, lease) of a versioned lookup sent to revalidate",
+        (stale.source, stale.lease),
+        (SourceVersion::Stale, LeaseAnswer::NotTaken),
+    )?;
+    ensure_eq(
+        "try_lease of that object (the lookup took nothing)",
+        index
+            .try_lease("r", "c", DAY_MS)
+            .await
+            .call("try_lease r")?,
+        true,
+    )
 }
 
 /// The same pattern as the unit tests (g/2 read and hit, then g/0, then g/1; 28 bytes against
@@ -1037,7 +1158,7 @@ async fn list_keys_pages_and_sorts<I: Index>(index: &I) -> Result<(), String> {
 async fn runtime_datasets_and_snapshots<I: Index>(index: &I) -> Result<(), String> {
     let version = || async {
         index
-            .lookup("ds", "k", T0, None, None)
+            .lookup("ds", "k", T0, None, None, None)
             .await
             .call("lookup")
             .map(|l| l.datasets_version)
@@ -1221,7 +1342,7 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
     };
     let looked = |generation, at_ms| async move {
         let found = index
-            .lookup("ds", "k", at_ms, probe(generation), None)
+            .lookup("ds", "k", at_ms, probe(generation), None, None)
             .await
             .call("versioned lookup")?;
         Ok::<_, String>((found.source, found.entry.is_some()))
@@ -1254,7 +1375,7 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
     )?;
     ensure_eq("hits counted", counters(index, "ds").await?.hits, 1)?;
     let unversioned = index
-        .lookup("ds", "k", T0 + 60_000, None, None)
+        .lookup("ds", "k", T0 + 60_000, None, None, None)
         .await
         .call("unversioned lookup")?;
     ensure_eq(
@@ -1293,7 +1414,7 @@ async fn source_versions_gate_versioned_lookups<I: Index>(index: &I) -> Result<(
     ensure_eq(
         "another dataset has no record",
         index
-            .lookup("other", "k", T0, probe(T0 + 2), None)
+            .lookup("other", "k", T0, probe(T0 + 2), None, None)
             .await
             .call("lookup other")?
             .source,
@@ -1314,7 +1435,7 @@ async fn file_validators_come_back_with_lookups<I: Index>(index: &I) -> Result<(
     put(index, "ds", "k", &entry("o1", 10, 5, T0)).await?;
     let validator = |file| async move {
         let found = index
-            .lookup("ds", "k", T0, None, file)
+            .lookup("ds", "k", T0, None, file, None)
             .await
             .call("lookup with a file")?;
         Ok::<_, String>((found.file_validator, found.entry.is_some()))

@@ -203,6 +203,34 @@ pub struct Lookup {
     pub source: SourceVersion,
     /// The validator last seen for the source file the lookup named (`None`: none recorded).
     pub file_validator: Option<String>,
+    /// What became of the lease the lookup asked for.
+    pub lease: LeaseAnswer,
+}
+
+/// A lookup's request for the object's lease ([`Index::try_lease`](crate::index::Index::try_lease)
+/// in the same round trip), granted only when there is no live entry: a cold miss then waits
+/// on one index round trip before it fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseAsk<'a> {
+    /// The object (its storage key).
+    pub object: &'a str,
+    /// Who asks.
+    pub holder: &'a str,
+    /// The lease's length.
+    pub ttl_ms: u64,
+}
+
+/// What became of a [`LeaseAsk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeaseAnswer {
+    /// None was asked for, or there is a live entry (or the source version sent the reader
+    /// elsewhere): nothing was taken.
+    #[default]
+    NotTaken,
+    /// The asker holds the lease now (release it, or let it expire).
+    Granted,
+    /// Another holder has it.
+    HeldElsewhere,
 }
 
 /// A versioned read's question to the lookup: the source generation the reader keys its

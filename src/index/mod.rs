@@ -17,7 +17,7 @@ pub mod transport;
 pub mod upstash;
 
 use crate::index::entry::{
-    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup, RuntimeDatasets,
+    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, LeaseAsk, Lookup, RuntimeDatasets,
     StoredBytes, VersionProbe,
 };
 use crate::policy::eviction::Order;
@@ -63,6 +63,13 @@ pub trait Index {
     ///
     /// With a `file` (the URL the key's bytes come from), the validator last recorded for that
     /// file ([`set_file_validator`](Self::set_file_validator)) comes back too.
+    ///
+    /// With a `lease` ask, when there is no live entry (and the probe, if any, found its
+    /// generation current), the object's lease is tried as [`try_lease`](Self::try_lease)
+    /// tries it, in the same round trip, except that a holder that already has it is granted
+    /// it again (every reader of an isolate asks in the isolate's name):
+    /// [`LeaseAnswer::Granted`](entry::LeaseAnswer::Granted) or
+    /// [`HeldElsewhere`](entry::LeaseAnswer::HeldElsewhere); otherwise nothing is taken.
     async fn lookup(
         &self,
         dataset: &str,
@@ -70,6 +77,7 @@ pub trait Index {
         now_ms: u64,
         probe: Option<VersionProbe>,
         file: Option<&str>,
+        lease: Option<LeaseAsk<'_>>,
     ) -> Result<Lookup, IndexError>;
 
     /// The validator last recorded for the source file at `url`

@@ -75,14 +75,17 @@ pub fn by_sha(sha: &str) -> Option<&'static Script> {
 }
 
 /// `Index::lookup`: read the entry and, only if it is live (present, not being evicted), count
-/// the hit on the entry, the dataset and the eviction orders. Returns `[datasets version, entry
-/// as read, source version state, file validator]`. A versioned read first checks the dataset's source version
-/// record: when the reader's generation is not current, or the record is stale, it answers
-/// `{'changed'|'stale', generation}` with no entry and counts nothing.
+/// the hit on the entry, the dataset and the eviction orders; with no live entry, take the
+/// object's lease when asked (`SET NX PX`; granted again to the holder that has it). Returns `[datasets version, entry as read, source
+/// version state, file validator, lease ('' not asked, 'granted', 'held')]`. A versioned read
+/// first checks the dataset's source version record: when the reader's generation is not
+/// current, or the record is stale, it answers `{'changed'|'stale', generation}` with no entry,
+/// counts nothing and takes no lease.
 /// Dataset keys, then `KEYS[12]` entry, `KEYS[13]` run-time datasets version, `KEYS[14]` the
-/// dataset's source version record, `KEYS[15]` the source file's validator; `ARGV[4]` now ms,
-/// `ARGV[5]` Zarr key, `ARGV[6]` the reader's generation (empty: not versioned), `ARGV[7]` how
-/// old the record may be (ms), `ARGV[8]` `1` to read the file's validator.
+/// dataset's source version record, `KEYS[15]` the source file's validator, `KEYS[16]` the
+/// object's lease (empty: not asked); `ARGV[4]` now ms, `ARGV[5]` Zarr key, `ARGV[6]` the
+/// reader's generation (empty: not versioned), `ARGV[7]` how old the record may be (ms),
+/// `ARGV[8]` `1` to read the file's validator, `ARGV[9]` the lease holder, `ARGV[10]` its TTL.
 pub static LOOKUP: Script = Script::new(concat!(
     include_str!("scripts/prelude.lua"),
     include_str!("scripts/lookup.lua")

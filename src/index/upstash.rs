@@ -3,8 +3,8 @@
 //! integration tests (over a blocking HTTP client against a real Redis).
 
 use crate::index::entry::{
-    f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, Lookup,
-    RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
+    f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage,
+    LeaseAnswer, LeaseAsk, Lookup, RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
 };
 use crate::index::scripts::{self, Script};
 use crate::index::transport::UpstashTransport;
@@ -262,6 +262,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         now_ms: u64,
         probe: Option<VersionProbe>,
         file: Option<&str>,
+        lease: Option<LeaseAsk<'_>>,
     ) -> Result<Lookup, IndexError> {
         let (generation, stale_after) = match probe {
             Some(p) => (p.generation.to_string(), p.stale_after_ms.to_string()),
@@ -277,6 +278,7 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                     // Read only when asked for: an empty name costs no bytes on the wire.
                     probe.map_or_else(String::new, |_| self.keys.source_version(dataset)),
                     file.map_or_else(String::new, |url| self.keys.file_validator(url)),
+                    lease.map_or_else(String::new, |ask| self.keys.lease(ask.object)),
                 ],
                 [
                     now_ms.to_string(),
@@ -284,6 +286,8 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
                     generation,
                     stale_after,
                     if file.is_some() { "1" } else { "0" }.to_owned(),
+                    lease.map_or_else(String::new, |ask| ask.holder.to_owned()),
+                    lease.map_or_else(String::new, |ask| ask.ttl_ms.max(1).to_string()),
                 ],
             ))
             .await?;
@@ -307,11 +311,17 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
             _ => return Err(unexpected("lookup", &reply)),
         };
         match items.as_slice() {
-            [version, entry, _, file] => Ok(Lookup {
+            [version, entry, _, file, leased] => Ok(Lookup {
                 datasets_version: counter(version),
                 entry: IndexEntry::from_hgetall(entry),
                 source,
                 file_validator: file.as_str().filter(|v| !v.is_empty()).map(str::to_owned),
+                lease: match leased.as_str() {
+                    Some("granted") if lease.is_some() => LeaseAnswer::Granted,
+                    Some("held") if lease.is_some() => LeaseAnswer::HeldElsewhere,
+                    Some("") => LeaseAnswer::NotTaken,
+                    _ => return Err(unexpected("lookup", &reply)),
+                },
             }),
             _ => Err(unexpected("lookup", &reply)),
         }

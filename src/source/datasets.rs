@@ -619,6 +619,8 @@ pub struct DatasetRegistry {
     runtime_checked_ms: Cell<Option<u64>>,
     /// The version of the run-time datasets last read from the index.
     runtime_version: Cell<Option<u64>>,
+    /// The version a lookup that finished after its response saw last ([`Self::version_sink`]).
+    seen_version: Rc<Cell<Option<u64>>>,
     /// Raised by every change this isolate made itself ([`Self::put_runtime`],
     /// [`Self::remove_runtime`]): a reread that started before one must not undo it.
     local_changes: Cell<u64>,
@@ -680,6 +682,7 @@ impl DatasetRegistry {
             runtime_refresh_ms: u64::from(crate::settings::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
             runtime_checked_ms: Cell::new(None),
             runtime_version: Cell::new(None),
+            seen_version: Rc::default(),
             local_changes: Cell::new(0),
             rereads_started: Cell::new(0),
             reread_applied: Cell::new(0),
@@ -768,6 +771,24 @@ impl DatasetRegistry {
     pub async fn refresh_runtime(&self, index: &impl Index, now_ms: u64) {
         self.refresh_runtime_if_older(index, now_ms, self.runtime_refresh_ms)
             .await;
+    }
+
+    /// Where lookups that finish after their response (storage-first hits, see
+    /// `cache::settle`) leave the run-time datasets' version they saw, for
+    /// [`refresh_if_seen_changed`](Self::refresh_if_seen_changed).
+    #[must_use]
+    pub fn version_sink(&self) -> Rc<Cell<Option<u64>>> {
+        Rc::clone(&self.seen_version)
+    }
+
+    /// Rereads the run-time datasets when a lookup that finished after its response saw a
+    /// version other than the one this isolate read last (one round trip, only then).
+    pub async fn refresh_if_seen_changed(&self, index: &impl Index, now_ms: u64) {
+        if let Some(version) = self.seen_version.take() {
+            if self.runtime_version_changed(version) {
+                self.refresh_runtime_if_older(index, now_ms, 0).await;
+            }
+        }
     }
 
     /// Whether a lookup's run-time datasets `version` differs from the one this isolate read
@@ -1393,6 +1414,31 @@ mod tests {
             3,
             "the internal target is never fetched"
         );
+    }
+
+    /// A version a late lookup (a storage-first hit's) left in the sink rereads the run-time
+    /// datasets after the response when it differs from the isolate's, and only then; a
+    /// version taken is not acted on twice.
+    #[test]
+    fn late_lookups_versions_reread_the_runtime_datasets() {
+        use crate::fakes::FakeIndex;
+        let registry = DatasetRegistry::new(Vec::new(), 1 << 20, 1_000);
+        let index = FakeIndex::healthy();
+        block_on(registry.refresh_runtime_if_older(&index, 0, 0));
+        let sink = registry.version_sink();
+        sink.set(Some(0));
+        block_on(registry.refresh_if_seen_changed(&index, 10));
+        assert_eq!(index.round_trips.get(), 1, "the same version: no reread");
+        let x = r#"{"refs": "http://o.test/x.json"}"#;
+        block_on(index.put_runtime_dataset("x", x)).unwrap();
+        assert!(registry.config("x").is_err(), "another instance's change");
+        let trips = index.round_trips.get();
+        sink.set(Some(index.runtime_version.get()));
+        block_on(registry.refresh_if_seen_changed(&index, 20));
+        assert!(registry.config("x").is_ok(), "reread after the response");
+        assert_eq!(index.round_trips.get(), trips + 1);
+        block_on(registry.refresh_if_seen_changed(&index, 30));
+        assert_eq!(index.round_trips.get(), trips + 1, "nothing seen since");
     }
 
     /// Rereads apply what the index holds, even when its version went back (an index that lost

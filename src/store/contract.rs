@@ -7,7 +7,8 @@
 //! and the whole object's size; `put` replaces; `delete` and `delete_many` delete exactly what
 //! they name and are idempotent; `list` pages in key order under its prefix only, continues
 //! from its cursor, never returns more than `limit`, and ends with no cursor; upload times are
-//! milliseconds near the caller's clock, in write order, the same in listings as in reads.
+//! milliseconds near the caller's clock, in write order, the same in listings as in reads;
+//! the metadata put with an object comes back with every read of it, and a `put` replaces it.
 //!
 //! Every key the suite writes starts with the caller's `prefix` (unique per run, so that it can
 //! share a bucket with anything else), and the last case deletes them all. Cases never panic;
@@ -15,11 +16,12 @@
 
 use crate::clock::Clock;
 use crate::contract::{ensure, ensure_eq, CallContext, Report};
-use crate::store::{ChunkStore, ListedObject, MAX_DELETE_BATCH};
+use crate::store::{ChunkStore, ListedObject, ObjectMeta, MAX_DELETE_BATCH};
 
 /// Every case, in the order [`run`] runs them.
-pub const CASES: [&str; 9] = [
+pub const CASES: [&str; 10] = [
     "put_then_get_returns_the_bytes",
+    "metadata_comes_back_with_the_object",
     "absent_keys_are_none",
     "ranged_reads_return_exactly_the_range",
     "put_replaces_the_object",
@@ -50,6 +52,7 @@ pub async fn run<S: ChunkStore, C: Clock>(store: &S, clock: &C, prefix: &str) ->
         }};
     }
     case!(put_then_get_returns_the_bytes);
+    case!(metadata_comes_back_with_the_object);
     case!(absent_keys_are_none);
     case!(ranged_reads_return_exactly_the_range);
     case!(put_replaces_the_object);
@@ -86,7 +89,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 async fn put<S: ChunkStore>(store: &S, key: &str, bytes: &[u8]) -> Result<(), String> {
     store
-        .put(key, bytes.to_vec())
+        .put(key, bytes.to_vec(), &ObjectMeta::default())
         .await
         .call(&format!("put {key}"))
 }
@@ -207,6 +210,65 @@ async fn put_then_get_returns_the_bytes<S: ChunkStore, C: Clock>(
         "(size, body) of one byte",
         (got.size, got.bytes),
         (1, b"x".to_vec()),
+    )
+}
+
+/// The metadata put with an object comes back with whole and ranged reads; a value that is not
+/// well formed is not kept; a later `put` replaces the metadata with its own (none included).
+async fn metadata_comes_back_with_the_object<S: ChunkStore, C: Clock>(
+    store: &S,
+    clock: &C,
+    keys: &str,
+) -> Result<(), String> {
+    let key = format!("{keys}object");
+    let meta = ObjectMeta {
+        checksum: Some("0123456789abcdef0123456789abcdef".to_owned()),
+        validator: Some("W/\"5f3-1a2b\"".to_owned()),
+    };
+    store
+        .put(&key, b"with metadata".to_vec(), &meta)
+        .await
+        .call(&format!("put {key} with metadata"))?;
+    let whole = store.get(&key).await.call(&format!("get {key}"))?;
+    ensure_eq(
+        "metadata of a whole read",
+        whole.map(|o| o.meta),
+        Some(meta.clone()),
+    )?;
+    let ranged = store
+        .get_range(&key, 5, 3)
+        .await
+        .call(&format!("get_range {key}"))?;
+    ensure_eq(
+        "metadata of a ranged read",
+        ranged.map(|o| o.meta),
+        Some(meta),
+    )?;
+    let malformed = format!("{keys}malformed");
+    let bad = ObjectMeta {
+        checksum: Some("not a checksum".to_owned()),
+        validator: Some("\"caf\u{e9}\"".to_owned()),
+    };
+    store
+        .put(&malformed, b"x".to_vec(), &bad)
+        .await
+        .call(&format!("put {malformed}"))?;
+    let got = store
+        .get(&malformed)
+        .await
+        .call(&format!("get {malformed}"))?;
+    ensure_eq(
+        "metadata of malformed values",
+        got.map(|o| o.meta),
+        Some(ObjectMeta::default()),
+    )?;
+    clock.sleep(REWRITE_PAUSE_MS).await;
+    put(store, &key, b"without").await?;
+    let replaced = store.get(&key).await.call(&format!("get {key}"))?;
+    ensure_eq(
+        "metadata after a put without any",
+        replaced.map(|o| o.meta),
+        Some(ObjectMeta::default()),
     )
 }
 
@@ -515,7 +577,12 @@ mod tests {
     #[test]
     fn the_in_memory_store_keeps_the_contract() {
         let store = store(None);
-        block_on(store.put("other/kept", b"not the suite's".to_vec())).unwrap();
+        block_on(store.put(
+            "other/kept",
+            b"not the suite's".to_vec(),
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap();
         let report = block_on(run(&store, &FixedClock(NOW), "run-1/"));
         if let Err(failure) = report.verify(&CASES) {
             panic!("{failure}");

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::origin::sigv4::{
     self, Credentials, Payload, SignableRequest, SigningParams, SigningTime,
 };
-use crate::store::{ChunkStore, ListedObject, ObjectPage, StoreError, StoredObject};
+use crate::store::{ChunkStore, ListedObject, ObjectMeta, ObjectPage, StoreError, StoredObject};
 
 /// Where the bucket is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,9 @@ const RETRIES: u32 = 2;
 const FIRST_BACKOFF_MS: u64 = 100;
 /// The most keys a `ListObjectsV2` page may ask for.
 const MAX_LIST_KEYS: u32 = 1_000;
+
+/// The header prefix of S3 user metadata ([`ObjectMeta`]).
+const USER_META: &str = "x-amz-meta-";
 
 /// A chunk store in an S3-compatible bucket.
 pub struct S3Store<T, C> {
@@ -268,9 +271,15 @@ impl<T: S3Transport, C: Clock> S3Store<T, C> {
         }
         .ok_or_else(|| StoreError::Retryable(format!("S3 {what}: no object size in the answer")))?;
         let uploaded_ms = last_modified(&answer);
+        let meta = ObjectMeta::read(|name| {
+            answer
+                .header(&format!("{USER_META}{name}"))
+                .map(str::to_owned)
+        });
         Ok(Some(StoredObject {
             size,
             uploaded_ms,
+            meta,
             body: answer.body,
         }))
     }
@@ -288,16 +297,22 @@ fn last_modified<B>(answer: &S3Answer<B>) -> u64 {
 impl<T: S3Transport, C: Clock> ChunkStore for S3Store<T, C> {
     type Body = T::Body;
 
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), StoreError> {
         let url = self.url(key, &[])?;
         let bytes: Rc<[u8]> = Rc::from(bytes);
-        let headers = vec![
+        let mut headers = vec![
             (
                 "content-type".to_owned(),
                 "application/octet-stream".to_owned(),
             ),
             ("content-length".to_owned(), bytes.len().to_string()),
         ];
+        // User metadata, signed with the rest (SigV4 signs every header given).
+        headers.extend(
+            meta.pairs()
+                .into_iter()
+                .map(|(name, value)| (format!("{USER_META}{name}"), value)),
+        );
         self.exchange((&format!("put {key}"), RETRIES), &[200], || {
             self.signed("PUT", &url, headers.clone(), Rc::clone(&bytes))
         })
@@ -763,7 +778,12 @@ mod tests {
     fn retryable_answers_are_retried() {
         let transport = scripted(&[(503, SLOW_DOWN), (500, ""), (200, "")]);
         let store = store(&transport, true);
-        futures::executor::block_on(store.put("zec/v1/ab/k", b"abc".to_vec())).unwrap();
+        futures::executor::block_on(store.put(
+            "zec/v1/ab/k",
+            b"abc".to_vec(),
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap();
         let sent = transport.sent.borrow();
         assert_eq!(sent.len(), 3);
         assert_eq!(sent[0].url, "http://s3.test:9000/chunks/zec/v1/ab/k");
@@ -786,8 +806,12 @@ mod tests {
         assert_eq!(transport.sent.borrow().len(), 1, "reads are not retried");
         assert!(matches!(error, StoreError::Retryable(_)), "{error:?}");
         let transport = scripted(&[(503, SLOW_DOWN), (503, SLOW_DOWN), (503, SLOW_DOWN)]);
-        let error =
-            futures::executor::block_on(store(&transport, true).put("k", vec![1])).unwrap_err();
+        let error = futures::executor::block_on(store(&transport, true).put(
+            "k",
+            vec![1],
+            &crate::store::ObjectMeta::default(),
+        ))
+        .unwrap_err();
         assert_eq!(
             transport.sent.borrow().len(),
             3,
