@@ -48,7 +48,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
                          inspector_port=args.inspector_port, worker_port=args.worker_port,
                          worker_s3=args.worker_s3_url.rstrip("/"), worker_s3_port=args.worker_s3_port,
                          inspector_s3_port=args.inspector_s3_port, s3_dir=Path(args.s3_dir),
-                         worker_prod=args.worker_prod_url.rstrip("/") or None)
+                         worker_prod=args.worker_prod_url.rstrip("/") or None,
+                         worker_prod_prof=args.worker_prod_prof_url.rstrip("/") or None,
+                         inspector_prod_port=args.inspector_prod_port)
     bench = runner.Bench(cfg, stack, manifest, args.latency_ms, args.bandwidth_mb_s)
     if args.wasm:
         runner.WASM_PATH = Path(args.wasm)
@@ -130,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--inspector-s3-port", type=int, required=True)
     m.add_argument("--worker-prod-url", default="",
                    help="the same build in workerd through Miniflare's API (no wrangler dev proxy or inspector)")
+    m.add_argument("--worker-prod-prof-url", default="",
+                   help="a second instance of it with workerd's inspector open, for the CPU profile only")
+    m.add_argument("--inspector-prod-port", type=int, default=None, help="that instance's inspector port")
     m.add_argument("--s3-dir", required=True, help="the S3-storage worker's bucket directory in s3s-fs's root")
     m.add_argument("--origin-url", required=True)
     m.add_argument("--proxy-url", required=True)

@@ -3,11 +3,15 @@
 //
 //   node bench/serve_workerd.mjs CONFIG.json
 //
-// CONFIG (written by bench/zecbench/runtime.py from wrangler.toml and the worker's vars file):
+// CONFIG (written by bench/run from wrangler.toml and the worker's vars file):
 //   {"script": ".../build/index.js", "compatibility_date": "...", "port": N,
-//    "bindings": {NAME: "text"}, "r2_buckets": {BINDING: "bucket"}, "persist_to": "..."}
-// `persist_to` is the directory given to `wrangler dev --persist-to`: local R2 is shared with
-// the wrangler dev workers of the same run.
+//    "bindings": {NAME: "text"}, "r2_buckets": {BINDING: "bucket"}, "persist_to": "...",
+//    "inspector_port": N (optional)}
+// `persist_to` is the directory given to `wrangler dev --persist-to`: local R2 (and the Cache
+// API's store) is shared with the wrangler dev workers of the same run. `inspector_port` opens
+// workerd's own inspector there (no proxy in front of it: `http://127.0.0.1:N/json` lists the
+// worker's websocket): bench/run starts a second, profiling instance with it, read only by the
+// CPU-per-hit passes, so the instance of the throughput passes has no inspector at all.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
@@ -30,9 +34,11 @@ const mf = new Miniflare({
   // wrangler keeps each simulator's state under <persist-to>/v3/<kind>.
   r2Persist: path.join(config.persist_to, "v3", "r2"),
   cachePersist: path.join(config.persist_to, "v3", "cache"),
+  ...(config.inspector_port ? { inspectorPort: config.inspector_port } : {}),
 });
 const url = await mf.ready;
-console.log(`workerd (Miniflare API, no dev proxy) ready at ${url}`);
+console.log(`workerd (Miniflare API, no dev proxy) ready at ${url}` +
+  (config.inspector_port ? `, inspector on :${config.inspector_port}` : ""));
 const stop = async () => {
   await mf.dispose();
   process.exit(0);

@@ -58,8 +58,11 @@ BIGREFS_DATASET = "big-parquet"
 
 
 def _field(var: Variable, t: int, rng: np.random.Generator) -> np.ndarray:
-    """One time step of ``var``: a smooth travelling pattern plus noise (deterministic)."""
+    """One time step of ``var``: a smooth travelling pattern plus noise, or (``var.noise``) only
+    uniform noise (deterministic)."""
     _, ny, nx = var.shape
+    if var.noise:
+        return rng.random((ny, nx), dtype=np.float32)
     y = np.linspace(-np.pi / 2, np.pi / 2, ny)[:, None]
     x = np.linspace(0.0, 2 * np.pi, nx, endpoint=False)[None, :]
     if var.dtype == "f4":
@@ -290,7 +293,8 @@ def prepare(state: Path, config: Config, origin_url: str, proxy_url: str, cache_
         names = [(f"b-{profile}-c{c}", 0, c, "r2") for c in config.concurrency] + \
             [(f"b-{profile}-edge", 600, None, "r2")]
         if profile == "loopback":
-            names.append(("b-cpu", 0, None, "r2"))  # warm hits for the CPU profile
+            # warm hits and EDGE hits for the CPU profiles
+            names += [("b-cpu", 0, None, "r2"), ("b-cpu-edge", 600, None, "r2")]
         # read through the second worker, whose chunk store is S3 (s3s-fs): aliases of their own,
         # so nothing the R2 passes cached is in the index for them
         names += [(f"b-{profile}-s3-c{c}", 0, c, "s3") for c in config.concurrency]

@@ -35,6 +35,7 @@ class Outcome:
     errors: dict = field(default_factory=dict)
     x_cache: dict = field(default_factory=dict)
     server_timing: dict = field(default_factory=dict)  # name -> [dur ms]
+    server_timing_answers: int = 0  # answers that carried a Server-Timing header
     wall_s: float = 0.0
     complete: bool = True
     # HTTP requests the reader made, when it reports them (whole-file reads: several per item)
@@ -52,6 +53,19 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[rank]
 
 
+def index_wait(o: Outcome) -> dict | None:
+    """The index wait of the answers that carried `Server-Timing`: the `index;dur=…` entry, an
+    answer without one counting as no wait (a hit served from storage first may report
+    `index;dur=0` or leave the entry out). p50 and max (ms), and how many answers waited (dur > 0).
+    None when no answer carried the header."""
+    if not o.server_timing_answers:
+        return None
+    waits = o.server_timing.get("index", [])
+    waits = waits + [0.0] * max(0, o.server_timing_answers - len(waits))
+    return {"answers": len(waits), "waited": sum(1 for w in waits if w > 0),
+            "p50_ms": _percentile(waits, 50), "max_ms": max(waits)}
+
+
 def figures(o: Outcome) -> dict:
     wall = o.wall_s or float("nan")
     return {
@@ -66,6 +80,7 @@ def figures(o: Outcome) -> dict:
         "errors": dict(o.errors),
         "x_cache": dict(o.x_cache),
         "server_timing_p50_ms": {k: statistics.median(v) for k, v in o.server_timing.items() if v},
+        **({"index_wait": index_wait(o)} if o.server_timing_answers else {}),
         "complete": o.complete,
         **({"client_http_requests": o.http_requests} if o.http_requests is not None else {}),
     }
@@ -117,7 +132,9 @@ async def run_pass(items: list[Item], fetch: Fetch, concurrency: int, max_second
                 out.x_cache[xc] = out.x_cache.get(xc, 0) + 1
             for xc, count in meta.get("x-cache-counts", {}).items():
                 out.x_cache[xc] = out.x_cache.get(xc, 0) + count
-            for name, dur in meta.get("server-timing", {}).items():
+            if meta.get("server-timing") is not None:
+                out.server_timing_answers += 1
+            for name, dur in (meta.get("server-timing") or {}).items():
                 out.server_timing.setdefault(name, []).append(dur)
             if t1 - last_progress >= progress_every_s:
                 last_progress = t1
@@ -132,6 +149,8 @@ async def run_pass(items: list[Item], fetch: Fetch, concurrency: int, max_second
 
 
 def parse_server_timing(value: str | None) -> dict[str, float]:
+    """`Server-Timing: index;dur=1, storage;dur=0, …` as {name: ms}; an entry without a `dur` is
+    left out."""
     out = {}
     for part in (value or "").split(","):
         bits = [b.strip() for b in part.split(";")]
@@ -168,8 +187,10 @@ class HttpReader:
                 raise HttpStatusError(f"HTTP {r.status}: {body[:200]!r}")
             if self.record is not None:
                 self.record[item.target] = (len(body), zlib.crc32(body))
+            # server-timing: None when the answer has no Server-Timing header
+            timing = r.headers.get("Server-Timing")
             return body, {"x-cache": r.headers.get("X-Cache"),
-                          "server-timing": parse_server_timing(r.headers.get("Server-Timing"))}
+                          "server-timing": parse_server_timing(timing) if timing is not None else None}
 
     async def close(self) -> None:
         await self.session.close()

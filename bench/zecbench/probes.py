@@ -1,6 +1,7 @@
 """What the benchmark reads besides the responses: upstash-local's command counters, nginx's access
 log, per-process CPU time and memory from /proc, and the V8 profiler of the worker's isolate
-through wrangler's inspector port."""
+through wrangler's inspector port or workerd's own inspector (the profiling instance of
+bench/serve_workerd.mjs)."""
 
 from __future__ import annotations
 
@@ -162,6 +163,15 @@ def workerd_pids_of(groups: ProcessGroups, name: str) -> list[int]:
     return [pid for pid in groups.pids_of(name) if "workerd" in cmdline(pid).split(" ", 1)[0]]
 
 
+def miniflare_roles(groups: ProcessGroups, name: str) -> dict[int, str]:
+    """The processes of a bench/serve_workerd.mjs group `name`: {pid: "workerd" | "node (Miniflare)" | "other"}."""
+    roles = {}
+    for pid in groups.pids_of(name):
+        program = cmdline(pid).split(" ", 1)[0]
+        roles[pid] = "workerd" if "workerd" in program else "node (Miniflare)" if "node" in program else "other"
+    return roles
+
+
 def cpu_by_role(roles: dict[int, str]) -> dict[str, float]:
     out = Counter()
     for pid, role in roles.items():
@@ -213,17 +223,37 @@ async def settle(read, quiet_s: float = 0.25, max_s: float = 5.0, step_s: float 
     return last
 
 
-class Inspector:
-    """A Chrome DevTools Protocol session with the worker's isolate through wrangler's inspector
-    proxy (`--inspector-port`). It wants an `Origin` on a loopback host, and one client at a time."""
+def wrangler_inspector(port: int) -> str:
+    """The websocket of the worker's isolate behind wrangler dev's inspector proxy (`--inspector-port`)."""
+    return f"ws://127.0.0.1:{port}/ws"
 
-    def __init__(self, port: int):
-        self.port = port
+
+async def workerd_inspector(port: int) -> str:
+    """The websocket of the worker's isolate on workerd's own inspector (Miniflare's `inspectorPort`),
+    from its target list (`/json`): Miniflare's user worker is the service `core:user:<name>`; the
+    others are Miniflare's own (entry, R2, cache)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/json", timeout=aiohttp.ClientTimeout(total=10)) as r:
+            r.raise_for_status()
+            targets = await r.json(content_type=None)
+    for target in targets:
+        if target.get("id", "").startswith("core:user:"):
+            return target["webSocketDebuggerUrl"].replace("ws://localhost:", "ws://127.0.0.1:")
+    raise RuntimeError(f"no user worker among workerd's inspector targets: {[t.get('id') for t in targets]}")
+
+
+class Inspector:
+    """A Chrome DevTools Protocol session with the worker's isolate at the websocket `url`: through
+    wrangler's inspector proxy (`wrangler_inspector`: it wants an `Origin` on a loopback host, and one
+    client at a time) or on workerd's own inspector (`workerd_inspector`)."""
+
+    def __init__(self, url: str):
+        self.url = url
         self.next_id = 0
 
     async def __aenter__(self):
         self.session = aiohttp.ClientSession()
-        self.ws = await self.session.ws_connect(f"ws://127.0.0.1:{self.port}/ws", origin="http://127.0.0.1",
+        self.ws = await self.session.ws_connect(self.url, origin="http://127.0.0.1",
                                                 max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_close=5))
         return self
 
@@ -251,6 +281,20 @@ class Inspector:
                     return data.get("result", {})
 
 
+# V8's pseudo-frames: no code of the worker's
+NOT_CODE = ("(idle)", "(program)", "(garbage collector)", "(root)")
+
+
+def category(frame: dict) -> str:
+    """A profile frame's category: one of NOT_CODE, "wasm" (the worker's wasm, named by its name
+    section) or "js" (its JS glue, the runtime's functions it calls, and any middleware in
+    front of it)."""
+    name, url = frame.get("functionName", ""), frame.get("url", "")
+    if name in NOT_CODE:
+        return name
+    return "wasm" if url.startswith("wasm://") or (not url and "::" in name) else "js"
+
+
 def summarise_profile(profile: dict, top: int = 12) -> dict:
     """Self time per category of a V8 CPU profile (microseconds)."""
     nodes = {n["id"]: n for n in profile["nodes"]}
@@ -258,16 +302,80 @@ def summarise_profile(profile: dict, top: int = 12) -> dict:
     funcs = Counter()
     for sample, delta in zip(profile["samples"], profile["timeDeltas"]):
         frame = nodes[sample]["callFrame"]
-        name, url = frame.get("functionName", ""), frame.get("url", "")
-        if name in ("(idle)", "(program)", "(garbage collector)", "(root)"):
-            cats[name] += delta
-            continue
-        kind = "wasm" if url.startswith("wasm://") or (not url and "::" in name) else "js"
+        kind = category(frame)
         cats[kind] += delta
-        funcs[f"{kind}: {name or '(anonymous)'} {url.rsplit('/', 1)[-1]}".strip()] += delta
+        if kind not in NOT_CODE:
+            name, url = frame.get("functionName", ""), frame.get("url", "")
+            funcs[f"{kind}: {name or '(anonymous)'} {url.rsplit('/', 1)[-1]}".strip()] += delta
     total = sum(profile["timeDeltas"])
     return {"sampled_us": total, "categories_us": dict(cats),
             "top_self_us": [[k, v] for k, v in funcs.most_common(top)]}
+
+
+def sample_weight(profile: dict) -> float:
+    """The µs a sample of a V8 CPU profile stands for: the spacing of the samples taken while the
+    isolate runs (see inclusive_us), the median delta of the samples not `(idle)` among those at
+    most twice their 10th percentile. The deltas left out carry a gap in sampling (an I/O wait)
+    before their sample; when the isolate runs in short bursts (an EDGE hit), they are too many for
+    the median of all to be the spacing."""
+    kinds = {n["id"]: n["callFrame"].get("functionName") for n in profile["nodes"]}
+    busy = sorted(delta for sample, delta in zip(profile["samples"], profile["timeDeltas"])
+                  if kinds[sample] != "(idle)")
+    if not busy:
+        return 0.0
+    spaced = [d for d in busy if d <= 2 * busy[len(busy) // 10]]
+    return float(spaced[len(spaced) // 2])
+
+
+def function_label(frame: dict) -> str:
+    """A frame's function as the reports name it: its category, its name without Rust's hash
+    suffix, and for JS the file."""
+    kind = category(frame)
+    name = re.sub(r"::h[0-9a-f]{16}\b", "", frame.get("functionName", "")) or "(anonymous)"
+    url = frame.get("url", "")
+    return f"{kind}: {name}" if kind == "wasm" or not url else f"{kind}: {name} {url.rsplit('/', 1)[-1]}"
+
+
+def sample_split(profile: dict, top: int = 12, needle: str = "zarr_edge_cache::") -> dict:
+    """The samples of a V8 CPU profile counted, not timed (a sample's timeDelta carries any gap in
+    sampling before it: see inclusive_us), each standing for `weight_us` (sample_weight): per
+    category (as `category` classifies the frame a sample was in), of the "js" ones those in a
+    frame with no script (`js_without_script`: the runtime's API functions, such as `fetch`, an R2
+    `get`, stream reads or `Headers`, V8's builtins and its wasm<->JS trampolines), and per function
+    of the worker (wasm and JS, by `function_label`) the samples in it (self) and with it anywhere
+    on the stack (inclusive, once per sample however deep it recurses), as [label, self samples,
+    inclusive samples]: the `top` heaviest by self time (`by_self`), and the `top` heaviest by
+    inclusive time among the functions whose name holds `needle` (`by_inclusive`: the crate's own,
+    not the async machinery of wasm-bindgen and JS that every stack runs under)."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    parent = {child: n["id"] for n in profile["nodes"] for child in n.get("children", ())}
+    per_node = Counter(profile["samples"])
+    cats = Counter()
+    without_script = 0
+    own = Counter()
+    inclusive = Counter()
+    for node_id, count in per_node.items():
+        frame = nodes[node_id]["callFrame"]
+        kind = category(frame)
+        cats[kind] += count
+        if kind in NOT_CODE:
+            continue
+        if kind == "js" and not frame.get("url"):
+            without_script += count
+        own[function_label(frame)] += count
+        on_stack = set()
+        up = node_id
+        while up is not None:
+            if category(nodes[up]["callFrame"]) not in NOT_CODE:
+                on_stack.add(function_label(nodes[up]["callFrame"]))
+            up = parent.get(up)
+        for label in on_stack:
+            inclusive[label] += count
+    mine = Counter({k: v for k, v in inclusive.items() if needle in k})
+    return {"weight_us": sample_weight(profile), "samples": len(profile["samples"]), "categories": dict(cats),
+            "js_without_script": without_script,
+            "by_self": [[k, v, inclusive[k]] for k, v in own.most_common(top)],
+            "by_inclusive": [[k, own[k], v] for k, v in mine.most_common(top)]}
 
 
 def inclusive_us(profile: dict, needle: str, top: int = 8) -> tuple[float, int, list, float]:
@@ -279,12 +387,13 @@ def inclusive_us(profile: dict, needle: str, top: int = 8) -> tuple[float, int, 
     workerd's sampler does not keep the interval asked for: while the isolate runs, samples come
     every ~2-3 intervals (this machine, 2 shared cores), while it waits on I/O they come
     milliseconds apart, and a sample after a gap carries the gap as its delta. So a matching
-    sample is weighed by the median delta of the samples taken while the isolate was running
-    (not `(idle)`): the spacing of samples where the code of interest runs. The estimate is
-    still the profiler's (which slows the isolate) and a count (±1/√samples)."""
+    sample is weighed by the spacing of the samples taken while the isolate was running
+    (sample_weight): where the code of interest runs. The estimate is still the profiler's (which
+    slows the isolate) and a count (±1/√samples)."""
     nodes = {n["id"]: n for n in profile["nodes"]}
     parent = {child: n["id"] for n in profile["nodes"] for child in n.get("children", ())}
     memo: dict[int, bool] = {}
+    weight = sample_weight(profile)
 
     def under(node_id: int) -> bool:
         path = []
@@ -302,9 +411,6 @@ def inclusive_us(profile: dict, needle: str, top: int = 8) -> tuple[float, int, 
             memo[n] = hit
         return hit
 
-    busy = sorted(delta for sample, delta in zip(profile["samples"], profile["timeDeltas"])
-                  if nodes[sample]["callFrame"].get("functionName") != "(idle)")
-    weight = float(busy[len(busy) // 2]) if busy else 0.0
     samples = 0
     leaves = Counter()
     for sample in profile["samples"]:

@@ -1,8 +1,9 @@
-"""The measuring step of bench/run: every pass of every reader in both origin profiles, then the
-worker's CPU per warm hit, reference loading, the wasm size and the native reference-loading
-example. The stack (redis-server, upstash-local, nginx, the slow proxy, two wrangler dev workers:
-one storing chunks in local R2, one in S3 (s3s-fs), xpublish) is already running; bench/run
-started it."""
+"""The measuring step of bench/run: the worker's CPU per warm hit (under wrangler dev, and in the
+production-like runtime), every pass of every reader in both origin profiles, reference loading,
+the wasm size and the native reference-loading example. The stack (redis-server, upstash-local,
+nginx, the slow proxy, two wrangler dev workers: one storing chunks in local R2, one in S3
+(s3s-fs), the same build in workerd through Miniflare's API twice: for the passes and, with
+workerd's inspector, for the CPU profile; xpublish) is already running; bench/run started it."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 S3_COLD = "worker cold (MISS), S3 storage"
 S3_WARM = "worker warm (HIT), S3 storage"
-# the warm pass in the production-like runtime (bench/serve_workerd.mjs)
+# the warm passes in the production-like runtime (bench/serve_workerd.mjs)
 PROD_WARM = "workerd warm (HIT), no dev proxy"
+PROD_EDGE = "workerd warm, edge on (EDGE), no dev proxy"
 XW_COLD = "worker fronting xpublish, cold (MISS)"
 XW_WARM = "worker fronting xpublish, warm (HIT)"
 # Row order of the tables, and what each reader must see.
@@ -49,6 +51,8 @@ READERS = [
                 "no wrangler dev proxy or inspector), as production runs it; same index and local R2"),
     (S3_WARM, "the S3-storage worker's alias again: every chunk a HIT (index EVAL + S3 GET), edge tier off"),
     ("worker warm, edge on (EDGE)", "an alias with edge_ttl_seconds=600, read after a populating pass: the Workers Cache API answers"),
+    (PROD_EDGE, "the same alias in workerd through Miniflare's API (no dev proxy), after a populating pass of its own "
+                "(HITs: its Cache API keys answers by their URL): Miniflare's Cache API answers"),
     ("ReferenceFileSystem", "fsspec ReferenceFileSystem (async, one _cat_file per chunk) straight from the origin"),
     ("fsspec simplecache (warm)", "ReferenceFileSystem over simplecache: the whole file already on local disk"),
     ("fsspec blockcache (warm)", "ReferenceFileSystem over blockcache (fsspec's default 5 MiB blocks): the blocks already on local disk"),
@@ -73,10 +77,12 @@ FILE_READERS = [
 ]
 SAMPLING_US = 250  # V8 profiler sampling interval
 PARQUET_SAMPLING_US = 50  # the same, for the parquet set's warm lookups (a few µs each)
+WORKERD_SAMPLING_US = 50  # the same, for the production-like runtime's hits (a fraction of a ms each)
 CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
 NOISE_SHARE = 0.15  # a pass is noisy when processes outside the benchmark use more of the cores
 # the process groups bench/run spawned (scripts/lib.sh names): worker_s3 is the S3-storage worker, s3 s3s-fs
-STACK = ["worker", "worker_s3", "prod", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
+# prod the production-like runtime, prod_prof its profiling instance (workerd's inspector open)
+STACK = ["worker", "worker_s3", "prod", "prod_prof", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
 
 
 class SampleMismatch(Exception):
@@ -127,6 +133,10 @@ class Stack:
     s3_dir: Path
     # the same build in workerd through Miniflare's API: production-like, no dev proxy (optional)
     worker_prod: str | None = None
+    # a second instance of it with workerd's inspector open (on inspector_prod_port), profiled only
+    # by the CPU-per-hit passes (optional)
+    worker_prod_prof: str | None = None
+    inspector_prod_port: int | None = None
 
 
 class Bench:
@@ -154,6 +164,12 @@ class Bench:
 
     def items_http(self, base: str) -> list[Item]:
         return [Item(f"{base}/{var}/{k['key']}", k["length"], k["crc32"]) for var, k in self.chunks()]
+
+    def items_cpu(self, base: str) -> list[Item]:
+        """The chunks the CPU-per-hit passes cycle through: the first CPU_KEYS of the first variable
+        (chunks of one size), under `base`."""
+        var, info = next(iter(self.manifest["variables"].items()))
+        return [Item(f"{base}/{var}/{k['key']}", k["length"], k["crc32"]) for k in info["keys"][:CPU_KEYS]]
 
     def items_refs(self) -> list[Item]:
         return [Item(f"{var}/{k['key']}", k["length"], k["crc32"]) for var, k in self.chunks()]
@@ -444,6 +460,17 @@ class Bench:
         for c in conc:
             await self.measure(profile, "worker warm, edge on (EDGE)", c, items, self.http(c),
                                {"x_cache": "EDGE", "origin_requests": (0, 0)})
+        if self.stack.worker_prod:
+            # The same in the production-like runtime. Its Cache API keys an answer by its URL (this
+            # runtime's port), so a pass of its own fills it: HITs, from the index and R2 the
+            # populating pass above filled.
+            await self.warm_up(f"{self.stack.worker_prod}/zarr/{alias}/.zmetadata", "workerd references")
+            items = self.items_http(f"{self.stack.worker_prod}/zarr/{alias}")
+            await self.measure(profile, "workerd edge populate (HIT)", max(conc), items, self.http(max(conc)),
+                               {"x_cache": "HIT", "origin_requests": (0, 0)}, record=False, repeatable=False)
+            for c in conc:
+                await self.measure(profile, PROD_EDGE, c, items, self.http(c),
+                                   {"x_cache": "EDGE", "origin_requests": (0, 0)})
 
         for c in conc:
             await self.measure(profile, "ReferenceFileSystem", c, self.items_refs(),
@@ -543,7 +570,7 @@ class Bench:
         /proc) and with V8's sampling profiler attached through wrangler's inspector."""
         alias = "b-cpu"
         await self.warm_up(f"{self.stack.worker}/zarr/{alias}/.zmetadata", "worker references")
-        base = self.items_http(f"{self.stack.worker}/zarr/{alias}")[:CPU_KEYS]
+        base = self.items_cpu(f"{self.stack.worker}/zarr/{alias}")
         await self.measure("loopback", "worker cpu populate (MISS)", 8, base, self.http(8),
                            {"x_cache": "MISS", "origin_requests": (len(base), len(base))}, record=False,
                            repeatable=False)
@@ -563,7 +590,7 @@ class Bench:
                             "wrangler_group_cpu_ms_per_hit": round(sum(by_role.values()), 3),
                             "server_timing_p50_ms": figures(plain)["server_timing_p50_ms"]}
             try:
-                async with probes.Inspector(self.stack.inspector_port) as insp:
+                async with probes.Inspector(probes.wrangler_inspector(self.stack.inspector_port)) as insp:
                     await insp.call("Profiler.enable")
                     await insp.call("Profiler.setSamplingInterval", {"interval": SAMPLING_US})
                     await insp.call("Profiler.start")
@@ -603,6 +630,136 @@ class Bench:
             await reader.close()
         if plain.x_cache != {"HIT": len(items)}:
             self.problems.append(f"CPU per hit: X-Cache {plain.x_cache}, expected HIT for all")
+        return out
+
+    async def cpu_per_hit_workerd(self) -> dict:
+        """CPU per warm HIT (alias b-cpu, which cpu_per_hit filled) and per EDGE hit (b-cpu-edge,
+        filled here: MISSes through the instance of the passes, then HITs through the profiling
+        one; each instance's Cache API keys answers by its own URL) in the production-like
+        runtime, `workerd_profiled_hits` of each at concurrency 1, twice: on the instance of the
+        passes, which has no inspector (wall time, /proc CPU per process), and on the profiling
+        instance with V8's sampling profiler attached (the worker's own CPU, by function)."""
+        prod, prof = self.stack.worker_prod, self.stack.worker_prod_prof
+        out: dict = {"hits": self.config.workerd_profiled_hits, "sampling_interval_us": WORKERD_SAMPLING_US}
+        for what, alias, x_cache in (("hit", "b-cpu", "HIT"), ("edge", "b-cpu-edge", "EDGE")):
+            for base, name in ((prod, "workerd"), (prof, "profiling workerd")):
+                await self.warm_up(f"{base}/zarr/{alias}/.zmetadata", f"{name} references")
+            keys = {base: self.items_cpu(f"{base}/zarr/{alias}") for base in (prod, prof)}
+            if what == "edge":
+                n = len(keys[prod])
+                await self.measure("loopback", "workerd cpu edge populate (MISS)", 8, keys[prod], self.http(8),
+                                   {"x_cache": "MISS", "origin_requests": (n, n)}, record=False, repeatable=False)
+            # the profiling instance's first reads of the alias (its own Cache API is empty: HITs),
+            # and, for the HIT, the other's: each isolate's code and references are warm before it
+            # is measured
+            for base in ((prod, prof) if what == "hit" else (prof,)):
+                await self.measure("loopback", f"workerd cpu {what} warm-up (HIT)", 1, keys[base], self.http(1),
+                                   {"x_cache": "HIT", "origin_requests": (0, 0)}, record=False, repeatable=False)
+            items = {base: [keys[base][i % len(keys[base])] for i in range(self.config.workerd_profiled_hits)]
+                     for base in (prod, prof)}
+            out[what] = {"alias": alias,
+                         "plain": await self.workerd_plain(items[prod], what, x_cache),
+                         "profiled": await self.workerd_profiled(items[prof], what, x_cache)}
+        return out
+
+    async def workerd_plain(self, items: list[Item], what: str, x_cache: str) -> dict:
+        """`items` one at a time on the production-like runtime (no inspector): wall time per hit and
+        the /proc CPU per hit of its workerd and node, upstash-local, redis-server and the client."""
+        roles = probes.miniflare_roles(self.groups, "prod")
+        reader = HttpReader(1, self.config.request_timeout_s)
+        try:
+            g0, r0 = self.groups.cpu(), probes.cpu_by_role(roles)
+            t0 = time.perf_counter()
+            plain = await run_pass(items, reader.fetch, 1, self.config.pass_max_seconds, f"workerd cpu {what}")
+            t1 = time.perf_counter()
+            g1, r1 = self.groups.cpu(), probes.cpu_by_role(roles)
+        finally:
+            await reader.close()
+        n = max(1, plain.ok)
+        by_process = {role: round((r1.get(role, 0) - r0.get(role, 0)) * 1000 / n, 3) for role in r1}
+        delta = probes.cpu_delta(g0, g1)
+        for name, label in (("upstash", "upstash-local"), ("redis", "redis-server"), ("client", "client (bench)")):
+            by_process[label] = round(delta[name] * 1000 / n, 3)
+        f = figures(plain)
+        other = round(delta["other"] / (max(1e-6, t1 - t0) * (os.cpu_count() or 1)), 3)
+        out = {"x_cache": f["x_cache"], "errors": f["errors"], "wall_ms_per_hit": round(plain.wall_s * 1000 / n, 3),
+               "p50_ms": f["p50_ms"], "p99_ms": f["p99_ms"], "cpu_ms_per_hit_by_process": by_process,
+               "server_timing_p50_ms": f["server_timing_p50_ms"], "index_wait": f.get("index_wait"),
+               "other_cpu_share": other}
+        log(f"  {what}, no profiler: {n} at c=1, X-Cache {f['x_cache']}, {out['wall_ms_per_hit']} ms per hit, "
+            f"p50 {f['p50_ms']} ms, CPU ms per hit {by_process}")
+        if f["x_cache"] != {x_cache: len(items)} or f["errors"]:
+            self.problems.append(f"workerd CPU per {what}: X-Cache {f['x_cache']}, errors {f['errors']}, "
+                                 f"expected {x_cache} for all {len(items)}")
+        if other > NOISE_SHARE:
+            self.noisy.append(f"workerd CPU per {what}: other processes used {other:.0%} of the cores")
+        return out
+
+    async def workerd_profiled(self, items: list[Item], what: str, x_cache: str) -> dict:
+        """`items` one at a time on the profiling instance with V8's sampling profiler attached
+        (workerd's own inspector): the worker's own CPU per hit, its samples counted
+        (probes.sample_split), wasm and JS (its glue) apart from GC and `(program)`, and by function."""
+        roles = probes.miniflare_roles(self.groups, "prod_prof")
+        reader = HttpReader(1, self.config.request_timeout_s)
+        try:
+            async with probes.Inspector(await probes.workerd_inspector(self.stack.inspector_prod_port)) as insp:
+                await insp.call("Profiler.enable")
+                await insp.call("Profiler.setSamplingInterval", {"interval": WORKERD_SAMPLING_US})
+                await insp.call("Profiler.start")
+                g0, r0 = self.groups.cpu(), probes.cpu_by_role(roles)
+                t0 = time.perf_counter()
+                profiled = await run_pass(items, reader.fetch, 1, self.config.pass_max_seconds,
+                                          f"workerd cpu {what} (profiler)")
+                t1 = time.perf_counter()
+                g1, r1 = self.groups.cpu(), probes.cpu_by_role(roles)
+                prof = (await insp.call("Profiler.stop", want="profile"))["profile"]
+                await insp.call("Profiler.disable")
+        except Exception as exc:  # noqa: BLE001
+            self.problems.append(f"workerd CPU per {what}: the profile through workerd's inspector failed: {exc}")
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            await reader.close()
+        n = max(1, profiled.ok)
+        split = probes.sample_split(prof)
+        weight, cats = split["weight_us"], split["categories"]
+        own = cats.get("wasm", 0) + cats.get("js", 0)
+
+        def per_hit(samples: int) -> float:
+            return round(samples * weight / n, 1)
+
+        timed = probes.summarise_profile(prof)["categories_us"]
+        # wall-clock samples: while other processes hold the cores, the isolate's thread waits in
+        # the middle of its code, and the samples count that too
+        other = round(probes.cpu_delta(g0, g1)["other"] / (max(1e-6, t1 - t0) * (os.cpu_count() or 1)), 3)
+        out = {"x_cache": dict(profiled.x_cache), "wall_ms_per_hit": round(profiled.wall_s * 1000 / n, 3),
+               "samples": split["samples"], "sample_weight_us": weight,
+               # the worker's own code (wasm + JS), ± its counting error (1/√samples)
+               "worker_us_per_hit": per_hit(own), "worker_samples": own,
+               "worker_error_us_per_hit": round(per_hit(own) / math.sqrt(own), 1) if own else None,
+               "wasm_us_per_hit": per_hit(cats.get("wasm", 0)), "js_us_per_hit": per_hit(cats.get("js", 0)),
+               # of the JS: frames with no script (the runtime's API functions the glue calls, V8's
+               # builtins and its wasm<->JS trampolines); the rest is the glue (index.js)
+               "js_runtime_us_per_hit": per_hit(split["js_without_script"]),
+               "gc_us_per_hit": per_hit(cats.get("(garbage collector)", 0)),
+               "program_us_per_hit": per_hit(cats.get("(program)", 0)),
+               # wasm + JS as the wrangler dev section sums it: the samples' timeDeltas, which carry
+               # the gaps in sampling (I/O waits) before a sample
+               "worker_timed_us_per_hit": round((timed.get("wasm", 0) + timed.get("js", 0)) / n, 1),
+               "cpu_ms_per_hit_by_process": {role: round((r1.get(role, 0) - r0.get(role, 0)) * 1000 / n, 3)
+                                             for role in r1},
+               # [function, self µs per hit, inclusive µs per hit]: the heaviest by self time, and the
+               # crate's own functions by inclusive time
+               **{f"functions_by_{by}_us_per_hit": [[name, per_hit(own_s), per_hit(incl)]
+                                                    for name, own_s, incl in split[f"by_{by}"]]
+                  for by in ("self", "inclusive")},
+               "other_cpu_share": other}
+        log(f"  {what}, profiler: the worker's own CPU ≈{out['worker_us_per_hit']} ± {out['worker_error_us_per_hit']} µs "
+            f"per hit (wasm {out['wasm_us_per_hit']}, JS {out['js_us_per_hit']}; {own} samples of ≈{weight:g} µs)")
+        if profiled.x_cache != {x_cache: len(items)}:
+            self.problems.append(f"workerd CPU per {what}, profiled: X-Cache {dict(profiled.x_cache)}, "
+                                 f"expected {x_cache} for all {len(items)}")
+        if other > NOISE_SHARE:
+            self.noisy.append(f"workerd CPU per {what}, profiled: other processes used {other:.0%} of the cores")
         return out
 
     # ------------------------------------------------------------------ reference loading
@@ -830,7 +987,7 @@ class Bench:
                                                             - out["workerd_rss_before_mb"], 1) if pid else None)
             profiled = warm[:cfg.bigrefs_profiled_requests]
             try:
-                async with probes.Inspector(self.stack.inspector_port) as insp:
+                async with probes.Inspector(probes.wrangler_inspector(self.stack.inspector_port)) as insp:
                     await insp.call("Profiler.enable")
                     await insp.call("Profiler.setSamplingInterval", {"interval": PARQUET_SAMPLING_US})
                     await insp.call("Profiler.start")
@@ -965,6 +1122,10 @@ class Bench:
             await self.drain()
             log("CPU time per warm hit (wrangler's inspector, V8 sampling profiler)")
             self.results["cpu_per_hit"] = await self.cpu_per_hit()
+            if self.stack.worker_prod and self.stack.worker_prod_prof:
+                log("CPU time per warm hit and EDGE hit, workerd (production-like; workerd's inspector on its "
+                    "profiling instance)")
+                self.results["cpu_per_hit_workerd"] = await self.cpu_per_hit_workerd()
             for profile in self.config.profiles:
                 await self.run_profile(profile)
             self.results["ref_loading"] = await self.ref_loading()
