@@ -3,17 +3,13 @@
 //! Tested under Node by `wasm-bindgen-test` (Node has the same fetch `Request`/`Response`/
 //! `Headers` classes as workerd).
 
-use wasm_bindgen::JsValue;
-use worker::{
-    Headers, Method, Object, Request, RequestInit, Response, ResponseBody, ResponseBuilder,
-};
+use worker::{Headers, Object, Response, ResponseBody, ResponseBuilder};
 
 use futures::channel::mpsc::Sender;
 use futures::{SinkExt as _, StreamExt as _};
 
 use crate::cache::WriteBack;
 use crate::http::response::{HttpResponse, Piece, Pieces};
-use crate::upstash::HttpCall;
 
 /// Builds the JS response. A stored R2 object streams straight from R2 (its `ReadableStream`
 /// handed to the response, no bytes through wasm). Bodiless statuses (204, 304) and empty bodies
@@ -106,23 +102,9 @@ impl IntoResponseBody for Object {
     }
 }
 
-/// Builds the `POST` request for an Upstash call against `base_url`.
-pub fn to_worker_request(call: &HttpCall, base_url: &str) -> worker::Result<Request> {
-    let headers = Headers::new();
-    for (name, value) in &call.headers {
-        headers.set(name, value)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&call.body)));
-    Request::new_with_init(&call.url(base_url), &init)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstash::{Batch, Command};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     /// Status, repeated headers and body survive the trip into a JS `Response`.
@@ -156,30 +138,5 @@ mod tests {
         let mut js = to_worker_response(core).unwrap();
         assert_eq!(js.status_code(), 204);
         assert_eq!(js.text().await.unwrap(), "");
-    }
-
-    /// The Upstash call becomes a JSON `POST` with the bearer token, to the right path.
-    #[wasm_bindgen_test]
-    async fn upstash_call_becomes_post_request() {
-        let call = HttpCall::batch(
-            "tok",
-            Batch::Pipeline,
-            &[Command::new("PING"), Command::new("GET").arg("k")],
-        );
-        let mut req = to_worker_request(&call, "http://127.0.0.1:8079/").unwrap();
-        assert_eq!(req.method(), Method::Post);
-        assert_eq!(
-            req.url().unwrap().as_str(),
-            "http://127.0.0.1:8079/pipeline"
-        );
-        assert_eq!(
-            req.headers().get("authorization").unwrap().as_deref(),
-            Some("Bearer tok")
-        );
-        assert_eq!(
-            req.headers().get("upstash-encoding").unwrap().as_deref(),
-            Some("base64")
-        );
-        assert_eq!(req.text().await.unwrap(), r#"[["PING"],["GET","k"]]"#);
     }
 }

@@ -8,6 +8,7 @@
 mod convert;
 mod http_origin;
 mod r2_store;
+mod raw_fetch;
 mod s3_fetch;
 mod store;
 mod test_routes;
@@ -17,9 +18,9 @@ mod upstash_fetch;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{
-    event, Cache, Context, Env, Headers, Request, Response, ScheduleContext, ScheduledEvent,
-};
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen_futures::JsFuture;
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 use crate::cache::maintenance::{scheduled_sweep, EvictionScope};
 use crate::cache::validators::FileChecks;
@@ -98,11 +99,15 @@ fn nonce() -> String {
     js_sys::Math::random().to_string().replace("0.", "")
 }
 
+/// The fetch handler takes the runtime's request as it is (`web_sys`): `worker::Request` would
+/// read its `cf` object and copy its URL on every request; only the test route and requests
+/// with a body (admin writes, routes passed through) are wrapped, when they are read.
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let method = req.method().to_string();
-    let url = req.url()?;
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
+    let method = raw.method();
+    let url = url::Url::parse(&raw.url())?;
+    let headers = raw.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
     let (range, if_none_match, authorization) = (
         header("range"),
         header("if-none-match"),
@@ -112,13 +117,19 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let if_range = header("if-range");
     let nonce = nonce();
     let config = read_config(&env);
+    let mut raw = Some(raw);
     // Test stacks only (ZEC_TEST_ROUTES=1, admin token): anything else goes on as usual.
-    if let Some(answer) = test_routes::answer(&req, &env, &config).await {
-        return answer;
+    if test_routes::is_test_path(url.path()) {
+        if let Some(req) = raw.take() {
+            let req = Request::from(req);
+            if let Some(answer) = test_routes::answer(&req, &env, &config).await {
+                return answer.map(Into::into);
+            }
+        }
     }
     let admin_token = config.as_ref().ok().and_then(|c| c.admin_token.as_deref());
     let body = match request_body(
-        &mut req,
+        &mut raw,
         &method,
         url.path(),
         authorization.as_deref(),
@@ -127,7 +138,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     .await
     {
         Ok(body) => body,
-        Err(error) => return error_answer(&method, &error),
+        Err(error) => return error_answer(&method, &error).map(Into::into),
     };
     let parts = RequestParts {
         method: &method,
@@ -146,13 +157,13 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(config) => config,
         Err(error) => {
             worker::console_error!("{error}");
-            return to_worker_response(finish(&parts, error_response(&error)));
+            return to_worker_response(finish(&parts, error_response(&error))).map(Into::into);
         }
     };
     let registry = registry(&config);
     let edge_ttl = edge_ttl_seconds(&parts, &registry);
-    if edge_ttl.is_some() {
-        if let Some(hit) = edge_lookup(&req).await {
+    if let (Some(_), Some(req)) = (edge_ttl, raw.as_ref()) {
+        if let Some(hit) = edge_lookup(req).await {
             return Ok(hit);
         }
     }
@@ -160,7 +171,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(done) => done,
         Err(error) => {
             worker::console_error!("{error}");
-            return to_worker_response(finish(&parts, error_response(&error)));
+            return to_worker_response(finish(&parts, error_response(&error))).map(Into::into);
         }
     };
     if response.status >= 500 {
@@ -178,15 +189,9 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         (None, None)
     };
-    let mut js = to_worker_response_with(response, later)?;
-    if let (Some(_), 200, None) = (edge_ttl, js.status_code(), &range) {
-        let copy = js.cloned()?;
-        let key = url.to_string();
-        ctx.wait_until(async move {
-            if let Err(e) = Cache::default().put(key.as_str(), copy).await {
-                worker::console_warn!("edge cache put {key}: {e}");
-            }
-        });
+    let js: web_sys::Response = to_worker_response_with(response, later)?.into();
+    if let (Some(_), 200, None) = (edge_ttl, js.status(), &range) {
+        edge_put(&ctx, url.as_str(), &js)?;
     }
     if !write_backs.is_empty() || pieces_later.is_some() {
         let later = (write_backs, pieces_later);
@@ -311,7 +316,7 @@ fn error_answer(method: &str, error: &Error) -> worker::Result<Response> {
 /// # Errors
 /// [`Error::BadRequest`] for a passed-through body over its limit.
 async fn request_body(
-    req: &mut Request,
+    raw: &mut Option<web_sys::Request>,
     method: &str,
     path: &str,
     authorization: Option<&str>,
@@ -320,12 +325,12 @@ async fn request_body(
     let writes = matches!(method, "POST" | "PUT");
     if is_admin_path(path) && writes {
         return Ok(match authorize(authorization, admin_token) {
-            Ok(()) => read_bounded(req, MAX_ADMIN_BODY_BYTES + 1).await,
+            Ok(()) => read_bounded(raw.take(), MAX_ADMIN_BODY_BYTES + 1).await,
             Err(_) => Vec::new(),
         });
     }
     if path.starts_with("/routes/") && !matches!(method, "GET" | "HEAD") {
-        let body = read_bounded(req, MAX_ROUTE_BODY_BYTES + 1).await;
+        let body = read_bounded(raw.take(), MAX_ROUTE_BODY_BYTES + 1).await;
         if body.len() > MAX_ROUTE_BODY_BYTES {
             return Err(Error::BadRequest(format!(
                 "a request body passed through is at most {MAX_ROUTE_BODY_BYTES} bytes"
@@ -338,9 +343,12 @@ async fn request_body(
 
 /// At most `most` bytes of the request body (a failed read is an empty body: the admin API then
 /// answers 400 for it).
-async fn read_bounded(req: &mut Request, most: usize) -> Vec<u8> {
+async fn read_bounded(raw: Option<web_sys::Request>, most: usize) -> Vec<u8> {
     use futures::StreamExt as _;
-    let Ok(mut stream) = req.stream() else {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let Ok(mut stream) = Request::from(raw).stream() else {
         return Vec::new();
     };
     let mut body = Vec::new();
@@ -388,15 +396,39 @@ fn edge_ttl_seconds(parts: &RequestParts<'_>, registry: &DatasetRegistry) -> Opt
         .filter(|ttl| *ttl > 0)
 }
 
-/// The edge cache's answer (it honours `Range` and `If-None-Match` itself), marked `EDGE`.
-async fn edge_lookup(req: &Request) -> Option<Response> {
-    let hit = Cache::default().get(req, false).await.ok()??;
-    let headers = Headers::new();
-    for (name, value) in hit.headers().entries() {
-        headers.append(&name, &value).ok()?;
-    }
-    headers.set("x-cache", "EDGE").ok()?;
-    Some(hit.with_headers(headers))
+/// The edge cache (the data centre's default Cache API cache).
+fn edge_cache() -> Option<web_sys::Cache> {
+    use worker::worker_sys::ext::CacheStorageExt as _;
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    Some(global.caches().ok()?.default())
+}
+
+/// The edge cache's answer, as it stored it (marked `EDGE` when it was put): the Cache API
+/// honours `Range` and `If-None-Match` itself.
+async fn edge_lookup(req: &web_sys::Request) -> Option<web_sys::Response> {
+    let found = JsFuture::from(edge_cache()?.match_with_request(req))
+        .await
+        .ok()?;
+    found.dyn_into().ok()
+}
+
+/// Puts a copy of the full answer in the edge cache after the response, marked `X-Cache: EDGE`
+/// (so a hit is answered as stored, without copying its headers), without the first answer's
+/// `Server-Timing`.
+fn edge_put(ctx: &Context, key: &str, answer: &web_sys::Response) -> worker::Result<()> {
+    let copy = answer.clone()?;
+    copy.headers().set("x-cache", "EDGE")?;
+    copy.headers().delete("server-timing")?;
+    let Some(cache) = edge_cache() else {
+        return Ok(());
+    };
+    let key = key.to_owned();
+    ctx.wait_until(async move {
+        if let Err(e) = JsFuture::from(cache.put_with_str(&key, &copy)).await {
+            worker::console_warn!("edge cache put {key}: {e:?}");
+        }
+    });
+    Ok(())
 }
 
 fn read_config(env: &Env) -> Result<Rc<Config>, Error> {

@@ -41,6 +41,11 @@ fn admitted(
 
 /// The test route's answer to `req`, or `None` when it is not one (then the request goes on as
 /// usual).
+/// Whether `path` is the test route's (the only request [`answer`] may take).
+pub fn is_test_path(path: &str) -> bool {
+    path == STORE_CONTRACT_PATH
+}
+
 pub async fn answer(
     req: &Request,
     env: &Env,

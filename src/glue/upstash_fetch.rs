@@ -1,8 +1,9 @@
-//! [`FetchTransport`]: the Upstash transport over `worker::Fetch`, with a timeout.
+//! [`FetchTransport`]: the Upstash transport over the runtime's `fetch` (with plain `web_sys`
+//! objects: [`super::raw_fetch`]), with a timeout.
 
-use worker::{AbortController, Fetch};
+use worker::AbortController;
 
-use super::convert::to_worker_request;
+use super::raw_fetch;
 use super::timeout::within;
 use crate::index::transport::{RawReply, TransportError, UpstashTransport};
 use crate::upstash::HttpCall;
@@ -26,19 +27,16 @@ impl FetchTransport {
 
 impl UpstashTransport for FetchTransport {
     async fn send(&self, call: &HttpCall) -> Result<RawReply, TransportError> {
-        let network = |e: worker::Error| TransportError::Network(e.to_string());
-        let request = to_worker_request(call, &self.base_url).map_err(network)?;
         let controller = AbortController::default();
         let signal = controller.signal();
+        let url = call.url(&self.base_url);
         let exchange = async {
-            let mut response = Fetch::Request(request)
-                .send_with_signal(&signal)
+            let answer = raw_fetch::post(&url, &call.headers, &call.body, &signal)
                 .await
-                .map_err(network)?;
-            let body = response.bytes().await.map_err(network)?;
+                .map_err(TransportError::Network)?;
             Ok(RawReply {
-                status: response.status_code(),
-                body,
+                status: answer.status,
+                body: answer.body,
             })
         };
         let reply = within(self.timeout_ms, exchange).await;

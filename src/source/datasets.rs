@@ -614,7 +614,7 @@ pub struct DatasetRegistry {
     static_datasets: Vec<DatasetConfig>,
     runtime_datasets: RefCell<BTreeMap<String, DatasetConfig>>,
     /// Static and run-time datasets merged (run-time wins), sorted by id.
-    merged: RefCell<Rc<Vec<DatasetConfig>>>,
+    merged: RefCell<Rc<Vec<Rc<DatasetConfig>>>>,
     runtime_refresh_ms: u64,
     runtime_checked_ms: Cell<Option<u64>>,
     /// The version of the run-time datasets last read from the index.
@@ -676,7 +676,7 @@ impl DatasetRegistry {
         revalidate_after_ms: u64,
     ) -> Self {
         Self {
-            merged: RefCell::new(Rc::new(datasets.clone())),
+            merged: RefCell::new(Rc::new(datasets.iter().cloned().map(Rc::new).collect())),
             static_datasets: datasets,
             runtime_datasets: RefCell::default(),
             runtime_refresh_ms: u64::from(crate::settings::DEFAULT_DATASETS_REFRESH_SECONDS) * 1000,
@@ -725,7 +725,7 @@ impl DatasetRegistry {
 
     /// Every dataset, sorted by id.
     #[must_use]
-    pub fn datasets(&self) -> Rc<Vec<DatasetConfig>> {
+    pub fn datasets(&self) -> Rc<Vec<Rc<DatasetConfig>>> {
         Rc::clone(&self.merged.borrow())
     }
 
@@ -739,12 +739,12 @@ impl DatasetRegistry {
     ///
     /// # Errors
     /// [`Error::NotFound`] for an unknown id.
-    pub fn config(&self, id: &str) -> Result<DatasetConfig, Error> {
+    pub fn config(&self, id: &str) -> Result<Rc<DatasetConfig>, Error> {
         self.merged
             .borrow()
             .iter()
             .find(|d| d.id == id)
-            .cloned()
+            .map(Rc::clone)
             .ok_or_else(|| Error::NotFound(format!("no dataset {id:?}")))
     }
 
@@ -872,7 +872,7 @@ impl DatasetRegistry {
         let old = self.datasets();
         let changed: Vec<String> = old
             .iter()
-            .filter(|d| merged.get(&d.id) != Some(*d))
+            .filter(|d| merged.get(&d.id) != Some(&**d))
             .map(|d| d.id.clone())
             .collect();
         for id in &changed {
@@ -880,7 +880,7 @@ impl DatasetRegistry {
             self.failures.borrow_mut().remove(id);
         }
         *self.runtime_datasets.borrow_mut() = runtime;
-        *self.merged.borrow_mut() = Rc::new(merged.into_values().collect());
+        *self.merged.borrow_mut() = Rc::new(merged.into_values().map(Rc::new).collect());
     }
 
     /// The dataset's load state in this isolate.
@@ -907,14 +907,15 @@ impl DatasetRegistry {
         clock: &impl Clock,
     ) -> Result<Source, Error> {
         let config = self.config(id)?;
-        match (config.kind, config.zarr) {
+        match (config.kind, &config.zarr) {
             (DatasetKind::Zarr, Some(origin)) => {
                 let loaded = self
                     .loaded
                     .borrow()
                     .get(id)
                     .map(|entry| entry.source.clone());
-                Ok(loaded.unwrap_or_else(|| Source::Zarr(Rc::new(ZarrHttpStore::new(origin)))))
+                Ok(loaded
+                    .unwrap_or_else(|| Source::Zarr(Rc::new(ZarrHttpStore::new(origin.clone())))))
             }
             _ => self.load(id, refs_source, clock).await,
         }
