@@ -6,12 +6,12 @@
 
 use std::rc::Rc;
 
-use futures::future::{select, Either};
+use futures::future::join;
 use url::Url;
 
 use crate::cache::envelope;
 use crate::cache::lock::{acquire, CacheLock, Permit, Wait};
-use crate::cache::settle::{PendingLookup, Settle, SettleParts};
+use crate::cache::settle::Settle;
 use crate::cache::validators::{is_stale, FileCheck};
 use crate::cache::{
     CacheBackends, CachePolicy, CacheSource, Chunk, ChunkBody, ChunkRequest, Expect, FetchRules,
@@ -259,14 +259,9 @@ async fn read_once<P: Platform>(
     let (lookup, object, mut timing) =
         match look_up_and_open(backends, &request, &object_key, probe, policy).await {
             Opened::Both(lookup, object, timing) => (lookup, object, timing),
-            Opened::StorageFirst(object, lookup, timing) => {
-                let (chunk, write_backs) = storage_first(
-                    &request,
-                    object_key,
-                    (object, lookup, timing),
-                    policy,
-                    backends,
-                );
+            Opened::StorageFirst(object, timing) => {
+                let (chunk, write_backs) =
+                    storage_first(&request, object_key, (object, timing), policy, backends);
                 return Ok(Attempt::Done(chunk, write_backs));
             }
         };
@@ -558,25 +553,26 @@ async fn share_fetch<P: Platform>(
     Ok((outcome, leader, waited))
 }
 
-/// What the index lookup and the storage open, started together, gave.
+/// What the storage open and the index lookup gave.
 enum Opened<B> {
-    /// Both answered (the lookup first, or storage with nothing it can answer alone).
+    /// Both answered.
     Both(
         Result<Lookup, IndexError>,
         Result<Option<StoredObject<B>>, StoreError>,
         Timing,
     ),
-    /// Storage answered first with an object it can answer with alone ([`answers_alone`]);
-    /// the lookup is still on its way.
-    StorageFirst(StoredObject<B>, PendingLookup, Timing),
+    /// Storage answered with an object it can answer with alone ([`answers_alone`]): no
+    /// lookup yet (it is made after the response, [`Settle`]).
+    StorageFirst(StoredObject<B>, Timing),
 }
 
-/// The index lookup (asking for the object's lease in this isolate's name, taken only when
-/// there is no live entry) and the storage open, started together: a hit's time to first byte
-/// is one storage round trip when storage answers first with bytes it can answer with alone,
-/// and a miss waits on one index round trip before it fetches.
+/// Storage first, then the index lookup (asking for the object's lease in this isolate's name,
+/// taken only when there is no live entry) unless storage answers alone: a hit's time to first
+/// byte is one storage round trip, and a miss waits on one index round trip before it fetches.
+/// A versioned read starts both together: its lookup says which generation its objects are
+/// keyed by.
 async fn look_up_and_open<P: Platform>(
-    backends: &Rc<CacheBackends<P>>,
+    backends: &CacheBackends<P>,
     request: &ChunkRequest<'_>,
     object_key: &str,
     probe: Option<VersionProbe>,
@@ -584,58 +580,51 @@ async fn look_up_and_open<P: Platform>(
 ) -> Opened<Body<P>> {
     let clock = &backends.clock;
     let start = clock.now_ms();
-    let lookup: PendingLookup = {
-        let backends = Rc::clone(backends);
-        let (dataset, key, object) = (
-            request.dataset.to_owned(),
-            request.key.to_owned(),
-            object_key.to_owned(),
-        );
+    let lookup = async {
+        let ask = LeaseAsk {
+            object: object_key,
+            holder: &backends.holder,
+            ttl_ms: policy.lease_ms,
+        };
         // The source file's validator matters only where files are checked (kerchunk).
-        let file = request.checks.map(|_| request.url.to_owned());
-        Box::pin(async move {
-            let ask = LeaseAsk {
-                object: &object,
-                holder: &backends.holder,
-                ttl_ms: policy.lease_ms,
-            };
-            backends
-                .index
-                .lookup(&dataset, &key, start, probe, file.as_deref(), Some(ask))
-                .await
-        })
+        let file = request.checks.map(|_| request.url);
+        let (dataset, key) = (request.dataset, request.key);
+        let lookup = backends
+            .index
+            .lookup(dataset, key, start, probe, file, Some(ask))
+            .await;
+        (lookup, clock.now_ms())
     };
     let storage = async {
         let object = backends.store.get(object_key).await;
         (object, clock.now_ms())
     };
-    futures::pin_mut!(storage);
     let timing = |index_ms: u64, storage_ms: u64| Timing {
         index_ms,
         storage_ms,
         origin_ms: 0,
     };
-    match select(lookup, storage).await {
-        Either::Left((lookup, storage)) => {
-            let index_ms = clock.now_ms().saturating_sub(start);
-            let (object, storage_done) = storage.await;
-            let storage_ms = storage_done.saturating_sub(start);
-            Opened::Both(lookup, object, timing(index_ms, storage_ms))
+    if probe.is_some() {
+        let ((lookup, index_done), (object, storage_done)) = join(lookup, storage).await;
+        let (index_ms, storage_ms) = (
+            index_done.saturating_sub(start),
+            storage_done.saturating_sub(start),
+        );
+        return Opened::Both(lookup, object, timing(index_ms, storage_ms));
+    }
+    let (object, storage_done) = storage.await;
+    let storage_ms = storage_done.saturating_sub(start);
+    match object {
+        Ok(Some(object)) if answers_alone(request, probe, &object, storage_done, policy) => {
+            Opened::StorageFirst(object, timing(0, storage_ms))
         }
-        Either::Right(((object, storage_done), lookup)) => {
-            let storage_ms = storage_done.saturating_sub(start);
-            match object {
-                Ok(Some(object))
-                    if answers_alone(request, probe, &object, storage_done, policy) =>
-                {
-                    Opened::StorageFirst(object, lookup, timing(0, storage_ms))
-                }
-                object => {
-                    let lookup = lookup.await;
-                    let index_ms = clock.now_ms().saturating_sub(start);
-                    Opened::Both(lookup, object, timing(index_ms, storage_ms))
-                }
-            }
+        object => {
+            let (lookup, index_done) = lookup.await;
+            Opened::Both(
+                lookup,
+                object,
+                timing(index_done.saturating_sub(storage_done), storage_ms),
+            )
         }
     }
 }
@@ -658,12 +647,12 @@ fn answers_alone<B>(
         && adoptable(request, object, now_ms, policy)
 }
 
-/// The storage-first hit: the object's bytes, streamed, and the [`Settle`] that finishes the
+/// The storage-first hit: the object's bytes, streamed, and the [`Settle`] that makes the
 /// lookup after the response.
 fn storage_first<P: Platform>(
     request: &ChunkRequest<'_>,
     object_key: String,
-    (object, lookup, timing): (StoredObject<Body<P>>, PendingLookup, Timing),
+    (object, timing): (StoredObject<Body<P>>, Timing),
     policy: CachePolicy,
     backends: &CacheBackends<P>,
 ) -> (Chunk<Body<P>>, Vec<WriteBack>) {
@@ -682,20 +671,21 @@ fn storage_first<P: Platform>(
     let mut write_backs: Vec<WriteBack> = file_check(request, &entry, now, policy)
         .into_iter()
         .collect();
-    write_backs.push(WriteBack::Settle(Settle::new(SettleParts {
-        lookup,
+    write_backs.push(WriteBack::Settle(Settle {
         dataset: request.dataset.to_owned(),
         key: request.key.to_owned(),
         ttl_ms: policy
             .ttl_ms
             .saturating_sub(now.saturating_sub(object.uploaded_ms)),
         limits: policy.limits,
-        holder: backends.holder.clone(),
+        read_ms: now,
         file: request
             .checks
             .map(|checks| (request.url.to_owned(), checks.clone())),
+        versions: None,
+        queue: backends.late.clone(),
         entry,
-    })));
+    }));
     let chunk = Chunk {
         body: ChunkBody::Stored {
             body: object.body,
@@ -1212,6 +1202,7 @@ mod tests {
             clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
             holder: "isolate".to_owned(),
+            late: crate::cache::settle::LateLookups::default(),
         })
     }
 
@@ -1384,9 +1375,11 @@ mod tests {
         assert_eq!(b.store.calls().0, 1);
         let (hit, wbs) = read(&b, &flights).unwrap();
         assert_eq!(hit.source, CacheSource::Hit);
-        assert!(wbs.is_empty());
+        assert!(matches!(wbs.as_slice(), [WriteBack::Settle(_)]));
+        write_back_all(&b, wbs);
         assert_eq!(body(hit), b"234");
         assert_eq!(b.origin.requests.borrow().len(), 1);
+        assert_eq!(b.index.stats_of("ds").hits, 1);
     }
 
     /// After the TTL the entry is gone and the read is a miss again.
@@ -1414,6 +1407,7 @@ mod tests {
             clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
             holder: "isolate".to_owned(),
+            late: crate::cache::settle::LateLookups::default(),
         });
         let flights = Flights::default();
         let results = Rc::new(RefCell::new(Vec::new()));
@@ -1775,14 +1769,13 @@ mod tests {
         b
     }
 
-    /// With the index slower than storage, a fresh stored object answers at once: streamed,
-    /// its checksum from its metadata, no index time; the lookup finishes in the write-back
-    /// and counts the hit there, as a waiting read would have.
+    /// A fresh stored object answers alone: streamed, its checksum from its metadata, no
+    /// index round trip before the answer; the lookup is made in the write-back and counts the
+    /// hit there, as a waiting read would have.
     #[test]
     fn storage_answers_before_the_index() {
         let b = warm();
         let before = b.index.round_trips.get();
-        b.index.hold_lookups.set(true);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
         assert_eq!(chunk.checksum, content_checksum(b"234"));
@@ -1794,8 +1787,8 @@ mod tests {
             "no answer from the index yet"
         );
         assert_eq!(b.index.stats_of("ds").hits, 0);
-        b.index.hold_lookups.set(false);
         write_back_all(&b, wbs);
+        assert_eq!(b.index.round_trips.get(), before + 1, "one lookup, after");
         let stats = b.index.stats_of("ds");
         assert_eq!(
             (stats.hits, stats.bytes_from_cache, stats.misses),
@@ -1817,10 +1810,8 @@ mod tests {
     #[test]
     fn late_lookup_never_recreates_a_claimed_entry() {
         let b = warm();
-        b.index.hold_lookups.set(true);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
-        b.index.hold_lookups.set(false);
         let claimed = block_on(b.index.claim(
             "ds",
             &crate::index::entry::ClaimSelector::Key("v/0".into()),
@@ -1842,8 +1833,8 @@ mod tests {
         assert_eq!(b.index.stats_of("ds").hits, 1);
     }
 
-    /// Bytes stored for the same source range without an entry for this key answer first too;
-    /// the late lookup finds no entry, takes the lease, adopts the bytes and lets the lease go.
+    /// Bytes stored for the same source range without an entry for this key answer alone too;
+    /// the late lookup finds no entry and adopts the bytes (no lease taken).
     #[test]
     fn late_lookup_adopts_unindexed_bytes() {
         let b = backends();
@@ -1853,12 +1844,10 @@ mod tests {
         };
         let object = b.keys.object(URL, RANGE);
         block_on(b.store.put(&object, b"234".to_vec(), &meta)).unwrap();
-        b.index.hold_lookups.set(true);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
-        b.index.hold_lookups.set(false);
         write_back_all(&b, wbs);
-        assert!(b.index.leases.borrow().is_empty(), "lease released");
+        assert!(b.index.leases.borrow().is_empty(), "no lease taken");
         let stats = b.index.stats_of("ds");
         assert_eq!((stats.hits, stats.entries, stats.bytes_stored), (1, 1, 3));
         assert!(b.origin.requests.borrow().is_empty());

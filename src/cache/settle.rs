@@ -1,9 +1,15 @@
-//! A hit answered from storage before the index did (a *storage-first* hit): correct bytes
-//! come from content addressing and freshness, not from the lookup, so a read whose stored
-//! object is fresh by its own metadata is answered at once, and its lookup, started with the
-//! storage open, finishes after the response. [`Settle`] is that lookup's write-back: it squares
-//! the index with what was served, so that stats, eviction orders and entries are what they
-//! would have been had the reader waited.
+//! A hit answered from storage alone (a *storage-first* hit): correct bytes come from content
+//! addressing and freshness, not from the lookup, so a read whose stored object is fresh by its
+//! own metadata is answered at once, and its lookup is made after the response. [`Settle`] is
+//! that lookup's write-back: it squares the index with what was served, so that stats, eviction
+//! orders and entries are what they would have been had the reader waited.
+//!
+//! Late lookups are sent together: the first write-back to queue one in the isolate's
+//! [`LateLookups`] waits [`LATE_LOOKUP_WINDOW_MS`] for others to join, then sends them all in
+//! one pipeline ([`flush`]) and runs every follow-up itself (a write-back never waits on
+//! another request's I/O, which the runtime would cancel). Each lookup is the one a waiting
+//! read would have made, at the read's time: the index's one round trip and its parsing are
+//! shared by every hit of the window.
 //!
 //! What the late lookup found decides ([`Settle::follow_ups`]):
 //! - the entry of the object served: the lookup itself counted the hit (entry hits, last
@@ -18,32 +24,77 @@
 //!   the isolate remembers the file's validator (its next reads of the file wait for the index)
 //!   and the read is counted as the hit it answered.
 //!
-//! A lease the lookup took (there was no live entry) is released once that is done. Without an
-//! answer from the index nothing is recorded, as for any read while the index is down.
+//! Without an answer from the index nothing is recorded, as for any read while the index is
+//! down.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use futures::future::LocalBoxFuture;
-
 use crate::cache::validators::{is_stale, FileChecks};
 use crate::cache::WriteBack;
-use crate::index::entry::{IndexEntry, LeaseAnswer, Lookup};
-use crate::index::{Index, IndexError};
+use crate::index::entry::{IndexEntry, Lookup, LookupRead};
+use crate::index::Index;
 use crate::policy::capacity::CapacityLimits;
-
-/// A lookup on its way, owning what it needs (it outlives the request's borrows).
-pub type PendingLookup = LocalBoxFuture<'static, Result<Lookup, IndexError>>;
 
 /// Where a late lookup leaves the run-time datasets' version it saw (the dataset registry
 /// reads it after the response).
 pub type VersionSink = Rc<Cell<Option<u64>>>;
 
-/// The write-back of a storage-first hit: finish its lookup, then square the index with it.
-/// Clones share the one lookup (the first to run it takes it).
+/// How long the write-back that sends a batch of late lookups waits for others to join it.
+pub const LATE_LOOKUP_WINDOW_MS: u64 = 20;
+
+/// The most lookups sent in one pipeline (about 0.6 KB each).
+pub const MAX_LATE_BATCH: usize = 100;
+
+/// The isolate's late lookups waiting to be sent, and whether a write-back is about to send
+/// them. A cheap handle: clones share the queue.
+#[derive(Clone, Default)]
+pub struct LateLookups {
+    queue: Rc<RefCell<Vec<Settle>>>,
+    due: Rc<Cell<bool>>,
+}
+
+impl std::fmt::Debug for LateLookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateLookups")
+            .field("queued", &self.queue.borrow().len())
+            .field("due", &self.due.get())
+            .finish()
+    }
+}
+
+impl LateLookups {
+    /// Queues `settle`; `true` when the caller is to send the batch ([`flush`]): no write-back
+    /// was about to.
+    #[must_use]
+    pub fn push(&self, settle: Settle) -> bool {
+        self.queue.borrow_mut().push(settle);
+        !self.due.replace(true)
+    }
+
+    /// How many are queued.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    /// Whether none is queued.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes every queued lookup; the next one queued starts a batch of its own.
+    fn take(&self) -> Vec<Settle> {
+        self.due.set(false);
+        std::mem::take(&mut *self.queue.borrow_mut())
+    }
+}
+
+/// The write-back of a storage-first hit: its lookup, made later with others (see the module
+/// documentation).
 #[derive(Clone)]
 pub struct Settle {
-    lookup: Rc<RefCell<Option<PendingLookup>>>,
     /// Dataset id.
     pub dataset: String,
     /// Zarr key.
@@ -55,11 +106,14 @@ pub struct Settle {
     pub ttl_ms: u64,
     /// The capacities an adoption enforces.
     pub limits: CapacityLimits,
-    /// Who asked for the object's lease in the lookup.
-    pub holder: String,
+    /// When the read was answered (the access time recorded).
+    pub read_ms: u64,
     /// The source file's URL and the isolate's file checks, where files are checked.
-    file: Option<(String, FileChecks)>,
-    versions: Option<VersionSink>,
+    pub file: Option<(String, FileChecks)>,
+    /// Where the lookup's run-time datasets' version goes.
+    pub versions: Option<VersionSink>,
+    /// The isolate's queue of late lookups.
+    pub queue: LateLookups,
 }
 
 impl std::fmt::Debug for Settle {
@@ -68,89 +122,24 @@ impl std::fmt::Debug for Settle {
             .field("dataset", &self.dataset)
             .field("key", &self.key)
             .field("entry", &self.entry)
-            .field("pending", &self.lookup.borrow().is_some())
+            .field("read_ms", &self.read_ms)
             .finish_non_exhaustive()
     }
 }
 
 impl PartialEq for Settle {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.lookup, &other.lookup)
+        (&self.dataset, &self.key, &self.entry, self.read_ms)
+            == (&other.dataset, &other.key, &other.entry, other.read_ms)
     }
 }
 
 impl Eq for Settle {}
 
-/// What a [`Settle`] is made of.
-pub struct SettleParts {
-    /// The lookup on its way.
-    pub lookup: PendingLookup,
-    /// Dataset id.
-    pub dataset: String,
-    /// Zarr key.
-    pub key: String,
-    /// The entry the served object stands for.
-    pub entry: IndexEntry,
-    /// Its remaining TTL.
-    pub ttl_ms: u64,
-    /// The capacities an adoption enforces.
-    pub limits: CapacityLimits,
-    /// Who asked for the lease.
-    pub holder: String,
-    /// The source file's URL and the isolate's checks, where files are checked.
-    pub file: Option<(String, FileChecks)>,
-}
-
 impl Settle {
-    /// The write-back of a storage-first hit.
-    #[must_use]
-    pub fn new(parts: SettleParts) -> Self {
-        Self {
-            lookup: Rc::new(RefCell::new(Some(parts.lookup))),
-            dataset: parts.dataset,
-            key: parts.key,
-            entry: parts.entry,
-            ttl_ms: parts.ttl_ms,
-            limits: parts.limits,
-            holder: parts.holder,
-            file: parts.file,
-            versions: None,
-        }
-    }
-
     /// Leaves the run-time datasets' version the lookup sees in `sink`.
     pub fn report_versions_to(&mut self, sink: VersionSink) {
         self.versions = Some(sink);
-    }
-
-    /// Finishes the lookup and returns what is left to do ([`follow_ups`](Self::follow_ups));
-    /// releases a lease the lookup took. Nothing when a clone already ran it.
-    ///
-    /// # Errors
-    /// The lookup's or the release's failure, described.
-    pub async fn finish(self, index: &impl Index) -> Result<Vec<WriteBack>, String> {
-        let Some(pending) = self.lookup.borrow_mut().take() else {
-            return Ok(Vec::new());
-        };
-        let what = format!(
-            "index {}/{} (after a storage-first hit)",
-            self.dataset, self.key
-        );
-        let lookup = pending.await.map_err(|e| format!("{what}: {e}"))?;
-        if let Some(sink) = &self.versions {
-            sink.set(Some(lookup.datasets_version));
-        }
-        if let (Some((url, checks)), Some(validator)) = (&self.file, &lookup.file_validator) {
-            checks.learn_validator(url, validator);
-        }
-        let follow_ups = self.follow_ups(&lookup);
-        if lookup.lease == LeaseAnswer::Granted {
-            index
-                .release_lease(&self.entry.object_key, &self.holder)
-                .await
-                .map_err(|e| format!("{what}: release the lease: {e}"))?;
-        }
-        Ok(follow_ups)
     }
 
     /// What squares the index with the hit, given what the late lookup found (see the module
@@ -194,12 +183,58 @@ impl Settle {
             None => vec![adopt()],
         }
     }
+
+    /// Passes on what the lookup says beyond the entry: the run-time datasets' version, the
+    /// file's validator (learned by the isolate's file checks).
+    fn observe(&self, lookup: &Lookup) {
+        if let Some(sink) = &self.versions {
+            sink.set(Some(lookup.datasets_version));
+        }
+        if let (Some((url, checks)), Some(validator)) = (&self.file, &lookup.file_validator) {
+            checks.learn_validator(url, validator);
+        }
+    }
+}
+
+/// Sends every late lookup queued in `queue` (one pipeline per [`MAX_LATE_BATCH`]) and returns
+/// what squares the index with them, in order.
+///
+/// # Errors
+/// An index failure, described: the lookups of that pipeline record nothing more.
+pub async fn flush(queue: &LateLookups, index: &impl Index) -> Result<Vec<WriteBack>, String> {
+    let settles = queue.take();
+    let mut follow_ups = Vec::new();
+    for batch in settles.chunks(MAX_LATE_BATCH) {
+        let reads: Vec<LookupRead<'_>> = batch
+            .iter()
+            .map(|s| LookupRead {
+                dataset: &s.dataset,
+                key: &s.key,
+                now_ms: s.read_ms,
+                file: s.file.as_ref().map(|(url, _)| url.as_str()),
+            })
+            .collect();
+        let lookups = index.lookup_many(&reads).await.map_err(|e| {
+            format!(
+                "index: {} lookups after storage-first hits: {e}",
+                reads.len()
+            )
+        })?;
+        for (settle, lookup) in batch.iter().zip(&lookups) {
+            settle.observe(lookup);
+            follow_ups.extend(settle.follow_ups(lookup));
+        }
+    }
+    Ok(follow_ups)
 }
 
 #[cfg(test)]
 mod tests {
+    use futures::executor::block_on;
+
     use super::*;
-    use crate::index::entry::SourceVersion;
+    use crate::fakes::FakeIndex;
+    use crate::index::entry::{LeaseAnswer, SourceVersion};
 
     fn entry(object: &str, validator: Option<&str>) -> IndexEntry {
         IndexEntry {
@@ -214,17 +249,18 @@ mod tests {
         }
     }
 
-    fn settle(validator: Option<&str>) -> Settle {
-        Settle::new(SettleParts {
-            lookup: Box::pin(async { Err(IndexError::Unavailable("unused".into())) }),
+    fn settle(key: &str, validator: Option<&str>, queue: &LateLookups) -> Settle {
+        Settle {
             dataset: "ds".into(),
-            key: "k".into(),
+            key: key.into(),
             entry: entry("o", validator),
             ttl_ms: 1_000,
             limits: CapacityLimits::default(),
-            holder: "h".into(),
+            read_ms: 20,
             file: None,
-        })
+            versions: None,
+            queue: queue.clone(),
+        }
     }
 
     fn lookup(found: Option<IndexEntry>, file_validator: Option<&str>) -> Lookup {
@@ -253,7 +289,7 @@ mod tests {
     /// hit counted, an entry only for current bytes of this key.
     #[test]
     fn follow_ups_square_the_index_with_the_hit() {
-        let s = settle(Some("v1"));
+        let s = settle("k", Some("v1"), &LateLookups::default());
         let cases: [(Option<IndexEntry>, Option<&str>, &[&str]); 7] = [
             (Some(entry("o", Some("v1"))), Some("v1"), &[]),
             (Some(entry("o", Some("v1"))), None, &[]),
@@ -280,16 +316,51 @@ mod tests {
         assert_eq!(kinds(&got), ["forget", "count hit"]);
     }
 
-    /// The lookup runs once however many clones there are; an index failure is reported.
+    /// The first settle queued sends the batch; those queued before it is sent join it (one
+    /// round trip for all); one queued after starts the next batch.
     #[test]
-    fn the_lookup_runs_once() {
-        let index = crate::fakes::FakeIndex::healthy();
-        let s = settle(None);
-        let twin = s.clone();
-        assert_eq!(s, twin);
-        let first = futures::executor::block_on(s.finish(&index));
-        assert!(first.unwrap_err().contains("unused"));
-        let second = futures::executor::block_on(twin.finish(&index));
-        assert_eq!(second, Ok(Vec::new()));
+    fn late_lookups_go_in_batches() {
+        let (index, queue) = (FakeIndex::healthy(), LateLookups::default());
+        assert!(queue.push(settle("a", None, &queue)), "the first sends");
+        assert!(
+            !queue.push(settle("b", None, &queue)),
+            "the second joins it"
+        );
+        assert!(!queue.push(settle("a", None, &queue)));
+        let follow_ups = block_on(flush(&queue, &index)).unwrap();
+        assert_eq!(index.round_trips.get(), 1);
+        assert_eq!(kinds(&follow_ups), ["adopt", "adopt", "adopt"]);
+        assert!(queue.is_empty());
+        assert!(queue.push(settle("c", None, &queue)), "a new batch");
+    }
+
+    /// More than a pipeline's worth goes in several pipelines, in order; the versions seen are
+    /// passed on.
+    #[test]
+    fn big_batches_are_split_and_versions_passed_on() {
+        let (index, queue) = (FakeIndex::healthy(), LateLookups::default());
+        let sink = VersionSink::default();
+        index.runtime_version.set(7);
+        for i in 0..=MAX_LATE_BATCH {
+            let mut s = settle(&format!("k{i}"), None, &queue);
+            s.report_versions_to(Rc::clone(&sink));
+            let _ = queue.push(s);
+        }
+        let follow_ups = block_on(flush(&queue, &index)).unwrap();
+        assert_eq!(follow_ups.len(), MAX_LATE_BATCH + 1);
+        assert_eq!(index.round_trips.get(), 2);
+        assert_eq!(sink.get(), Some(7));
+    }
+
+    /// An index failure is reported and the batch is gone (nothing recorded, as for reads
+    /// while the index is down); the queue starts over.
+    #[test]
+    fn a_failed_batch_is_reported() {
+        let index = FakeIndex::failing(crate::index::IndexError::Unavailable("down".into()));
+        let queue = LateLookups::default();
+        let _ = queue.push(settle("a", None, &queue));
+        let error = block_on(flush(&queue, &index)).unwrap_err();
+        assert!(error.contains("down"), "{error}");
+        assert!(queue.push(settle("b", None, &queue)));
     }
 }

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use crate::cache::maintenance::{enforce_limits, EvictionScope};
-use crate::cache::settle::Settle;
+use crate::cache::settle::{flush, Settle, LATE_LOOKUP_WINDOW_MS};
 use crate::cache::validators::{check_file, FileCheck};
 use crate::clock::Clock;
 use crate::index::entry::IndexEntry;
@@ -85,8 +85,8 @@ pub enum WriteBack {
         /// Its holder.
         holder: String,
     },
-    /// A hit answered from storage before the index: finish its lookup, then square the index
-    /// with it (see [`settle`](crate::cache::settle)).
+    /// A hit answered from storage alone: make its lookup (with the isolate's others), then
+    /// square the index with it (see [`settle`](crate::cache::settle)).
     Settle(Settle),
     /// The index vouched for an object the store does not have: drop the entry and undo the hit.
     Forget {
@@ -344,7 +344,13 @@ pub async fn run_write_back<I: Index, S: ChunkStore>(
                 .map_err(|e| format!("index: release the lease on {object}: {e}"))
         }
         WriteBack::Settle(settle) => {
-            let follow_ups = settle.finish(index).await?;
+            let queue = settle.queue.clone();
+            // Another write-back is about to send this lookup with its own.
+            if !queue.push(settle) {
+                return Ok(());
+            }
+            clock.sleep(LATE_LOOKUP_WINDOW_MS).await;
+            let follow_ups = flush(&queue, index).await?;
             return run_all(follow_ups, index, store, origin, clock, scope).await;
         }
     };

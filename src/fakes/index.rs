@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::handle;
 use crate::index::entry::{
     CacheStats, ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, KeyInfo, KeyPage,
-    LeaseAnswer, LeaseAsk, Lookup, RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
+    LeaseAnswer, LeaseAsk, Lookup, LookupRead, RuntimeDatasets, SourceVersion, StoredBytes,
+    VersionProbe,
 };
 use crate::index::{Index, IndexError};
 use crate::policy::eviction::{gdsf_priority, lfu_score, EvictionPolicy, Order};
@@ -84,9 +85,6 @@ pub struct FakeIndexState {
     /// The clock the fake uses for expiry (tests move it).
     pub now_ms: Cell<u64>,
     pub round_trips: Cell<usize>,
-    /// While set, a lookup waits before it reads anything (an index slower than storage): it
-    /// goes on when polled again after the flag is cleared.
-    pub hold_lookups: Cell<bool>,
 }
 
 handle!(
@@ -241,6 +239,68 @@ impl FakeIndex {
         }
         self.leases.borrow().contains_key(object)
     }
+    /// One lookup as the script makes it.
+    fn look(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+        (probe, file): (Option<VersionProbe>, Option<&str>),
+        lease: Option<LeaseAsk<'_>>,
+    ) -> Lookup {
+        let datasets_version = self.runtime_version.get();
+        let file_validator = file.and_then(|url| {
+            self.file_validators
+                .borrow()
+                .get(url)
+                .map(|(v, _)| v.clone())
+        });
+        let source = match probe {
+            None => SourceVersion::Unprobed,
+            Some(probe) => match self.source_versions.borrow().get(dataset) {
+                Some((generation, _, checked))
+                    if now_ms.saturating_sub(*checked) < probe.stale_after_ms =>
+                {
+                    if *generation == probe.generation {
+                        SourceVersion::Current(*generation)
+                    } else {
+                        SourceVersion::Changed(*generation)
+                    }
+                }
+                _ => SourceVersion::Stale,
+            },
+        };
+        if matches!(source, SourceVersion::Changed(_) | SourceVersion::Stale) {
+            return Lookup {
+                entry: None,
+                datasets_version,
+                source,
+                file_validator,
+                lease: LeaseAnswer::NotTaken,
+            };
+        }
+        let entry = self.lookup_entry(dataset, key, now_ms);
+        let lease = match lease {
+            Some(ask) if entry.is_none() => {
+                let again = self.leased(ask.object)
+                    && self.leases.borrow().get(ask.object).map(String::as_str) == Some(ask.holder);
+                if again || self.take_lease(ask.object, ask.holder, ask.ttl_ms) {
+                    LeaseAnswer::Granted
+                } else {
+                    LeaseAnswer::HeldElsewhere
+                }
+            }
+            _ => LeaseAnswer::NotTaken,
+        };
+        Lookup {
+            entry,
+            datasets_version,
+            source,
+            file_validator,
+            lease,
+        }
+    }
+
     /// `SET NX PX`: whether `holder` now holds the lease on `object`.
     fn take_lease(&self, object: &str, holder: &str, ttl_ms: u64) -> bool {
         if self.leased(object) {
@@ -347,66 +407,16 @@ impl Index for FakeIndex {
         file: Option<&str>,
         lease: Option<LeaseAsk<'_>>,
     ) -> Result<Lookup, IndexError> {
-        std::future::poll_fn(|_| {
-            if self.hold_lookups.get() {
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await;
         self.trip()?;
-        let datasets_version = self.runtime_version.get();
-        let file_validator = file.and_then(|url| {
-            self.file_validators
-                .borrow()
-                .get(url)
-                .map(|(v, _)| v.clone())
-        });
-        let source = match probe {
-            None => SourceVersion::Unprobed,
-            Some(probe) => match self.source_versions.borrow().get(dataset) {
-                Some((generation, _, checked))
-                    if now_ms.saturating_sub(*checked) < probe.stale_after_ms =>
-                {
-                    if *generation == probe.generation {
-                        SourceVersion::Current(*generation)
-                    } else {
-                        SourceVersion::Changed(*generation)
-                    }
-                }
-                _ => SourceVersion::Stale,
-            },
-        };
-        if matches!(source, SourceVersion::Changed(_) | SourceVersion::Stale) {
-            return Ok(Lookup {
-                entry: None,
-                datasets_version,
-                source,
-                file_validator,
-                lease: LeaseAnswer::NotTaken,
-            });
-        }
-        let entry = self.lookup_entry(dataset, key, now_ms);
-        let lease = match lease {
-            Some(ask) if entry.is_none() => {
-                let again = self.leased(ask.object)
-                    && self.leases.borrow().get(ask.object).map(String::as_str) == Some(ask.holder);
-                if again || self.take_lease(ask.object, ask.holder, ask.ttl_ms) {
-                    LeaseAnswer::Granted
-                } else {
-                    LeaseAnswer::HeldElsewhere
-                }
-            }
-            _ => LeaseAnswer::NotTaken,
-        };
-        Ok(Lookup {
-            entry,
-            datasets_version,
-            source,
-            file_validator,
-            lease,
-        })
+        Ok(self.look(dataset, key, now_ms, (probe, file), lease))
+    }
+
+    async fn lookup_many(&self, reads: &[LookupRead<'_>]) -> Result<Vec<Lookup>, IndexError> {
+        self.trip()?;
+        Ok(reads
+            .iter()
+            .map(|r| self.look(r.dataset, r.key, r.now_ms, (None, r.file), None))
+            .collect())
     }
 
     async fn file_validator(&self, url: &str) -> Result<Option<String>, IndexError> {

@@ -279,6 +279,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
         holder: format!("cron-{}", nonce()),
+        late: crate::cache::settle::LateLookups::default(),
     };
     let settings = config.settings();
     let token = format!("cron-{}", nonce());
@@ -473,6 +474,7 @@ fn cache_backends(env: &Env, config: &Config) -> Result<Rc<WorkerBackends>, Erro
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
         holder: format!("isolate-{}", nonce()),
+        late: crate::cache::settle::LateLookups::default(),
     });
     BACKENDS.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&cache)));
     Ok(cache)

@@ -84,6 +84,7 @@ pub fn world_with(extra_datasets: &str) -> World {
             clock: clock.clone(),
             keys: CacheKeys::new("t"),
             holder: "isolate".to_owned(),
+            late: crate::cache::settle::LateLookups::default(),
         }),
         store,
         clock,
@@ -246,6 +247,7 @@ impl World {
             clock: self.clock.clone(),
             keys: CacheKeys::new("t"),
             holder: "isolate".to_owned(),
+            late: crate::cache::settle::LateLookups::default(),
         });
     }
 }

@@ -21,7 +21,7 @@
 use crate::contract::{ensure, ensure_eq, CallContext, Report};
 use crate::index::entry::{
     ClaimReason, ClaimSelector, ClaimedKey, DatasetStats, IndexEntry, LeaseAnswer, LeaseAsk,
-    SourceVersion, StoredBytes, VersionProbe,
+    LookupRead, SourceVersion, StoredBytes, VersionProbe,
 };
 use crate::index::Index;
 use crate::policy::capacity::Limit;
@@ -43,12 +43,13 @@ pub trait IndexUnderTest {
 }
 
 /// Every case, in the order [`run`] runs them.
-pub const CASES: [&str; 21] = [
+pub const CASES: [&str; 22] = [
     "ping_answers",
     "accounting_and_stats",
     "entries_and_leases_expire_after_their_ttl",
     "leases_are_set_nx_and_released_by_their_holder",
     "lookups_take_the_lease_only_without_a_live_entry",
+    "lookup_many_answers_as_lookups_do",
     "each_policy_claims_its_victim",
     "claim_selectors_pick_what_they_say",
     "expired_keys_are_claimed_first",
@@ -95,6 +96,7 @@ pub async fn run<B: IndexUnderTest>(backend: &B) -> Report {
     );
     case!(leases_are_set_nx_and_released_by_their_holder);
     case!(lookups_take_the_lease_only_without_a_live_entry);
+    case!(lookup_many_answers_as_lookups_do);
     case!(each_policy_claims_its_victim);
     case!(claim_selectors_pick_what_they_say);
     case!(expired_keys_are_claimed_first);
@@ -514,6 +516,64 @@ async fn lookups_take_the_lease_only_without_a_live_entry<I: Index>(
         (None, LeaseAnswer::Granted),
     )?;
     redirected_lookups_take_no_lease(index).await
+}
+
+/// `lookup_many` answers each read in order as `lookup` would, and records each (a key read
+/// twice counts two hits), the file validators included.
+async fn lookup_many_answers_as_lookups_do<I: Index>(index: &I) -> Result<(), String> {
+    let e = entry("o", 10, 5, T0);
+    put(index, "ds", "a", &e).await?;
+    put(index, "other", "b", &e).await?;
+    index
+        .set_file_validator("http://o.test/f.nc", "\"v1\"", T0)
+        .await
+        .call("set_file_validator")?;
+    let read = |dataset, key, file| LookupRead {
+        dataset,
+        key,
+        now_ms: T0 + 1_000,
+        file,
+    };
+    let reads = [
+        read("ds", "a", Some("http://o.test/f.nc")),
+        read("ds", "missing", None),
+        read("other", "b", None),
+        read("ds", "a", None),
+    ];
+    let answers = index.lookup_many(&reads).await.call("lookup_many")?;
+    let found: Vec<(bool, Option<String>)> = answers
+        .iter()
+        .map(|l| (l.entry.is_some(), l.file_validator.clone()))
+        .collect();
+    ensure_eq(
+        "(entry found, file validator) of each read",
+        found,
+        vec![
+            (true, Some("\"v1\"".to_owned())),
+            (false, None),
+            (true, None),
+            (true, None),
+        ],
+    )?;
+    ensure_eq(
+        "leases taken",
+        answers
+            .iter()
+            .filter(|l| l.lease != LeaseAnswer::NotTaken)
+            .count(),
+        0,
+    )?;
+    ensure_eq("hits of ds", counters(index, "ds").await?.hits, 2)?;
+    ensure_eq("hits of other", counters(index, "other").await?.hits, 1)?;
+    ensure_eq(
+        "an empty batch",
+        index
+            .lookup_many(&[])
+            .await
+            .call("lookup_many of none")?
+            .len(),
+        0,
+    )
 }
 
 /// A versioned lookup sent to revalidate takes no lease (part of

@@ -220,6 +220,20 @@ pub struct LeaseAsk<'a> {
     pub ttl_ms: u64,
 }
 
+/// One read of [`Index::lookup_many`](crate::index::Index::lookup_many): a lookup with no
+/// version probe and no lease ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupRead<'a> {
+    /// Dataset id.
+    pub dataset: &'a str,
+    /// Zarr key.
+    pub key: &'a str,
+    /// When the read happened (the access time recorded).
+    pub now_ms: u64,
+    /// The source file whose validator comes back, where files are checked.
+    pub file: Option<&'a str>,
+}
+
 /// What became of a [`LeaseAsk`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LeaseAnswer {

@@ -17,8 +17,8 @@ pub mod transport;
 pub mod upstash;
 
 use crate::index::entry::{
-    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, LeaseAsk, Lookup, RuntimeDatasets,
-    StoredBytes, VersionProbe,
+    CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage, LeaseAsk, Lookup, LookupRead,
+    RuntimeDatasets, StoredBytes, VersionProbe,
 };
 use crate::policy::eviction::Order;
 use crate::policy::listing::KeySort;
@@ -79,6 +79,13 @@ pub trait Index {
         file: Option<&str>,
         lease: Option<LeaseAsk<'_>>,
     ) -> Result<Lookup, IndexError>;
+
+    /// [`lookup`](Self::lookup) of each of `reads` (no probe, no lease ask), in one round trip:
+    /// the answers in order.
+    ///
+    /// Contract: the same answers and the same records as the lookups made one after another
+    /// (a key read twice is counted twice); on `Err` any of them may have been recorded.
+    async fn lookup_many(&self, reads: &[LookupRead<'_>]) -> Result<Vec<Lookup>, IndexError>;
 
     /// The validator last recorded for the source file at `url`
     /// ([`set_file_validator`](Self::set_file_validator)), if any.

@@ -4,7 +4,8 @@
 
 use crate::index::entry::{
     f64_to_u64, stats_fields, CacheStats, ClaimSelector, ClaimedKey, IndexEntry, KeyPage,
-    LeaseAnswer, LeaseAsk, Lookup, RuntimeDatasets, SourceVersion, StoredBytes, VersionProbe,
+    LeaseAnswer, LeaseAsk, Lookup, LookupRead, RuntimeDatasets, SourceVersion, StoredBytes,
+    VersionProbe,
 };
 use crate::index::scripts::{self, Script};
 use crate::index::transport::UpstashTransport;
@@ -148,6 +149,42 @@ impl<T: UpstashTransport> UpstashIndex<T> {
         command
     }
 
+    /// The lookup's `EVALSHA` ([`scripts::LOOKUP`]).
+    fn lookup_command(
+        &self,
+        dataset: &str,
+        key: &str,
+        now_ms: u64,
+        (probe, file): (Option<VersionProbe>, Option<&str>),
+        lease: Option<LeaseAsk<'_>>,
+    ) -> Command {
+        let (generation, stale_after) = match probe {
+            Some(p) => (p.generation.to_string(), p.stale_after_ms.to_string()),
+            None => (String::new(), "0".to_owned()),
+        };
+        self.dataset_eval(
+            &scripts::LOOKUP,
+            dataset,
+            &[
+                self.keys.entry(dataset, key),
+                self.keys.runtime_datasets_version(),
+                // Read only when asked for: an empty name costs no bytes on the wire.
+                probe.map_or_else(String::new, |_| self.keys.source_version(dataset)),
+                file.map_or_else(String::new, |url| self.keys.file_validator(url)),
+                lease.map_or_else(String::new, |ask| self.keys.lease(ask.object)),
+            ],
+            [
+                now_ms.to_string(),
+                key.to_owned(),
+                generation,
+                stale_after,
+                if file.is_some() { "1" } else { "0" }.to_owned(),
+                lease.map_or_else(String::new, |ask| ask.holder.to_owned()),
+                lease.map_or_else(String::new, |ask| ask.ttl_ms.max(1).to_string()),
+            ],
+        )
+    }
+
     /// Writes and accounts an entry ([`scripts::PUT_ENTRY`]); `Some(origin_bytes)` counts
     /// a miss, `None` a hit.
     async fn put_entry(
@@ -217,6 +254,48 @@ fn count(stats: &str, field: &str, by: u64) -> Command {
 }
 
 /// Maps a reply error to what the caller must do: HTTP-level refusals are outages, the rest bugs.
+/// The lookup script's reply (see [`scripts::LOOKUP`]), checked.
+fn parse_lookup(
+    reply: &Value,
+    probe: Option<VersionProbe>,
+    lease: Option<LeaseAsk<'_>>,
+) -> Result<Lookup, IndexError> {
+    let Value::Array(items) = reply else {
+        return Err(unexpected("lookup", reply));
+    };
+    let source = match items.get(2) {
+        _ if probe.is_none() => SourceVersion::Unprobed,
+        Some(Value::Array(state)) => {
+            let generation = state
+                .get(1)
+                .and_then(Value::as_int)
+                .and_then(|g| u64::try_from(g).ok());
+            match (state.first().and_then(Value::as_str), generation) {
+                (Some("current"), Some(g)) => SourceVersion::Current(g),
+                (Some("changed"), Some(g)) => SourceVersion::Changed(g),
+                (Some("stale"), _) => SourceVersion::Stale,
+                _ => return Err(unexpected("lookup", reply)),
+            }
+        }
+        _ => return Err(unexpected("lookup", reply)),
+    };
+    match items.as_slice() {
+        [version, entry, _, file, leased] => Ok(Lookup {
+            datasets_version: counter(version),
+            entry: IndexEntry::from_hgetall(entry),
+            source,
+            file_validator: file.as_str().filter(|v| !v.is_empty()).map(str::to_owned),
+            lease: match leased.as_str() {
+                Some("granted") if lease.is_some() => LeaseAnswer::Granted,
+                Some("held") if lease.is_some() => LeaseAnswer::HeldElsewhere,
+                Some("") => LeaseAnswer::NotTaken,
+                _ => return Err(unexpected("lookup", reply)),
+            },
+        }),
+        _ => Err(unexpected("lookup", reply)),
+    }
+}
+
 /// Whether Redis answered that it does not know the script (`NOSCRIPT …`).
 fn is_noscript(answer: &Result<Value, ReplyError>) -> bool {
     matches!(answer, Err(ReplyError::Command(message)) if message.starts_with("NOSCRIPT"))
@@ -264,67 +343,24 @@ impl<T: UpstashTransport> Index for UpstashIndex<T> {
         file: Option<&str>,
         lease: Option<LeaseAsk<'_>>,
     ) -> Result<Lookup, IndexError> {
-        let (generation, stale_after) = match probe {
-            Some(p) => (p.generation.to_string(), p.stale_after_ms.to_string()),
-            None => (String::new(), "0".to_owned()),
-        };
-        let reply = self
-            .call(&self.dataset_eval(
-                &scripts::LOOKUP,
-                dataset,
-                &[
-                    self.keys.entry(dataset, key),
-                    self.keys.runtime_datasets_version(),
-                    // Read only when asked for: an empty name costs no bytes on the wire.
-                    probe.map_or_else(String::new, |_| self.keys.source_version(dataset)),
-                    file.map_or_else(String::new, |url| self.keys.file_validator(url)),
-                    lease.map_or_else(String::new, |ask| self.keys.lease(ask.object)),
-                ],
-                [
-                    now_ms.to_string(),
-                    key.to_owned(),
-                    generation,
-                    stale_after,
-                    if file.is_some() { "1" } else { "0" }.to_owned(),
-                    lease.map_or_else(String::new, |ask| ask.holder.to_owned()),
-                    lease.map_or_else(String::new, |ask| ask.ttl_ms.max(1).to_string()),
-                ],
-            ))
-            .await?;
-        let Value::Array(items) = &reply else {
-            return Err(unexpected("lookup", &reply));
-        };
-        let source = match items.get(2) {
-            _ if probe.is_none() => SourceVersion::Unprobed,
-            Some(Value::Array(state)) => {
-                let generation = state
-                    .get(1)
-                    .and_then(Value::as_int)
-                    .and_then(|g| u64::try_from(g).ok());
-                match (state.first().and_then(Value::as_str), generation) {
-                    (Some("current"), Some(g)) => SourceVersion::Current(g),
-                    (Some("changed"), Some(g)) => SourceVersion::Changed(g),
-                    (Some("stale"), _) => SourceVersion::Stale,
-                    _ => return Err(unexpected("lookup", &reply)),
-                }
-            }
-            _ => return Err(unexpected("lookup", &reply)),
-        };
-        match items.as_slice() {
-            [version, entry, _, file, leased] => Ok(Lookup {
-                datasets_version: counter(version),
-                entry: IndexEntry::from_hgetall(entry),
-                source,
-                file_validator: file.as_str().filter(|v| !v.is_empty()).map(str::to_owned),
-                lease: match leased.as_str() {
-                    Some("granted") if lease.is_some() => LeaseAnswer::Granted,
-                    Some("held") if lease.is_some() => LeaseAnswer::HeldElsewhere,
-                    Some("") => LeaseAnswer::NotTaken,
-                    _ => return Err(unexpected("lookup", &reply)),
-                },
-            }),
-            _ => Err(unexpected("lookup", &reply)),
+        let command = self.lookup_command(dataset, key, now_ms, (probe, file), lease);
+        let reply = self.call(&command).await?;
+        parse_lookup(&reply, probe, lease)
+    }
+
+    async fn lookup_many(&self, reads: &[LookupRead<'_>]) -> Result<Vec<Lookup>, IndexError> {
+        if reads.is_empty() {
+            return Ok(Vec::new());
         }
+        let commands: Vec<Command> = reads
+            .iter()
+            .map(|r| self.lookup_command(r.dataset, r.key, r.now_ms, (None, r.file), None))
+            .collect();
+        self.pipeline(&commands)
+            .await?
+            .iter()
+            .map(|reply| parse_lookup(reply, None, None))
+            .collect()
     }
 
     async fn set_source_version(
