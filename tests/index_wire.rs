@@ -32,7 +32,9 @@ fn upstash(path: &str) -> serde_json::Value {
     .json()
 }
 
-/// Ten warm hits: ten HTTP round trips to the index, ten commands, all `EVALSHA`.
+/// Ten warm hits, answered from storage alone: ten lookups made after the responses, all
+/// `EVALSHA`, batched (one HTTP request carries every lookup of a 20 ms window, so at most ten
+/// requests, and at most one command each when they are not batched).
 #[test]
 #[ignore = "needs the local stack: run scripts/test"]
 fn a_warm_hit_sends_one_evalsha() {
@@ -50,7 +52,10 @@ fn a_warm_hit_sends_one_evalsha() {
         assert_eq!((answer.status, answer.x_cache()), (200, "HIT"));
     }
     let stats = upstash("/__stats");
-    assert_eq!(stats["http_requests"], 10, "{stats}");
+    assert!(
+        (1..=10).contains(&stats["http_requests"].as_u64().unwrap()),
+        "{stats}"
+    );
     assert_eq!(stats["commands"], 10, "{stats}");
     assert_eq!(stats["evalsha"], 10, "{stats}");
     assert_eq!(stats["eval"], 0, "{stats}");

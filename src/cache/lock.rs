@@ -17,6 +17,8 @@
 //!
 //! A dead holder's lease expires by itself (`LEASE_MS`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -32,12 +34,16 @@ const FOLLOWER_POLL_MS: u64 = 10;
 /// it. A cheap handle (clones share the table).
 pub struct CacheLock<T: Clone> {
     flights: Rc<SingleFlight<T>>,
+    /// Leases the isolate's lookups took, by object: the holder and when, until the leader of
+    /// the object's fetch takes them over ([`CacheLock::take_grant`]).
+    grants: Rc<RefCell<HashMap<String, (String, u64)>>>,
 }
 
 impl<T: Clone> Default for CacheLock<T> {
     fn default() -> Self {
         Self {
             flights: Rc::default(),
+            grants: Rc::default(),
         }
     }
 }
@@ -46,6 +52,7 @@ impl<T: Clone> Clone for CacheLock<T> {
     fn clone(&self) -> Self {
         Self {
             flights: Rc::clone(&self.flights),
+            grants: Rc::clone(&self.grants),
         }
     }
 }
@@ -80,6 +87,24 @@ impl<T: Clone + 'static> CacheLock<T> {
     #[must_use]
     pub fn is_running(&self, object: &str) -> bool {
         self.flights.is_running(object)
+    }
+
+    /// Records that a reader's lookup took `object`'s lease for `holder` at `now_ms`: whichever
+    /// reader of the isolate leads the object's fetch holds it then (a lookup's answer is its
+    /// reader's, the flight's leader may be another). Grants older than `lease_ms` (expired
+    /// leases) are dropped meanwhile.
+    pub fn grant(&self, object: &str, holder: &str, now_ms: u64, lease_ms: u64) {
+        let mut grants = self.grants.borrow_mut();
+        grants.retain(|_, (_, at)| now_ms.saturating_sub(*at) < lease_ms);
+        grants.insert(object.to_owned(), (holder.to_owned(), now_ms));
+    }
+
+    /// Takes over the lease a lookup of this isolate took on `object` and that has not expired
+    /// (`lease_ms`): its holder id, for the leader that fetches and then releases it.
+    #[must_use]
+    pub fn take_grant(&self, object: &str, now_ms: u64, lease_ms: u64) -> Option<String> {
+        let (holder, at) = self.grants.borrow_mut().remove(object)?;
+        (now_ms.saturating_sub(at) < lease_ms).then_some(holder)
     }
 
     /// How many objects are being fetched in this isolate right now.

@@ -196,9 +196,6 @@ pub struct CacheBackends<P: Platform> {
     pub clock: P::Clock,
     /// Key formatting.
     pub keys: CacheKeys,
-    /// This isolate's lease holder id: a lookup asks for an object's lease in its name (see
-    /// [`read`]), so that whichever of the isolate's readers leads the fetch holds it.
-    pub holder: String,
     /// This isolate's late lookups of storage-first hits, sent in batches ([`settle`]).
     pub late: settle::LateLookups,
 }

@@ -275,6 +275,9 @@ async fn read_once<P: Platform>(
         file_validator,
         leased,
     } = what_the_lookup_says(&request, lookup.as_ref());
+    if leased == Some(true) {
+        flights.grant(&object_key, request.holder, start, policy.lease_ms);
+    }
     let entry = lookup.map(|l| l.entry);
     // An entry read from an older version of its file: its stored bytes are of that version
     // too, so the leader does not look in storage again before fetching.
@@ -327,8 +330,10 @@ async fn read_once<P: Platform>(
             if !blind && adoptable(&request, &object, start, policy) =>
         {
             // The lookup took the lease (no live entry): the bytes are here, let it go.
-            let lease =
-                (leased == Some(true)).then(|| (object_key.clone(), backends.holder.clone()));
+            let lease = (leased == Some(true))
+                .then(|| flights.take_grant(&object_key, start, policy.lease_ms))
+                .flatten()
+                .map(|holder| (object_key.clone(), holder));
             let adoption = adopt(&request, &object_key, object, (policy, false), backends).await;
             if let Some(adoption) = adoption {
                 let (timing, index_down) = ((timing, datasets_version), index_down);
@@ -517,6 +522,15 @@ async fn share_fetch<P: Platform>(
 ) -> Result<(Rc<FetchedOutcome>, bool, u64), Error> {
     let start = backends.clock.now_ms();
     let fetch = || {
+        // Only the leader gets here: it holds the lease a lookup of the isolate took (its own
+        // or a follower's), or knows another instance holds it.
+        let leased = match leased {
+            None => LookupLease::NotAsked,
+            Some(_) => match flights.take_grant(object_key, start, policy.lease_ms) {
+                Some(holder) => LookupLease::Held(holder),
+                None => LookupLease::Elsewhere,
+            },
+        };
         fetch_once(
             Owned {
                 auth: request.auth.cloned(),
@@ -583,7 +597,7 @@ async fn look_up_and_open<P: Platform>(
     let lookup = async {
         let ask = LeaseAsk {
             object: object_key,
-            holder: &backends.holder,
+            holder: request.holder,
             ttl_ms: policy.lease_ms,
         };
         // The source file's validator matters only where files are checked (kerchunk).
@@ -620,11 +634,19 @@ async fn look_up_and_open<P: Platform>(
         }
         object => {
             let (lookup, index_done) = lookup.await;
-            Opened::Both(
-                lookup,
-                object,
-                timing(index_done.saturating_sub(storage_done), storage_ms),
-            )
+            let index_ms = index_done.saturating_sub(storage_done);
+            // An entry for an object storage did not have a moment ago: it was written between
+            // the two reads (the entry is written after the bytes); read storage once more.
+            let written_meanwhile = matches!(
+                (&object, &lookup),
+                (Ok(None), Ok(Lookup { entry: Some(e), .. })) if !e.is_absent()
+            );
+            let object = if written_meanwhile {
+                backends.store.get(object_key).await
+            } else {
+                object
+            };
+            Opened::Both(lookup, object, timing(index_ms, storage_ms))
         }
     }
 }
@@ -719,9 +741,18 @@ struct Owned {
     file_validator: Option<String>,
     /// Whether the file's validator is tracked (see [`crate::cache::validators`]).
     track_file: bool,
-    /// The object's lease as this reader's lookup took it: `Some(true)` held in this isolate's
-    /// name, `Some(false)` held elsewhere, `None` not asked (a live entry, or no answer).
-    leased: Option<bool>,
+    /// The object's lease as the isolate's lookups left it.
+    leased: LookupLease,
+}
+
+/// The object's lease as the isolate's lookups left it, for the leader of its fetch.
+enum LookupLease {
+    /// No lookup took or saw it (a live entry, or no answer): ask for it.
+    NotAsked,
+    /// A lookup of the isolate took it for this holder.
+    Held(String),
+    /// Another instance holds it.
+    Elsewhere,
 }
 
 /// The isolate leader's miss: lock the object across instances; with the write permit, fetch
@@ -739,10 +770,10 @@ async fn fetch_once<P: Platform>(
     // The lookup took the lease, or saw it held elsewhere: no second round trip. Else `holder`
     // is None when the index is down: fetch without a lease (waiting for one would cost
     // another index timeout) and still write back.
-    let permit = match owned.leased {
-        Some(true) => Permit::granted(object_key, &backends.holder),
-        Some(false) => Permit::held_elsewhere(object_key),
-        None => {
+    let permit = match &owned.leased {
+        LookupLease::Held(holder) => Permit::granted(object_key, holder),
+        LookupLease::Elsewhere => Permit::held_elsewhere(object_key),
+        LookupLease::NotAsked => {
             acquire(
                 &backends.index,
                 object_key,
@@ -793,7 +824,7 @@ async fn fetch_once<P: Platform>(
             };
             // A lease taken with the lookup that found no entry: whoever stored the bytes
             // meanwhile indexed them before releasing theirs, so there is nothing to look for.
-            let stored = if owned.storage_down || owned.leased == Some(true) {
+            let stored = if owned.storage_down || matches!(owned.leased, LookupLease::Held(_)) {
                 None
             } else {
                 stored_meanwhile(&request, object_key, policy, &backends).await
@@ -1201,7 +1232,6 @@ mod tests {
             origin: FakeOrigin::default().with_file(URL, b"0123456789"),
             clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
-            holder: "isolate".to_owned(),
             late: crate::cache::settle::LateLookups::default(),
         })
     }
@@ -1406,7 +1436,6 @@ mod tests {
             origin,
             clock: ManualClock::default(),
             keys: CacheKeys::new("t"),
-            holder: "isolate".to_owned(),
             late: crate::cache::settle::LateLookups::default(),
         });
         let flights = Flights::default();
@@ -1727,8 +1756,9 @@ mod tests {
         let object = b.keys.object(URL, RANGE);
         let (_, wbs) = read(&b, &Flights::default()).unwrap();
         write_back_all(&b, wbs);
-        // The entry's object is not there for the first read (written again meanwhile).
-        b.store.fail_next_gets.set(1);
+        // The entry's object is not there for the read, nor for its second look (written again
+        // meanwhile).
+        b.store.fail_next_gets.set(2);
         let (chunk, wbs) = read(&b, &Flights::default()).unwrap();
         assert_eq!(chunk.source, CacheSource::Hit);
         assert_eq!(b.origin.requests.borrow().len(), 1, "only the first miss");
@@ -1740,7 +1770,7 @@ mod tests {
     }
 
     /// A cold miss waits on one index round trip before its answer (the lookup takes the
-    /// lease in the isolate's name) and does not ask storage twice.
+    /// lease) and does not ask storage twice.
     #[test]
     fn cold_miss_waits_on_one_round_trip() {
         let b = backends();
@@ -1751,14 +1781,72 @@ mod tests {
         let object = b.keys.object(URL, RANGE);
         assert_eq!(
             b.index.leases.borrow().get(&object).map(String::as_str),
-            Some("isolate")
+            Some("me")
         );
         assert!(matches!(
             wbs.as_slice(),
-            [WriteBack::Store { lease: Some(holder), .. }] if holder == "isolate"
+            [WriteBack::Store { lease: Some(holder), .. }] if holder == "me"
         ));
         write_back_all(&b, wbs);
         assert!(b.index.leases.borrow().is_empty(), "released after storing");
+    }
+
+    /// A reader of the isolate that misses while the leader's write-back is still storing (its
+    /// lease held) waits for the bytes in storage, never fetching the origin again; one whose
+    /// storage read came just before the bytes landed, and whose lookup then found their entry,
+    /// reads storage again instead of forgetting the entry.
+    #[test]
+    fn readers_during_a_write_back_fetch_nothing() {
+        let b = backends();
+        let flights = Flights::default();
+        let (first, wbs) = read(&b, &flights).unwrap();
+        assert_eq!(first.source, CacheSource::Miss);
+        // The write-back has not run: the lease is held, nothing is stored.
+        let waiting = ChunkRequest {
+            holder: "other-request",
+            ..request(RANGE)
+        };
+        let stored = {
+            let (b2, wbs) = (Rc::clone(&b), wbs.clone());
+            async move {
+                b2.clock.sleep(100).await;
+                for wb in wbs {
+                    run_write_back(wb, &b2.index, &b2.store, &b2.origin, &b2.clock, &SCOPE)
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        let ((chunk, _), ()) = block_on(join(
+            async { read_chunk(waiting, POLICY, &b, &flights).await.unwrap() },
+            stored,
+        ));
+        assert_eq!(chunk.source, CacheSource::Hit, "served by the stored bytes");
+        assert_eq!(b.origin.requests.borrow().len(), 1);
+        // The entry is there now; a storage read that misses it once reads again.
+        b.store.fail_next_gets.set(1);
+        let (again, wbs) = read(&b, &flights).unwrap();
+        assert_eq!(again.source, CacheSource::Hit);
+        assert!(
+            !wbs.iter().any(|w| matches!(w, WriteBack::Forget { .. })),
+            "{wbs:?}"
+        );
+        assert_eq!(b.origin.requests.borrow().len(), 1);
+    }
+
+    /// The leader of an isolate's fetch holds the lease a follower's lookup took (the grant
+    /// passes to it), and releases it after storing.
+    #[test]
+    fn the_leader_takes_over_a_followers_grant() {
+        let flights = Flights::default();
+        flights.grant("o", "follower", 0, 30_000);
+        assert_eq!(
+            flights.take_grant("o", 10, 30_000).as_deref(),
+            Some("follower")
+        );
+        assert_eq!(flights.take_grant("o", 10, 30_000), None, "taken once");
+        flights.grant("o", "old", 0, 30_000);
+        assert_eq!(flights.take_grant("o", 30_000, 30_000), None, "expired");
     }
 
     /// Backends whose chunk is stored and indexed (a miss written back), with metadata.

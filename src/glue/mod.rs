@@ -106,6 +106,17 @@ fn nonce() -> String {
 async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let method = raw.method();
     let url = url::Url::parse(&raw.url())?;
+    let config = read_config(&env);
+    // The edge tier first, before anything else is read of the request.
+    let edge_ttl = config
+        .as_ref()
+        .ok()
+        .and_then(|config| edge_ttl_seconds(&method, url.path(), &registry(config)));
+    if edge_ttl.is_some() {
+        if let Some(hit) = edge_lookup(&raw).await {
+            return Ok(hit);
+        }
+    }
     let headers = raw.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let (range, if_none_match, authorization) = (
@@ -116,7 +127,6 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     let (cookie, content_type) = (header("cookie"), header("content-type"));
     let if_range = header("if-range");
     let nonce = nonce();
-    let config = read_config(&env);
     let mut raw = Some(raw);
     // Test stacks only (ZEC_TEST_ROUTES=1, admin token): anything else goes on as usual.
     if test_routes::is_test_path(url.path()) {
@@ -161,12 +171,6 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         }
     };
     let registry = registry(&config);
-    let edge_ttl = edge_ttl_seconds(&parts, &registry);
-    if let (Some(_), Some(req)) = (edge_ttl, raw.as_ref()) {
-        if let Some(hit) = edge_lookup(req).await {
-            return Ok(hit);
-        }
-    }
     let (response, write_backs) = match serve(&parts, &env, &config, &registry).await {
         Ok(done) => done,
         Err(error) => {
@@ -278,7 +282,6 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         origin: HttpOrigin::new(config.origin_timeout_ms),
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
-        holder: format!("cron-{}", nonce()),
         late: crate::cache::settle::LateLookups::default(),
     };
     let settings = config.settings();
@@ -383,11 +386,11 @@ fn registry(config: &Config) -> Rc<DatasetRegistry> {
 
 /// The dataset's edge TTL when this request may use the edge cache (a `GET` of a Zarr key of a
 /// dataset with the edge tier on).
-fn edge_ttl_seconds(parts: &RequestParts<'_>, registry: &DatasetRegistry) -> Option<u64> {
-    if parts.method != "GET" {
+fn edge_ttl_seconds(method: &str, path: &str, registry: &DatasetRegistry) -> Option<u64> {
+    if method != "GET" {
         return None;
     }
-    let Ok(Route::ZarrKey { dataset, .. }) = route(parts.method, parts.path) else {
+    let Ok(Route::ZarrKey { dataset, .. }) = route(method, path) else {
         return None;
     };
     registry
@@ -473,7 +476,6 @@ fn cache_backends(env: &Env, config: &Config) -> Result<Rc<WorkerBackends>, Erro
         origin: HttpOrigin::new(config.origin_timeout_ms),
         clock: WorkerClock,
         keys: CacheKeys::new(&config.key_prefix),
-        holder: format!("isolate-{}", nonce()),
         late: crate::cache::settle::LateLookups::default(),
     });
     BACKENDS.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&cache)));

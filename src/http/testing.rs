@@ -83,7 +83,6 @@ pub fn world_with(extra_datasets: &str) -> World {
             origin: origin.clone(),
             clock: clock.clone(),
             keys: CacheKeys::new("t"),
-            holder: "isolate".to_owned(),
             late: crate::cache::settle::LateLookups::default(),
         }),
         store,
@@ -246,7 +245,6 @@ impl World {
             origin,
             clock: self.clock.clone(),
             keys: CacheKeys::new("t"),
-            holder: "isolate".to_owned(),
             late: crate::cache::settle::LateLookups::default(),
         });
     }
