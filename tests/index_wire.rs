@@ -46,11 +46,21 @@ fn a_warm_hit_sends_one_evalsha() {
             .then_some(())
             .ok_or_else(|| answer.x_cache().to_owned())
     });
+    // The lookups of the polling hits are sent after their answers: let them land first.
+    std::thread::sleep(Duration::from_millis(500));
     upstash("/__stats/reset");
     for _ in 0..10 {
         let answer = send(&base, "GET", path, &[], None);
         assert_eq!((answer.status, answer.x_cache()), (200, "HIT"));
     }
+    poll("the ten lookups", Duration::from_secs(5), || {
+        let stats = upstash("/__stats");
+        (stats["commands"].as_u64() >= Some(10))
+            .then_some(())
+            .ok_or_else(|| stats.to_string())
+    });
+    // Nothing more comes.
+    std::thread::sleep(Duration::from_millis(200));
     let stats = upstash("/__stats");
     assert!(
         (1..=10).contains(&stats["http_requests"].as_u64().unwrap()),

@@ -370,7 +370,7 @@ struct Said {
     datasets_version: Option<u64>,
     /// The source file's recorded validator (also learned by the isolate's file checks).
     file_validator: Option<String>,
-    /// The object's lease as the lookup took it: `Some(true)` held in this isolate's name,
+    /// The object's lease as the lookup took it: `Some(true)` held by this reader,
     /// `Some(false)` held elsewhere, `None` not taken (a live entry, or no answer).
     leased: Option<bool>,
 }
@@ -580,7 +580,7 @@ enum Opened<B> {
     StorageFirst(StoredObject<B>, Timing),
 }
 
-/// Storage first, then the index lookup (asking for the object's lease in this isolate's name,
+/// Storage first, then the index lookup (asking for the object's lease,
 /// taken only when there is no live entry) unless storage answers alone: a hit's time to first
 /// byte is one storage round trip, and a miss waits on one index round trip before it fetches.
 /// A versioned read starts both together: its lookup says which generation its objects are

@@ -4,7 +4,7 @@ local version = redis.call('GET', KEYS[13]) or '0'
 local function lease()
   if KEYS[16] == nil or KEYS[16] == '' then return '' end
   if redis.call('SET', KEYS[16], ARGV[9], 'NX', 'PX', tonumber(ARGV[10])) then return 'granted' end
-  -- Re-entrant for its holder (an isolate whose readers of one object all ask in its name).
+  -- Re-entrant for its holder (a versioned read that retries asks again).
   if redis.call('GET', KEYS[16]) == ARGV[9] then return 'granted' end
   return 'held'
 end
