@@ -34,17 +34,18 @@ const FOLLOWER_POLL_MS: u64 = 10;
 /// it. A cheap handle (clones share the table).
 pub struct CacheLock<T: Clone> {
     flights: Rc<SingleFlight<T>>,
-    /// Leases the isolate's lookups took, by object: the holder and when, until the leader of
-    /// the object's fetch takes them over ([`CacheLock::take_grant`]).
-    grants: Rc<RefCell<HashMap<String, (String, u64)>>>,
+    /// The isolate's name as a lease holder: its lookups ask for leases in it, so that
+    /// whichever of its readers leads an object's fetch holds the lease.
+    holder: Rc<str>,
+    /// Objects whose fetch in this isolate ended with the lease held for the write-back that
+    /// stores them, and when: a reader that finds the lease already the isolate's waits for
+    /// those bytes instead of fetching again.
+    storing: Rc<RefCell<HashMap<String, u64>>>,
 }
 
 impl<T: Clone> Default for CacheLock<T> {
     fn default() -> Self {
-        Self {
-            flights: Rc::default(),
-            grants: Rc::default(),
-        }
+        Self::with_holder("isolate")
     }
 }
 
@@ -52,8 +53,44 @@ impl<T: Clone> Clone for CacheLock<T> {
     fn clone(&self) -> Self {
         Self {
             flights: Rc::clone(&self.flights),
-            grants: Rc::clone(&self.grants),
+            holder: Rc::clone(&self.holder),
+            storing: Rc::clone(&self.storing),
         }
+    }
+}
+
+impl<T: Clone> CacheLock<T> {
+    /// The lock table of an isolate named `holder` (unique per isolate).
+    #[must_use]
+    pub fn with_holder(holder: &str) -> Self {
+        Self {
+            flights: Rc::default(),
+            holder: Rc::from(holder),
+            storing: Rc::default(),
+        }
+    }
+
+    /// The isolate's lease holder id.
+    #[must_use]
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Records that the fetch of `object` ended at `now_ms` with its lease kept for the
+    /// write-back that stores it (marks older than a lease's life are dropped meanwhile).
+    pub fn storing(&self, object: &str, now_ms: u64, lease_ms: u64) {
+        let mut storing = self.storing.borrow_mut();
+        storing.retain(|_, at| now_ms.saturating_sub(*at) < lease_ms);
+        storing.insert(object.to_owned(), now_ms);
+    }
+
+    /// Whether a write-back of this isolate may still be storing `object` under its lease.
+    #[must_use]
+    pub fn is_storing(&self, object: &str, now_ms: u64, lease_ms: u64) -> bool {
+        self.storing
+            .borrow()
+            .get(object)
+            .is_some_and(|at| now_ms.saturating_sub(*at) < lease_ms)
     }
 }
 
@@ -87,24 +124,6 @@ impl<T: Clone + 'static> CacheLock<T> {
     #[must_use]
     pub fn is_running(&self, object: &str) -> bool {
         self.flights.is_running(object)
-    }
-
-    /// Records that a reader's lookup took `object`'s lease for `holder` at `now_ms`: whichever
-    /// reader of the isolate leads the object's fetch holds it then (a lookup's answer is its
-    /// reader's, the flight's leader may be another). Grants older than `lease_ms` (expired
-    /// leases) are dropped meanwhile.
-    pub fn grant(&self, object: &str, holder: &str, now_ms: u64, lease_ms: u64) {
-        let mut grants = self.grants.borrow_mut();
-        grants.retain(|_, (_, at)| now_ms.saturating_sub(*at) < lease_ms);
-        grants.insert(object.to_owned(), (holder.to_owned(), now_ms));
-    }
-
-    /// Takes over the lease a lookup of this isolate took on `object` and that has not expired
-    /// (`lease_ms`): its holder id, for the leader that fetches and then releases it.
-    #[must_use]
-    pub fn take_grant(&self, object: &str, now_ms: u64, lease_ms: u64) -> Option<String> {
-        let (holder, at) = self.grants.borrow_mut().remove(object)?;
-        (now_ms.saturating_sub(at) < lease_ms).then_some(holder)
     }
 
     /// How many objects are being fetched in this isolate right now.

@@ -256,15 +256,22 @@ async fn read_once<P: Platform>(
     let target = request.checked_url()?;
     let object_key = object_key_of(&backends.keys, &request, probe);
     let start = backends.clock.now_ms();
-    let (lookup, object, mut timing) =
-        match look_up_and_open(backends, &request, &object_key, probe, policy).await {
-            Opened::Both(lookup, object, timing) => (lookup, object, timing),
-            Opened::StorageFirst(object, timing) => {
-                let (chunk, write_backs) =
-                    storage_first(&request, object_key, (object, timing), policy, backends);
-                return Ok(Attempt::Done(chunk, write_backs));
-            }
-        };
+    let (lookup, object, mut timing) = match look_up_and_open(
+        backends,
+        &request,
+        &object_key,
+        (probe, flights.holder()),
+        policy,
+    )
+    .await
+    {
+        Opened::Both(lookup, object, timing) => (lookup, object, timing),
+        Opened::StorageFirst(object, timing) => {
+            let (chunk, write_backs) =
+                storage_first(&request, object_key, (object, timing), policy, backends);
+            return Ok(Attempt::Done(chunk, write_backs));
+        }
+    };
     match lookup.as_ref().map(|l| l.source) {
         Ok(SourceVersion::Changed(current)) => return Ok(Attempt::Moved(current)),
         Ok(SourceVersion::Stale) => return Ok(Attempt::Stale),
@@ -273,11 +280,8 @@ async fn read_once<P: Platform>(
     let Said {
         datasets_version,
         file_validator,
-        leased,
+        lease,
     } = what_the_lookup_says(&request, lookup.as_ref());
-    if leased == Some(true) {
-        flights.grant(&object_key, request.holder, start, policy.lease_ms);
-    }
     let entry = lookup.map(|l| l.entry);
     // An entry read from an older version of its file: its stored bytes are of that version
     // too, so the leader does not look in storage again before fetching.
@@ -330,10 +334,8 @@ async fn read_once<P: Platform>(
             if !blind && adoptable(&request, &object, start, policy) =>
         {
             // The lookup took the lease (no live entry): the bytes are here, let it go.
-            let lease = (leased == Some(true))
-                .then(|| flights.take_grant(&object_key, start, policy.lease_ms))
-                .flatten()
-                .map(|holder| (object_key.clone(), holder));
+            let lease = (lease == LeaseAnswer::Granted)
+                .then(|| (object_key.clone(), flights.holder().to_owned()));
             let adoption = adopt(&request, &object_key, object, (policy, false), backends).await;
             if let Some(adoption) = adoption {
                 let (timing, index_down) = ((timing, datasets_version), index_down);
@@ -346,7 +348,7 @@ async fn read_once<P: Platform>(
     let (outcome, leader, origin_ms) = share_fetch(
         request,
         target,
-        (&object_key, file_validator, leased),
+        (&object_key, file_validator, lease),
         (index_down, storage_down),
         policy,
         backends,
@@ -370,9 +372,8 @@ struct Said {
     datasets_version: Option<u64>,
     /// The source file's recorded validator (also learned by the isolate's file checks).
     file_validator: Option<String>,
-    /// The object's lease as the lookup took it: `Some(true)` held by this reader,
-    /// `Some(false)` held elsewhere, `None` not taken (a live entry, or no answer).
-    leased: Option<bool>,
+    /// The object's lease as the lookup left it (not taken without an answer).
+    lease: LeaseAnswer,
 }
 
 fn what_the_lookup_says(request: &ChunkRequest<'_>, lookup: Result<&Lookup, &IndexError>) -> Said {
@@ -380,7 +381,7 @@ fn what_the_lookup_says(request: &ChunkRequest<'_>, lookup: Result<&Lookup, &Ind
         return Said {
             datasets_version: None,
             file_validator: None,
-            leased: None,
+            lease: LeaseAnswer::NotTaken,
         };
     };
     if let (Some(checks), Some(validator)) = (request.checks, &lookup.file_validator) {
@@ -389,11 +390,7 @@ fn what_the_lookup_says(request: &ChunkRequest<'_>, lookup: Result<&Lookup, &Ind
     Said {
         datasets_version: Some(lookup.datasets_version),
         file_validator: lookup.file_validator.clone(),
-        leased: match lookup.lease {
-            LeaseAnswer::Granted => Some(true),
-            LeaseAnswer::HeldElsewhere => Some(false),
-            LeaseAnswer::NotTaken => None,
-        },
+        lease: lookup.lease,
     }
 }
 
@@ -514,7 +511,7 @@ fn hit<B>(
 async fn share_fetch<P: Platform>(
     request: ChunkRequest<'_>,
     target: Url,
-    (object_key, file_validator, leased): (&str, Option<String>, Option<bool>),
+    (object_key, file_validator, lease): (&str, Option<String>, LeaseAnswer),
     (index_down, storage_down): (bool, bool),
     policy: CachePolicy,
     backends: &Rc<CacheBackends<P>>,
@@ -522,14 +519,17 @@ async fn share_fetch<P: Platform>(
 ) -> Result<(Rc<FetchedOutcome>, bool, u64), Error> {
     let start = backends.clock.now_ms();
     let fetch = || {
-        // Only the leader gets here: it holds the lease a lookup of the isolate took (its own
-        // or a follower's), or knows another instance holds it.
-        let leased = match leased {
-            None => LookupLease::NotAsked,
-            Some(_) => match flights.take_grant(object_key, start, policy.lease_ms) {
-                Some(holder) => LookupLease::Held(holder),
-                None => LookupLease::Elsewhere,
-            },
+        // Only the leader gets here. A lease already the isolate's was taken by another of its
+        // readers: a follower of this very fetch (then the leader holds it), or the leader of a
+        // fetch whose write-back is still storing the bytes (then they are coming: wait).
+        let holder = flights.holder().to_owned();
+        let leased = match lease {
+            LeaseAnswer::NotTaken => LookupLease::NotAsked,
+            LeaseAnswer::Granted => LookupLease::Held(holder),
+            LeaseAnswer::HeldHere if !flights.is_storing(object_key, start, policy.lease_ms) => {
+                LookupLease::Held(holder)
+            }
+            LeaseAnswer::HeldHere | LeaseAnswer::HeldElsewhere => LookupLease::Elsewhere,
         };
         fetch_once(
             Owned {
@@ -559,6 +559,14 @@ async fn share_fetch<P: Platform>(
         .lead_or_follow(object_key, fetch, &backends.clock, leader_ms)
         .await;
     let outcome = outcome?;
+    if leader
+        && matches!(
+            outcome.write_back(),
+            Some(WriteBack::Store { lease: Some(_), .. })
+        )
+    {
+        flights.storing(object_key, backends.clock.now_ms(), policy.lease_ms);
+    }
     let waited = if leader {
         outcome.0.origin_ms
     } else {
@@ -589,7 +597,7 @@ async fn look_up_and_open<P: Platform>(
     backends: &CacheBackends<P>,
     request: &ChunkRequest<'_>,
     object_key: &str,
-    probe: Option<VersionProbe>,
+    (probe, holder): (Option<VersionProbe>, &str),
     policy: CachePolicy,
 ) -> Opened<Body<P>> {
     let clock = &backends.clock;
@@ -597,7 +605,7 @@ async fn look_up_and_open<P: Platform>(
     let lookup = async {
         let ask = LeaseAsk {
             object: object_key,
-            holder: request.holder,
+            holder,
             ttl_ms: policy.lease_ms,
         };
         // The source file's validator matters only where files are checked (kerchunk).
@@ -1781,11 +1789,11 @@ mod tests {
         let object = b.keys.object(URL, RANGE);
         assert_eq!(
             b.index.leases.borrow().get(&object).map(String::as_str),
-            Some("me")
+            Some("isolate")
         );
         assert!(matches!(
             wbs.as_slice(),
-            [WriteBack::Store { lease: Some(holder), .. }] if holder == "me"
+            [WriteBack::Store { lease: Some(holder), .. }] if holder == "isolate"
         ));
         write_back_all(&b, wbs);
         assert!(b.index.leases.borrow().is_empty(), "released after storing");
@@ -1834,19 +1842,28 @@ mod tests {
         assert_eq!(b.origin.requests.borrow().len(), 1);
     }
 
-    /// The leader of an isolate's fetch holds the lease a follower's lookup took (the grant
-    /// passes to it), and releases it after storing.
+    /// A lease already the isolate's (another of its readers took it) is the leader's when
+    /// no write-back of the isolate is storing the object, else its bytes are waited for.
     #[test]
-    fn the_leader_takes_over_a_followers_grant() {
+    fn a_lease_held_here_is_the_leaders_unless_a_write_back_stores() {
+        let b = backends();
         let flights = Flights::default();
-        flights.grant("o", "follower", 0, 30_000);
+        let object = b.keys.object(URL, RANGE);
+        b.index
+            .leases
+            .borrow_mut()
+            .insert(object.clone(), flights.holder().to_owned());
+        let (chunk, wbs) = read(&b, &flights).unwrap();
         assert_eq!(
-            flights.take_grant("o", 10, 30_000).as_deref(),
-            Some("follower")
+            chunk.source,
+            CacheSource::Miss,
+            "fetched under the isolate's lease"
         );
-        assert_eq!(flights.take_grant("o", 10, 30_000), None, "taken once");
-        flights.grant("o", "old", 0, 30_000);
-        assert_eq!(flights.take_grant("o", 30_000, 30_000), None, "expired");
+        assert!(matches!(
+            wbs.as_slice(),
+            [WriteBack::Store { lease: Some(holder), .. }] if holder == "isolate"
+        ));
+        assert!(flights.is_storing(&object, b.clock.now_ms(), POLICY.lease_ms));
     }
 
     /// Backends whose chunk is stored and indexed (a miss written back), with metadata.

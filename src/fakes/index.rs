@@ -282,9 +282,11 @@ impl FakeIndex {
         let entry = self.lookup_entry(dataset, key, now_ms);
         let lease = match lease {
             Some(ask) if entry.is_none() => {
-                let again = self.leased(ask.object)
+                let mine = self.leased(ask.object)
                     && self.leases.borrow().get(ask.object).map(String::as_str) == Some(ask.holder);
-                if again || self.take_lease(ask.object, ask.holder, ask.ttl_ms) {
+                if mine {
+                    LeaseAnswer::HeldHere
+                } else if self.take_lease(ask.object, ask.holder, ask.ttl_ms) {
                     LeaseAnswer::Granted
                 } else {
                     LeaseAnswer::HeldElsewhere

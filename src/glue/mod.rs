@@ -54,7 +54,7 @@ thread_local! {
     /// The dataset registry lives as long as the isolate, so references load once per isolate.
     static REGISTRY: RefCell<Option<Rc<DatasetRegistry>>> = const { RefCell::new(None) };
     /// Origin fetches in flight in this isolate, shared by concurrent misses.
-    static FLIGHTS: Flights = Flights::default();
+    static FLIGHTS: Flights = Flights::with_holder(&format!("isolate-{}", nonce()));
     /// When this isolate last checked each source file's validator.
     static FILE_CHECKS: FileChecks = FileChecks::default();
     /// The isolate's circuit breaker in front of the index.

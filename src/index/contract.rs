@@ -435,7 +435,7 @@ async fn leases_are_set_nx_and_released_by_their_holder<I: Index>(index: &I) -> 
         .call("release_lease of nothing")
 }
 
-/// A lookup's lease ask is `try_lease` in the same round trip (re-entrant for its holder), taken
+/// A lookup's lease ask is `try_lease` in the same round trip (`HeldHere` for its holder), taken
 /// only when there is no live entry (none written, or one claimed for removal) and not for a
 /// versioned read sent elsewhere; a lease taken so is released by its holder like any other.
 async fn lookups_take_the_lease_only_without_a_live_entry<I: Index>(
@@ -469,7 +469,7 @@ async fn lookups_take_the_lease_only_without_a_live_entry<I: Index>(
     ensure_eq(
         "lease asked again by its holder",
         look("k", "o", "a").await?.lease,
-        LeaseAnswer::Granted,
+        LeaseAnswer::HeldHere,
     )?;
     ensure_eq(
         "try_lease after a lookup took it",

@@ -243,6 +243,8 @@ pub enum LeaseAnswer {
     NotTaken,
     /// The asker holds the lease now (release it, or let it expire).
     Granted,
+    /// The asker already held it (took it before, for another of its readers).
+    HeldHere,
     /// Another holder has it.
     HeldElsewhere,
 }

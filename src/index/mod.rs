@@ -66,9 +66,9 @@ pub trait Index {
     ///
     /// With a `lease` ask, when there is no live entry (and the probe, if any, found its
     /// generation current), the object's lease is tried as [`try_lease`](Self::try_lease)
-    /// tries it, in the same round trip, except that a holder that already has it is granted
-    /// it again (a versioned read that retries asks again):
-    /// [`LeaseAnswer::Granted`](entry::LeaseAnswer::Granted) or
+    /// tries it, in the same round trip: [`LeaseAnswer::Granted`](entry::LeaseAnswer::Granted),
+    /// [`HeldHere`](entry::LeaseAnswer::HeldHere) when the asker already holds it (an isolate
+    /// asks for all its readers in one name), or
     /// [`HeldElsewhere`](entry::LeaseAnswer::HeldElsewhere); otherwise nothing is taken.
     async fn lookup(
         &self,

@@ -76,8 +76,8 @@ pub fn by_sha(sha: &str) -> Option<&'static Script> {
 
 /// `Index::lookup`: read the entry and, only if it is live (present, not being evicted), count
 /// the hit on the entry, the dataset and the eviction orders; with no live entry, take the
-/// object's lease when asked (`SET NX PX`; granted again to the holder that has it). Returns `[datasets version, entry as read, source
-/// version state, file validator, lease ('' not asked, 'granted', 'held')]`. A versioned read
+/// object's lease when asked (`SET NX PX`; `mine` when the holder already has it). Returns `[datasets version, entry as read, source
+/// version state, file validator, lease ('' not asked, 'granted', 'mine' (already the holder's), 'held')]`. A versioned read
 /// first checks the dataset's source version record: when the reader's generation is not
 /// current, or the record is stale, it answers `{'changed'|'stale', generation}` with no entry,
 /// counts nothing and takes no lease.

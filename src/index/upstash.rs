@@ -287,6 +287,7 @@ fn parse_lookup(
             file_validator: file.as_str().filter(|v| !v.is_empty()).map(str::to_owned),
             lease: match leased.as_str() {
                 Some("granted") if lease.is_some() => LeaseAnswer::Granted,
+                Some("mine") if lease.is_some() => LeaseAnswer::HeldHere,
                 Some("held") if lease.is_some() => LeaseAnswer::HeldElsewhere,
                 Some("") => LeaseAnswer::NotTaken,
                 _ => return Err(unexpected("lookup", reply)),

@@ -4,8 +4,8 @@ local version = redis.call('GET', KEYS[13]) or '0'
 local function lease()
   if KEYS[16] == nil or KEYS[16] == '' then return '' end
   if redis.call('SET', KEYS[16], ARGV[9], 'NX', 'PX', tonumber(ARGV[10])) then return 'granted' end
-  -- Re-entrant for its holder (a versioned read that retries asks again).
-  if redis.call('GET', KEYS[16]) == ARGV[9] then return 'granted' end
+  -- Already this holder's (another reader of the same isolate took it).
+  if redis.call('GET', KEYS[16]) == ARGV[9] then return 'mine' end
   return 'held'
 end
 -- The source file's recorded validator, when the reader named its file (ARGV[8] = '1').
