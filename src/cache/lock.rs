@@ -6,8 +6,12 @@
 //!   one future ([`SingleFlight`]). The first request leads; the others poll its outcome with
 //!   their own timer, and take over once a leader whose request was cancelled is past its
 //!   deadline.
-//! - **Across instances** ([`acquire`]): the leader asks the index for the object's lease
-//!   (`SET NX PX`) and gets a [`Permit`]:
+//! - **Across instances**: the object's lease (`SET NX PX`) in the isolate's name
+//!   ([`CacheLock::holder`]), taken by the reader's lookup itself when it finds no live entry
+//!   (see `cache::read`), else asked for by the leader ([`acquire`]); the leader gets a
+//!   [`Permit`]. A lease the isolate already held is the leader's, unless a write-back of the
+//!   isolate is still storing the object ([`CacheLock::is_storing`]): then its bytes are awaited.
+//!   The permits:
 //!   - [`Permit::Write`]: fetch, answer, store; the write-back releases the lease after storing
 //!     (an error releases it at once, so another instance may try);
 //!   - [`Permit::Read`]: another instance is fetching; [`ReadPermit::wait`] polls storage for its
