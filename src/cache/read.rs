@@ -688,25 +688,21 @@ fn storage_first<P: Platform>(
 ) -> (Chunk<Body<P>>, Vec<WriteBack>) {
     let now = backends.clock.now_ms();
     let checksum = object.meta.checksum.clone().unwrap_or_default();
-    let entry = IndexEntry {
-        object_key: object_key.clone(),
-        size: object.size,
-        checksum: checksum.clone(),
-        created_ms: object.uploaded_ms,
-        last_access_ms: now,
-        hits: 1,
-        fetch_ms: 0,
-        origin_validator: object.meta.validator.clone(),
-    };
+    let stamp = (object.size, object.uploaded_ms);
+    let entry = adopted_entry(
+        &object_key,
+        stamp,
+        &checksum,
+        object.meta.validator.clone(),
+        now,
+    );
     let mut write_backs: Vec<WriteBack> = file_check(request, &entry, now, policy)
         .into_iter()
         .collect();
     write_backs.push(WriteBack::Settle(Settle {
         dataset: request.dataset.to_owned(),
         key: request.key.to_owned(),
-        ttl_ms: policy
-            .ttl_ms
-            .saturating_sub(now.saturating_sub(object.uploaded_ms)),
+        ttl_ms: remaining_ttl_ms(policy, object.uploaded_ms, now),
         limits: policy.limits,
         read_ms: now,
         file: request
@@ -716,19 +712,13 @@ fn storage_first<P: Platform>(
         queue: backends.late.clone(),
         entry,
     }));
+    let body = ChunkBody::Stored {
+        body: object.body,
+        object_key,
+    };
     let chunk = Chunk {
-        body: ChunkBody::Stored {
-            body: object.body,
-            object_key,
-        },
-        size: object.size,
-        checksum,
-        source: CacheSource::Hit,
         timing,
-        datasets_version: None,
-        absent: false,
-        generation: None,
-        fetched_ms: object.uploaded_ms,
+        ..stored_hit(body, stamp, checksum)
     };
     (chunk, write_backs)
 }
@@ -1123,39 +1113,64 @@ async fn adopt<P: Platform>(
         (content_checksum(&bytes), ChunkBody::Bytes(Rc::new(bytes)))
     };
     let now = backends.clock.now_ms();
-    let entry = IndexEntry {
-        object_key: object_key.to_owned(),
-        size,
-        checksum: checksum.clone(),
-        created_ms: uploaded_ms,
-        last_access_ms: now,
-        hits: 1,
-        fetch_ms: 0,
-        origin_validator: validator,
-    };
     let write_back = WriteBack::Adopt {
         dataset: request.dataset.to_owned(),
         key: request.key.to_owned(),
-        entry,
-        ttl_ms: policy
-            .ttl_ms
-            .saturating_sub(now.saturating_sub(uploaded_ms)),
+        entry: adopted_entry(object_key, (size, uploaded_ms), &checksum, validator, now),
+        ttl_ms: remaining_ttl_ms(policy, uploaded_ms, now),
         limits: policy.limits,
     };
     Some((
-        Chunk {
-            body,
-            size,
-            checksum,
-            source: CacheSource::Hit,
-            timing: Timing::default(),
-            datasets_version: None,
-            absent: false,
-            generation: None,
-            fetched_ms: uploaded_ms,
-        },
+        stored_hit(body, (size, uploaded_ms), checksum),
         vec![write_back],
     ))
+}
+
+/// The entry stored bytes stand for when no entry vouched for them: created at their upload,
+/// read once now.
+fn adopted_entry(
+    object_key: &str,
+    (size, uploaded_ms): (u64, u64),
+    checksum: &str,
+    validator: Option<String>,
+    now_ms: u64,
+) -> IndexEntry {
+    IndexEntry {
+        object_key: object_key.to_owned(),
+        size,
+        checksum: checksum.to_owned(),
+        created_ms: uploaded_ms,
+        last_access_ms: now_ms,
+        hits: 1,
+        fetch_ms: 0,
+        origin_validator: validator,
+    }
+}
+
+/// What is left of the TTL of bytes uploaded at `uploaded_ms`.
+fn remaining_ttl_ms(policy: CachePolicy, uploaded_ms: u64, now_ms: u64) -> u64 {
+    policy
+        .ttl_ms
+        .saturating_sub(now_ms.saturating_sub(uploaded_ms))
+}
+
+/// A hit answered by stored bytes of `size` uploaded at `uploaded_ms`, with no entry's word.
+fn stored_hit<B>(
+    body: ChunkBody<B>,
+    (size, uploaded_ms): (u64, u64),
+    checksum: String,
+) -> Chunk<B> {
+    Chunk {
+        body,
+        size,
+        checksum,
+        source: CacheSource::Hit,
+        timing: Timing::default(),
+        datasets_version: None,
+        absent: false,
+        generation: None,
+        fetched_ms: uploaded_ms,
+    }
 }
 
 /// After winning the write permit: another instance may have stored the bytes and released its
