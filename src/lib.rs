@@ -12,6 +12,7 @@
 //! - [`index`]: the shared index (trait, schema, Upstash implementation, Lua scripts, circuit).
 //! - [`store`]: the chunk store trait and what every store shares.
 //! - [`origin`]: the origin trait, answer checks, which URLs may be fetched.
+//! - [`codec`]: the decoded view's codecs (zlib, gzip, zstd, shuffle, delta, byte order), pure.
 //! - [`policy`]: eviction, capacity and admission, pure.
 //! - [`platform`]: the one trait naming a deployment's backends (associated types).
 //! - [`keys`]: the only place index and storage keys are formatted.
@@ -25,6 +26,7 @@
 
 pub mod cache;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod contract;
 pub mod error;
