@@ -462,7 +462,7 @@ fn check_route(method: &str, path: &str) {
                 "{path:?} routes to {routed:?}"
             );
         }
-        Route::ZarrKey { dataset, key } | Route::File { dataset, path: key } => {
+        Route::ZarrKey { dataset, key, .. } | Route::File { dataset, path: key } => {
             assert!(matches!(method, "GET" | "HEAD"), "{method} {path:?}");
             let prefix = if matches!(routed, Route::File { .. }) {
                 "/files/"

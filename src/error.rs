@@ -3,6 +3,7 @@
 //! Module errors (`upstash::ReplyError`, `backend::IndexError`, …) convert into [`Error`];
 //! `response::error_response` is the one place that turns an [`Error`] into an HTTP status.
 
+use crate::codec::CodecError;
 use crate::index::IndexError;
 use crate::origin::BadAnswer;
 use crate::store::StoreError;
@@ -45,6 +46,14 @@ pub enum Error {
     /// parameters, a 422): the client gets that answer as it is.
     #[error("the origin answered HTTP {}", .0.status)]
     OriginRefused(std::rc::Rc<PassedAnswer>),
+    /// The decoded view cannot apply a chunk's codec chain (an unknown codec, an object dtype,
+    /// a chunk too large to decode): the client must read the encoded view. 422.
+    #[error("cannot decode: {0}")]
+    Unprocessable(String),
+    /// A chunk's bytes do not decode as its metadata says (a corrupt stream, a wrong length):
+    /// the origin or the references are wrong; nothing is cached. 502.
+    #[error("undecodable chunk: {0}")]
+    Undecodable(String),
     /// A dataset's reference file is malformed: the operator must fix it. 502.
     #[error("bad references: {0}")]
     BadReferences(String),
@@ -90,6 +99,17 @@ pub enum ConfigError {
         /// What is wrong with it (never the value of a secret).
         reason: String,
     },
+}
+
+impl Error {
+    /// The error for a chunk (`what`: dataset and key) the decoded view could not decode.
+    #[must_use]
+    pub fn from_codec(what: &str, error: CodecError) -> Self {
+        match error {
+            CodecError::Unsupported(why) => Self::Unprocessable(format!("{what}: {why}")),
+            CodecError::Corrupt(why) => Self::Undecodable(format!("{what}: {why}")),
+        }
+    }
 }
 
 impl From<BadAnswer> for Error {

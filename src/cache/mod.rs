@@ -32,6 +32,7 @@ use std::rc::Rc;
 
 use url::Url;
 
+use crate::codec::DecodePlan;
 use crate::error::Error;
 use crate::keys::CacheKeys;
 use crate::origin::auth::OriginAuth;
@@ -239,9 +240,22 @@ pub struct ChunkRequest<'a> {
     pub version: Option<Versioned<'a>>,
     /// The isolate's file checks: a hit whose file is due is checked after the response.
     pub checks: Option<&'a validators::FileChecks>,
+    /// The decoded view: the origin's bytes are decoded by this plan before they are answered
+    /// and stored, and stored apart from the encoded bytes of the same range.
+    pub decode: Option<&'a Rc<DecodePlan>>,
 }
 
 impl ChunkRequest<'_> {
+    /// The size of the object this request's bytes are stored as, when known before reading
+    /// it: the decoded size, else the range's length.
+    #[must_use]
+    pub fn stored_length(&self) -> Option<u64> {
+        match self.decode {
+            Some(plan) => Some(plan.decoded_len() as u64),
+            None => self.range.map(|r| r.length),
+        }
+    }
+
     /// The URL to fetch, when the dataset allows its host.
     fn checked_url(&self) -> Result<Url, Error> {
         self.hosts.check_chunk_url(self.url).map_err(|refusal| {

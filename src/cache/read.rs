@@ -18,6 +18,7 @@ use crate::cache::{
     Timing, Versioned, WriteBack,
 };
 use crate::clock::Clock;
+use crate::codec::DecodePlan;
 use crate::error::{Error, PassedAnswer};
 use crate::index::entry::{
     IndexEntry, LeaseAnswer, LeaseAsk, Lookup, SourceVersion, VersionProbe, ABSENT_CHECKSUM,
@@ -429,17 +430,21 @@ fn fetched_chunk<B>(
 
 /// Where `request`'s bytes are stored: by URL and range, apart for a signing identity, by
 /// dataset and source generation for a versioned read, and apart again for an answer kept with
-/// its content type (an envelope is not the raw bytes of the same URL).
+/// its content type (an envelope is not the raw bytes of the same URL) and for decoded bytes
+/// (per codec chain).
 fn object_key_of(
     keys: &crate::keys::CacheKeys,
     request: &ChunkRequest<'_>,
     probe: Option<VersionProbe>,
 ) -> String {
-    let enveloped;
+    let marked;
+    // A fragment is never sent, so no fetched URL has these forms.
     let url = if request.rules.keep_content_type {
-        // A fragment is never sent, so no fetched URL has this form.
-        enveloped = format!("{}#zec-envelope", request.url);
-        enveloped.as_str()
+        marked = format!("{}#zec-envelope", request.url);
+        marked.as_str()
+    } else if let Some(plan) = request.decode {
+        marked = format!("{}#zec-decoded-{}", request.url, plan.id());
+        marked.as_str()
     } else {
         request.url
     };
@@ -542,6 +547,7 @@ async fn share_fetch<P: Platform>(
                 object_key: object_key.to_owned(),
                 storage_down,
                 rules: request.rules,
+                decode: request.decode.cloned(),
                 file_validator: file_validator.clone(),
                 track_file: request.checks.is_some(),
                 leased,
@@ -673,7 +679,7 @@ fn answers_alone<B>(
 ) -> bool {
     probe.is_none()
         && object.meta.checksum.is_some()
-        && request.range.is_none_or(|r| r.length == object.size)
+        && request.stored_length().is_none_or(|n| n == object.size)
         && adoptable(request, object, now_ms, policy)
 }
 
@@ -735,12 +741,24 @@ struct Owned {
     /// This request's storage read failed: do not ask storage again before fetching.
     storage_down: bool,
     rules: FetchRules,
+    /// The decoded view's plan, applied to the origin's bytes.
+    decode: Option<Rc<DecodePlan>>,
     /// The file's validator as the index recorded it (a fetch that sees another records it).
     file_validator: Option<String>,
     /// Whether the file's validator is tracked (see [`crate::cache::validators`]).
     track_file: bool,
     /// The object's lease as the isolate's lookups left it.
     leased: LookupLease,
+}
+
+impl Owned {
+    /// As [`ChunkRequest::stored_length`].
+    fn stored_length(&self) -> Option<u64> {
+        match &self.decode {
+            Some(plan) => Some(plan.decoded_len() as u64),
+            None => self.range.map(|r| r.length),
+        }
+    }
 }
 
 /// The object's lease as the isolate's lookups left it, for the leader of its fetch.
@@ -786,7 +804,7 @@ async fn fetch_once<P: Platform>(
             let wait = Wait {
                 wait_ms: policy.lease_wait_ms,
                 poll_ms: policy.poll_ms,
-                expected_length: owned.range.map(|r| r.length),
+                expected_length: owned.stored_length(),
             };
             // Bytes older than the TTL are not the holder's: keep waiting for fresh ones.
             let is_current =
@@ -819,6 +837,7 @@ async fn fetch_once<P: Platform>(
                 rules: owned.rules,
                 version: None,
                 checks: None,
+                decode: owned.decode.as_ref(),
             };
             // A lease taken with the lookup that found no entry: whoever stored the bytes
             // meanwhile indexed them before releasing theirs, so there is nothing to look for.
@@ -847,7 +866,7 @@ async fn fetch_once<P: Platform>(
         owned.rules,
     )
     .await;
-    let answer = match fetched {
+    let answer = match decoded(fetched, owned.decode.as_deref(), &what) {
         Ok(answer) => answer,
         Err(error) => {
             if let Permit::Write(writer) = permit {
@@ -864,6 +883,24 @@ async fn fetch_once<P: Platform>(
         (now, now.saturating_sub(start)),
         policy,
     ))
+}
+
+/// The decoded view stores and answers the decoded bytes; bytes that do not decode are
+/// neither answered nor stored.
+fn decoded(
+    fetched: Result<OriginAnswer, Error>,
+    plan: Option<&DecodePlan>,
+    what: &str,
+) -> Result<OriginAnswer, Error> {
+    match (fetched, plan) {
+        (Ok(mut answer), Some(plan)) if !answer.absent => {
+            answer.bytes = plan
+                .decode(&answer.bytes)
+                .map_err(|error| Error::from_codec(what, error))?;
+            Ok(answer)
+        }
+        (fetched, _) => fetched,
+    }
 }
 
 /// A checked origin answer.
@@ -1093,7 +1130,7 @@ async fn adopt<P: Platform>(
     (policy, in_memory): (CachePolicy, bool),
     backends: &CacheBackends<P>,
 ) -> Option<(Chunk<Body<P>>, Vec<WriteBack>)> {
-    if request.range.is_some_and(|r| r.length != object.size) {
+    if request.stored_length().is_some_and(|n| n != object.size) {
         return None;
     }
     let (size, uploaded_ms) = (object.size, object.uploaded_ms);
@@ -1271,6 +1308,7 @@ mod tests {
             rules: FetchRules::default(),
             version: None,
             checks: None,
+            decode: None,
         }
     }
 

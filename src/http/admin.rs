@@ -340,6 +340,7 @@ async fn warm<P: Platform>(
                     rules: plan.rules,
                     version: plan.version,
                     checks: None,
+                    decode: None,
                 };
                 let read =
                     read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await;

@@ -19,6 +19,8 @@ pub mod admin;
 pub mod conditional;
 pub mod context;
 pub mod datasets;
+#[cfg(test)]
+mod decoded_view;
 pub mod files;
 pub mod health;
 pub mod response;

@@ -119,6 +119,8 @@ pub fn error_status(error: &Error) -> (u16, &'static str) {
         Error::OriginTimeout(_) => (504, "origin_timeout"),
         Error::OriginRefused(answer) => (answer.status, "origin_refused"),
         Error::BadReferences(_) => (502, "bad_references"),
+        Error::Unprocessable(_) => (422, "unsupported_codec"),
+        Error::Undecodable(_) => (502, "undecodable_chunk"),
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
         Error::Config(_) => (500, "configuration"),
         Error::Index(_) => (503, "index_unavailable"),
@@ -178,6 +180,8 @@ mod tests {
             (Error::Forbidden("x".into()), 403, "forbidden"),
             (Error::Upstream("x".into()), 502, "origin_error"),
             (Error::BadReferences("x".into()), 502, "bad_references"),
+            (Error::Unprocessable("x".into()), 422, "unsupported_codec"),
+            (Error::Undecodable("x".into()), 502, "undecodable_chunk"),
             (
                 Error::MethodNotAllowed {
                     method: "PUT".into(),

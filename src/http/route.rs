@@ -29,12 +29,15 @@ pub enum Route {
         /// The dataset id.
         dataset: String,
     },
-    /// `GET`/`HEAD /zarr/{dataset}/{key}`: one Zarr key (metadata or chunk).
+    /// `GET`/`HEAD /zarr/{dataset}/{key}`: one Zarr key (metadata or chunk), or
+    /// `/zarr/{dataset}@{view}/{key}`: the key in another view of the dataset.
     ZarrKey {
         /// The dataset id.
         dataset: String,
         /// The Zarr key, percent-decoded and validated (`temp/0.1.2`, `.zmetadata`).
         key: String,
+        /// Which view of the dataset.
+        view: View,
     },
     /// `/routes/{dataset}/{path}` (any method): another route of the dataset's origin, cached
     /// for `GET`/`HEAD` when a rule lists it, else passed through.
@@ -54,6 +57,28 @@ pub enum Route {
     },
     /// `OPTIONS` on any path: a CORS preflight.
     Preflight,
+}
+
+/// The views of a dataset's Zarr keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// `/zarr/{dataset}/…`: the keys as the source has them.
+    #[default]
+    Encoded,
+    /// `/zarr/{dataset}@decoded/…`: chunks with their codecs applied (plain little-endian
+    /// items), metadata without codecs.
+    Decoded,
+}
+
+impl View {
+    /// The view's name in a path (`None` for the encoded view, which has none).
+    #[must_use]
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Self::Encoded => None,
+            Self::Decoded => Some("decoded"),
+        }
+    }
 }
 
 /// The admin API's endpoints.
@@ -193,6 +218,15 @@ fn zarr_route(rest: &str) -> Result<Route, Error> {
         Some((dataset, key)) => (dataset, key),
         None => (rest, ""),
     };
+    let (dataset, view) = match dataset.split_once('@') {
+        None => (dataset, View::Encoded),
+        Some((dataset, "decoded")) => (dataset, View::Decoded),
+        Some((_, other)) => {
+            return Err(Error::NotFound(format!(
+                "no view {other:?} of a dataset (views: decoded)"
+            )))
+        }
+    };
     let dataset = validate_dataset_id(dataset)?;
     if raw_key.is_empty() {
         return Ok(Route::DatasetRoot { dataset });
@@ -200,6 +234,7 @@ fn zarr_route(rest: &str) -> Result<Route, Error> {
     Ok(Route::ZarrKey {
         dataset,
         key: parse_zarr_key(raw_key)?,
+        view,
     })
 }
 
@@ -316,6 +351,16 @@ mod tests {
         Ok(Route::ZarrKey {
             dataset: dataset.into(),
             key: key.into(),
+            view: View::Encoded,
+        })
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn decoded(dataset: &str, key: &str) -> Result<Route, u16> {
+        Ok(Route::ZarrKey {
+            dataset: dataset.into(),
+            key: key.into(),
+            view: View::Decoded,
         })
     }
 
@@ -429,6 +474,15 @@ mod tests {
                 key("air", "tÃ©mp/0".replace("Ã©", "é").as_str()),
             ),
             ("/zarr/air/a%20b/0", key("air", "a b/0")),
+            (
+                "/zarr/air@decoded/air_temperature/0.1.2",
+                decoded("air", "air_temperature/0.1.2"),
+            ),
+            ("/zarr/air@decoded/.zmetadata", decoded("air", ".zmetadata")),
+            ("/zarr/air@encoded/.zmetadata", Err(404)),
+            ("/zarr/air@/.zmetadata", Err(404)),
+            ("/zarr/@decoded/.zmetadata", Err(400)),
+            ("/zarr/air@decoded@decoded/x", Err(404)),
             ("/zarr/air/../secret", Err(400)),
             ("/zarr/air/a/./b", Err(400)),
             ("/zarr/air/a//b", Err(400)),

@@ -68,6 +68,7 @@ pub async fn origin_route<P: Platform>(
         rules: plan.rules,
         version: plan.version,
         checks: None,
+        decode: None,
     };
     let (chunk, write_backs) =
         read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await?;

@@ -128,7 +128,9 @@ async fn dispatch<P: Platform>(
                 &describe_dataset(&config, backends).await,
             ))
         }
-        Route::ZarrKey { dataset, key } => zarr_key(request, &dataset, &key, backends).await,
+        Route::ZarrKey { dataset, key, view } => {
+            zarr_key(request, (&dataset, &key, view), backends).await
+        }
         Route::OriginRoute { dataset, path } => {
             origin_route(request, &dataset, &path, backends).await
         }

@@ -73,6 +73,7 @@ impl<'r, 'b, P: Platform> CachedFiles<'r, 'b, P> {
             rules: plan.rules,
             version: None,
             checks: Some(self.backends.file_checks),
+            decode: None,
         };
         let (chunk, write_backs) = read_chunk(
             request,

@@ -39,6 +39,68 @@ pub const REFS: &str = r#"{"version": 1, "refs": {
     "g/2": ["http://origin.test/g.bin", 12, 16]
 }}"#;
 
+/// References of netCDF4-style arrays (`<f4`, shuffle then zlib as kerchunk writes them;
+/// big-endian `>i2` with zlib as the compressor; an unsupported codec) over
+/// `packed.bin` ([`packed_file`]).
+pub const PACKED_REFS: &str = r#"{"version": 1, "refs": {
+    ".zgroup": "{\"zarr_format\": 2}",
+    "temp/.zarray": "{\"shape\": [5], \"chunks\": [4], \"dtype\": \"<f4\", \"compressor\": null, \"filters\": [{\"id\": \"shuffle\", \"elementsize\": 4}, {\"id\": \"zlib\", \"level\": 4}], \"fill_value\": -9999.0, \"order\": \"C\", \"zarr_format\": 2}",
+    "temp/.zattrs": "{\"_ARRAY_DIMENSIONS\": [\"x\"]}",
+    "temp/0": ["http://origin.test/packed.bin", 0, 0],
+    "temp/1": ["http://origin.test/packed.bin", 0, 0],
+    "temp/9": ["http://origin.test/packed.bin", 0, 0],
+    "big/.zarray": "{\"shape\": [3], \"chunks\": [3], \"dtype\": \">i2\", \"compressor\": {\"id\": \"zlib\", \"level\": 1}, \"filters\": null, \"fill_value\": 0, \"order\": \"C\", \"zarr_format\": 2}",
+    "big/0": ["http://origin.test/packed.bin", 0, 0],
+    "blosc/.zarray": "{\"shape\": [3], \"chunks\": [3], \"dtype\": \"<f4\", \"compressor\": {\"id\": \"blosc\"}, \"filters\": null, \"fill_value\": 0, \"order\": \"C\", \"zarr_format\": 2}",
+    "blosc/0": ["http://origin.test/packed.bin", 0, 4]
+}}"#;
+
+/// The values of `temp`'s chunks 0 and 1 (the second a partial edge chunk, stored full size).
+pub const PACKED_TEMP: [[f32; 4]; 2] =
+    [[1.5, -2.0, 273.15, 0.0], [300.0, -9999.0, -9999.0, -9999.0]];
+/// The values of `big/0`.
+pub const PACKED_BIG: [i16; 3] = [-2, 513, 7];
+
+/// `packed.bin`'s bytes and the references with their real offsets: `temp/0`, `temp/1`,
+/// `big/0`, then `temp/9`, a corrupt zlib stream.
+pub fn packed_file() -> (Vec<u8>, String) {
+    use std::io::Write;
+    let zlib = |data: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let shuffled = |values: &[f32]| {
+        let plain: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (0..4)
+            .flat_map(|b| (0..values.len()).map(move |i| (i, b)))
+            .map(|(i, b)| plain[i * 4 + b])
+            .collect::<Vec<u8>>()
+    };
+    let big: Vec<u8> = PACKED_BIG.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let mut corrupt = zlib(&shuffled(&PACKED_TEMP[0]));
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xa5;
+    let parts = [
+        ("temp/0", zlib(&shuffled(&PACKED_TEMP[0]))),
+        ("temp/1", zlib(&shuffled(&PACKED_TEMP[1]))),
+        ("big/0", zlib(&big)),
+        ("temp/9", corrupt),
+    ];
+    let (mut file, mut refs) = (Vec::new(), PACKED_REFS.to_owned());
+    for (key, bytes) in parts {
+        let old = format!(r#""{key}": ["http://origin.test/packed.bin", 0, 0]"#);
+        let new = format!(
+            r#""{key}": ["http://origin.test/packed.bin", {}, {}]"#,
+            file.len(),
+            bytes.len()
+        );
+        refs = refs.replace(&old, &new);
+        file.extend_from_slice(&bytes);
+    }
+    (file, refs)
+}
+
 pub type FakeBackends = CacheBackends<Fakes>;
 
 pub struct World {
@@ -68,8 +130,10 @@ pub fn world_with(extra_datasets: &str) -> World {
     ))
     .unwrap();
     let index = FakeIndex::healthy();
+    let (packed, packed_refs) = packed_file();
     let origin = FakeOrigin::default()
         .with_file("http://origin.test/f.bin", b"0123456789")
+        .with_file("http://origin.test/packed.bin", &packed)
         .with_file("http://origin.test/g.bin", &[7u8; 40])
         .with_file("http://private.test/p.bin", b"private!")
         .with_private_host("private.test");
@@ -92,6 +156,7 @@ pub fn world_with(extra_datasets: &str) -> World {
         origin,
         refs: FakeRefsSource::default()
             .with("http://origin.test/refs.json", REFS, "\"v1\"")
+            .with("http://origin.test/packed.json", &packed_refs, "\"p1\"")
             .with(
                 "http://origin.test/broken.json",
                 "{\"version\": 7}",

@@ -8,26 +8,31 @@ use crate::cache::{
     read_chunk, record_document, CacheSource, Chunk, ChunkBody, ChunkRequest, Timing, WriteBack,
 };
 use crate::clock::Clock;
+use crate::codec::DecodePlan;
 use crate::error::Error;
 use crate::http::conditional::{etag, none_match, range_answer, RangeAnswer};
 use crate::http::context::{key_plan, origin_auth, Backends, RequestParts};
 use crate::http::response::{error_response, HttpResponse};
+use crate::http::route::View;
 use crate::http::source_files::CachedFiles;
 use crate::keys::content_checksum;
 use crate::platform::{Body, Platform};
+use crate::source::datasets::DatasetConfig;
+use crate::source::decoded::{self, decoded_index_key, Decoded};
 use crate::source::zarr::{self, content_type};
-use crate::source::KeyAnswer;
+use crate::source::{KeyAnswer, KeySource, SourceFiles};
 use crate::store::ChunkStore;
 
 /// `GET /zarr/{dataset}/{key}`: inline and metadata keys from memory, ranged keys through the
-/// cache.
+/// cache; in the decoded view (`/zarr/{dataset}@decoded/{key}`), metadata without codecs and
+/// chunks decoded once, then cached as objects of their own.
 pub async fn zarr_key<P: Platform>(
     request: &RequestParts<'_>,
-    dataset: &str,
-    key: &str,
+    (dataset, key, view): (&str, &str, View),
     backends: &Backends<'_, P>,
 ) -> Result<(HttpResponse<Body<P>>, Vec<WriteBack>), Error> {
     let config = backends.datasets.config(dataset)?;
+    check_view(&config, view)?;
     let source = backends
         .datasets
         .key_source(dataset, backends.refs_source, &backends.cache.clock)
@@ -36,7 +41,9 @@ pub async fn zarr_key<P: Platform>(
     // A parquet set's record file is read through the cache when a key in it is first asked
     // for; what that read writes back runs with the key's own write-backs.
     let files = CachedFiles::new(&config, backends, request.nonce);
-    let answer = zarr::answer(&source, key, &files).await;
+    let (answer, decode) = view_answer(&source, key, view, &files).await;
+    // A decoded chunk has an entry of its own.
+    let index_key = decode.as_ref().map(|_| decoded_index_key(key));
     let file_write_backs = files.into_write_backs();
     // A failed or absent answer still runs what its record-file reads left: a valid file is
     // stored, an invalid one's lease released.
@@ -72,7 +79,7 @@ pub async fn zarr_key<P: Platform>(
             let auth = origin_auth(&config, backends)?;
             let chunk_request = ChunkRequest {
                 dataset,
-                key,
+                key: index_key.as_deref().unwrap_or(key),
                 url,
                 hosts: &config.hosts,
                 range,
@@ -82,6 +89,7 @@ pub async fn zarr_key<P: Platform>(
                 version: plan.version,
                 // Versioned stores answer for their own freshness; kerchunk files are checked.
                 checks: config.zarr.is_none().then_some(backends.file_checks),
+                decode: decode.as_ref(),
             };
             let (chunk, write_backs) =
                 read_chunk(chunk_request, plan.policy, backends.cache, backends.flights).await?;
@@ -134,6 +142,37 @@ pub async fn zarr_key<P: Platform>(
     let response =
         respond_with_chunk(request, chunk, key, plan.max_age, &backends.cache.store).await?;
     Ok((response, write_backs))
+}
+
+/// Whether the dataset has `view`: the decoded view is of reference datasets (a Zarr store
+/// over HTTP is read as it is).
+fn check_view(config: &DatasetConfig, view: View) -> Result<(), Error> {
+    if view == View::Decoded && config.zarr.is_some() {
+        return Err(Error::Unprocessable(format!(
+            "{}: the decoded view serves reference datasets; a Zarr store over HTTP is read \
+             as it is",
+            config.id
+        )));
+    }
+    Ok(())
+}
+
+/// The key's answer in `view`, and the decode plan of a chunk read through the cache.
+async fn view_answer<S: KeySource>(
+    source: &S,
+    key: &str,
+    view: View,
+    files: &impl SourceFiles,
+) -> (Result<KeyAnswer, Error>, Option<Rc<DecodePlan>>) {
+    match view {
+        View::Encoded => (zarr::answer(source, key, files).await, None),
+        View::Decoded => match decoded::answer(source, key, files).await {
+            Ok(Decoded::Inline(bytes)) => (Ok(KeyAnswer::Inline(bytes)), None),
+            Ok(Decoded::Absent) => (Ok(KeyAnswer::Absent), None),
+            Ok(Decoded::Chunk { answer, plan }) => (Ok(answer), Some(plan)),
+            Err(error) => (Err(error), None),
+        },
+    }
 }
 
 /// What every answer read through the cache carries: `ETag`, `X-Cache`, `Server-Timing` and

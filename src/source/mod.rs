@@ -12,12 +12,14 @@
 //! - [`kerchunk_store`]: kerchunk references as a [`KeySource`].
 //! - [`zarr`]: the Zarr v2 surface over any source (`.zmetadata` synthesis, content types,
 //!   variables).
+//! - [`decoded`]: the decoded view (metadata without codecs, each chunk's decode plan).
 //! - [`zarr_http`]: a Zarr store (v2 or v3) over HTTP, xpublish's included, as a [`KeySource`].
 //! - [`parquet`]: kerchunk parquet references, their record files read on demand.
 //! - [`files`]: block mode's files under an origin prefix (block geometry, file meta).
 //! - [`routes`]: other GET routes of a dataset's origin (xpublish plugins) and which are cached.
 
 pub mod datasets;
+pub mod decoded;
 pub mod files;
 pub mod kerchunk;
 pub mod kerchunk_store;

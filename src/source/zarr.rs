@@ -58,7 +58,10 @@ pub fn is_metadata_key(key: &str) -> bool {
 }
 
 /// Parses an inline metadata key as JSON.
-async fn metadata_json<S: KeySource>(source: &S, key: &str) -> Result<Option<Json>, Error> {
+pub(crate) async fn metadata_json<S: KeySource>(
+    source: &S,
+    key: &str,
+) -> Result<Option<Json>, Error> {
     // Metadata keys are in memory for every kind of source: no file is read for them.
     match source.answer(key, &NoFiles).await? {
         KeyAnswer::Inline(bytes) => serde_json::from_slice(&bytes)
