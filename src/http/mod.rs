@@ -19,8 +19,6 @@ pub mod admin;
 pub mod conditional;
 pub mod context;
 pub mod datasets;
-#[cfg(test)]
-mod decoded_view;
 pub mod files;
 pub mod health;
 pub mod response;
@@ -31,4 +29,6 @@ pub mod source_files;
 pub mod stats;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod views;
 pub mod zarr;

@@ -68,16 +68,30 @@ pub enum View {
     /// `/zarr/{dataset}@decoded/…`: chunks with their codecs applied (plain little-endian
     /// items), metadata without codecs.
     Decoded,
+    /// `/zarr/{dataset}@v3/…`: the dataset as a Zarr v3 store (`zarr.json`, `c/…` keys).
+    V3,
+    /// `/zarr/{dataset}@decoded-v3/…`: the decoded view as a Zarr v3 store.
+    DecodedV3,
 }
 
 impl View {
-    /// The view's name in a path (`None` for the encoded view, which has none).
+    /// The views by their names in a path (the encoded view has none).
+    pub const NAMED: [(&'static str, View); 3] = [
+        ("decoded", View::Decoded),
+        ("v3", View::V3),
+        ("decoded-v3", View::DecodedV3),
+    ];
+
+    /// Whether chunks are decoded.
     #[must_use]
-    pub fn name(self) -> Option<&'static str> {
-        match self {
-            Self::Encoded => None,
-            Self::Decoded => Some("decoded"),
-        }
+    pub fn decoded(self) -> bool {
+        matches!(self, Self::Decoded | Self::DecodedV3)
+    }
+
+    /// Whether keys are Zarr v3's.
+    #[must_use]
+    pub fn v3(self) -> bool {
+        matches!(self, Self::V3 | Self::DecodedV3)
     }
 }
 
@@ -220,12 +234,14 @@ fn zarr_route(rest: &str) -> Result<Route, Error> {
     };
     let (dataset, view) = match dataset.split_once('@') {
         None => (dataset, View::Encoded),
-        Some((dataset, "decoded")) => (dataset, View::Decoded),
-        Some((_, other)) => {
-            return Err(Error::NotFound(format!(
-                "no view {other:?} of a dataset (views: decoded)"
-            )))
-        }
+        Some((dataset, name)) => match View::NAMED.iter().find(|(n, _)| *n == name) {
+            Some((_, view)) => (dataset, *view),
+            None => {
+                return Err(Error::NotFound(format!(
+                    "no view {name:?} of a dataset (views: decoded, v3, decoded-v3)"
+                )))
+            }
+        },
     };
     let dataset = validate_dataset_id(dataset)?;
     if raw_key.is_empty() {
@@ -355,12 +371,16 @@ mod tests {
         })
     }
 
-    #[allow(clippy::unnecessary_wraps)]
     fn decoded(dataset: &str, key: &str) -> Result<Route, u16> {
+        view(dataset, key, View::Decoded)
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn view(dataset: &str, key: &str, view: View) -> Result<Route, u16> {
         Ok(Route::ZarrKey {
             dataset: dataset.into(),
             key: key.into(),
-            view: View::Decoded,
+            view,
         })
     }
 
@@ -483,6 +503,11 @@ mod tests {
             ("/zarr/air@/.zmetadata", Err(404)),
             ("/zarr/@decoded/.zmetadata", Err(400)),
             ("/zarr/air@decoded@decoded/x", Err(404)),
+            ("/zarr/air@v3/t/c/0/1", view("air", "t/c/0/1", View::V3)),
+            (
+                "/zarr/air@decoded-v3/zarr.json",
+                view("air", "zarr.json", View::DecodedV3),
+            ),
             ("/zarr/air/../secret", Err(400)),
             ("/zarr/air/a/./b", Err(400)),
             ("/zarr/air/a//b", Err(400)),

@@ -19,6 +19,7 @@ use crate::keys::content_checksum;
 use crate::platform::{Body, Platform};
 use crate::source::datasets::DatasetConfig;
 use crate::source::decoded::{self, decoded_index_key, Decoded};
+use crate::source::v3::{self, V3Key};
 use crate::source::zarr::{self, content_type};
 use crate::source::{KeyAnswer, KeySource, SourceFiles};
 use crate::store::ChunkStore;
@@ -41,9 +42,11 @@ pub async fn zarr_key<P: Platform>(
     // A parquet set's record file is read through the cache when a key in it is first asked
     // for; what that read writes back runs with the key's own write-backs.
     let files = CachedFiles::new(&config, backends, request.nonce);
-    let (answer, decode) = view_answer(&source, key, view, &files).await;
-    // A decoded chunk has an entry of its own.
-    let index_key = decode.as_ref().map(|_| decoded_index_key(key));
+    let ViewAnswer {
+        answer,
+        decode,
+        index_key,
+    } = view_answer(&source, key, view, &files).await;
     let file_write_backs = files.into_write_backs();
     // A failed or absent answer still runs what its record-file reads left: a valid file is
     // stored, an invalid one's lease released.
@@ -144,34 +147,67 @@ pub async fn zarr_key<P: Platform>(
     Ok((response, write_backs))
 }
 
-/// Whether the dataset has `view`: the decoded view is of reference datasets (a Zarr store
+/// Whether the dataset has `view`: the other views are of reference datasets (a Zarr store
 /// over HTTP is read as it is).
 fn check_view(config: &DatasetConfig, view: View) -> Result<(), Error> {
-    if view == View::Decoded && config.zarr.is_some() {
+    if view != View::Encoded && config.zarr.is_some() {
         return Err(Error::Unprocessable(format!(
-            "{}: the decoded view serves reference datasets; a Zarr store over HTTP is read \
-             as it is",
+            "{}: the decoded and v3 views serve reference datasets; a Zarr store over HTTP \
+             is read as it is",
             config.id
         )));
     }
     Ok(())
 }
 
-/// The key's answer in `view`, and the decode plan of a chunk read through the cache.
+/// A key's answer in a view: what the source answers, the decode plan of a chunk read
+/// through the cache, and the key its entry has when it is not the requested one (a decoded
+/// chunk's own; a v3 chunk shares its v2 chunk's).
+struct ViewAnswer {
+    answer: Result<KeyAnswer, Error>,
+    decode: Option<Rc<DecodePlan>>,
+    index_key: Option<String>,
+}
+
+/// The key's answer in `view`.
 async fn view_answer<S: KeySource>(
     source: &S,
     key: &str,
     view: View,
     files: &impl SourceFiles,
-) -> (Result<KeyAnswer, Error>, Option<Rc<DecodePlan>>) {
-    match view {
-        View::Encoded => (zarr::answer(source, key, files).await, None),
-        View::Decoded => match decoded::answer(source, key, files).await {
-            Ok(Decoded::Inline(bytes)) => (Ok(KeyAnswer::Inline(bytes)), None),
-            Ok(Decoded::Absent) => (Ok(KeyAnswer::Absent), None),
-            Ok(Decoded::Chunk { answer, plan }) => (Ok(answer), Some(plan)),
-            Err(error) => (Err(error), None),
+) -> ViewAnswer {
+    let done = |answer| ViewAnswer {
+        answer,
+        decode: None,
+        index_key: None,
+    };
+    let v2_key = if view.v3() {
+        match v3::answer(source, key, view.decoded()).await {
+            Ok(V3Key::Metadata(bytes)) => return done(Ok(KeyAnswer::Inline(bytes))),
+            Ok(V3Key::Absent) => return done(Ok(KeyAnswer::Absent)),
+            Ok(V3Key::Chunk(v2_key)) => v2_key,
+            Err(error) => return done(Err(error)),
+        }
+    } else {
+        key.to_owned()
+    };
+    if !view.decoded() {
+        let answer = zarr::answer(source, &v2_key, files).await;
+        return ViewAnswer {
+            answer,
+            decode: None,
+            index_key: (v2_key != key).then_some(v2_key),
+        };
+    }
+    match decoded::answer(source, &v2_key, files).await {
+        Ok(Decoded::Inline(bytes)) => done(Ok(KeyAnswer::Inline(bytes))),
+        Ok(Decoded::Absent) => done(Ok(KeyAnswer::Absent)),
+        Ok(Decoded::Chunk { answer, plan }) => ViewAnswer {
+            answer: Ok(answer),
+            decode: Some(plan),
+            index_key: Some(decoded_index_key(&v2_key)),
         },
+        Err(error) => done(Err(error)),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`zarr`]: the Zarr v2 surface over any source (`.zmetadata` synthesis, content types,
 //!   variables).
 //! - [`decoded`]: the decoded view (metadata without codecs, each chunk's decode plan).
+//! - [`v3`]: the Zarr v3 view (`zarr.json` and `c/…` keys synthesised from v2 metadata).
 //! - [`zarr_http`]: a Zarr store (v2 or v3) over HTTP, xpublish's included, as a [`KeySource`].
 //! - [`parquet`]: kerchunk parquet references, their record files read on demand.
 //! - [`files`]: block mode's files under an origin prefix (block geometry, file meta).
@@ -26,6 +27,7 @@ pub mod kerchunk_store;
 pub mod parquet;
 pub mod refs;
 pub mod routes;
+pub mod v3;
 pub mod zarr;
 pub mod zarr_http;
 

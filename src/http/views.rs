@@ -1,5 +1,6 @@
-//! Tests of the decoded view through the request handler (`/zarr/{dataset}@decoded/…`):
-//! rewritten metadata, decoded chunks cached as entries of their own, codec errors.
+//! Tests of the dataset views through the request handler: the decoded view
+//! (`/zarr/{dataset}@decoded/…`: rewritten metadata, decoded chunks cached as entries of their
+//! own, codec errors) and the v3 views (`@v3`, `@decoded-v3`: `zarr.json`, `c/…` keys).
 
 use crate::http::testing::*;
 
@@ -129,4 +130,45 @@ fn plain_inline_chunks_pass_through_the_decoded_view() {
         (200, &[0u8, 1, 2][..])
     );
     assert_eq!(inline.header("x-cache"), Some("INLINE"));
+}
+
+/// The v3 view: the root `zarr.json` consolidates every array; an array's has v3 codecs; a
+/// `c/…` key is the v2 chunk of the same indices (the same entry), decoded in `@decoded-v3`.
+#[test]
+fn the_v3_view_is_synthesised_from_v2() {
+    let world = packed_world();
+    let root = json_body(&run(&world, "GET", "/zarr/packed@v3/zarr.json"));
+    assert_eq!(
+        (root["zarr_format"].as_u64(), root["node_type"].as_str()),
+        (Some(3), Some("group"))
+    );
+    let nodes = &root["consolidated_metadata"]["metadata"];
+    assert_eq!(nodes["temp"]["data_type"], "float32");
+    assert_eq!(nodes["big"]["codecs"][0]["configuration"]["endian"], "big");
+    assert_eq!(nodes["blosc"]["codecs"][1]["name"], "blosc");
+    let temp = json_body(&run(&world, "GET", "/zarr/packed@v3/temp/zarr.json"));
+    assert_eq!(&temp, &nodes["temp"]);
+    assert_eq!(temp["dimension_names"], json!(["x"]));
+    let v2 = run(&world, "GET", "/zarr/packed/temp/0");
+    let v3 = run(&world, "GET", "/zarr/packed@v3/temp/c/0");
+    assert_eq!((v3.status, v3.header("x-cache")), (200, Some("HIT")));
+    assert_eq!((&v3.body, v3.header("etag")), (&v2.body, v2.header("etag")));
+    let decoded = json_body(&run(&world, "GET", "/zarr/packed@decoded-v3/big/zarr.json"));
+    assert_eq!(
+        decoded["codecs"],
+        json!([{"name": "bytes", "configuration": {"endian": "little"}}])
+    );
+    let chunk = run(&world, "GET", "/zarr/packed@decoded-v3/temp/c/1");
+    assert_eq!(floats(&chunk.body), PACKED_TEMP[1]);
+    for absent in [
+        "temp/c/7",
+        "temp/c/0/0",
+        "temp/c",
+        "temp/0",
+        "nope/zarr.json",
+        "temp/c/x",
+    ] {
+        let response = run(&world, "GET", &format!("/zarr/packed@v3/{absent}"));
+        assert_eq!(response.status, 404, "{absent}");
+    }
 }
