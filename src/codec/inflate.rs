@@ -1,4 +1,5 @@
-//! The compressors of numcodecs the decoded view undoes (`zlib`, `gzip`, `zstd`), each bounded:
+//! The compressors of numcodecs the decoded view undoes (`zlib`, `gzip`, `zstd`, `blosc`), each
+//! bounded:
 //! a stream is never inflated past the size the metadata declares.
 
 use std::io::Read;
@@ -14,6 +15,8 @@ pub enum Compressor {
     Gzip,
     /// numcodecs `zstd` (a zstd frame).
     Zstd,
+    /// numcodecs `blosc` (a Blosc 1 buffer, [`crate::codec::blosc`]).
+    Blosc,
 }
 
 impl Compressor {
@@ -24,6 +27,7 @@ impl Compressor {
             Self::Zlib => "zlib",
             Self::Gzip => "gzip",
             Self::Zstd => "zstd",
+            Self::Blosc => "blosc",
         }
     }
 
@@ -35,6 +39,7 @@ impl Compressor {
     pub fn decompress(self, encoded: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
         let corrupt = |why: String| CodecError::Corrupt(format!("{}: {why}", self.id()));
         let out = match self {
+            Self::Blosc => return crate::codec::blosc::decompress(encoded, limit),
             Self::Zlib => bounded_read(flate2::read::ZlibDecoder::new(encoded), limit),
             Self::Gzip => bounded_read(flate2::read::GzDecoder::new(encoded), limit),
             Self::Zstd => {

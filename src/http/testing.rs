@@ -51,8 +51,8 @@ pub const PACKED_REFS: &str = r#"{"version": 1, "refs": {
     "temp/9": ["http://origin.test/packed.bin", 0, 0],
     "big/.zarray": "{\"shape\": [3], \"chunks\": [3], \"dtype\": \">i2\", \"compressor\": {\"id\": \"zlib\", \"level\": 1}, \"filters\": null, \"fill_value\": 0, \"order\": \"C\", \"zarr_format\": 2}",
     "big/0": ["http://origin.test/packed.bin", 0, 0],
-    "blosc/.zarray": "{\"shape\": [3], \"chunks\": [3], \"dtype\": \"<f4\", \"compressor\": {\"id\": \"blosc\"}, \"filters\": null, \"fill_value\": 0, \"order\": \"C\", \"zarr_format\": 2}",
-    "blosc/0": ["http://origin.test/packed.bin", 0, 4]
+    "lzma/.zarray": "{\"shape\": [3], \"chunks\": [3], \"dtype\": \"<f4\", \"compressor\": {\"id\": \"lzma\"}, \"filters\": null, \"fill_value\": 0, \"order\": \"C\", \"zarr_format\": 2}",
+    "lzma/0": ["http://origin.test/packed.bin", 0, 4]
 }}"#;
 
 /// The values of `temp`'s chunks 0 and 1 (the second a partial edge chunk, stored full size).
