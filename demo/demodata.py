@@ -135,6 +135,9 @@ class Dataset:
     record_size: int | None = None
     compression: str | None = None
     writer: str | None = None
+    # What the files are when not netCDF ("grib2": opened through the references, with
+    # kerchunk's grib codec, to compare with).
+    file_format: str | None = None
 
     def as_json(self) -> dict:
         entry = {
@@ -151,6 +154,7 @@ class Dataset:
             "record_size": self.record_size,
             "compression": self.compression,
             "writer": self.writer,
+            "file_format": self.file_format,
         }
         # Only what is set: the JSON sets' entries keep exactly their five fields.
         entry.update({k: v for k, v in optional.items() if v is not None})

@@ -15,16 +15,23 @@ DIR is what an HTTP origin (nginx in the demo) serves at URL. The generator writ
 * ``refs/{air,series,classic,holes}.parq/``  the same references as kerchunk parquet reference
                                  sets (``.zmetadata`` + ``{var}/refs.{n}.parq``), small record
                                  sizes; see ``demodata.PARQUET`` for writer/compression per set
+* ``refs/air-zlib.json``         air.nc's references in numcodecs' order (zlib the compressor,
+                                 shuffle a filter), see ``gribdata.py``
+* ``grib/fields.grib2``          six GRIB2 messages written with eccodes, one per packing, with
+                                 ``refs/grib.json`` (kerchunk's scan_grib) and eccodes' values
+                                 (``grib/eccodes.json``, ``grib/{var}.f64``), see ``gribdata.py``
 * ``zarr/air-v{2,3}.zarr``       air.nc as static Zarr v2 and v3 stores (xarray ``to_zarr``,
                                  consolidated; a variable's all-fill chunks are absent), see
                                  ``zarrstores.py``: not in datasets.json (they have no references)
 * ``datasets.json``              the list of datasets (id, refs, files, concat_dim, description;
                                  parquet sets ``{id}-parq`` add refs_format, twin, record_size,
-                                 compression, writer; holes adds raw_files)
+                                 compression, writer; holes adds raw_files; grib
+                                 adds file_format)
 * ``.stamp``                     hash of the generator sources, arguments and library versions
 
 This file is the light CLI: it decides from ``.stamp`` whether anything needs doing
-before importing numpy/netCDF4/kerchunk. The builders live in ``demodata.py`` and ``zarrstores.py``.
+before importing numpy/netCDF4/kerchunk. The builders live in ``demodata.py``, ``gribdata.py`` and
+``zarrstores.py``.
 """
 
 from __future__ import annotations
@@ -39,10 +46,10 @@ from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = (HERE / "generate.py", HERE / "demodata.py", HERE / "zarrstores.py")
+SOURCES = (HERE / "generate.py", HERE / "demodata.py", HERE / "zarrstores.py", HERE / "gribdata.py")
 LIBRARIES = ("numpy", "netCDF4", "h5py", "scipy", "kerchunk", "fsspec", "zarr", "numcodecs", "ujson", "xarray",
-             "pandas", "fastparquet", "cramjam")
-OUTPUTS = ("air.nc", "series", "classic.nc", "holes.nc", "holes", "refs", "zarr", "datasets.json")
+             "pandas", "fastparquet", "cramjam", "eccodes", "eccodeslib", "cfgrib")
+OUTPUTS = ("air.nc", "series", "classic.nc", "holes.nc", "holes", "grib", "refs", "zarr", "datasets.json")
 STAMP = ".stamp"
 
 
@@ -103,11 +110,13 @@ def clear_outputs(out: Path) -> None:
 def generate(out: Path, base_url: str) -> None:
     sys.path.insert(0, str(HERE))
     import demodata  # heavy: numpy, netCDF4, h5py, kerchunk (+ pandas, fastparquet)
+    import gribdata  # heavy: eccodes, cfgrib
     import zarrstores  # heavy: xarray, zarr
 
     datasets = demodata.build_archive(out, base_url, demodata.DEMO)
     datasets.append(demodata.build_holes(out, base_url))
     datasets += demodata.build_parquet_sets(out, datasets)
+    datasets += gribdata.build_codec_sets(out, base_url)
     zarrstores.write_stores(out)
     demodata.write_json(out / "datasets.json", [d.as_json() for d in datasets])
     print("  wrote datasets.json")

@@ -17,11 +17,11 @@ import xarray as xr
 # Differences that are kerchunk's behaviour, not a wrong byte range. Keyed by
 # (dataset id, variable); the value explains the quirk.
 KNOWN_QUIRKS = {
-    ("air", "crs"): (
+    **{(dataset_id, "crs"): (
         "kerchunk.hdf only recognises netCDF variables by their _Netcdf4* attributes, which "
         "scalar variables lack, so it gives the scalar `crs` the HDF5 dataset fill value "
         "(NC_FILL_INT = -2147483647) as zarr fill_value although the file has no _FillValue"
-    ),
+    ) for dataset_id in ("air", "air-zlib")},
 }
 CRS_FILL = -2147483647
 
@@ -36,20 +36,33 @@ def body(refs: dict) -> dict:
 
 
 def ranged_urls(refs: dict) -> set[str]:
-    return {v[0] for v in body(refs).values() if isinstance(v, list)}
+    """Every URL the references read, templates expanded (``{{u}}`` → its URL)."""
+    urls = {v[0] for v in body(refs).values() if isinstance(v, list)}
+    for name, url in refs.get("templates", {}).items():
+        if "{{" + name + "}}" in urls:
+            urls = (urls - {"{{" + name + "}}"}) | {url}
+    return urls
 
 
 def localize(refs: dict, base_url: str, root: Path) -> dict:
     """Copy of ``refs`` whose ``base_url/...`` URLs are local paths under ``root``."""
     prefix = base_url.rstrip("/") + "/"
+
+    def local(key: str, url: str) -> str:
+        if not url.startswith(prefix):
+            raise AssertionError(f"{key}: URL {url!r} does not start with {prefix!r}")
+        return str(Path(root) / url[len(prefix):])
+
+    # Templates (``{{u}}``, as scan_grib writes) are localised where they are defined.
+    templates = {name: local(f"templates/{name}", url) for name, url in refs.get("templates", {}).items()}
     out = {}
     for key, value in body(refs).items():
-        if isinstance(value, list):
-            if not value[0].startswith(prefix):
-                raise AssertionError(f"{key}: URL {value[0]!r} does not start with {prefix!r}")
-            value = [str(Path(root) / value[0][len(prefix):])] + value[1:]
+        if isinstance(value, list) and not (templates and "{{" in value[0]):
+            value = [local(key, value[0])] + value[1:]
         out[key] = value
-    return {**refs, "refs": out} if "version" in refs else out
+    if "version" not in refs:
+        return out
+    return {**refs, "refs": out, **({"templates": templates} if templates else {})}
 
 
 def open_references(refs: dict, base_url: str, root: Path, decode: bool) -> xr.Dataset:

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import fastparquet  # imported here, outside object_strings(): it reads pandas' options once
+import numpy as np
 import pytest
 from fsspec.spec import AbstractFileSystem
 
@@ -30,6 +31,7 @@ BASE_URL = "http://origin.invalid:8090/demo"  # never contacted
 IDS = ["air", "series", "classic"]  # the original JSON sets: their entries are unchanged
 JSON_IDS = IDS + ["holes"]
 PARQ_IDS = [f"{i}-parq" for i in JSON_IDS]
+CODEC_IDS = ["air-zlib", "grib"]  # gribdata.py: the decoded view's test data
 ENTRY_FIELDS = {"id", "refs", "files", "concat_dim", "description"}
 PARQ_FIELDS = ENTRY_FIELDS | {"refs_format", "twin", "record_size", "compression", "writer"}
 # Record files per variable of each parquet set (record sizes 3, 5, 4, 4 over the demo grids).
@@ -80,9 +82,10 @@ def chunk_refs(refs: dict) -> dict:
 
 
 def test_datasets_json_lists_all_datasets(archive, datasets):
-    assert list(datasets) == JSON_IDS + PARQ_IDS
+    assert list(datasets) == JSON_IDS + PARQ_IDS + CODEC_IDS
     for entry in datasets.values():
         fields = PARQ_FIELDS if entry["id"] in PARQ_IDS else ENTRY_FIELDS
+        fields = fields | ({"file_format"} if entry["id"] == "grib" else set())
         assert set(entry) == fields | ({"raw_files"} if entry["id"].startswith("holes") else set())
         if entry["id"] in PARQ_IDS:
             assert entry["refs_format"] == "parquet" and entry["refs"].endswith(".parq")
@@ -98,7 +101,7 @@ def test_datasets_json_lists_all_datasets(archive, datasets):
     assert datasets["air"]["concat_dim"] is None and datasets["classic"]["concat_dim"] is None
 
 
-@pytest.mark.parametrize("dataset_id", JSON_IDS)
+@pytest.mark.parametrize("dataset_id", JSON_IDS + CODEC_IDS)
 def test_references_are_kerchunk_v1_pointing_at_base_url(archive, datasets, dataset_id):
     entry = datasets[dataset_id]
     refs = refs_of(archive, entry)
@@ -114,7 +117,7 @@ def test_references_are_kerchunk_v1_pointing_at_base_url(archive, datasets, data
 
 
 @pytest.mark.parametrize("decode", [True, False], ids=["cf-decoded", "raw"])
-@pytest.mark.parametrize("dataset_id", JSON_IDS)
+@pytest.mark.parametrize("dataset_id", JSON_IDS + ["air-zlib"])
 def test_reference_read_equals_original(archive, datasets, dataset_id, decode):
     entry = datasets[dataset_id]
     zarr_ds = refcheck.open_references(refs_of(archive, entry), BASE_URL, archive, decode)
@@ -451,3 +454,26 @@ def test_parquet_inline_absent_and_whole_file_rows(archive, datasets):
         assert refs["orog/0.0"] == [f"{BASE_URL}/holes/orog.bin"]
         for key in HOLES_ABSENT:
             assert key not in refs, key
+
+
+def test_air_zlib_names_zlib_the_compressor_over_the_same_bytes(archive, datasets):
+    air, zlib = refs_of(archive, datasets["air"]), refs_of(archive, datasets["air-zlib"])
+    assert chunk_refs(air) == chunk_refs(zlib)
+    meta = json.loads(zlib["refs"]["air_temperature/.zarray"])
+    assert meta["compressor"]["id"] == "zlib" and [f["id"] for f in meta["filters"]] == ["shuffle"]
+    assert json.loads(air["refs"]["air_temperature/.zarray"])["compressor"] is None
+
+
+def test_grib_fields_cover_every_packing_and_read_as_eccodes_decodes(archive, datasets):
+    manifest = json.loads((archive / "grib/eccodes.json").read_text())["fields"]
+    assert [f["template"] for f in manifest] == ["5.0", "5.2", "5.3", "5.40", "5.41", "5.42"]
+    assert sum(f["missing"] for f in manifest) > 0  # one field has a bitmap
+    refs = refs_of(archive, datasets["grib"])
+    body = refs["refs"]
+    through_refs = refcheck.open_references(refs, BASE_URL, archive, decode=False)
+    for f in manifest:
+        zarray = json.loads(body[f"{f['variable']}/.zarray"])
+        assert zarray["filters"][0]["id"] == "grib" and zarray["dtype"] == "<f8"
+        assert body[f"{f['variable']}/0.0"] == ["{{u}}", f["offset"], f["length"]]
+        want = np.fromfile(archive / "grib" / f["values"], dtype="<f8").reshape(f["shape"])
+        np.testing.assert_array_equal(through_refs[f["variable"]].values, want)
