@@ -9,6 +9,10 @@ the ``.zarray`` describing it and the pattern of its items: ``i32`` (``(i // 7) 
 - 50000`` as little-endian int32), ``f64`` (``(i % 1000) * 0.25``) or ``u8`` (``(i * 31) % 251``),
 so the test computes the expected bytes without committing them. Deterministic for the same
 numcodecs version (recorded in the manifest).
+
+And one GRIB2 message per packing (``grib_{packing}.grib2``, a 19 × 36 grid written by eccodes
+with ``gribdata.encode``; the complex one with missing points) with the values eccodes decodes
+(``grib_{packing}.f64``, missing points NaN).
 """
 
 from __future__ import annotations
@@ -56,6 +60,29 @@ CASES = {
 DTYPES = {"i32": "<i4", "f64": "<f8", "u8": "|u1"}
 
 
+def write_grib(out: Path, manifest: dict) -> None:
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    import gribdata  # noqa: E402  (sibling module: eccodes)
+
+    lat, lon = np.linspace(90.0, -90.0, 19), np.arange(0.0, 360.0, 10.0)
+    manifest["eccodes"] = metadata.version("eccodes")
+    manifest["grib"] = {}
+    for seed, (packing, short_name, level_type, level, bits, missing) in enumerate(gribdata.FIELDS):
+        values = gribdata.field(short_name, lat, lon, seed)
+        if missing:
+            values[3:6, 5:12] = np.nan
+        message = gribdata.encode(packing, values, lat, lon, short_name, level_type, level, bits)
+        decoded, keys = gribdata.eccodes_values(message)
+        name = f"grib_{gribdata.TEMPLATES[packing].replace('.', '_')}"
+        (out / f"{name}.grib2").write_bytes(message)
+        decoded.tofile(out / f"{name}.f64")
+        manifest["grib"][name] = {"packing": packing, "points": int(decoded.size),
+                                  "missing": int(keys["numberOfMissing"])}
+        print(f"  wrote {name}.grib2 ({len(message):,} bytes, {packing})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=FIXTURES)
@@ -80,6 +107,7 @@ def main() -> int:
             },
         }
         print(f"  wrote {name}.bin ({len(bytes(encoded)):,} bytes for {data.nbytes:,})")
+    write_grib(out, manifest)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return 0
 

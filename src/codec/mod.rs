@@ -5,18 +5,19 @@
 //!   shape), checked before anything is inflated; applying it to one chunk's bytes.
 //! - [`decoded_zarray`]: the `.zarray` that describes the decoded chunks.
 //! - [`dtype`], [`filters`], [`inflate`], [`blosc`]: data types, `shuffle`/`delta`,
-//!   `zlib`/`gzip`/`zstd`, Blosc 1.
+//!   `zlib`/`gzip`/`zstd`, Blosc 1; [`grib`]: kerchunk's `grib` filter (GRIB2 messages).
 //!
 //! Pure: bytes in, bytes out.
 
 pub mod blosc;
 pub mod dtype;
 pub mod filters;
+pub mod grib;
 pub mod inflate;
 
 use serde_json::Value as Json;
 
-use crate::codec::dtype::{swap_bytes, Dtype};
+use crate::codec::dtype::{swap_bytes, Dtype, Kind};
 use crate::codec::inflate::Compressor;
 
 /// The largest decoded chunk the view produces (the origin's answer cap, too).
@@ -40,7 +41,12 @@ pub enum CodecError {
 enum Step {
     Inflate(Compressor),
     Unshuffle(usize),
-    Undelta { dtype: Dtype, astype: Dtype },
+    Undelta {
+        dtype: Dtype,
+        astype: Dtype,
+    },
+    /// A whole GRIB2 message to the grid's values, as items of the dtype (`<f8` or `<f4`).
+    Grib,
 }
 
 /// How one array's chunks are decoded: the steps, the item type and the size every decoded
@@ -88,6 +94,17 @@ impl DecodePlan {
             Json::Array(filters) => filters.clone(),
             _ => return Err(CodecError::Unsupported("filters: not a list".into())),
         };
+        let grib = filters.iter().any(|f| f["id"] == "grib");
+        if grib
+            && (filters.len() != 1
+                || !steps.is_empty()
+                || dtype.kind != Kind::Float
+                || dtype.itemsize == 2)
+        {
+            return Err(CodecError::Unsupported(
+                "grib: only as the one codec of a float array (kerchunk's scan_grib form)".into(),
+            ));
+        }
         for filter in filters.iter().rev() {
             let step = filter_step(filter, &dtype)?;
             if let Step::Undelta { astype, .. } = &step {
@@ -144,6 +161,7 @@ impl DecodePlan {
                 Step::Inflate(c) => c.decompress(input, self.limit)?,
                 Step::Unshuffle(size) => filters::unshuffle(input, *size),
                 Step::Undelta { dtype, astype } => filters::undelta(input, dtype, astype)?,
+                Step::Grib => self.grib_items(input)?,
             };
             bytes = Some(output);
         }
@@ -159,6 +177,24 @@ impl DecodePlan {
             swap_bytes(&mut bytes, self.dtype.swap_unit);
         }
         Ok(bytes)
+    }
+}
+
+impl DecodePlan {
+    /// A GRIB2 message's values as little-endian items of the plan's float dtype.
+    fn grib_items(&self, message: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let points = self.decoded_len / self.dtype.itemsize;
+        let values = grib::decode(message, points)?;
+        let mut out = Vec::with_capacity(self.decoded_len);
+        for value in values {
+            if self.dtype.itemsize == 4 {
+                #[allow(clippy::cast_possible_truncation)]
+                out.extend_from_slice(&(value as f32).to_le_bytes());
+            } else {
+                out.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -197,7 +233,7 @@ fn compressor(codec: &Json) -> Result<Compressor, CodecError> {
 fn unsupported_codec(id: &str) -> CodecError {
     CodecError::Unsupported(format!(
         "codec {id:?} is not applied by the decoded view (it applies zlib, gzip, zstd, \
-         blosc, shuffle and delta); read the encoded view"
+         blosc, shuffle, delta and grib); read the encoded view"
     ))
 }
 
@@ -218,6 +254,7 @@ fn filter_step(filter: &Json, dtype: &Dtype) -> Result<Step, CodecError> {
             };
             Ok(Step::Unshuffle(size))
         }
+        "grib" => Ok(Step::Grib),
         "delta" => {
             let parse = |field: &str| match &filter[field] {
                 Json::String(t) => Dtype::parse(t),
