@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use zarr_edge_cache::codec::{CodecError, DecodePlan};
 use zarr_edge_cache::http::conditional::{etag, none_match, range_answer, RangeAnswer};
 use zarr_edge_cache::http::route::{
     is_admin_path, parse_zarr_key, query_pairs, route, AdminRoute, Route, ADMIN_PREFIX,
@@ -772,5 +773,45 @@ fn depth(json: &serde_json::Value) -> usize {
         serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
         serde_json::Value::Object(members) => 1 + members.values().map(depth).max().unwrap_or(0),
         _ => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// codec_decode
+// ---------------------------------------------------------------------------------------------
+
+/// The chains a `codec_decode` input is decoded with, picked by its first byte: each codec
+/// alone and as kerchunk and numcodecs combine them (the decoded view's plans).
+const CODEC_CHAINS: [&str; 10] = [
+    r#"{"dtype": "<f4", "chunks": [64, 64], "compressor": {"id": "zlib"}, "filters": null}"#,
+    r#"{"dtype": "<f8", "chunks": [512], "compressor": {"id": "gzip"}, "filters": null}"#,
+    r#"{"dtype": "<i2", "chunks": [1000], "compressor": {"id": "zstd"}, "filters": null}"#,
+    r#"{"dtype": "<i4", "chunks": [4096], "compressor": {"id": "blosc"}, "filters": null}"#,
+    r#"{"dtype": "|u1", "chunks": [65536], "compressor": {"id": "blosc"}, "filters": null}"#,
+    r#"{"dtype": "<f4", "chunks": [8, 23, 45], "compressor": null, "filters": [{"id": "shuffle", "elementsize": 4}, {"id": "zlib"}]}"#,
+    r#"{"dtype": ">i4", "chunks": [300], "compressor": {"id": "zstd"}, "filters": [{"id": "delta", "dtype": ">i4", "astype": ">i2"}]}"#,
+    r#"{"dtype": "<f8", "chunks": [19, 36], "compressor": null, "filters": [{"id": "grib"}]}"#,
+    r#"{"dtype": "<f4", "chunks": [73, 144], "compressor": null, "filters": [{"id": "grib"}]}"#,
+    r#"{"dtype": ">f8", "chunks": [100], "compressor": null, "filters": null}"#,
+];
+
+/// `codec_decode`: the first byte picks a chain of [`CODEC_CHAINS`]; the rest is one chunk's
+/// bytes. Checks: decoding never panics; `Ok` has exactly the plan's decoded length (what the
+/// decoded view promises every chunk has); errors are `Corrupt`, or `Unsupported` only for a
+/// Blosc buffer asking for bit shuffle or a GRIB2 message of a grid or edition not decoded.
+pub fn codec_decode(data: &[u8]) {
+    let Some((&pick, chunk)) = data.split_first() else {
+        return;
+    };
+    let chain = CODEC_CHAINS[usize::from(pick) % CODEC_CHAINS.len()];
+    let zarray: serde_json::Value = serde_json::from_str(chain).expect("a valid chain");
+    let plan = DecodePlan::from_zarray(&zarray).expect("a chain the view applies");
+    match plan.decode(chunk) {
+        Ok(bytes) => assert_eq!(bytes.len(), plan.decoded_len(), "{chain}"),
+        Err(CodecError::Corrupt(_)) => {}
+        Err(CodecError::Unsupported(why)) => assert!(
+            why.contains("bit shuffle") || why.starts_with("grib:"),
+            "{chain}: {why}"
+        ),
     }
 }

@@ -77,6 +77,12 @@ fn upstash_reply_corpus() {
     replay("upstash_reply", harness::upstash_reply);
 }
 
+/// Chunks through the decoded view's codec chains: never a panic, never a short chunk.
+#[test]
+fn codec_decode_corpus() {
+    replay("codec_decode", harness::codec_decode);
+}
+
 /// Parquet record files: decoding and every row read never panic.
 #[test]
 fn parquet_record_corpus() {

@@ -4,7 +4,7 @@
 Run from the repository root: `python3 fuzz/seeds/make_seeds.py`. Seeds are named `seed-*` so
 that `cargo fuzz cmin` results (named by content hash) and seeds are told apart. Every seed is a
 real input shape: the kerchunk test fixtures, the worker's routes, Range headers clients send,
-Upstash REST replies. The binary framing of each target is documented in fuzz/harness.rs.
+Upstash REST replies, codec fixtures. The binary framing of each target is documented in fuzz/harness.rs.
 """
 
 import base64
@@ -206,8 +206,23 @@ def upstash():
         write("upstash_reply", f"{i:02}", struct.pack("<H", status) + body.encode())
 
 
+def codecs():
+    """The codec fixtures (numcodecs- and eccodes-written chunks), each behind the index of the
+    chain of `harness::CODEC_CHAINS` that reads its codec."""
+    fixtures = ROOT / "tests" / "fixtures" / "codecs"
+    chain = {"blosc_blosclz_bytes": 4, "zlib_shuffle_filter": 5, "zstd_delta": 6, "gzip": 1}
+    for path in sorted(fixtures.glob("*.bin")) + sorted(fixtures.glob("*.grib2")):
+        name = path.stem
+        pick = chain.get(name, 7 if name.startswith("grib") else 3)
+        data = path.read_bytes()
+        if len(data) < MAX_SEED:
+            write("codec_decode", name, bytes([pick]) + data)
+    write("codec_decode", "raw-be-f8", bytes([9]) + struct.pack(">100d", *range(100)))
+
+
 if __name__ == "__main__":
     kerchunk()
     routes()
     ranges()
     upstash()
+    codecs()
