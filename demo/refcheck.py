@@ -87,6 +87,14 @@ def open_originals(root: Path, files: list[str], concat_dim: str | None, decode:
                      compat="override", join="exact", combine_attrs="override")
 
 
+def open_expected(root: Path, entry: dict, base_url: str, decode: bool) -> xr.Dataset:
+    """What a datasets.json entry must read as: its netCDF originals, or for GRIB2 files
+    (``file_format: "grib2"``) its references read locally by kerchunk's grib codec (eccodes)."""
+    if entry.get("file_format") == "grib2":
+        return open_references(load_refs(Path(root) / entry["refs"]), base_url, root, decode)
+    return open_originals(root, entry["files"], entry["concat_dim"], decode)
+
+
 def without_quirks(dataset_id: str, zarr_ds: xr.Dataset, orig: xr.Dataset, decode: bool):
     """Check and remove the KNOWN_QUIRKS so the rest can be compared strictly."""
     for (qid, var) in KNOWN_QUIRKS:

@@ -50,6 +50,11 @@ def json_refs(entry: dict) -> dict:
     return refcheck.load_refs(demo_dir() / entry["refs"])
 
 
+def expected(entry: dict, decode: bool) -> xr.Dataset:
+    """The entry's originals (GRIB2: read by kerchunk and eccodes, see refcheck.open_expected)."""
+    return refcheck.open_expected(demo_dir(), entry, stack_var("ZEC_ORIGIN_URL"), decode)
+
+
 def quirks_of(entry: dict) -> str:
     """The id refcheck's KNOWN_QUIRKS are keyed by: a parquet set has its twin's quirks."""
     return entry.get("twin", entry["id"])
@@ -61,8 +66,7 @@ def test_xarray_reads_dataset_through_worker_equal_to_originals(entry: dict, dec
     url = f"{base_url()}/zarr/{entry['id']}"
     through_worker = xr.open_zarr(url, consolidated=True, decode_cf=decode, mask_and_scale=decode,
                                   decode_times=decode, zarr_format=2).load()
-    originals = refcheck.open_originals(demo_dir(), entry["files"], entry["concat_dim"], decode)
-    refcheck.assert_same_dataset(quirks_of(entry), through_worker, originals, decode)
+    refcheck.assert_same_dataset(quirks_of(entry), through_worker, expected(entry, decode), decode)
 
 
 @pytest.mark.parametrize("entry", datasets(), ids=lambda e: e["id"])
@@ -148,7 +152,7 @@ def test_private_s3_origin_is_read_with_the_datasets_credentials() -> None:
 def test_xarray_reads_cold_then_warm_equal_both_times(entry: dict) -> None:
     """Two passes over the whole dataset; after the first, chunks come from the cache."""
     url = f"{base_url()}/zarr/{entry['id']}"
-    originals = refcheck.open_originals(demo_dir(), entry["files"], entry["concat_dim"], True)
+    originals = expected(entry, True)
     for _ in range(2):
         through_worker = xr.open_zarr(url, consolidated=True, zarr_format=2).load()
         refcheck.assert_same_dataset(quirks_of(entry), through_worker, originals, True)
