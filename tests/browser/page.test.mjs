@@ -392,6 +392,37 @@ test("explorer page: datasets, heatmap of air/air_temperature, cache report", { 
     }
   });
 
+  await t.test("GRIB2 draws through the decoded view; the box reads any reference dataset decoded at the edge", async () => {
+    const urls = [];
+    const onRequest = (r) => urls.push(r.url());
+    page.on("request", onRequest);
+    try {
+      await page.goto("about:blank");
+      await page.goto(pageWith("ds=grib&var=t2m"));
+      const grib = await waitForView("t2m");
+      assert.equal(grib.values.filter((v) => v !== null).length, 73 * 144, "every point of the GRIB2 field");
+      assert.ok(urls.some((u) => u.includes("/zarr/grib@decoded/t2m/0.0")), "t2m read through @decoded");
+      assert.ok(await page.locator("#decoded").isChecked());
+      assert.ok(await page.locator("#decoded").isDisabled(), "GRIB2 is always decoded at the edge");
+      log(`grib/t2m: ${grib.rows}x${grib.cols}, ${grib.dataMin.toFixed(2)}..${grib.dataMax.toFixed(2)} ${grib.units}`);
+      await page.goto("about:blank");
+      await page.goto(pageWith("ds=air&var=air_temperature"));
+      const encoded = await waitForView("air_temperature");
+      assert.ok(!(await page.locator("#decoded").isChecked()));
+      urls.length = 0;
+      await page.goto("about:blank");
+      await page.goto(pageWith("ds=air&var=air_temperature&view=decoded"));
+      const decoded = await waitForView("air_temperature");
+      assert.ok(await page.locator("#decoded").isChecked());
+      assert.ok(urls.some((u) => u.includes("/zarr/air@decoded/air_temperature/")), "chunks read through @decoded");
+      assert.deepEqual(decoded.values, encoded.values, "the same values decoded at the edge");
+      await page.locator("#decoded").uncheck();
+      await page.waitForFunction(() => !location.hash.includes("view=decoded"));
+    } finally {
+      page.off("request", onRequest);
+    }
+  });
+
   await t.test("every variable of every dataset draws (codec support)", async () => {
     const { datasets } = await (await fetch(`${BASE}/api/datasets`)).json();
     const failures = [];

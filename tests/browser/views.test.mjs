@@ -134,7 +134,9 @@ before(async () => {
   });
   page = await browser.newPage();
   page.on("pageerror", (e) => log("page error:", e.message));
-  await page.goto("about:blank");
+  // A page of the worker's own origin (about:blank's fetches to a loopback origin are blocked as
+  // private-network requests from a public context).
+  await page.goto(`${BASE}/api/health`);
   // zarrita bundled for the page as it ships (its own codecs included); zarr.js as its UMD build.
   const bundle = await esbuild.build({
     stdin: { contents: "import * as zarrita from 'zarrita'; globalThis.zarrita = zarrita;", resolveDir: REPO },

@@ -21,6 +21,7 @@ const els = {
   sliders: $("sliders"),
   cmap: $("cmap"),
   lock: $("lock"),
+  decoded: $("decoded"),
   wrap: $("plot-wrap"),
   canvas: $("map"),
   probe: $("probe"),
@@ -44,6 +45,7 @@ const state = {
   indices: {}, // leading dimension -> index
   cmap: "viridis",
   lockedRange: null,
+  decoded: false, // read through the decoded view (/zarr/{id}@decoded): codecs applied at the edge
   gen: 0,
   abort: null,
   ledger: null,
@@ -125,12 +127,13 @@ function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   const indices = {};
   for (const [k, v] of p) if (k !== "ds" && k !== "var" && /^\d+$/.test(v)) indices[k] = Number(v);
-  return { ds: p.get("ds"), variable: p.get("var"), indices };
+  return { ds: p.get("ds"), variable: p.get("var"), indices, decoded: p.get("view") === "decoded" };
 }
 
 function writeHash() {
   const p = new URLSearchParams();
   if (state.ds) p.set("ds", state.ds.id);
+  if (state.decoded) p.set("view", "decoded");
   if (state.variable) {
     p.set("var", state.variable.name);
     for (const [k, v] of Object.entries(state.indices)) p.set(k, String(v));
@@ -142,20 +145,31 @@ function writeHash() {
 // ---------------------------------------------------------------------------------------------
 // zarr access (one store per dataset; arrays and coordinates cached for the page's lifetime)
 
+/** Whether the page must read `ds` decoded at the edge: nothing in a browser decodes GRIB2. */
+function needsDecoded(ds) {
+  return !ds.zarr && (ds.variables ?? []).some((v) => (v.filters ?? []).includes("grib"));
+}
+
+/** The view `ds` is read through: "@decoded" (reference datasets only) or the store as it is. */
+function viewOf(ds) {
+  return !ds.zarr && (state.decoded || needsDecoded(ds)) ? "@decoded" : "";
+}
+
 function storeFor(ds) {
-  if (!state.stores.has(ds.id)) {
-    const url = apiUrl(ds.zarr || `zarr/${encodeURIComponent(ds.id)}`).href;
+  const id = `${ds.id}${viewOf(ds)}`;
+  if (!state.stores.has(id)) {
+    const url = apiUrl(ds.zarr || `zarr/${encodeURIComponent(ds.id)}${viewOf(ds)}`).href;
     const raw = new zarr.FetchStore(url, { fetch: recordingFetch(url, () => state.ledger) });
     // A Zarr store over HTTP may speak v3 (xpublish does); kerchunk datasets are v2.
     const p = zarr.withConsolidatedMetadata(raw, { format: ds.zarr_format === 3 ? "v3" : "v2" });
-    p.catch(() => state.stores.delete(ds.id));
-    state.stores.set(ds.id, p);
+    p.catch(() => state.stores.delete(id));
+    state.stores.set(id, p);
   }
-  return state.stores.get(ds.id);
+  return state.stores.get(id);
 }
 
 function arrayFor(ds, name) {
-  const key = `${ds.id}/${name}`;
+  const key = `${ds.id}${viewOf(ds)}/${name}`;
   if (!state.arrays.has(key)) {
     const p = storeFor(ds).then((store) => zarr.open(zarr.root(store).resolve(name), { kind: "array" }));
     p.catch(() => state.arrays.delete(key));
@@ -168,7 +182,7 @@ function arrayFor(ds, name) {
 function coordFor(ds, dim) {
   const meta = ds.variables.find((v) => v.name === dim && v.shape.length === 1);
   if (!meta) return Promise.resolve(null);
-  const key = `${ds.id}/${dim}`;
+  const key = `${ds.id}${viewOf(ds)}/${dim}`;
   if (!state.coords.has(key)) {
     const p = (async () => {
       try {
@@ -227,6 +241,7 @@ async function loadDatasets() {
   }
   renderDatasets();
   const h = readHash();
+  state.decoded = h.decoded;
   const ds = state.datasets.find((d) => d.id === h.ds);
   if (ds) {
     openDataset(ds, { focus: false });
@@ -268,6 +283,7 @@ function openDataset(ds, { focus }) {
     state.variable = null;
   }
   for (const b of els.dsList.querySelectorAll(".ds-btn")) b.setAttribute("aria-pressed", String(b.dataset.dataset === ds.id));
+  syncDecoded();
   els.varsDs.textContent = `of ${ds.id}`;
   const vars = ds.variables ?? [];
   if (ds.state !== "loaded" || !vars.length) {
@@ -309,6 +325,15 @@ function openDataset(ds, { focus }) {
   );
   writeHash();
   if (focus) els.varList.querySelector(".var-btn")?.focus({ preventScroll: true });
+}
+
+/** The "decode at the edge" box shows the current dataset's view; forced on for GRIB2, off
+ * (and unavailable) for a Zarr store over HTTP, which is read as it is. */
+function syncDecoded() {
+  const ds = state.ds;
+  els.decoded.checked = Boolean(ds && viewOf(ds));
+  els.decoded.disabled = !ds || Boolean(ds.zarr) || needsDecoded(ds);
+  els.decoded.title = !ds ? "" : ds.zarr ? "A Zarr store over HTTP is read as it is" : needsDecoded(ds) ? "GRIB2 is decoded at the edge: no browser library decodes it" : "";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,7 +405,7 @@ function updateSliderLabels(coords = state.grid?.coords) {
   els.sliders.querySelectorAll("input[type=range]").forEach((input, i) => {
     const dim = dims[i];
     const idx = state.indices[dim];
-    const coord = coords?.[i] ?? state.resolvedCoords.get(`${state.ds?.id}/${dim}`);
+    const coord = coords?.[i] ?? (state.ds ? state.resolvedCoords.get(`${state.ds.id}${viewOf(state.ds)}/${dim}`) : undefined);
     const label = coord?.values ? coord.format(coord.values[idx], idx) : `index ${idx}`;
     const text = `${label} (${idx + 1} of ${v.shape[i]})`;
     $(`${input.id}-val`).textContent = text;
@@ -821,6 +846,11 @@ els.cmap.addEventListener("change", () => {
   state.cmap = els.cmap.value;
   draw();
 });
+els.decoded.addEventListener("change", () => {
+  state.decoded = els.decoded.checked;
+  writeHash();
+  if (state.variable) openVariable(state.variable, { indices: state.indices, scroll: false });
+});
 els.lock.addEventListener("change", () => {
   const g = state.grid;
   state.lockedRange = els.lock.checked && g ? [g.min, g.max] : null;
@@ -841,9 +871,12 @@ window.addEventListener("hashchange", () => {
   const h = readHash();
   const ds = state.datasets.find((d) => d.id === h.ds);
   if (!ds) return;
+  const viewChanged = state.decoded !== h.decoded;
+  state.decoded = h.decoded;
   if (state.ds?.id !== ds.id) openDataset(ds, { focus: false });
+  else syncDecoded();
   const v = ds.variables?.find((x) => x.name === h.variable);
-  if (v && (state.variable?.name !== v.name || JSON.stringify(h.indices) !== JSON.stringify(state.indices))) openVariable(v, { indices: h.indices, scroll: false });
+  if (v && (viewChanged || state.variable?.name !== v.name || JSON.stringify(h.indices) !== JSON.stringify(state.indices))) openVariable(v, { indices: h.indices, scroll: false });
 });
 
 setMessage("Choose a dataset, then a variable.");
