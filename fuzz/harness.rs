@@ -804,8 +804,12 @@ pub fn codec_decode(data: &[u8]) {
         return;
     };
     let chain = CODEC_CHAINS[usize::from(pick) % CODEC_CHAINS.len()];
-    let zarray: serde_json::Value = serde_json::from_str(chain).expect("a valid chain");
-    let plan = DecodePlan::from_zarray(&zarray).expect("a chain the view applies");
+    let Ok(zarray) = serde_json::from_str::<serde_json::Value>(chain) else {
+        panic!("{chain}: not JSON");
+    };
+    let Ok(plan) = DecodePlan::from_zarray(&zarray) else {
+        panic!("{chain}: a chain the decoded view does not apply");
+    };
     match plan.decode(chunk) {
         Ok(bytes) => assert_eq!(bytes.len(), plan.decoded_len(), "{chain}"),
         Err(CodecError::Corrupt(_)) => {}

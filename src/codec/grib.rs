@@ -1,7 +1,8 @@
 //! kerchunk's `grib` filter (its `GRIBCodec`): a chunk is one whole GRIB2 message, decoded by
 //! the `grib` crate (grib-rs) into the grid's values in scan order, missing points (bitmap)
 //! NaN, as eccodes' `values` are. Simple (5.0), complex (5.2), complex with spatial
-//! differencing (5.3), JPEG 2000 (5.40), PNG (5.41) and CCSDS (5.42) packing.
+//! differencing (5.3), JPEG 2000 (5.40), PNG (5.41) and CCSDS (5.42) packing; values equal to
+//! eccodes' missing value (9999) are NaN too, as kerchunk's codec makes them.
 //!
 //! The message is walked before the crate sees it: every section length inside the message,
 //! the sections in GRIB2 order, the points no more than the chunk has, the embedded image
@@ -10,6 +11,10 @@
 //! in wasm a panic is an abort, so nothing reaches it unchecked.
 
 use crate::codec::CodecError;
+
+/// eccodes' `missingValue` for GRIB2 (not stored in a message): kerchunk's `GRIBCodec` turns
+/// every value equal to it into NaN (`data[data == missingValue] = nan`), and so does this.
+pub const ECCODES_MISSING_VALUE: f64 = 9999.0;
 
 fn corrupt(why: impl std::fmt::Display) -> CodecError {
     CodecError::Corrupt(format!("grib: {why}"))
@@ -42,7 +47,15 @@ pub fn decode(message: &[u8], points: usize) -> Result<Vec<f64>, CodecError> {
         .dispatch()
         .map_err(|e| corrupt(format!("unpacking failed: {e}")))?;
     let mut out = Vec::with_capacity(points);
-    out.extend(values.take(points + 1).map(f64::from));
+    // As kerchunk's codec: every value equal to eccodes' missingValue is NaN, bitmap or not.
+    out.extend(values.take(points + 1).map(|v| {
+        let v = f64::from(v);
+        if v == ECCODES_MISSING_VALUE {
+            f64::NAN
+        } else {
+            v
+        }
+    }));
     if out.len() != points {
         return Err(corrupt(format!(
             "{} values unpacked for {points} grid points",
