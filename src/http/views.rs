@@ -169,3 +169,21 @@ fn the_v3_view_is_synthesised_from_v2() {
         assert_eq!(response.status, 404, "{absent}");
     }
 }
+
+/// Decoded entries are purged with the prefix `@decoded/`, the encoded ones left.
+#[test]
+fn decoded_entries_purge_by_their_prefix() {
+    let world = packed_world();
+    run(&world, "GET", "/zarr/packed@decoded/temp/0");
+    run(&world, "GET", "/zarr/packed/temp/0");
+    let (status, report) = admin(
+        &world,
+        "POST",
+        "/api/admin/purge",
+        r#"{"dataset": "packed", "prefix": "@decoded/"}"#,
+    );
+    assert_eq!((status, report["entries_removed"].as_u64()), (200, Some(1)));
+    assert_eq!(world.index.cached_keys("packed"), ["temp/0"]);
+    let again = run(&world, "GET", "/zarr/packed@decoded/temp/0");
+    assert_eq!(again.header("x-cache"), Some("MISS"));
+}
