@@ -147,18 +147,18 @@ function writeHash() {
 
 /** Whether the page must read `ds` decoded at the edge: nothing in a browser decodes GRIB2. */
 function needsDecoded(ds) {
-  return !ds.zarr && (ds.variables ?? []).some((v) => (v.filters ?? []).includes("grib"));
+  return ds.kind !== "zarr" && (ds.variables ?? []).some((v) => (v.filters ?? []).includes("grib"));
 }
 
 /** The view `ds` is read through: "@decoded" (reference datasets only) or the store as it is. */
 function viewOf(ds) {
-  return !ds.zarr && (state.decoded || needsDecoded(ds)) ? "@decoded" : "";
+  return ds.kind !== "zarr" && (state.decoded || needsDecoded(ds)) ? "@decoded" : "";
 }
 
 function storeFor(ds) {
   const id = `${ds.id}${viewOf(ds)}`;
   if (!state.stores.has(id)) {
-    const url = apiUrl(ds.zarr || `zarr/${encodeURIComponent(ds.id)}${viewOf(ds)}`).href;
+    const url = apiUrl(`${ds.zarr || `zarr/${encodeURIComponent(ds.id)}`}${viewOf(ds)}`).href;
     const raw = new zarr.FetchStore(url, { fetch: recordingFetch(url, () => state.ledger) });
     // A Zarr store over HTTP may speak v3 (xpublish does); kerchunk datasets are v2.
     const p = zarr.withConsolidatedMetadata(raw, { format: ds.zarr_format === 3 ? "v3" : "v2" });
@@ -332,8 +332,8 @@ function openDataset(ds, { focus }) {
 function syncDecoded() {
   const ds = state.ds;
   els.decoded.checked = Boolean(ds && viewOf(ds));
-  els.decoded.disabled = !ds || Boolean(ds.zarr) || needsDecoded(ds);
-  els.decoded.title = !ds ? "" : ds.zarr ? "A Zarr store over HTTP is read as it is" : needsDecoded(ds) ? "GRIB2 is decoded at the edge: no browser library decodes it" : "";
+  els.decoded.disabled = !ds || ds.kind === "zarr" || needsDecoded(ds);
+  els.decoded.title = !ds ? "" : ds.kind === "zarr" ? "A Zarr store over HTTP is read as it is" : needsDecoded(ds) ? "GRIB2 is decoded at the edge: no browser library decodes it" : "";
 }
 
 // ---------------------------------------------------------------------------------------------
