@@ -52,6 +52,14 @@ pub async fn describe_dataset<P: Platform>(
         "capacity_bytes": config.capacity_bytes,
         "eviction": config.eviction,
     });
+    if config.zarr.is_none() {
+        // The other views of a reference dataset (`http::route::View`).
+        entry["views"] = json!({
+            "decoded": format!("/zarr/{}@decoded", config.id),
+            "v3": format!("/zarr/{}@v3", config.id),
+            "decoded_v3": format!("/zarr/{}@decoded-v3", config.id),
+        });
+    }
     if let Some(zarr) = &config.zarr {
         entry["url"] = json!(zarr.root);
         entry["zarr_format"] = json!(zarr.format.number());

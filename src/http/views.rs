@@ -187,3 +187,15 @@ fn decoded_entries_purge_by_their_prefix() {
     let again = run(&world, "GET", "/zarr/packed@decoded/temp/0");
     assert_eq!(again.header("x-cache"), Some("MISS"));
 }
+
+/// The listing names a reference dataset's views.
+#[test]
+fn the_listing_names_the_views() {
+    let world = packed_world();
+    let body = json_body(&run(&world, "GET", "/api/datasets"));
+    let packed = dataset_row(&body, "packed");
+    assert_eq!(packed["views"]["decoded"], "/zarr/packed@decoded");
+    assert_eq!(packed["views"]["decoded_v3"], "/zarr/packed@decoded-v3");
+    let root = json_body(&run(&world, "GET", "/zarr/packed@v3/zarr.json"));
+    assert_eq!(root["node_type"], "group");
+}
