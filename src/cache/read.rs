@@ -857,15 +857,20 @@ async fn fetch_once<P: Platform>(
         .auth
         .as_ref()
         .map(|auth| (auth, backends.clock.now_ms()));
-    let fetched = origin_bytes(
-        &backends.origin,
-        &owned.hosts,
-        &what,
-        (target, owned.range),
-        auth,
-        owned.rules,
-    )
-    .await;
+    let fetched = match encoded_in_storage(&owned, policy, &backends).await {
+        Some(answer) => Ok(answer),
+        None => {
+            origin_bytes(
+                &backends.origin,
+                &owned.hosts,
+                &what,
+                (target, owned.range),
+                auth,
+                owned.rules,
+            )
+            .await
+        }
+    };
     let answer = match decoded(fetched, owned.decode.as_deref(), &what) {
         Ok(answer) => answer,
         Err(error) => {
@@ -883,6 +888,38 @@ async fn fetch_once<P: Platform>(
         (now, now.saturating_sub(start)),
         policy,
     ))
+}
+
+/// A decoded chunk's source bytes from storage, when the encoded chunk of the same range is
+/// stored (read through the encoded view): fresh by the TTL, the checksum it carries matching
+/// its bytes, and of the file version the index recorded. Decode once, without the origin.
+async fn encoded_in_storage<P: Platform>(
+    owned: &Owned,
+    policy: CachePolicy,
+    backends: &CacheBackends<P>,
+) -> Option<OriginAnswer> {
+    if owned.decode.is_none() || owned.auth.is_some() || owned.storage_down {
+        return None;
+    }
+    let object = backends
+        .store
+        .get(&backends.keys.object(&owned.url, owned.range))
+        .await
+        .ok()??;
+    let validator = object.meta.validator.clone();
+    let current = fresh(&object, backends.clock.now_ms(), policy)
+        && owned.range.is_none_or(|r| r.length == object.size)
+        && (owned.file_validator.is_none() || owned.file_validator == validator);
+    let checksum = object.meta.checksum.clone();
+    if !current || checksum.is_none() {
+        return None;
+    }
+    let bytes = backends.store.read_body(object.body).await.ok()?;
+    (checksum.as_deref() == Some(content_checksum(&bytes).as_str())).then_some(OriginAnswer {
+        bytes,
+        validator,
+        absent: false,
+    })
 }
 
 /// The decoded view stores and answers the decoded bytes; bytes that do not decode are

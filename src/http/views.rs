@@ -199,3 +199,31 @@ fn the_listing_names_the_views() {
     let root = json_body(&run(&world, "GET", "/zarr/packed@v3/zarr.json"));
     assert_eq!(root["node_type"], "group");
 }
+
+/// A chunk already cached encoded is decoded from storage: the origin is not asked again.
+#[test]
+fn a_cached_encoded_chunk_is_decoded_without_the_origin() {
+    let world = packed_world();
+    assert_eq!(
+        run(&world, "GET", "/zarr/packed/temp/0").header("x-cache"),
+        Some("MISS")
+    );
+    let asked = world.origin.requests.borrow().len();
+    let decoded = run(&world, "GET", "/zarr/packed@decoded/temp/0");
+    assert_eq!(
+        decoded.header("x-cache"),
+        Some("MISS"),
+        "a miss of the decoded entry"
+    );
+    assert_eq!(floats(&decoded.body), PACKED_TEMP[0]);
+    assert_eq!(
+        world.origin.requests.borrow().len(),
+        asked,
+        "no origin request"
+    );
+    // Its own entry now: a hit.
+    assert_eq!(
+        run(&world, "GET", "/zarr/packed@decoded/temp/0").header("x-cache"),
+        Some("HIT")
+    );
+}
