@@ -853,24 +853,7 @@ async fn fetch_once<P: Platform>(
         Permit::Unlocked => {}
     }
     let what = format!("{}/{}", owned.dataset, owned.key);
-    let auth = owned
-        .auth
-        .as_ref()
-        .map(|auth| (auth, backends.clock.now_ms()));
-    let fetched = match encoded_in_storage(&owned, policy, &backends).await {
-        Some(answer) => Ok(answer),
-        None => {
-            origin_bytes(
-                &backends.origin,
-                &owned.hosts,
-                &what,
-                (target, owned.range),
-                auth,
-                owned.rules,
-            )
-            .await
-        }
-    };
+    let fetched = source_bytes(&owned, target, &what, policy, &backends).await;
     let answer = match decoded(fetched, owned.decode.as_deref(), &what) {
         Ok(answer) => answer,
         Err(error) => {
@@ -888,6 +871,33 @@ async fn fetch_once<P: Platform>(
         (now, now.saturating_sub(start)),
         policy,
     ))
+}
+
+/// The bytes a miss reads: a decoded chunk's from storage when its encoded chunk is stored,
+/// else the origin's.
+async fn source_bytes<P: Platform>(
+    owned: &Owned,
+    target: Url,
+    what: &str,
+    policy: CachePolicy,
+    backends: &CacheBackends<P>,
+) -> Result<OriginAnswer, Error> {
+    if let Some(answer) = encoded_in_storage(owned, policy, backends).await {
+        return Ok(answer);
+    }
+    let auth = owned
+        .auth
+        .as_ref()
+        .map(|auth| (auth, backends.clock.now_ms()));
+    origin_bytes(
+        &backends.origin,
+        &owned.hosts,
+        what,
+        (target, owned.range),
+        auth,
+        owned.rules,
+    )
+    .await
 }
 
 /// A decoded chunk's source bytes from storage, when the encoded chunk of the same range is
