@@ -108,16 +108,16 @@ def test_decoded_metadata_and_chunk_entries() -> None:
             assert not value["dtype"].startswith(">"), key
     # A chunk no other test reads, through an alias: decoded once, then a hit of its own entry.
     key = "air_temperature/1.1.1"
-    first = requests.get(f"{base}/zarr/t-stats-twin@decoded/{key}", timeout=30)
+    first = requests.get(f"{base}/zarr/t-views@decoded/{key}", timeout=30)
     assert first.status_code == 200, first.text
     assert len(first.content) == 4 * 23 * 45 * 4
     for _ in range(100):
-        again = requests.get(f"{base}/zarr/t-stats-twin@decoded/{key}", timeout=30)
+        again = requests.get(f"{base}/zarr/t-views@decoded/{key}", timeout=30)
         if again.headers["X-Cache"] in ("HIT", "EDGE"):
             break
         time.sleep(0.05)
     assert again.headers["X-Cache"] in ("HIT", "EDGE") and again.content == first.content
-    keys = requests.get(f"{base}/api/stats/keys", params={"dataset": "t-stats-twin"}, timeout=30).json()
+    keys = requests.get(f"{base}/api/stats/keys", params={"dataset": "t-views"}, timeout=30).json()
     listed = {k["key"] for k in keys["keys"]}
     assert f"@decoded/{key}" in listed, listed
 
