@@ -72,7 +72,7 @@ pub async fn answer<S: KeySource>(
             ))),
         },
         (_, answer) => {
-            let plan = Rc::new(plan_for(source, key).await?);
+            let plan = plan_for(source, key).await?;
             match answer {
                 KeyAnswer::Inline(bytes) => plan
                     .decode(&bytes)
@@ -84,18 +84,30 @@ pub async fn answer<S: KeySource>(
     }
 }
 
-/// The plan of the array that chunk `key` belongs to (`var/0.1` → `var/.zarray`).
-async fn plan_for<S: KeySource>(source: &S, key: &str) -> Result<DecodePlan, Error> {
+/// The plan of the array that chunk `key` belongs to (`var/0.1` → `var/.zarray`), kept in the
+/// source's memo once made.
+async fn plan_for<S: KeySource>(source: &S, key: &str) -> Result<Rc<DecodePlan>, Error> {
     let zarray_key = match key.rsplit_once('/') {
         Some((array, _)) => format!("{array}/.zarray"),
         None => ".zarray".to_owned(),
     };
+    let memo = source.memo();
+    if let Some(plan) = memo.and_then(|m| m.decode_plans.borrow().get(&zarray_key).cloned()) {
+        return Ok(plan);
+    }
     let Some(zarray) = metadata_json(source, &zarray_key).await? else {
         return Err(Error::BadReferences(format!(
             "{key} has no {zarray_key}: its chunks cannot be decoded"
         )));
     };
-    DecodePlan::from_zarray(&zarray).map_err(|e| Error::from_codec(&zarray_key, e))
+    let plan =
+        Rc::new(DecodePlan::from_zarray(&zarray).map_err(|e| Error::from_codec(&zarray_key, e))?);
+    if let Some(memo) = memo {
+        memo.decode_plans
+            .borrow_mut()
+            .insert(zarray_key, Rc::clone(&plan));
+    }
+    Ok(plan)
 }
 
 fn parse(key: &str, bytes: &[u8]) -> Result<Json, Error> {
