@@ -181,22 +181,23 @@ async fn view_answer<S: KeySource>(
         decode: None,
         index_key: None,
     };
-    let v2_key = if view.v3() {
+    // The encoded view (the hot path) allocates nothing here.
+    let v2_key: std::borrow::Cow<'_, str> = if view.v3() {
         match v3::answer(source, key, view.decoded()).await {
             Ok(V3Key::Metadata(bytes)) => return done(Ok(KeyAnswer::Inline(bytes))),
             Ok(V3Key::Absent) => return done(Ok(KeyAnswer::Absent)),
-            Ok(V3Key::Chunk(v2_key)) => v2_key,
+            Ok(V3Key::Chunk(v2_key)) => v2_key.into(),
             Err(error) => return done(Err(error)),
         }
     } else {
-        key.to_owned()
+        key.into()
     };
     if !view.decoded() {
         let answer = zarr::answer(source, &v2_key, files).await;
         return ViewAnswer {
             answer,
             decode: None,
-            index_key: (v2_key != key).then_some(v2_key),
+            index_key: (v2_key != key).then(|| v2_key.into_owned()),
         };
     }
     match decoded::answer(source, &v2_key, files).await {
