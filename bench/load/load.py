@@ -64,12 +64,17 @@ def prepare(args) -> None:
                 suffix = f"{run}{copy}" if run == "mixed" else run
                 ds_id = f"load-{args.tag}-{suffix}-{entry['id']}"
                 refs = json.load(open(demo / entry["refs"]))
+                templates = refs.pop("templates", {})
                 for key, value in refs["refs"].items():
                     # Only [url, offset, length]: inline keys and whole-file refs are not chunks
                     # this load reads.
                     if not (isinstance(value, list) and len(value) == 3):
                         continue
                     url, offset, length = value
+                    # Templates ({{u}}, as scan_grib writes) are expanded: each chunk's URL gets a
+                    # query of its own below.
+                    for name, target in templates.items():
+                        url = url.replace("{{" + name + "}}", target)
                     if not url.startswith(origin + "/"):
                         sys.exit(f"load.py: {entry['refs']}: {key} points at {url}, not at {origin}")
                     file = demo / url[len(origin) + 1:].split("?", 1)[0]
