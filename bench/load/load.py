@@ -81,8 +81,9 @@ def prepare(args) -> None:
                     if not file.is_file():
                         sys.exit(f"load.py: {file} (of {key}) does not exist")
                     # A query string of its own: new storage objects (content-addressed by URL and
-                    # range); nginx serves the same file.
-                    value[0] = f"{url}?load={args.tag}-{suffix}"
+                    # range); nginx serves the same file. The dataset's id in it too: two demo
+                    # datasets (air, air-zlib) reference the same ranges.
+                    value[0] = f"{url}?load={args.tag}-{suffix}-{entry['id']}"
                     manifests[run].append((f"/zarr/{ds_id}/{key}", str(file), offset, length))
                 name = f"refs/{ds_id}.json"
                 json.dump(refs, open(demo / name, "w"))
