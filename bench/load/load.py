@@ -2,7 +2,7 @@
 registering them through the admin API, the warm-up reads, the origin and index counters, and the
 report (summary table, bench/results/load.{md,json}). Stdlib only.
 
-  prepare   copies of the demo references whose ranged URLs carry ?load=<tag>-<run>, the
+  prepare   copies of the demo references whose ranged URLs carry ?load=<tag>-<run>-<id>, the
             run-time dataset definitions and the manifests (path, file, offset, length) for wrk
   register  PUT /api/admin/datasets/{id} for every load dataset (DELETE with --delete)
   warmup    reads every key of the warm datasets: first MISS, then (after the write-back) HIT,
