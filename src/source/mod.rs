@@ -119,6 +119,9 @@ pub struct Memo {
     pub consolidated: std::cell::OnceCell<Rc<Vec<u8>>>,
     /// The variables listing.
     pub variables: std::cell::OnceCell<Rc<Vec<zarr::Variable>>>,
+    /// The v3 views' root `zarr.json` (encoded, decoded): its consolidated metadata walks every
+    /// metadata key, as `.zmetadata`'s synthesis does.
+    pub v3_roots: [std::cell::OnceCell<Rc<Vec<u8>>>; 2],
     /// The decoded view's plan of each array, by its `.zarray` key (parsed once, not per chunk).
     pub decode_plans:
         std::cell::RefCell<std::collections::HashMap<String, Rc<crate::codec::DecodePlan>>>,

@@ -41,12 +41,24 @@ pub async fn answer<S: KeySource>(source: &S, key: &str, decoded: bool) -> Resul
             .strip_suffix("zarr.json")
             .unwrap_or("")
             .trim_end_matches('/');
+        // The root's consolidated metadata walks every metadata key: made once per source.
+        let root = source
+            .memo()
+            .filter(|_| node.is_empty())
+            .map(|memo| &memo.v3_roots[usize::from(decoded)]);
+        if let Some(done) = root.and_then(std::cell::OnceCell::get) {
+            return Ok(V3Key::Metadata(done.to_vec()));
+        }
         return match node_json(source, node, decoded).await? {
             Some(mut json) => {
                 if node.is_empty() {
                     json["consolidated_metadata"] = consolidated(source, decoded).await?;
                 }
-                Ok(V3Key::Metadata(json.to_string().into_bytes()))
+                let document = json.to_string().into_bytes();
+                if let Some(root) = root {
+                    let _ = root.set(std::rc::Rc::new(document.clone()));
+                }
+                Ok(V3Key::Metadata(document))
             }
             None => Ok(V3Key::Absent),
         };
