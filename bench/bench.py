@@ -50,7 +50,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
                          inspector_s3_port=args.inspector_s3_port, s3_dir=Path(args.s3_dir),
                          worker_prod=args.worker_prod_url.rstrip("/") or None,
                          worker_prod_prof=args.worker_prod_prof_url.rstrip("/") or None,
-                         inspector_prod_port=args.inspector_prod_port)
+                         inspector_prod_port=args.inspector_prod_port,
+                         floor=args.floor_url.rstrip("/") or None, inspector_floor_port=args.inspector_floor_port)
     bench = runner.Bench(cfg, stack, manifest, args.latency_ms, args.bandwidth_mb_s)
     if args.wasm:
         runner.WASM_PATH = Path(args.wasm)
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--worker-prod-prof-url", default="",
                    help="a second instance of it with workerd's inspector open, for the CPU profile only")
     m.add_argument("--inspector-prod-port", type=int, default=None, help="that instance's inspector port")
+    m.add_argument("--floor-url", default="",
+                   help="bench/floor_worker.mjs in workerd (one R2 get or Cache API match in plain JS)")
+    m.add_argument("--inspector-floor-port", type=int, default=None, help="its inspector port")
     m.add_argument("--s3-dir", required=True, help="the S3-storage worker's bucket directory in s3s-fs's root")
     m.add_argument("--origin-url", required=True)
     m.add_argument("--proxy-url", required=True)

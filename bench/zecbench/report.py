@@ -328,8 +328,11 @@ def workerd_targets(results: dict) -> list[dict]:
                                 f"JS {prof['js_us_per_hit']:g}; {prof['worker_samples']} samples of ≈{prof['sample_weight_us']:g} µs "
                                 f"over {cpu['hits']:,} hits)",
                     "by": "" if us <= target else f"{us - target:.0f} µs over",
-                    "why": "" if us <= target else "heaviest by self time (µs per hit): " +
-                           "; ".join(f"`{name[:70]}` {own:g}" for name, own, _incl in top)})
+                    "why": ("" if floor_of(cpu, what) is None else
+                            f"the floor (a plain JS worker doing only the runtime's calls of a {label}, "
+                            f"`bench/floor_worker.mjs`) measures ≈{floor_of(cpu, what):g} µs alike; ") +
+                           ("" if us <= target else "heaviest by self time (µs per hit): " +
+                            "; ".join(f"`{name[:70]}` {own:g}" for name, own, _incl in top))})
     rows = results["rows"]
     cmax = max((r["concurrency"] for r in rows), default=None)
     rfs = best(rows, "remote", "ReferenceFileSystem")
@@ -516,6 +519,24 @@ def markdown(results: dict) -> str:
     return "\n".join(out)
 
 
+def floor_of(cpu: dict, what: str) -> float | None:
+    """The floor's own CPU per hit (`what`: "hit" or "edge"), µs, when it was measured."""
+    return (((cpu.get("floor") or {}).get(what) or {}).get("worker_us_per_hit"))
+
+
+def floor_lines(cpu: dict, profs: tuple) -> list[str]:
+    """The floor's rows of the CPU table: its own CPU per hit, and the worker's above it."""
+    floors = [floor_of(cpu, what) for what in ("hit", "edge")]
+    if not any(f is not None for f in floors):
+        return []
+    over = [None if f is None or "worker_us_per_hit" not in p else round(p["worker_us_per_hit"] - f, 1)
+            for f, p in zip(floors, profs)]
+    return ["| … the floor: `bench/floor_worker.mjs`, one R2 `get` (EDGE: one Cache API `match`) and its "
+            "`Response` in plain JS, profiled alike (V8 samples), µs | " +
+            " | ".join(_num(f, 1) for f in floors) + " |",
+            "| … the worker above the floor, µs | " + " | ".join(_num(o, 1) for o in over) + " |"]
+
+
 def workerd_cpu_section(results: dict) -> list[str]:
     """CPU per warm HIT and per EDGE hit in the production-like runtime (workerd through
     Miniflare's API): /proc without the profiler, the worker's own CPU from V8's samples."""
@@ -559,6 +580,7 @@ def workerd_cpu_section(results: dict) -> list[str]:
         out.append("| V8 profiler | " + " | ".join(p.get("error", "") for p in profs) + " |")
     out += [line("**the worker's own CPU per hit (V8 samples: wasm + JS), µs**", [p.get("worker_us_per_hit") for p in profs], 1),
             line("… its counting error, ± µs", [p.get("worker_error_us_per_hit") for p in profs], 1),
+            *floor_lines(cpu, profs),
             line("… of which wasm, µs", [p.get("wasm_us_per_hit") for p in profs], 1),
             line("… of which JS (wasm-bindgen glue, and the runtime's functions it calls), µs",
                  [p.get("js_us_per_hit") for p in profs], 1),

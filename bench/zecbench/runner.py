@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ CPU_KEYS = 24  # distinct chunks the profiled warm hits cycle through
 NOISE_SHARE = 0.15  # a pass is noisy when processes outside the benchmark use more of the cores
 # the process groups bench/run spawned (scripts/lib.sh names): worker_s3 is the S3-storage worker, s3 s3s-fs
 # prod the production-like runtime, prod_prof its profiling instance (workerd's inspector open)
-STACK = ["worker", "worker_s3", "prod", "prod_prof", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
+STACK = ["worker", "worker_s3", "prod", "prod_prof", "floor", "upstash", "redis", "origin", "proxy", "xpublish", "s3"]
 
 
 class SampleMismatch(Exception):
@@ -137,6 +138,9 @@ class Stack:
     # by the CPU-per-hit passes (optional)
     worker_prod_prof: str | None = None
     inspector_prod_port: int | None = None
+    # bench/floor_worker.mjs in workerd over the same local R2, with its own inspector (optional)
+    floor: str | None = None
+    inspector_floor_port: int | None = None
 
 
 class Bench:
@@ -657,10 +661,69 @@ class Bench:
                                    {"x_cache": "HIT", "origin_requests": (0, 0)}, record=False, repeatable=False)
             items = {base: [keys[base][i % len(keys[base])] for i in range(self.config.workerd_profiled_hits)]
                      for base in (prod, prof)}
+            # as many hits again, unmeasured, on each: V8 compiles hot code twice (wasm: Liftoff,
+            # then TurboFan; JS: Ignition, then its optimising tiers), and an isolate serving
+            # traffic runs the second; the first ~1,000 hits of a fresh one run much of the first
+            for base in (prod, prof):
+                await self.measure("loopback", f"workerd cpu {what} JIT warm-up ({x_cache})", 1, items[base],
+                                   self.http(1), {"x_cache": x_cache}, record=False, repeatable=False)
             out[what] = {"alias": alias,
                          "plain": await self.workerd_plain(items[prod], what, x_cache),
                          "profiled": await self.workerd_profiled(items[prof], what, x_cache)}
+        if self.stack.floor and self.stack.inspector_floor_port:
+            out["floor"] = await self.floor_cpu(self.items_cpu(prof))
         return out
+
+    async def floor_cpu(self, chunks: list[Item]) -> dict:
+        """The floor (bench/floor_worker.mjs: one R2 get, or one Cache API match, in plain JS),
+        profiled as the worker is, on the R2 objects holding the CPU passes' chunks (found by size
+        in the bucket's listing, each checked by its CRC-32 on the way)."""
+        floor = self.stack.floor
+        by_size: dict[int, list[str]] = {}
+        async with aiohttp.ClientSession() as session:
+            cursor = None
+            for _ in range(100):
+                query = f"?cursor={cursor}" if cursor else ""
+                async with session.get(f"{floor}/list{query}") as answer:
+                    listing = await answer.json()
+                for o in listing["objects"]:
+                    by_size.setdefault(o["size"], []).append(o["key"])
+                cursor = listing.get("cursor")
+                if not cursor:
+                    break
+        keys = []
+        for chunk in chunks:
+            for key in by_size.get(chunk.length, []):
+                candidate = Item(f"{floor}/hit?k={urllib.parse.quote(key, safe='')}", chunk.length, chunk.crc32)
+                if await self.body_matches(candidate):
+                    keys.append(key)
+                    break
+        if len(keys) < len(chunks):
+            self.problems.append(f"the floor: {len(keys)} of the {len(chunks)} chunks found in the bucket")
+            if not keys:
+                return {"error": "no chunk object found in the bucket"}
+        by_key = {k: c for k, c in zip(keys, chunks)}
+        out: dict = {"objects": len(keys)}
+        for what, path, x_cache in (("hit", "hit", "HIT"), ("edge", "edge", "EDGE")):
+            items = [Item(f"{floor}/{path}?k={urllib.parse.quote(k, safe='')}", by_key[k].length, by_key[k].crc32)
+                     for k in keys]
+            if what == "edge":  # the Cache API filled first (MISSes)
+                await self.measure("loopback", "floor edge populate (MISS)", 1, items, self.http(1),
+                                   {"x_cache": "MISS"}, record=False, repeatable=False)
+            cycle = [items[i % len(items)] for i in range(self.config.workerd_profiled_hits)]
+            # warmed up as the worker is (see cpu_per_hit_workerd)
+            await self.measure("loopback", f"floor {what} warm-up", 1, cycle, self.http(1),
+                               {"x_cache": x_cache}, record=False, repeatable=False)
+            out[what] = await self.workerd_profiled(cycle, f"floor {what}", x_cache, "floor",
+                                                    self.stack.inspector_floor_port)
+        return out
+
+    async def body_matches(self, item: Item) -> bool:
+        """Whether `item`'s URL answers 200 with its length and CRC-32."""
+        async with aiohttp.ClientSession() as session:
+            async with session.get(item.target) as answer:
+                body = await answer.read()
+        return answer.status == 200 and len(body) == item.length and zlib.crc32(body) == item.crc32
 
     async def workerd_plain(self, items: list[Item], what: str, x_cache: str) -> dict:
         """`items` one at a time on the production-like runtime (no inspector): wall time per hit and
@@ -695,14 +758,17 @@ class Bench:
             self.noisy.append(f"workerd CPU per {what}: other processes used {other:.0%} of the cores")
         return out
 
-    async def workerd_profiled(self, items: list[Item], what: str, x_cache: str) -> dict:
-        """`items` one at a time on the profiling instance with V8's sampling profiler attached
-        (workerd's own inspector): the worker's own CPU per hit, its samples counted
-        (probes.sample_split), wasm and JS (its glue) apart from GC and `(program)`, and by function."""
-        roles = probes.miniflare_roles(self.groups, "prod_prof")
+    async def workerd_profiled(self, items: list[Item], what: str, x_cache: str, group: str = "prod_prof",
+                               inspector_port: int | None = None) -> dict:
+        """`items` one at a time on the profiling instance (`group`, its inspector on
+        `inspector_port`; the worker's by default) with V8's sampling profiler attached (workerd's
+        own inspector): the worker's own CPU per hit, its samples counted (probes.sample_split),
+        wasm and JS (its glue) apart from GC and `(program)`, and by function."""
+        roles = probes.miniflare_roles(self.groups, group)
         reader = HttpReader(1, self.config.request_timeout_s)
         try:
-            async with probes.Inspector(await probes.workerd_inspector(self.stack.inspector_prod_port)) as insp:
+            port = inspector_port or self.stack.inspector_prod_port
+            async with probes.Inspector(await probes.workerd_inspector(port)) as insp:
                 await insp.call("Profiler.enable")
                 await insp.call("Profiler.setSamplingInterval", {"interval": WORKERD_SAMPLING_US})
                 await insp.call("Profiler.start")
@@ -719,6 +785,10 @@ class Bench:
             return {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             await reader.close()
+        # the raw profile, for Chrome DevTools or speedscope (STATE/profiles)
+        saved = self.stack.state / "profiles" / f"{group}-{what}.cpuprofile"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(prof))
         n = max(1, profiled.ok)
         split = probes.sample_split(prof)
         weight, cats = split["weight_us"], split["categories"]

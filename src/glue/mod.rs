@@ -6,9 +6,9 @@
 //! in `ctx.wait_until`. `scheduled` (the cron trigger) runs `maintenance::scheduled_sweep`.
 
 mod convert;
+mod host;
 mod http_origin;
 mod r2_store;
-mod raw_fetch;
 mod s3_fetch;
 mod store;
 mod test_routes;
@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen_futures::JsFuture;
-use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
+use worker::{event, Context, Env, Request, ScheduleContext, ScheduledEvent};
 
 use crate::cache::maintenance::{scheduled_sweep, EvictionScope};
 use crate::cache::validators::FileChecks;
@@ -71,8 +71,10 @@ thread_local! {
 pub(crate) struct WorkerClock;
 
 impl Clock for WorkerClock {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn now_ms(&self) -> u64 {
-        worker::Date::now().as_millis()
+        // ms since the epoch: whole, positive and far below 2^53.
+        js_sys::Date::now() as u64
     }
     async fn sleep(&self, ms: u64) {
         worker::Delay::from(std::time::Duration::from_millis(ms)).await;
@@ -93,43 +95,66 @@ impl Platform for Workers {
 
 type WorkerBackends = CacheBackends<Workers>;
 
-/// Random digits of `Math.random()`: unique enough for probe keys, lease holders and claim
-/// tokens.
+/// Unique enough for probe keys, lease holders and claim tokens: the isolate's random digits
+/// (`Math.random()`, drawn once) and a count of the isolate's requests.
 fn nonce() -> String {
-    js_sys::Math::random().to_string().replace("0.", "")
+    thread_local! {
+        static ISOLATE: String = js_sys::Math::random().to_string().replace("0.", "");
+        static COUNT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    let count = COUNT.with(|c| {
+        c.set(c.get().wrapping_add(1));
+        c.get()
+    });
+    ISOLATE.with(|isolate| format!("{isolate}-{count}"))
 }
+
+/// The path and query of a URL as the runtime serialised it (WHATWG: `scheme://authority` then
+/// the path, `?query` after it; a request's URL has no fragment).
+fn path_and_query(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let target = rest.find('/').map_or("/", |i| &rest[i..]);
+    let target = target.split_once('#').map_or(target, |(before, _)| before);
+    target.split_once('?').unwrap_or((target, ""))
+}
+
+/// The headers the handler reads, in this order (one crossing: `host::request_headers`).
+const READ_HEADERS: [&str; 6] = [
+    "range",
+    "if-none-match",
+    "authorization",
+    "cookie",
+    "content-type",
+    "if-range",
+];
 
 /// The fetch handler takes the runtime's request as it is (`web_sys`): `worker::Request` would
 /// read its `cf` object and copy its URL on every request; only the test route and requests
 /// with a body (admin writes, routes passed through) are wrapped, when they are read.
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
-    let method = raw.method();
-    let url = url::Url::parse(&raw.url())?;
+    let (method, url) = host::request_target(&raw);
+    let (path, query) = path_and_query(&url);
     let config = read_config(&env);
     // The edge tier first, before anything else is read of the request.
     let edge_ttl = config
         .as_ref()
         .ok()
-        .and_then(|config| edge_ttl_seconds(&method, url.path(), &registry(config)));
+        .and_then(|config| edge_ttl_seconds(&method, path, &registry(config)));
     if edge_ttl.is_some() {
-        if let Some(hit) = edge_lookup(&raw).await {
+        if let Some(hit) = host::edge_lookup(&raw).await {
             return Ok(hit);
         }
     }
-    let headers = raw.headers();
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let (range, if_none_match, authorization) = (
-        header("range"),
-        header("if-none-match"),
-        header("authorization"),
-    );
-    let (cookie, content_type) = (header("cookie"), header("content-type"));
-    let if_range = header("if-range");
+    let mut headers = host::request_headers(&raw, &READ_HEADERS).into_iter();
+    let mut header = || headers.next().flatten();
+    let (range, if_none_match, authorization) = (header(), header(), header());
+    let (cookie, content_type, if_range) = (header(), header(), header());
     let nonce = nonce();
     let mut raw = Some(raw);
     // Test stacks only (ZEC_TEST_ROUTES=1, admin token): anything else goes on as usual.
-    if test_routes::is_test_path(url.path()) {
+    if test_routes::is_test_path(path) {
         if let Some(req) = raw.take() {
             let req = Request::from(req);
             if let Some(answer) = test_routes::answer(&req, &env, &config).await {
@@ -141,19 +166,19 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     let body = match request_body(
         &mut raw,
         &method,
-        url.path(),
+        path,
         authorization.as_deref(),
         admin_token,
     )
     .await
     {
         Ok(body) => body,
-        Err(error) => return error_answer(&method, &error).map(Into::into),
+        Err(error) => return error_answer(&method, &error),
     };
     let parts = RequestParts {
         method: &method,
-        path: url.path(),
-        query: url.query().unwrap_or(""),
+        path,
+        query,
         body: &body,
         authorization: authorization.as_deref(),
         cookie: cookie.as_deref(),
@@ -167,7 +192,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         Ok(config) => config,
         Err(error) => {
             worker::console_error!("{error}");
-            return to_worker_response(finish(&parts, error_response(&error))).map(Into::into);
+            return to_worker_response(finish(&parts, error_response(&error)));
         }
     };
     let registry = registry(&config);
@@ -175,13 +200,12 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         Ok(done) => done,
         Err(error) => {
             worker::console_error!("{error}");
-            return to_worker_response(finish(&parts, error_response(&error))).map(Into::into);
+            return to_worker_response(finish(&parts, error_response(&error)));
         }
     };
     if response.status >= 500 {
         worker::console_error!(
-            "{method} {} -> {}: {}",
-            url.path(),
+            "{method} {path} -> {}: {}",
             response.status,
             String::from_utf8_lossy(&response.body)
         );
@@ -193,9 +217,9 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     } else {
         (None, None)
     };
-    let js: web_sys::Response = to_worker_response_with(response, later)?.into();
+    let js = to_worker_response_with(response, later)?;
     if let (Some(_), 200, None) = (edge_ttl, js.status(), &range) {
-        edge_put(&ctx, url.as_str(), &js)?;
+        edge_put(&ctx, &url, &js)?;
     }
     if !write_backs.is_empty() || pieces_later.is_some() {
         let later = (write_backs, pieces_later);
@@ -296,7 +320,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 }
 
 /// The answer for an error found before the request could be handled.
-fn error_answer(method: &str, error: &Error) -> worker::Result<Response> {
+fn error_answer(method: &str, error: &Error) -> worker::Result<web_sys::Response> {
     let parts = RequestParts {
         method,
         path: "",
@@ -405,15 +429,6 @@ fn edge_cache() -> Option<web_sys::Cache> {
     use worker::worker_sys::ext::CacheStorageExt as _;
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     Some(global.caches().ok()?.default())
-}
-
-/// The edge cache's answer, as it stored it (marked `EDGE` when it was put): the Cache API
-/// honours `Range` and `If-None-Match` itself.
-async fn edge_lookup(req: &web_sys::Request) -> Option<web_sys::Response> {
-    let found = JsFuture::from(edge_cache()?.match_with_request(req))
-        .await
-        .ok()?;
-    found.dyn_into().ok()
 }
 
 /// Puts a copy of the full answer in the edge cache after the response, marked `X-Cache: EDGE`

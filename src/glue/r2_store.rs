@@ -1,11 +1,27 @@
 //! [`R2Store`]: the chunk store over an R2 bucket binding. Object keys come from `cache_keys`,
-//! already prefixed with the deployment's key prefix. Bodies are R2 objects, streamed to the
-//! client by `convert` without passing through wasm. Every call is bounded by a timeout.
+//! already prefixed with the deployment's key prefix. Bodies are R2 objects' streams, streamed
+//! to the client by `convert` without passing through wasm. Every call is bounded by a timeout.
+//! Reads (every hit makes one) go through `host::r2_read`, one crossing into the runtime; the
+//! rest through the `worker` crate.
 
-use worker::{Bucket, Object, Range};
+use worker::Bucket;
 
+use super::host;
 use super::timeout::within;
 use crate::store::{ChunkStore, ListedObject, ObjectMeta, ObjectPage, StoreError, StoredObject};
+
+/// An R2 object's unread body.
+pub struct R2Body {
+    key: String,
+    stream: web_sys::ReadableStream,
+}
+
+impl R2Body {
+    /// The body's stream.
+    pub fn into_stream(self) -> web_sys::ReadableStream {
+        self.stream
+    }
+}
 
 /// Chunk storage in R2.
 #[derive(Clone)]
@@ -20,31 +36,28 @@ impl R2Store {
         Self { bucket, timeout_ms }
     }
 
-    /// Opens the object (a range of it when given), within the timeout.
+    /// Opens the object (`range`: offset and length), within the timeout.
     async fn open(
         &self,
         key: &str,
-        range: Option<Range>,
-    ) -> Result<Option<StoredObject<Object>>, StoreError> {
-        let get = async {
-            let mut request = self.bucket.get(key);
-            if let Some(range) = range {
-                request = request.range(range);
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<StoredObject<R2Body>>, StoreError> {
+        let read = host::r2_read(self.bucket.as_ref(), key, range, self.timeout_ms)
+            .await
+            .map_err(|e| StoreError::from_r2(key, &e))?;
+        Ok(read.map(|read| StoredObject {
+            size: read.size,
+            uploaded_ms: read.uploaded_ms,
+            meta: ObjectMeta {
+                checksum: read.checksum,
+                validator: read.validator,
             }
-            request.execute().await.map_err(|e| store_error(key, &e))
-        };
-        let object = self.bounded("get", get).await?;
-        Ok(object
-            .filter(|o| o.body().is_some())
-            .map(|body| StoredObject {
-                size: body.size(),
-                uploaded_ms: body.uploaded().as_millis(),
-                meta: body
-                    .custom_metadata()
-                    .map(|pairs| ObjectMeta::read(|name| pairs.get(name).cloned()))
-                    .unwrap_or_default(),
-                body,
-            }))
+            .checked(),
+            body: R2Body {
+                key: key.to_owned(),
+                stream: read.body,
+            },
+        }))
     }
 
     /// `call` within the timeout; a late call is [`StoreError::Retryable`].
@@ -67,7 +80,7 @@ fn store_error(key: &str, error: &worker::Error) -> StoreError {
 }
 
 impl ChunkStore for R2Store {
-    type Body = Object;
+    type Body = R2Body;
 
     async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), StoreError> {
         let custom: std::collections::HashMap<String, String> = meta
@@ -87,7 +100,7 @@ impl ChunkStore for R2Store {
         self.bounded("put", put).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<StoredObject<Object>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<StoredObject<R2Body>>, StoreError> {
         self.open(key, None).await
     }
 
@@ -96,22 +109,14 @@ impl ChunkStore for R2Store {
         key: &str,
         offset: u64,
         length: u64,
-    ) -> Result<Option<StoredObject<Object>>, StoreError> {
-        self.open(key, Some(Range::OffsetWithLength { offset, length }))
-            .await
+    ) -> Result<Option<StoredObject<R2Body>>, StoreError> {
+        self.open(key, Some((offset, length))).await
     }
 
-    async fn read_body(&self, body: Object) -> Result<Vec<u8>, StoreError> {
-        let key = body.key();
-        match body.body() {
-            Some(stream) => {
-                let read = async { stream.bytes().await.map_err(|e| store_error(&key, &e)) };
-                self.bounded("read", read).await
-            }
-            None => Err(StoreError::Retryable(format!(
-                "R2 object {key} has no body"
-            ))),
-        }
+    async fn read_body(&self, body: R2Body) -> Result<Vec<u8>, StoreError> {
+        host::read_stream(&body.stream, self.timeout_ms)
+            .await
+            .map_err(|e| StoreError::from_r2(&body.key, &e))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

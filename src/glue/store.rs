@@ -3,10 +3,10 @@
 //! a new implementation beside `r2_store`.
 
 use futures::StreamExt as _;
-use worker::{Env, Object, ResponseBody};
+use worker::{Env, ResponseBody};
 
 use super::convert::IntoResponseBody;
-use super::r2_store::R2Store;
+use super::r2_store::{R2Body, R2Store};
 use super::s3_fetch::{FetchS3, S3Body};
 use super::WorkerClock;
 use crate::config::{ChunkStoreConfig, Config};
@@ -28,7 +28,7 @@ pub enum WorkerStore {
 /// The unread body of an object of a [`WorkerStore`].
 pub enum WorkerBody {
     /// An R2 object, streamed to the client without passing through wasm.
-    R2(Object),
+    R2(R2Body),
     /// An S3 answer's body, streamed likewise.
     S3(S3Body),
 }
@@ -46,9 +46,8 @@ impl WorkerStore {
     ) -> Result<Result<(), Error>, StoreError> {
         let failed = |e: &worker::Error| StoreError::Retryable(format!("a body read failed: {e}"));
         let mut stream = match body {
-            WorkerBody::R2(object) => object
-                .body()
-                .ok_or_else(|| StoreError::Retryable("an R2 object without a body".into()))?
+            WorkerBody::R2(body) => worker::ResponseBuilder::new()
+                .stream(body.into_stream())
                 .stream()
                 .map_err(|e| failed(&e))?,
             WorkerBody::S3(body) => body.into_response().stream().map_err(|e| failed(&e))?,
@@ -99,7 +98,7 @@ impl WorkerStore {
 impl IntoResponseBody for WorkerBody {
     fn into_response_body(self) -> worker::Result<ResponseBody> {
         match self {
-            Self::R2(object) => object.into_response_body(),
+            Self::R2(body) => Ok(ResponseBody::Stream(body.into_stream())),
             Self::S3(body) => body.into_response_body(),
         }
     }

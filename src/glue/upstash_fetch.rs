@@ -1,10 +1,8 @@
-//! [`FetchTransport`]: the Upstash transport over the runtime's `fetch` (with plain `web_sys`
-//! objects: [`super::raw_fetch`]), with a timeout.
+//! [`FetchTransport`]: the Upstash transport over the runtime's `fetch`, one crossing per call
+//! (`host::post`: the request built, sent with `AbortSignal.timeout` and its answer read whole
+//! in JS).
 
-use worker::AbortController;
-
-use super::raw_fetch;
-use super::timeout::within;
+use super::host;
 use crate::index::transport::{RawReply, TransportError, UpstashTransport};
 use crate::upstash::HttpCall;
 
@@ -27,22 +25,14 @@ impl FetchTransport {
 
 impl UpstashTransport for FetchTransport {
     async fn send(&self, call: &HttpCall) -> Result<RawReply, TransportError> {
-        let controller = AbortController::default();
-        let signal = controller.signal();
         let url = call.url(&self.base_url);
-        let exchange = async {
-            let answer = raw_fetch::post(&url, &call.headers, &call.body, &signal)
-                .await
-                .map_err(TransportError::Network)?;
-            Ok(RawReply {
+        match host::post(&url, &call.headers, &call.body, self.timeout_ms).await {
+            Ok(Some(answer)) => Ok(RawReply {
                 status: answer.status,
                 body: answer.body,
-            })
-        };
-        let reply = within(self.timeout_ms, exchange).await;
-        if reply.is_none() {
-            controller.abort();
+            }),
+            Ok(None) => Err(TransportError::Timeout(self.timeout_ms)),
+            Err(error) => Err(TransportError::Network(error)),
         }
-        reply.unwrap_or(Err(TransportError::Timeout(self.timeout_ms)))
     }
 }
