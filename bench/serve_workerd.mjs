@@ -4,7 +4,7 @@
 //   node bench/serve_workerd.mjs CONFIG.json
 //
 // CONFIG (written by bench/run from wrangler.toml and the worker's vars file):
-//   {"script": ".../build/index.js", "compatibility_date": "...", "port": N,
+//   {"script": ".../build/entry.mjs", "compatibility_date": "...", "port": N,
 //    "bindings": {NAME: "text"}, "r2_buckets": {BINDING: "bucket"}, "persist_to": "...",
 //    "inspector_port": N (optional)}
 // `persist_to` is the directory given to `wrangler dev --persist-to`: local R2 (and the Cache
@@ -27,7 +27,11 @@ const mf = new Miniflare({
   modules: true,
   scriptPath: script,
   modulesRoot: path.dirname(script),
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+  // worker-build writes ES modules as .js (the entry imports build/index.js).
+  modulesRules: [
+    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
   compatibilityDate: config.compatibility_date,
   bindings: config.bindings,
   r2Buckets: config.r2_buckets,

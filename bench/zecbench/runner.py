@@ -40,6 +40,12 @@ S3_WARM = "worker warm (HIT), S3 storage"
 # the warm passes in the production-like runtime (bench/serve_workerd.mjs)
 PROD_WARM = "workerd warm (HIT), no dev proxy"
 PROD_EDGE = "workerd warm, edge on (EDGE), no dev proxy"
+FLOOR_WARM = "runtime floor: plain JS worker, one R2 get (HIT)"
+# the process groups that run a worker (wrangler dev's, workerd's through Miniflare's API)
+RUNTIMES = ("worker", "worker_s3", "prod", "prod_prof", "floor")
+# profiled passes per figure of the CPU section (the median is reported)
+PROFILED_RUNS = 3
+FLOOR_EDGE = "runtime floor: plain JS worker, one Cache API match (EDGE)"
 XW_COLD = "worker fronting xpublish, cold (MISS)"
 XW_WARM = "worker fronting xpublish, warm (HIT)"
 # Row order of the tables, and what each reader must see.
@@ -54,6 +60,11 @@ READERS = [
     ("worker warm, edge on (EDGE)", "an alias with edge_ttl_seconds=600, read after a populating pass: the Workers Cache API answers"),
     (PROD_EDGE, "the same alias in workerd through Miniflare's API (no dev proxy), after a populating pass of its own "
                 "(HITs: its Cache API keys answers by their URL): Miniflare's Cache API answers"),
+    (FLOOR_WARM, "bench/floor_worker.mjs in workerd through Miniflare's API: the runtime's calls of a hit and nothing "
+                 "else (one R2 get of the CPU section's objects, its body streamed back), at the highest concurrency, "
+                 "right after the workerd HIT pass"),
+    (FLOOR_EDGE, "the same, one caches.default.match (its Cache API filled by the CPU section), right after the "
+                 "workerd EDGE pass"),
     ("ReferenceFileSystem", "fsspec ReferenceFileSystem (async, one _cat_file per chunk) straight from the origin"),
     ("fsspec simplecache (warm)", "ReferenceFileSystem over simplecache: the whole file already on local disk"),
     ("fsspec blockcache (warm)", "ReferenceFileSystem over blockcache (fsspec's default 5 MiB blocks): the blocks already on local disk"),
@@ -152,6 +163,8 @@ class Bench:
         self.bandwidth_mb_s = bandwidth_mb_s
         self.upstash = probes.UpstashStats(stack.upstash, stack.token)
         self.nginx = probes.NginxLog(stack.state / "nginx" / "access.log")
+        # the runtime floor's objects, by kind ("hit", "edge"), as the CPU section found them
+        self.floor_items: dict[str, list[Item]] = {}
         self.groups = probes.ProcessGroups(stack.state, STACK)
         self.rows: list[dict] = []
         self.problems: list[str] = []
@@ -203,6 +216,9 @@ class Bench:
         during a pass: a pass that can be repeated (it does not change any cache state) is run
         again, after waiting for quiet, when others used over NOISE_SHARE of the cores, up to
         `noise_retries` times, keeping the quietest attempt; one that cannot waits for quiet first."""
+        # A pass before may have left work running in a runtime (a populating pass's Cache API
+        # puts and lookups in waitUntil): none of it may run into this one.
+        await self.worker_idle(max_s=15.0, groups=RUNTIMES)
         if not repeatable:
             await self.wait_quiet(self.config.quiet_wait_before_pass_s, window_s=1.0)
         attempts = []
@@ -337,13 +353,15 @@ class Bench:
         await self.worker_idle()
         return drained
 
-    async def worker_idle(self, window_s: float = 0.3, max_s: float = 120.0) -> None:
-        """Waits until the wrangler dev processes (both workers) use under 10% of a core over `window_s`."""
+    async def worker_idle(self, window_s: float = 0.3, max_s: float = 120.0,
+                          groups: tuple[str, ...] = ("worker", "worker_s3")) -> None:
+        """Waits until the processes of `groups` (by default the wrangler dev processes of both
+        workers) use under 10% of a core together over `window_s`."""
         deadline = time.monotonic() + max_s
 
         def busy() -> float:
             cpu = self.groups.cpu()
-            return cpu["worker"] + cpu["worker_s3"]
+            return sum(cpu.get(name, 0.0) for name in groups)
 
         while time.monotonic() < deadline:
             c0 = busy()
@@ -443,6 +461,8 @@ class Bench:
                 await self.warm_up(f"{self.stack.worker_prod}/zarr/{alias}/.zmetadata", "workerd references")
                 await self.measure(profile, PROD_WARM, c, self.items_http(f"{self.stack.worker_prod}/zarr/{alias}"),
                                    self.http(c), {"x_cache": "HIT", "origin_requests": (0, 0)})
+                if c == max(conc):
+                    await self.floor_pass(profile, "hit", c, n)
 
         # The same passes through the second worker, whose chunk store is S3 (s3s-fs), on aliases
         # of its own: a cold pass writes one object per chunk to the bucket, a warm one none.
@@ -475,6 +495,7 @@ class Bench:
             for c in conc:
                 await self.measure(profile, PROD_EDGE, c, items, self.http(c),
                                    {"x_cache": "EDGE", "origin_requests": (0, 0)})
+            await self.floor_pass(profile, "edge", max(conc), n)
 
         for c in conc:
             await self.measure(profile, "ReferenceFileSystem", c, self.items_refs(),
@@ -714,9 +735,26 @@ class Bench:
             # warmed up as the worker is (see cpu_per_hit_workerd)
             await self.measure("loopback", f"floor {what} warm-up", 1, cycle, self.http(1),
                                {"x_cache": x_cache}, record=False, repeatable=False)
+            plain = await self.measure("loopback", f"floor {what} (no profiler)", 1, cycle, self.http(1),
+                                       {"x_cache": x_cache}, record=False)
             out[what] = await self.workerd_profiled(cycle, f"floor {what}", x_cache, "floor",
                                                     self.stack.inspector_floor_port)
+            out[what]["plain_p50_ms"] = plain.get("p50_ms")
+            # for its throughput passes, each right after the worker's at the highest concurrency
+            self.floor_items[what] = items
         return out
+
+    async def floor_pass(self, profile: str, what: str, c: int, n: int) -> None:
+        """The runtime floor's throughput (`what`: "hit" or "edge") at concurrency `c`, `n` reads
+        cycling over its objects, right after the worker's pass of the same kind: what the runtime
+        (local R2 or its Cache API, workerd's one thread, these cores at that moment) allows any
+        worker. Skipped when the CPU section found no floor objects."""
+        items = self.floor_items.get(what)
+        if not items:
+            return
+        await self.measure(profile, FLOOR_WARM if what == "hit" else FLOOR_EDGE, c,
+                           [items[i % len(items)] for i in range(n)], self.http(c),
+                           {"x_cache": "HIT" if what == "hit" else "EDGE"})
 
     async def body_matches(self, item: Item) -> bool:
         """Whether `item`'s URL answers 200 with its length and CRC-32."""
@@ -760,6 +798,20 @@ class Bench:
 
     async def workerd_profiled(self, items: list[Item], what: str, x_cache: str, group: str = "prod_prof",
                                inspector_port: int | None = None) -> dict:
+        """`workerd_profiled_once` PROFILED_RUNS times: the run of the median figure, with every
+        run's (`runs_us_per_hit`). On this shared machine one run's figure moved by up to ±25%
+        from the next (bench/README.md)."""
+        runs = [await self.workerd_profiled_once(items, what, x_cache, group, inspector_port, k)
+                for k in range(PROFILED_RUNS)]
+        measured = [r for r in runs if "worker_us_per_hit" in r]
+        if not measured:
+            return runs[-1]
+        measured.sort(key=lambda r: r["worker_us_per_hit"])
+        median = measured[len(measured) // 2]
+        return {**median, "runs_us_per_hit": [r["worker_us_per_hit"] for r in runs if "worker_us_per_hit" in r]}
+
+    async def workerd_profiled_once(self, items: list[Item], what: str, x_cache: str, group: str,
+                                    inspector_port: int | None, run: int) -> dict:
         """`items` one at a time on the profiling instance (`group`, its inspector on
         `inspector_port`; the worker's by default) with V8's sampling profiler attached (workerd's
         own inspector): the worker's own CPU per hit, its samples counted (probes.sample_split),
@@ -786,7 +838,7 @@ class Bench:
         finally:
             await reader.close()
         # the raw profile, for Chrome DevTools or speedscope (STATE/profiles)
-        saved = self.stack.state / "profiles" / f"{group}-{what}.cpuprofile"
+        saved = self.stack.state / "profiles" / f"{group}-{what.replace(' ', '-')}-{run}.cpuprofile"
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(prof))
         n = max(1, profiled.ok)
