@@ -8,8 +8,9 @@
 // queueMicrotask when there is one, else with a resolved promise's `then` (its fallback for
 // runtimes without it). It looks once, when its queue is made (the first request). workerd's
 // queueMicrotask wraps each callback in a new function (to report its exceptions), several µs a
-// tick against a V8 builtin's fraction of one: the executor is shown no queueMicrotask while it
-// looks, and the global is put back at once (nothing else in the isolate sees a difference).
+// tick against a V8 builtin's fraction of one. So the global's first read answers undefined and
+// puts it back: that read is the executor's (nothing else in the worker reads it, and nothing
+// reads it before the first request); every later one sees the runtime's.
 (function hideQueueMicrotaskOnce() {
   let owner = globalThis;
   while (owner !== null && !Object.prototype.hasOwnProperty.call(owner, "queueMicrotask")) {
