@@ -109,16 +109,6 @@ fn nonce() -> String {
     ISOLATE.with(|isolate| format!("{isolate}-{count}"))
 }
 
-/// The path and query of a URL as the runtime serialised it (WHATWG: `scheme://authority` then
-/// the path, `?query` after it; a request's URL has no fragment).
-fn path_and_query(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[after_scheme..];
-    let target = rest.find('/').map_or("/", |i| &rest[i..]);
-    let target = target.split_once('#').map_or(target, |(before, _)| before);
-    target.split_once('?').unwrap_or((target, ""))
-}
-
 /// The headers the handler reads, in this order (one crossing: `host::request_headers`).
 const READ_HEADERS: [&str; 6] = [
     "range",
@@ -135,7 +125,7 @@ const READ_HEADERS: [&str; 6] = [
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let (method, url) = host::request_target(&raw);
-    let (path, query) = path_and_query(&url);
+    let (path, query) = crate::http::route::path_and_query(&url);
     let config = read_config(&env);
     // The edge tier first, before anything else is read of the request.
     let edge_ttl = config

@@ -349,9 +349,44 @@ fn hex_value(b: u8) -> Option<u8> {
         .and_then(|d| u8::try_from(d).ok())
 }
 
+/// The path and query of a request URL as the runtime serialised it (WHATWG:
+/// `scheme://authority`, then the path, then `?query`; a request's URL has no fragment, one is
+/// dropped all the same). A URL without a path is `/`.
+#[must_use]
+pub fn path_and_query(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let target = rest.find('/').map_or("/", |i| &rest[i..]);
+    let target = target.split_once('#').map_or(target, |(before, _)| before);
+    target.split_once('?').unwrap_or((target, ""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_url_splits_into_path_and_query() {
+        let split = path_and_query;
+        assert_eq!(
+            split("https://edge.example/zarr/a/t2m/0.0.0?x=1&y=2"),
+            ("/zarr/a/t2m/0.0.0", "x=1&y=2")
+        );
+        assert_eq!(
+            split("http://127.0.0.1:8787/api/datasets"),
+            ("/api/datasets", "")
+        );
+        // Without a path, with an empty query, with a fragment, with `?` in the query.
+        assert_eq!(split("https://h"), ("/", ""));
+        assert_eq!(split("https://h/?"), ("/", ""));
+        assert_eq!(split("https://h/a#f?x"), ("/a", ""));
+        assert_eq!(split("https://h/a?b?c"), ("/a", "b?c"));
+        // Percent-encoding stays as the runtime wrote it.
+        assert_eq!(
+            split("https://h/zarr/a%2Fb/.zarray"),
+            ("/zarr/a%2Fb/.zarray", "")
+        );
+    }
 
     fn status(result: Result<Route, Error>) -> Result<Route, u16> {
         result.map_err(|e| match e {
