@@ -37,7 +37,9 @@ const mf = new Miniflare({
   r2Buckets: config.r2_buckets,
   // wrangler keeps each simulator's state under <persist-to>/v3/<kind>.
   r2Persist: path.join(config.persist_to, "v3", "r2"),
-  cachePersist: path.join(config.persist_to, "v3", "cache"),
+  // The Cache API's store: the workers' shared one, or one of the instance's own (`cache_persist`:
+  // the runtime floor's, so its puts never contend with the others' for the same SQLite file).
+  cachePersist: config.cache_persist ?? path.join(config.persist_to, "v3", "cache"),
   ...(config.inspector_port ? { inspectorPort: config.inspector_port } : {}),
 });
 const url = await mf.ready;
