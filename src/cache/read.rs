@@ -1305,8 +1305,10 @@ mod tests {
     use std::cell::RefCell;
 
     const URL: &str = "http://origin.test/f.bin";
-    static HOSTS: std::sync::LazyLock<HostPolicy> =
-        std::sync::LazyLock::new(|| HostPolicy::new(&["origin.test".to_owned()], true).unwrap());
+    thread_local! {
+        static HOSTS: &'static HostPolicy =
+            Box::leak(Box::new(HostPolicy::new(&["origin.test".to_owned()], true).unwrap()));
+    }
     const RANGE: Option<ByteRange> = Some(ByteRange {
         offset: 2,
         length: 3,
@@ -1348,7 +1350,7 @@ mod tests {
             dataset: "ds",
             key: "v/0",
             url: URL,
-            hosts: &HOSTS,
+            hosts: HOSTS.with(|h| *h),
             range,
             holder: "me",
             auth: None,

@@ -22,8 +22,18 @@ use crate::http::zarr::zarr_key;
 use crate::platform::{Body, Platform};
 
 /// Headers that let browsers read every answer from any page (zarrita in `www/`, notebooks).
-const CORS_HEADERS: [(&str, &str); 4] = [
+const CORS_HEADERS: [(&str, &str); 2] = [
     ("access-control-allow-origin", "*"),
+    (
+        "access-control-expose-headers",
+        "Content-Length, Content-Range, ETag, X-Cache, Server-Timing",
+    ),
+];
+
+/// What a preflight (`OPTIONS`) answer adds: the methods and request headers a page may use.
+/// Browsers read these on preflight answers only (Fetch standard, CORS-preflight fetch), so the
+/// other answers do not carry them.
+const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
     (
         "access-control-allow-methods",
         "GET, HEAD, POST, PUT, DELETE, OPTIONS",
@@ -32,10 +42,7 @@ const CORS_HEADERS: [(&str, &str); 4] = [
         "access-control-allow-headers",
         "Range, If-None-Match, If-Modified-Since, Authorization, Content-Type",
     ),
-    (
-        "access-control-expose-headers",
-        "Content-Length, Content-Range, ETag, X-Cache, Server-Timing",
-    ),
+    ("access-control-max-age", "86400"),
 ];
 
 /// Handles one request. Never fails: errors become JSON error responses. The write-backs are to
@@ -84,7 +91,10 @@ async fn dispatch<P: Platform>(
     match route {
         Route::Preflight => plain(HttpResponse {
             status: 204,
-            headers: vec![("access-control-max-age".into(), "86400".into())],
+            headers: PREFLIGHT_HEADERS
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
             body: Vec::new(),
             stream: None,
             pieces: None,
@@ -198,5 +208,18 @@ mod tests {
         assert!(preflight
             .header("access-control-expose-headers")
             .is_some_and(|v| v.contains("X-Cache")));
+        assert!(preflight
+            .header("access-control-allow-headers")
+            .is_some_and(|v| v.contains("Range") && v.contains("If-None-Match")));
+        assert!(preflight
+            .header("access-control-allow-methods")
+            .is_some_and(|v| v.contains("GET")));
+        assert_eq!(preflight.header("access-control-max-age"), Some("86400"));
+        // An answer that is not a preflight has what a page reads, not what a preflight asks.
+        let health = run(&world, "GET", "/api/health");
+        assert_eq!(health.header("access-control-allow-origin"), Some("*"));
+        assert!(health.header("access-control-expose-headers").is_some());
+        assert_eq!(health.header("access-control-allow-methods"), None);
+        assert_eq!(health.header("access-control-allow-headers"), None);
     }
 }

@@ -19,6 +19,9 @@
 //! Pure: no I/O. Names what was refused without the URL's query (presigned URLs carry
 //! signatures there), see [`redact`].
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
@@ -42,6 +45,53 @@ pub struct HostPolicy {
     /// Whether the entries were written in the configuration (not derived from the refs URL):
     /// only explicit entries admit internal addresses.
     explicit: bool,
+    /// The chunk URLs this policy allowed, parsed.
+    allowed: AllowedUrls,
+}
+
+/// How many allowed chunk URLs a policy remembers; past that it forgets them all and starts
+/// again (a reference set's chunks live in few files, a GRIB archive's in many).
+const ALLOWED_URLS: usize = 256;
+
+/// The chunk URLs a policy allowed, as they were parsed. Every read of a chunk, a hit too,
+/// checks its reference's URL; parsing it is most of a check and the answer depends only on
+/// the URL and the policy, which does not change. Not part of the policy's value: a clone
+/// starts empty and two policies compare by their hosts alone.
+#[derive(Default)]
+struct AllowedUrls(RefCell<HashMap<Box<str>, Url>>);
+
+impl AllowedUrls {
+    fn get(&self, url: &str) -> Option<Url> {
+        self.0.borrow().get(url).cloned()
+    }
+
+    fn remember(&self, url: &str, parsed: &Url) {
+        let mut urls = self.0.borrow_mut();
+        if urls.len() >= ALLOWED_URLS {
+            urls.clear();
+        }
+        urls.insert(url.into(), parsed.clone());
+    }
+}
+
+impl Clone for AllowedUrls {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for AllowedUrls {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for AllowedUrls {}
+
+impl fmt::Debug for AllowedUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} remembered", self.0.borrow().len())
+    }
 }
 
 /// Why a URL may not be fetched.
@@ -88,7 +138,11 @@ impl HostPolicy {
             .iter()
             .map(|entry| parse_entry(entry))
             .collect::<Result<_, _>>()?;
-        Ok(Self { hosts, explicit })
+        Ok(Self {
+            hosts,
+            explicit,
+            allowed: AllowedUrls::default(),
+        })
     }
 
     /// The policy that allows the host of `url` (a refs URL) as the default, not explicitly.
@@ -104,6 +158,7 @@ impl HostPolicy {
                 port: parsed.port(),
             }],
             explicit: false,
+            allowed: AllowedUrls::default(),
         })
     }
 
@@ -138,6 +193,9 @@ impl HostPolicy {
     /// # Errors
     /// The [`Refusal`].
     pub fn check_chunk_url(&self, url: &str) -> Result<Url, Refusal> {
+        if let Some(parsed) = self.allowed.get(url) {
+            return Ok(parsed);
+        }
         let parsed = parse(url)?;
         if !self.lists(&parsed) {
             return Err(Refusal::HostNotAllowed {
@@ -151,6 +209,7 @@ impl HostPolicy {
                 host: host_port(&parsed),
             });
         }
+        self.allowed.remember(url, &parsed);
         Ok(parsed)
     }
 
@@ -186,6 +245,7 @@ impl HostPolicy {
                 port: parsed.port(),
             }],
             explicit: self.explicit && self.lists(&parsed),
+            allowed: AllowedUrls::default(),
         })
     }
 }
@@ -429,13 +489,39 @@ mod tests {
             ("//data.test/x", None),
             ("not a url", None),
         ];
-        for (url, want) in cases {
-            let got = p.check_chunk_url(url);
-            match want {
-                Some(fetched) => assert_eq!(got.unwrap().as_str(), *fetched, "{url:?}"),
-                None => assert!(got.is_err(), "{url:?} was allowed as {got:?}"),
+        // The second round is answered from the URLs the first one allowed.
+        for round in 0..2 {
+            for (url, want) in cases {
+                let got = p.check_chunk_url(url);
+                match want {
+                    Some(fetched) => {
+                        assert_eq!(got.unwrap().as_str(), *fetched, "round {round}: {url:?}");
+                    }
+                    None => assert!(got.is_err(), "round {round}: {url:?} allowed as {got:?}"),
+                }
             }
         }
+    }
+
+    /// A policy remembers at most [`ALLOWED_URLS`] allowed URLs, answers as a fresh check does
+    /// past that bound, and its clones compare equal whatever each remembers.
+    #[test]
+    fn remembered_urls_are_bounded() {
+        let p = policy(&["data.test"]);
+        for round in 0..2 {
+            for i in 0..ALLOWED_URLS + 40 {
+                let url = format!("https://data.test/f{i}.nc");
+                assert_eq!(p.check_chunk_url(&url).unwrap().as_str(), url, "{round}");
+                assert!(p.allowed.0.borrow().len() <= ALLOWED_URLS);
+            }
+        }
+        assert!(p.check_chunk_url("https://evil.test/f1.nc").is_err());
+        assert!(p.check_chunk_url("https://evil.test/f1.nc").is_err());
+        let fresh = p.clone();
+        assert!(fresh.allowed.0.borrow().is_empty());
+        assert_eq!(fresh, p);
+        assert_eq!(fresh, policy(&["data.test"]));
+        assert_ne!(fresh, policy(&["other.test"]));
     }
 
     /// Internal addresses, in every spelling, are internal; public ones are not.

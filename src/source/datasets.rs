@@ -615,6 +615,8 @@ pub struct DatasetRegistry {
     runtime_datasets: RefCell<BTreeMap<String, DatasetConfig>>,
     /// Static and run-time datasets merged (run-time wins), sorted by id.
     merged: RefCell<Rc<Vec<Rc<DatasetConfig>>>>,
+    /// Their ids, in that order (every response's write-backs are scoped by them).
+    ids: RefCell<Rc<[String]>>,
     runtime_refresh_ms: u64,
     runtime_checked_ms: Cell<Option<u64>>,
     /// The version of the run-time datasets last read from the index.
@@ -676,6 +678,7 @@ impl DatasetRegistry {
         revalidate_after_ms: u64,
     ) -> Self {
         Self {
+            ids: RefCell::new(datasets.iter().map(|d| d.id.clone()).collect()),
             merged: RefCell::new(Rc::new(datasets.iter().cloned().map(Rc::new).collect())),
             static_datasets: datasets,
             runtime_datasets: RefCell::default(),
@@ -729,10 +732,10 @@ impl DatasetRegistry {
         Rc::clone(&self.merged.borrow())
     }
 
-    /// The ids of every dataset.
+    /// The ids of every dataset, sorted.
     #[must_use]
-    pub fn ids(&self) -> Vec<String> {
-        self.merged.borrow().iter().map(|d| d.id.clone()).collect()
+    pub fn ids(&self) -> Rc<[String]> {
+        Rc::clone(&self.ids.borrow())
     }
 
     /// One dataset's configuration.
@@ -880,7 +883,9 @@ impl DatasetRegistry {
             self.failures.borrow_mut().remove(id);
         }
         *self.runtime_datasets.borrow_mut() = runtime;
-        *self.merged.borrow_mut() = Rc::new(merged.into_values().map(Rc::new).collect());
+        let merged: Vec<Rc<DatasetConfig>> = merged.into_values().map(Rc::new).collect();
+        *self.ids.borrow_mut() = merged.iter().map(|d| d.id.clone()).collect();
+        *self.merged.borrow_mut() = Rc::new(merged);
     }
 
     /// The dataset's load state in this isolate.
@@ -1464,6 +1469,11 @@ mod tests {
         assert!(registry.runtime_version_changed(1));
         block_on(registry.refresh_runtime_if_older(&index, 10, 0));
         assert!(registry.config("x").is_err() && registry.config("y").is_ok());
+        assert_eq!(
+            &*registry.ids(),
+            ["y".to_owned()],
+            "the ids follow the datasets"
+        );
         assert!(
             !registry.runtime_version_changed(1),
             "no reread on the next lookup"
