@@ -329,7 +329,10 @@ def workerd_targets(results: dict) -> list[dict]:
                                 f"over {cpu['hits']:,} hits" + (
                                     f"; the median of {len(prof['runs_us_per_hit'])} profiled passes: "
                                     + ", ".join(f"{r:g}" for r in prof["runs_us_per_hit"]) + " µs"
-                                    if prof.get("runs_us_per_hit") else "") + ")",
+                                    if prof.get("runs_us_per_hit") else "") + (
+                                    "; run again after a pass whose sampler lost its interval: "
+                                    + ", ".join(f"{r:g}" for r in prof["irregular_runs_us_per_hit"]) + " µs"
+                                    if prof.get("irregular_runs_us_per_hit") else "") + ")",
                     "by": "" if us <= target else f"{us - target:.0f} µs over",
                     "why": "; ".join(x for x in (
                         "" if floor_of(cpu, what) is None else
@@ -575,7 +578,8 @@ def workerd_cpu_section(results: dict) -> list[str]:
            "dev loop's section does, they count I/O waits; see bench/README.md), ± its counting error "
            "(1/√samples); GC and `(program)` (native work outside JS) are not counted. The samples are wall-clock "
            "and the profiler slows the isolate: the figure is an upper bound too. Each figure is the median of "
-           "three profiled passes (the rows of that pass below), after as many unmeasured hits as measured "
+           "five profiled passes (the rows of that pass below; a pass whose samples came more than four times the "
+           "interval asked apart is run again), after as many unmeasured hits as measured "
            "(V8's optimising tiers). The runtime floor (`bench/floor_worker.mjs`): a plain JS worker doing only the "
            "runtime's calls of a hit, over the same objects, measured alike.", "",
            "| what | warm HIT | EDGE hit |", "| --- | ---: | ---: |"]
@@ -601,6 +605,9 @@ def workerd_cpu_section(results: dict) -> list[str]:
                  [p.get("worker_us_per_hit") for p in profs], 1),
             "| … every profiled pass, µs | " + " | ".join(", ".join(f"{r:g}" for r in p.get("runs_us_per_hit") or []) or "—"
                                                          for p in profs) + " |",
+            "| … passes run again (their sampler lost its interval), µs | "
+            + " | ".join(", ".join(f"{r:g}" for r in p.get("irregular_runs_us_per_hit") or []) or "none"
+                         for p in profs) + " |",
             line("… its counting error, ± µs", [p.get("worker_error_us_per_hit") for p in profs], 1),
             *floor_lines(cpu, profs),
             line("… of which wasm, µs", [p.get("wasm_us_per_hit") for p in profs], 1),

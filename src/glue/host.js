@@ -127,8 +127,3 @@ export function postBytes(url, flatHeaders, body, ms) {
       throw error;
     });
 }
-
-// The data centre's Cache API answer for `request`, or undefined.
-export function edgeMatch(request) {
-  return caches.default.match(request);
-}

@@ -42,8 +42,6 @@ extern "C" {
     fn request_headers_js(request: &web_sys::Request, names: &str) -> String;
     #[wasm_bindgen(js_name = postBytes)]
     fn post_bytes(url: &str, headers: &str, body: &str, ms: u32) -> Promise;
-    #[wasm_bindgen(js_name = edgeMatch)]
-    fn edge_match(request: &web_sys::Request) -> Promise;
 }
 
 /// An R2 object as `r2Get` read it.
@@ -210,12 +208,6 @@ pub async fn post(
         status: answer.status(),
         body: bytes.to_vec(),
     }))
-}
-
-/// The edge cache's answer for `request`, if it has one.
-pub async fn edge_lookup(request: &web_sys::Request) -> Option<web_sys::Response> {
-    let found = JsFuture::from(edge_match(request)).await.ok()?;
-    found.dyn_into().ok()
 }
 
 #[cfg(test)]

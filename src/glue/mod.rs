@@ -1,9 +1,11 @@
 //! The Workers entry points (wasm32 only): the sole user of the `worker` crate.
 //!
 //! `fetch` builds the real backends from `Env`, keeps the per-isolate state (dataset registry,
-//! single flight), answers from the edge cache (Cache API) when it can, hands the request to
-//! `service::handle`, converts the answer, and runs write-backs (and the evictions they trigger)
-//! in `ctx.wait_until`. `scheduled` (the cron trigger) runs `maintenance::scheduled_sweep`.
+//! single flight), hands the request to `service::handle`, converts the answer, puts it in the
+//! edge cache (Cache API) when the dataset has the edge tier on, and runs write-backs (and the
+//! evictions they trigger) in `ctx.wait_until`. `edge_tier` tells the entry module which
+//! requests the edge cache may answer. `scheduled` (the cron trigger) runs
+//! `maintenance::scheduled_sweep`.
 
 mod convert;
 mod host;
@@ -127,16 +129,11 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     let (method, url) = host::request_target(&raw);
     let (path, query) = crate::http::route::path_and_query(&url);
     let config = read_config(&env);
-    // The edge tier first, before anything else is read of the request.
+    // The edge tier's lookup was the entry module's (`edge_tier`); its put is this handler's.
     let edge_ttl = config
         .as_ref()
         .ok()
         .and_then(|config| edge_ttl_seconds(&method, path, &registry(config)));
-    if edge_ttl.is_some() {
-        if let Some(hit) = host::edge_lookup(&raw).await {
-            return Ok(hit);
-        }
-    }
     let mut headers = host::request_headers(&raw, &READ_HEADERS).into_iter();
     let mut header = || headers.next().flatten();
     let (range, if_none_match, authorization) = (header(), header(), header());
@@ -396,6 +393,19 @@ fn registry(config: &Config) -> Rc<DatasetRegistry> {
             )
         }))
     })
+}
+
+/// Whether the edge cache may answer a request (`method`, the runtime's serialised `url`): a
+/// `GET` of a Zarr key of a dataset with the edge tier on ([`edge_ttl_seconds`]). The entry
+/// module (`src/glue/entry.mjs`) asks before it calls the fetch handler and answers an edge hit
+/// itself: one synchronous call into wasm, where looking from the handler cost a task and two
+/// promise turns of the futures executor, half of an edge hit's own CPU (bench/README.md). The
+/// fetch handler never looks in the edge cache; it puts full answers there ([`edge_put`]).
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = edgeTier)]
+pub fn edge_tier(method: &str, url: &str, env: &wasm_bindgen::JsValue) -> bool {
+    let (path, _) = crate::http::route::path_and_query(url);
+    read_config(env.unchecked_ref::<Env>())
+        .is_ok_and(|config| edge_ttl_seconds(method, path, &registry(&config)).is_some())
 }
 
 /// The dataset's edge TTL when this request may use the edge cache (a `GET` of a Zarr key of a
