@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from .runner import (FILE_READERS, FILES_BLOCKCACHE, FILES_COLD, FILES_DIRECT, FILES_WARM, FLOOR_EDGE, FLOOR_WARM,
-                     PROD_EDGE, PROD_WARM, READERS, S3_WARM, XW_COLD, XW_WARM)
+                     IRREGULAR_SAMPLING, PROD_EDGE, PROD_WARM, PROFILED_RUNS, READERS, S3_WARM, XW_COLD, XW_WARM)
 
 ORIGIN_READERS = ("ReferenceFileSystem", "xpublish (cold)")
 # reference loading: 1M JSON references; the parquet set (10M chunks in the full run)
@@ -330,7 +330,7 @@ def workerd_targets(results: dict) -> list[dict]:
                                     f"; the median of {len(prof['runs_us_per_hit'])} profiled passes: "
                                     + ", ".join(f"{r:g}" for r in prof["runs_us_per_hit"]) + " µs"
                                     if prof.get("runs_us_per_hit") else "") + (
-                                    "; of which with samples over four times the interval asked apart: "
+                                    f"; of which with samples over {IRREGULAR_SAMPLING}× the interval asked apart: "
                                     + ", ".join(f"{r:g}" for r in prof["irregular_runs_us_per_hit"]) + " µs"
                                     if prof.get("irregular_runs_us_per_hit") else "") + ")",
                     "by": "" if us <= target else f"{us - target:.0f} µs over",
@@ -578,8 +578,8 @@ def workerd_cpu_section(results: dict) -> list[str]:
            "dev loop's section does, they count I/O waits; see bench/README.md), ± its counting error "
            "(1/√samples); GC and `(program)` (native work outside JS) are not counted. The samples are wall-clock "
            "and the profiler slows the isolate: the figure is an upper bound too. Each figure is the median of "
-           "five profiled passes (the rows of that pass below; passes whose samples came over four times the interval "
-           "asked apart are listed), after as many unmeasured hits as measured "
+           f"{PROFILED_RUNS} profiled passes (the rows of that pass below; passes whose samples came over "
+           f"{IRREGULAR_SAMPLING}× the interval asked apart are listed), after as many unmeasured hits as measured "
            "(V8's optimising tiers). The runtime floor (`bench/floor_worker.mjs`): a plain JS worker doing only the "
            "runtime's calls of a hit, over the same objects, measured alike.", "",
            "| what | warm HIT | EDGE hit |", "| --- | ---: | ---: |"]
@@ -605,7 +605,7 @@ def workerd_cpu_section(results: dict) -> list[str]:
                  [p.get("worker_us_per_hit") for p in profs], 1),
             "| … every profiled pass, µs | " + " | ".join(", ".join(f"{r:g}" for r in p.get("runs_us_per_hit") or []) or "—"
                                                          for p in profs) + " |",
-            "| … of which passes whose samples came over four times the interval asked apart, µs | "
+            f"| … of which passes whose samples came over {IRREGULAR_SAMPLING}× the interval asked apart, µs | "
             + " | ".join(", ".join(f"{r:g}" for r in p.get("irregular_runs_us_per_hit") or []) or "none"
                          for p in profs) + " |",
             line("… its counting error, ± µs", [p.get("worker_error_us_per_hit") for p in profs], 1),

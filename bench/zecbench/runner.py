@@ -41,6 +41,7 @@ S3_WARM = "worker warm (HIT), S3 storage"
 PROD_WARM = "workerd warm (HIT), no dev proxy"
 PROD_EDGE = "workerd warm, edge on (EDGE), no dev proxy"
 FLOOR_WARM = "runtime floor: plain JS worker, one R2 get (HIT)"
+FLOOR_EDGE = "runtime floor: plain JS worker, one Cache API match (EDGE)"
 # the process groups that run a worker (wrangler dev's, workerd's through Miniflare's API)
 RUNTIMES = ("worker", "worker_s3", "prod", "prod_prof", "floor")
 # profiled passes per figure of the CPU section (the median is reported)
@@ -52,7 +53,6 @@ PROFILED_RUNS = 5
 # kept: which spacing weighs a short burst right is not known, and dropping them would choose
 # figures; the median of the passes keeps a lone one from deciding
 IRREGULAR_SAMPLING = 4
-FLOOR_EDGE = "runtime floor: plain JS worker, one Cache API match (EDGE)"
 XW_COLD = "worker fronting xpublish, cold (MISS)"
 XW_WARM = "worker fronting xpublish, warm (HIT)"
 # Row order of the tables, and what each reader must see.
@@ -770,15 +770,15 @@ class Bench:
         Cache API): local R2 and the Cache API are SQLite files several workerd processes open,
         and one of them can find a file locked (SQLITE_BUSY, a 500) now and then. Unmeasured; the
         measured passes that follow check every answer."""
-        for item in items:
-            for attempt in range(tries):
-                async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session:
+            for item in items:
+                for attempt in range(tries):
                     async with session.get(item.target) as answer:
                         await answer.read()
-                        if answer.status == 200:
-                            break
-                if attempt == tries - 1:
-                    self.problems.append(f"the floor: {item.target} answered {answer.status} {tries} times")
+                    if answer.status == 200:
+                        break
+                    if attempt == tries - 1:
+                        self.problems.append(f"the floor: {item.target} answered {answer.status} {tries} times")
         await self.worker_idle(max_s=15.0, groups=RUNTIMES)
 
     async def body_matches(self, item: Item) -> bool:
