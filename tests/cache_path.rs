@@ -191,7 +191,25 @@ fn concurrent_cold_reads_on_two_workers_fetch_once() {
         assert_eq!(answer.status, 200);
         assert_eq!(answer.body, answers[0].body);
     }
-    assert_eq!(c.origin_requests(), 1, "one origin request for 50 readers");
+    // What each worker answered, for a failure to say which path fetched twice.
+    let seen: Vec<String> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let header = |name| a.header(name).unwrap_or("-");
+            format!(
+                "worker {} {} ({})",
+                i % 2 + 1,
+                header("x-cache"),
+                header("server-timing")
+            )
+        })
+        .collect();
+    assert_eq!(
+        c.origin_requests(),
+        1,
+        "one origin request for 50 readers; the answers: {seen:#?}"
+    );
 }
 
 /// `ETag` and `If-None-Match` → 304; `Range` → 206 with `Content-Range`; past the end → 416; `HEAD` has
