@@ -245,7 +245,9 @@ class Bench:
             log(f"{profile:8} {reader} c={c}: median of {repeats} passes "
                 f"{row['chunks_per_s'] or 0:.0f} chunks/s (passes: "
                 + ", ".join(f"{r['chunks_per_s'] or 0:.0f}" for r in passes) + ")")
-        self.check(row, len(items), expect)
+        # Every pass is checked (its errors, X-Cache, origin requests), not only the median one.
+        for measured in passes:
+            self.check(measured, len(items), expect)
         (self.rows if record else self.populate).append(row)
         return row
 
